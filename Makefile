@@ -1,0 +1,98 @@
+# stash: out-of-tree builds, one directory per variant; sources never see an object file.
+#   make            build/extensions/stash, build/bin/fake-aws, build/bin/lambda-sim
+#   make test       install what is missing, build, run every test (unit, integration)
+#   make asan       the same under ASan/UBSan (build/asan/...)
+#   make valgrind   unit tests under valgrind
+#   make demo       fake-aws + lambda-sim + stash, a burst of invocations, what stash did
+#   make bench      benchmarks (QUICK=1 for the CI smoke run) -> bench/results/
+#   make fuzz       libFuzzer harnesses (clang) -> build/fuzz/fuzz/
+# Knobs: V=1 (echo commands)  WERROR=0 (allow warnings locally)  CFLAGS/LDFLAGS (yours)
+NAME     := stash
+BUILD    ?= build
+WERROR   ?= 1
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wold-style-definition -Wpointer-arith -Wwrite-strings -Wvla -Wformat=2 \
+            -Wundef -Wimplicit-fallthrough -fno-common $(if $(filter 1,$(WERROR)),-Werror)
+OPT      ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+SANOPT   := -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
+PKGS     := libmicrohttpd libcurl libcjson openssl
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ALL_CPPFLAGS = -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(PKG_CFLAGS) -MMD -MP $(CPPFLAGS)
+ALL_CFLAGS   = -std=c11 $(OPT) $(WARN) $(SAN) $(CFLAGS)
+ALL_LDFLAGS  = $(SAN_LD) $(LDFLAGS)
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
+Q        := $(if $(V),,@)
+
+LIB_SRC  := $(wildcard common/*.c cache/*.c telemetry/*.c extension/*.c)
+LIB_SRC  := $(filter-out extension/main.c,$(LIB_SRC))
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+FAKEAWS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard sim/fake_aws/*.c))
+SIM_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard sim/lambda_sim/*.c))
+TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+FUZZERS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+
+EXT      := $(BUILD)/extensions/$(NAME)
+BINS     := $(EXT) $(if $(FAKEAWS_OBJ),$(BUILD)/bin/fake-aws) $(if $(SIM_OBJ),$(BUILD)/bin/lambda-sim)
+
+.PHONY: all deps test unit asan valgrind fuzz fuzz-build bench demo lint format format-check \
+        install clean
+all: $(BINS)
+
+deps:
+	$(Q)scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+$(EXT): $(BUILD)/obj/extension/main.o $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/bin/fake-aws: $(FAKEAWS_OBJ) $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/bin/lambda-sim: $(SIM_OBJ) $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ -lcmocka $(LDLIBS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# `test` installs what is missing first, so a fresh machine needs nothing but this command.
+test: deps
+	$(Q)$(MAKE) --no-print-directory unit
+unit: $(BINS) $(TESTS)
+	$(Q)tests/run.sh $(BUILD)
+asan: deps
+	$(Q)$(MAKE) --no-print-directory unit BUILD=build/asan OPT="$(SANOPT)" \
+	  SAN=-fsanitize=address,undefined SAN_LD=-fsanitize=address,undefined
+valgrind: deps $(BINS) $(TESTS)
+	$(Q)VALGRIND=1 tests/run.sh $(BUILD) --unit-only
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-build BUILD=build/fuzz CC=clang OPT="$(SANOPT)" \
+	  SAN=-fsanitize=fuzzer-no-link,address,undefined SAN_LD=-fsanitize=fuzzer,address,undefined
+fuzz-build: $(FUZZERS)
+bench: deps
+	$(Q)$(MAKE) --no-print-directory $(BINS) $(BENCHES)
+	$(Q)bench/run.sh $(BUILD) $(if $(QUICK),--quick)
+demo: deps
+	$(Q)$(MAKE) --no-print-directory $(BINS)
+	$(Q)scripts/demo.sh $(BUILD)
+lint:
+	clang-tidy $(LIB_SRC) extension/main.c -- $(ALL_CPPFLAGS) -std=c11
+format:
+	clang-format -i $(LIB_SRC) $(wildcard */*.h tests/unit/*.c sim/*/*.c)
+format-check:
+	clang-format --dry-run -Werror $(LIB_SRC) $(wildcard */*.h tests/unit/*.c sim/*/*.c)
+install: all   # layer layout: $(PREFIX)/extensions/$(NAME)
+	install -D -m 0755 $(EXT) $(DESTDIR)$(or $(PREFIX),/opt)/extensions/$(NAME)
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

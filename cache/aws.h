@@ -1,0 +1,70 @@
+/* cache/aws.h: the upstream clients: Secrets Manager GetSecretValue and SSM GetParameter.
+ *
+ * Wire: AWS JSON 1.1 (POST /, X-Amz-Target, Content-Type application/x-amz-json-1.1), signed with
+ * SigV4 (cache/sigv4.h) including x-amz-security-token, over libcurl with kept-alive connections:
+ * a pool of at most max_connections easy handles per service, reused across calls and threads
+ * (a caller waits for a free handle; it is never refused).  Bounded retries with jittered
+ * exponential backoff on throttling, 5xx and transport errors.  Response bodies have a ceiling.
+ *
+ * Results are what the local API answers (struct cache_value): on success status 200 and the
+ * JSON in the shape AWS's Parameters and Secrets extension returns; on failure a status a program
+ * can act on and {"__type":"...","message":"..."} (upstream status and type passed through for
+ * AWS errors; 429 when still throttled after retries; 504 on timeout; 502 when unreachable or the
+ * answer is unreadable).  Every attempt is recorded in *facts (calls, ncalls); nothing else in
+ * facts is touched.
+ *
+ * Ownership: aws_client_new copies the config.  Secrets (keys, token, bodies) are wiped on free.
+ * Thread-safety: aws_get_* are thread-safe; new/free are not.  libcurl is the only HTTP client
+ * library here and this module is its only user in cache/.  curl_global_init is the caller's job
+ * (main, before threads).
+ */
+#ifndef STASH_CACHE_AWS_H
+#define STASH_CACHE_AWS_H
+
+#include <stddef.h>
+
+#include "cache/cache.h"
+#include "common/facts.h"
+
+struct aws_config {
+    const char *region;
+    const char *access_key_id;
+    const char *secret_access_key;
+    const char *session_token;      /* may be NULL */
+    const char *sm_endpoint;        /* base URL; NULL: https://secretsmanager.<region>.amazonaws.com */
+    const char *ssm_endpoint;       /* NULL: https://ssm.<region>.amazonaws.com */
+    const char *ca_bundle;          /* AWS_CA_BUNDLE, may be NULL */
+    long sm_timeout_ms;             /* whole call including retries; 0: none */
+    long ssm_timeout_ms;
+    unsigned max_connections;       /* per service, >= 1 */
+    unsigned max_attempts;          /* >= 1, retries included */
+    size_t max_response_bytes;      /* ceiling on one upstream body */
+};
+
+struct aws_client;
+
+struct aws_sm_request {
+    const char *secret_id;
+    const char *version_id;     /* NULL if absent */
+    const char *version_stage;  /* NULL if absent */
+};
+
+struct aws_ssm_request {
+    const char *name;
+    const char *version;        /* NULL if absent; the selector is appended to the name (":3") */
+    const char *label;          /* NULL if absent */
+    int with_decryption;
+};
+
+struct aws_client *aws_client_new(const struct aws_config *cfg);
+void aws_client_free(struct aws_client *c);
+
+void aws_get_secret_value(struct aws_client *c, const struct aws_sm_request *req,
+                          struct cache_value *out, struct facts *facts);
+void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
+                       struct cache_value *out, struct facts *facts);
+
+/* Builds an error body {"__type":type,"message":message}, correctly escaped. */
+void aws_error_value(int status, const char *type, const char *message, struct cache_value *out);
+
+#endif

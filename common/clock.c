@@ -1,0 +1,135 @@
+#include "common/clock.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/err.h"
+
+uint64_t clock_mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t clock_mono_ms(void)
+{
+    return clock_mono_ns() / 1000000u;
+}
+
+uint64_t clock_real_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+double clock_ms_between(uint64_t start_ns, uint64_t end_ns)
+{
+    if (end_ns < start_ns) {
+        return 0.0;
+    }
+    return (double)(end_ns - start_ns) / 1e6;
+}
+
+void clock_format_iso(uint64_t epoch_ms, char out[CLOCK_ISO_LEN])
+{
+    time_t s = (time_t)(epoch_ms / 1000u);
+    struct tm tm;
+
+    /* Formatted through a roomy buffer: gcc cannot see that struct tm fields are in range. */
+    char tmp[64];
+
+    gmtime_r(&s, &tm);
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(epoch_ms % 1000u));
+    memcpy(out, tmp, CLOCK_ISO_LEN - 1);
+    out[CLOCK_ISO_LEN - 1] = '\0';
+}
+
+void clock_format_amz(int64_t epoch_s, char out[CLOCK_AMZ_LEN])
+{
+    time_t s = (time_t)epoch_s;
+    struct tm tm;
+
+    char tmp[64];
+
+    gmtime_r(&s, &tm);
+    snprintf(tmp, sizeof(tmp), "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    memcpy(out, tmp, CLOCK_AMZ_LEN - 1);
+    out[CLOCK_AMZ_LEN - 1] = '\0';
+}
+
+static int days_from_civil(int y, unsigned m, unsigned d, int64_t *days)
+{
+    /* Howard Hinnant's days-from-civil algorithm, proleptic Gregorian. */
+    int64_t era;
+    unsigned yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    *days = era * 146097 + (int64_t)doe - 719468;
+    return 0;
+}
+
+int clock_parse_iso(const char *s, uint64_t *epoch_ms)
+{
+    int y, mo, d, h, mi, sec;
+    unsigned ms = 0;
+    int64_t days;
+    const char *p;
+
+    *epoch_ms = 0;
+    if (strlen(s) < 20) {
+        return STASH_EINVAL;
+    }
+    for (int i = 0; i < 19; i++) {
+        char c = s[i];
+        int digit = c >= '0' && c <= '9';
+        int want_sep = i == 4 || i == 7 || i == 10 || i == 13 || i == 16;
+
+        if (want_sep ? digit : !digit) {
+            return STASH_EINVAL;
+        }
+    }
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') {
+        return STASH_EINVAL;
+    }
+    y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    mo = (s[5] - '0') * 10 + (s[6] - '0');
+    d = (s[8] - '0') * 10 + (s[9] - '0');
+    h = (s[11] - '0') * 10 + (s[12] - '0');
+    mi = (s[14] - '0') * 10 + (s[15] - '0');
+    sec = (s[17] - '0') * 10 + (s[18] - '0');
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+        return STASH_EINVAL;
+    }
+    p = s + 19;
+    if (*p == '.') {
+        unsigned scale = 100;
+
+        p++;
+        if (*p < '0' || *p > '9') {
+            return STASH_EINVAL;
+        }
+        while (*p >= '0' && *p <= '9') {
+            ms += (unsigned)(*p - '0') * scale;
+            scale /= 10;
+            p++;
+        }
+    }
+    if (p[0] != 'Z' || p[1] != '\0') {
+        return STASH_EINVAL;
+    }
+    days_from_civil(y, (unsigned)mo, (unsigned)d, &days);
+    *epoch_ms = (uint64_t)((days * 86400 + h * 3600 + mi * 60 + sec) * 1000) + ms;
+    return STASH_OK;
+}

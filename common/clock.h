@@ -1,0 +1,30 @@
+/* common/clock.h: the two clocks.
+ *
+ * Monotonic time (CLOCK_MONOTONIC) measures TTLs, deadlines and latencies.  Wall time
+ * (CLOCK_REALTIME) is used only where a protocol wants a date: SigV4's X-Amz-Date, EMF's
+ * _aws.Timestamp, ISO dates in responses and Telemetry events.
+ * Thread-safety: all functions are thread-safe (gmtime_r, no static buffers).
+ */
+#ifndef STASH_COMMON_CLOCK_H
+#define STASH_COMMON_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint64_t clock_mono_ns(void);
+uint64_t clock_mono_ms(void);
+/* Milliseconds since the epoch. */
+uint64_t clock_real_ms(void);
+/* Milliseconds between two clock_mono_ns() readings, as a fraction. */
+double clock_ms_between(uint64_t start_ns, uint64_t end_ns);
+
+#define CLOCK_ISO_LEN 25 /* "2022-11-16T08:22:40.362Z" plus NUL */
+#define CLOCK_AMZ_LEN 17 /* "20150830T123600Z" plus NUL */
+/* Formats epoch milliseconds as ISO 8601 UTC with milliseconds and a Z. */
+void clock_format_iso(uint64_t epoch_ms, char out[CLOCK_ISO_LEN]);
+/* Formats epoch seconds as SigV4's basic ISO 8601 date-time. */
+void clock_format_amz(int64_t epoch_s, char out[CLOCK_AMZ_LEN]);
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" to epoch milliseconds; STASH_EINVAL if malformed. */
+int clock_parse_iso(const char *s, uint64_t *epoch_ms);
+
+#endif
