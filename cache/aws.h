@@ -30,29 +30,29 @@ struct aws_config {
     const char *region;
     const char *access_key_id;
     const char *secret_access_key;
-    const char *session_token;      /* may be NULL */
-    const char *sm_endpoint;        /* base URL; NULL: https://secretsmanager.<region>.amazonaws.com */
-    const char *ssm_endpoint;       /* NULL: https://ssm.<region>.amazonaws.com */
-    const char *ca_bundle;          /* AWS_CA_BUNDLE, may be NULL */
-    long sm_timeout_ms;             /* whole call including retries; 0: none */
+    const char *session_token; /* may be NULL */
+    const char *sm_endpoint;   /* base URL; NULL: https://secretsmanager.<region>.amazonaws.com */
+    const char *ssm_endpoint;  /* NULL: https://ssm.<region>.amazonaws.com */
+    const char *ca_bundle;     /* AWS_CA_BUNDLE, may be NULL */
+    long sm_timeout_ms;        /* whole call including retries; 0: none */
     long ssm_timeout_ms;
-    unsigned max_connections;       /* per service, >= 1 */
-    unsigned max_attempts;          /* >= 1, retries included */
-    size_t max_response_bytes;      /* ceiling on one upstream body */
+    unsigned max_connections;  /* per service, >= 1 */
+    unsigned max_attempts;     /* >= 1, retries included */
+    size_t max_response_bytes; /* ceiling on one upstream body */
 };
 
 struct aws_client;
 
 struct aws_sm_request {
     const char *secret_id;
-    const char *version_id;     /* NULL if absent */
-    const char *version_stage;  /* NULL if absent */
+    const char *version_id;    /* NULL if absent */
+    const char *version_stage; /* NULL if absent */
 };
 
 struct aws_ssm_request {
     const char *name;
-    const char *version;        /* NULL if absent; the selector is appended to the name (":3") */
-    const char *label;          /* NULL if absent */
+    const char *version; /* NULL if absent; the selector is appended to the name (":3") */
+    const char *label;   /* NULL if absent */
     int with_decryption;
 };
 

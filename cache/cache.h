@@ -31,17 +31,17 @@
 struct cache;
 
 struct cache_value {
-    int status;      /* HTTP status for the local caller */
-    char *body;      /* owned, NUL-terminated; may hold a secret: release with cache_value_release */
-    size_t len;      /* body length without the NUL */
+    int status; /* HTTP status for the local caller */
+    char *body; /* owned, NUL-terminated; may hold a secret: release with cache_value_release */
+    size_t len; /* body length without the NUL */
 };
 
 void cache_value_release(struct cache_value *v); /* wipes and frees body; accepts zeroed values */
 
 struct cache_opts {
-    size_t max_items;       /* 0: store nothing (every get is a BYPASS) */
-    size_t max_bytes;       /* 0: no byte bound */
-    uint64_t stale_max_ms;  /* how long past expiry a value may still be served on a fault */
+    size_t max_items;      /* 0: store nothing (every get is a BYPASS) */
+    size_t max_bytes;      /* 0: no byte bound */
+    uint64_t stale_max_ms; /* how long past expiry a value may still be served on a fault */
     uint64_t (*now_ms)(void *clock_ctx); /* NULL: clock_mono_ms */
     void *clock_ctx;
 };

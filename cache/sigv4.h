@@ -40,10 +40,10 @@ struct sigv4_input {
     size_t payload_len;
     const char *region;
     const char *service;
-    const char *amz_date;               /* "20150830T123600Z" */
+    const char *amz_date; /* "20150830T123600Z" */
     const char *access_key_id;
     const char *secret_access_key;
-    int normalize_path;                 /* 1 for every service but S3 */
+    int normalize_path; /* 1 for every service but S3 */
 };
 
 #define SIGV4_HEX_LEN 65 /* 64 hex digits and a NUL */

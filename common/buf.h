@@ -15,19 +15,23 @@
 #include "common/err.h"
 
 struct buf {
-    char *data;  /* NULL or NUL-terminated */
-    size_t len;  /* bytes used, excluding the NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* ceiling on len; 0 means no ceiling (only for buffers we fill ourselves) */
+    char *data; /* NULL or NUL-terminated */
+    size_t len; /* bytes used, excluding the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* ceiling on len; 0 means no ceiling (only for buffers we fill ourselves) */
 };
 
-#define BUF_INIT(maxlen) {NULL, 0, 0, (maxlen)}
+#define BUF_INIT(maxlen)     \
+    {                        \
+        NULL, 0, 0, (maxlen) \
+    }
 
 void buf_init(struct buf *b, size_t max);
 enum stash_err buf_append(struct buf *b, const void *p, size_t n);
 enum stash_err buf_puts(struct buf *b, const char *s);
 enum stash_err buf_putc(struct buf *b, char c);
-enum stash_err buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+enum stash_err buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Appends s as the inside of a JSON string (no quotes), escaping as RFC 8259 requires. */
 enum stash_err buf_put_json_escaped(struct buf *b, const char *s, size_t n);
 /* Empties the buffer, keeping the allocation (wiping what it held). */

@@ -9,16 +9,16 @@
 
 enum stash_err {
     STASH_OK = 0,
-    STASH_EINVAL,      /* bad input from a caller or a peer */
-    STASH_ETOOBIG,     /* a ceiling on a buffer was reached */
-    STASH_ENOTFOUND,   /* no such thing */
-    STASH_EPARSE,      /* malformed document */
-    STASH_EUPSTREAM,   /* the upstream answered with an error */
-    STASH_ETIMEOUT,    /* a deadline passed */
-    STASH_EUNREACHABLE,/* could not connect or the connection broke */
-    STASH_ETHROTTLED,  /* the upstream throttled us after every retry */
-    STASH_EIO,         /* a local system call failed */
-    STASH_ESTATE,      /* called in the wrong state (already started, shut down) */
+    STASH_EINVAL,       /* bad input from a caller or a peer */
+    STASH_ETOOBIG,      /* a ceiling on a buffer was reached */
+    STASH_ENOTFOUND,    /* no such thing */
+    STASH_EPARSE,       /* malformed document */
+    STASH_EUPSTREAM,    /* the upstream answered with an error */
+    STASH_ETIMEOUT,     /* a deadline passed */
+    STASH_EUNREACHABLE, /* could not connect or the connection broke */
+    STASH_ETHROTTLED,   /* the upstream throttled us after every retry */
+    STASH_EIO,          /* a local system call failed */
+    STASH_ESTATE,       /* called in the wrong state (already started, shut down) */
 };
 
 const char *stash_strerror(enum stash_err err);

@@ -18,34 +18,34 @@ enum facts_service {
 };
 
 enum facts_outcome {
-    FACTS_LOCAL = 0,   /* answered without the cache: bad request, token, ping, 404 */
-    FACTS_HIT,         /* fresh value from the cache */
-    FACTS_MISS,        /* this request led the upstream fetch */
-    FACTS_WAITED,      /* joined another request's in-flight fetch (single-flight follower) */
-    FACTS_STALE,       /* expired value served because the refresh failed transiently */
-    FACTS_BYPASS,      /* cache off, TTL 0 or refreshNow: fetched without keeping the result */
+    FACTS_LOCAL = 0, /* answered without the cache: bad request, token, ping, 404 */
+    FACTS_HIT,       /* fresh value from the cache */
+    FACTS_MISS,      /* this request led the upstream fetch */
+    FACTS_WAITED,    /* joined another request's in-flight fetch (single-flight follower) */
+    FACTS_STALE,     /* expired value served because the refresh failed transiently */
+    FACTS_BYPASS,    /* cache off, TTL 0 or refreshNow: fetched without keeping the result */
 };
 
 #define FACTS_MAX_CALLS 8 /* upstream attempts recorded per request (retries included) */
 #define FACTS_NAME_MAX  256
 
 struct facts_call {
-    double ms;           /* wall time of the attempt, request sent to body read */
-    int http_status;     /* upstream status; 0 if no answer (timeout, connect failure) */
-    uint8_t throttled;   /* ThrottlingException / 429 / TooManyUpdates */
-    uint8_t error;       /* anything but 2xx, including throttles and transport failures */
+    double ms;         /* wall time of the attempt, request sent to body read */
+    int http_status;   /* upstream status; 0 if no answer (timeout, connect failure) */
+    uint8_t throttled; /* ThrottlingException / 429 / TooManyUpdates */
+    uint8_t error;     /* anything but 2xx, including throttles and transport failures */
 };
 
 struct facts {
     enum facts_service service;
     enum facts_outcome outcome;
-    int status;                          /* HTTP status given to the local caller */
-    double latency_ms;                   /* local request, first byte in to response queued */
-    unsigned ncalls;                     /* upstream attempts made by this request */
-    unsigned ncalls_recorded;            /* min(ncalls, FACTS_MAX_CALLS) */
+    int status;               /* HTTP status given to the local caller */
+    double latency_ms;        /* local request, first byte in to response queued */
+    unsigned ncalls;          /* upstream attempts made by this request */
+    unsigned ncalls_recorded; /* min(ncalls, FACTS_MAX_CALLS) */
     struct facts_call calls[FACTS_MAX_CALLS];
-    char request_id[64];                 /* from the optional X-Stash-Request-Id header, or "" */
-    char name[FACTS_NAME_MAX];           /* secret id / parameter name, or "" */
+    char request_id[64];       /* from the optional X-Stash-Request-Id header, or "" */
+    char name[FACTS_NAME_MAX]; /* secret id / parameter name, or "" */
 };
 
 #endif

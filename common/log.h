@@ -27,11 +27,11 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level level);
 
-#define LOG_AT(level, module, ...)                                                                 \
-    do {                                                                                           \
-        if ((level) >= g_log_level) {                                                              \
-            log_write((level), (module), __VA_ARGS__);                                             \
-        }                                                                                          \
+#define LOG_AT(level, module, ...)                     \
+    do {                                               \
+        if ((level) >= g_log_level) {                  \
+            log_write((level), (module), __VA_ARGS__); \
+        }                                              \
     } while (0)
 
 #define LOG_DEBUG(module, ...) LOG_AT(LOG_LEVEL_DEBUG, module, __VA_ARGS__)

@@ -10,8 +10,8 @@
 static void oom(size_t size)
 {
     char msg[96];
-    int n = snprintf(msg, sizeof(msg), "[stash] FATAL mem: out of memory allocating %zu bytes\n",
-                     size);
+    int n =
+        snprintf(msg, sizeof(msg), "[stash] FATAL mem: out of memory allocating %zu bytes\n", size);
 
     if (n > 0) {
         /* Nothing useful to do if stderr is gone too. */

@@ -57,7 +57,9 @@ static void test_buf_growth_and_printf(void **state)
 static void test_json_escape(void **state)
 {
     struct buf b = BUF_INIT(0);
-    const char in[] = "a\"b\\c\nd\te\x01" "f\x7f" "g\xc3\xa9";
+    const char in[] = "a\"b\\c\nd\te\x01"
+                      "f\x7f"
+                      "g\xc3\xa9";
 
     (void)state;
     assert_int_equal(buf_put_json_escaped(&b, in, sizeof(in) - 1), STASH_OK);
@@ -111,9 +113,9 @@ static void test_log_level_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_ceiling),        cmocka_unit_test(test_buf_growth_and_printf),
-        cmocka_unit_test(test_json_escape),        cmocka_unit_test(test_clock_format_parse),
-        cmocka_unit_test(test_mem_equal_ct),       cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_buf_ceiling),  cmocka_unit_test(test_buf_growth_and_printf),
+        cmocka_unit_test(test_json_escape),  cmocka_unit_test(test_clock_format_parse),
+        cmocka_unit_test(test_mem_equal_ct), cmocka_unit_test(test_log_level_parse),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
