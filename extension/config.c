@@ -1,0 +1,496 @@
+/* extension/config.c: the table of environment variables and its three readers (load, help, dump).
+ * Contract in config.h. */
+#include "extension/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/mem.h"
+
+enum config_kind {
+    CONFIG_BOOL,      /* int: TRUE/FALSE (also 1/0), case-insensitive */
+    CONFIG_UINT,      /* uint64_t: decimal whole number in [min, max] */
+    CONFIG_LOG_LEVEL, /* enum log_level */
+    CONFIG_STRING,    /* char *: any non-empty text */
+    CONFIG_SECRET,    /* char *: like STRING, but never printed */
+    CONFIG_URL,       /* char *: http:// or https:// URL */
+};
+
+struct config_var {
+    const char *name;
+    enum config_kind kind;
+    size_t offset;    /* of the field in struct config */
+    const char *dflt; /* default as text (parsed like a value); NULL: unset */
+    uint64_t min;     /* CONFIG_UINT only */
+    uint64_t max;
+    const char *unit; /* CONFIG_UINT only: "s", "ms", "items", ... */
+    const char *help;
+};
+
+#define F(field) offsetof(struct config, field)
+
+/* AWS's rows first, in the order of its documentation, then the AWS environment, then ours.
+ * The TTL ceiling is 3600 s where AWS's extension clamps at 300 s: the agent allows an hour and
+ * users asked for longer (anchors §6.2). */
+static const struct config_var s_vars[] = {
+    {"PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED", CONFIG_BOOL, F(cache_enabled), "TRUE", 0, 0,
+     NULL, "cache values (FALSE: every request goes upstream)"},
+    {"PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", CONFIG_UINT, F(cache_size), "1000", 0, 1000,
+     "items", "most values kept (0: no caching)"},
+    {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", CONFIG_UINT, F(http_port), "2773", 1, 65535, NULL,
+     "port of the local API on 127.0.0.1 and ::1"},
+    {"PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", CONFIG_UINT, F(max_connections), "3", 1, 1000,
+     NULL, "outbound connections kept per service (Secrets Manager, SSM)"},
+    {"PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", CONFIG_LOG_LEVEL, F(log_level), "info", 0, 0, NULL,
+     "debug, info, warn, error or none"},
+    {"SECRETS_MANAGER_TTL", CONFIG_UINT, F(sm_ttl_s), "300", 0, 3600, "s",
+     "lifetime of a cached secret (0: no caching; AWS's extension caps this at 300)"},
+    {"SSM_PARAMETER_STORE_TTL", CONFIG_UINT, F(ssm_ttl_s), "300", 0, 3600, "s",
+     "lifetime of a cached parameter (0: no caching)"},
+    {"SECRETS_MANAGER_TIMEOUT_MILLIS", CONFIG_UINT, F(sm_timeout_ms), "0", 0, 3600000, "ms",
+     "deadline for one Secrets Manager fetch, retries included (0: none)"},
+    {"SSM_PARAMETER_STORE_TIMEOUT_MILLIS", CONFIG_UINT, F(ssm_timeout_ms), "0", 0, 3600000, "ms",
+     "deadline for one SSM fetch, retries included (0: none)"},
+
+    {"AWS_REGION", CONFIG_STRING, F(region), NULL, 0, 0, NULL, "Region of the upstream services"},
+    {"AWS_DEFAULT_REGION", CONFIG_STRING, F(default_region), NULL, 0, 0, NULL,
+     "used when AWS_REGION is unset"},
+    {"AWS_ACCESS_KEY_ID", CONFIG_SECRET, F(access_key_id), NULL, 0, 0, NULL,
+     "credentials for signing upstream calls (Lambda sets them)"},
+    {"AWS_SECRET_ACCESS_KEY", CONFIG_SECRET, F(secret_access_key), NULL, 0, 0, NULL,
+     "credentials for signing upstream calls"},
+    {"AWS_SESSION_TOKEN", CONFIG_SECRET, F(session_token), NULL, 0, 0, NULL,
+     "session credentials; also the token callers send (X-Aws-Parameters-Secrets-Token)"},
+    {"AWS_TOKEN", CONFIG_SECRET, F(aws_token), NULL, 0, 0, NULL,
+     "token callers send, if set (preferred over AWS_SESSION_TOKEN, as the agent does); "
+     "file:///path reads it from a file"},
+    {"AWS_CONTAINER_AUTHORIZATION_TOKEN", CONFIG_SECRET, F(container_token), NULL, 0, 0, NULL,
+     "token callers send when neither AWS_TOKEN nor AWS_SESSION_TOKEN is set (SnapStart)"},
+    {"AWS_ENDPOINT_URL_SECRETS_MANAGER", CONFIG_URL, F(endpoint_sm), NULL, 0, 0, NULL,
+     "Secrets Manager endpoint (default https://secretsmanager.<region>.amazonaws.com)"},
+    {"AWS_ENDPOINT_URL_SSM", CONFIG_URL, F(endpoint_ssm), NULL, 0, 0, NULL,
+     "SSM endpoint (default https://ssm.<region>.amazonaws.com)"},
+    {"AWS_ENDPOINT_URL", CONFIG_URL, F(endpoint), NULL, 0, 0, NULL,
+     "endpoint for both services when the service-specific variable is unset"},
+    {"AWS_CA_BUNDLE", CONFIG_STRING, F(ca_bundle), NULL, 0, 0, NULL,
+     "PEM file of CA certificates for upstream TLS"},
+    {"AWS_LAMBDA_RUNTIME_API", CONFIG_STRING, F(lambda_runtime_api), NULL, 0, 0, NULL,
+     "set by Lambda; when unset stash runs as a local agent until SIGTERM/SIGINT"},
+
+    {"STASH_CACHE_MAX_BYTES", CONFIG_UINT, F(cache_max_bytes), "16777216", 4096, 4294967296ULL,
+     "bytes", "most bytes of keys and values kept; least recently used go first"},
+    {"STASH_STALE_MAX_SECONDS", CONFIG_UINT, F(stale_max_s), "900", 0, 86400, "s",
+     "how long past expiry a value is still served when the refresh fails (throttled, 5xx, "
+     "timeout); 0: never"},
+    {"STASH_MAX_ATTEMPTS", CONFIG_UINT, F(max_attempts), "3", 1, 10, NULL,
+     "upstream attempts per fetch, retries included (jittered backoff)"},
+    {"STASH_MAX_INBOUND_CONNECTIONS", CONFIG_UINT, F(max_inbound), "128", 1, 10000, NULL,
+     "local API connections open at once (one thread each)"},
+    {"STASH_PREFETCH_SECRETS", CONFIG_STRING, F(prefetch_secrets), NULL, 0, 0, NULL,
+     "comma-separated secret ids fetched at start, so the first request is a hit"},
+    {"STASH_PREFETCH_PARAMETERS", CONFIG_STRING, F(prefetch_parameters), NULL, 0, 0, NULL,
+     "comma-separated parameter names fetched at start (withDecryption=true)"},
+};
+
+#define NVARS (sizeof(s_vars) / sizeof(s_vars[0]))
+
+/* Names seen in documentation or generated by tools that no version of the extension reads. */
+static const struct {
+    const char *wrong;
+    const char *right;
+} s_errata[] = {
+    {"PARAMETERS_SECRETS_CACHE_SIZE", "PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE"},
+    {"SSM_PARAMETER_STORE _TTL", "SSM_PARAMETER_STORE_TTL"},
+    {"PARAMETERS_AND_SECRETS_EXTENSION_CACHE_ENABLED",
+     "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED"},
+    {"PARAMETERS_AND_SECRETS_EXTENSION_CACHE_SIZE", "PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE"},
+    {"PARAMETERS_AND_SECRETS_EXTENSION_HTTP_PORT", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"},
+    {"PARAMETERS_AND_SECRETS_EXTENSION_MAX_CONNECTIONS",
+     "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS"},
+    {"PARAMETERS_AND_SECRETS_EXTENSION_LOG_LEVEL", "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL"},
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || !errlen) {
+        return;
+    }
+    va_start(ap, fmt);
+    (void)vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void add_warning(struct config *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add_warning(struct config *cfg, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (cfg->nwarnings >= CONFIG_MAX_WARNINGS) {
+        return;
+    }
+    va_start(ap, fmt);
+    (void)vsnprintf(cfg->warnings[cfg->nwarnings], CONFIG_WARNING_MAX, fmt, ap);
+    va_end(ap);
+    cfg->nwarnings++;
+}
+
+/* Strict: digits only, no sign, no spaces, no overflow. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') {
+            return 0;
+        }
+        if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10) {
+            return 0;
+        }
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0) {
+        *out = 1;
+        return 1;
+    }
+    if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0) {
+        *out = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static const char *range_text(const struct config_var *v, char *tmp, size_t n)
+{
+    switch (v->kind) {
+    case CONFIG_BOOL:
+        return "TRUE or FALSE";
+    case CONFIG_LOG_LEVEL:
+        return "debug, info, warn, error or none";
+    case CONFIG_UINT:
+        (void)snprintf(tmp, n, "%llu-%llu%s%s", (unsigned long long)v->min,
+                       (unsigned long long)v->max, v->unit ? " " : "", v->unit ? v->unit : "");
+        return tmp;
+    case CONFIG_URL:
+        return "http://... or https://...";
+    case CONFIG_STRING:
+    case CONFIG_SECRET:
+        break;
+    }
+    return "any text";
+}
+
+/* Parses one value of variable v into cfg.  Secret values never reach err. */
+static enum stash_err parse_one(const struct config_var *v, const char *val, struct config *cfg,
+                                char *err, size_t errlen)
+{
+    char *field = (char *)cfg + v->offset;
+    char range[64];
+    uint64_t u;
+    int b;
+
+    switch (v->kind) {
+    case CONFIG_BOOL:
+        if (!parse_bool(val, &b)) {
+            set_err(err, errlen, "%s=\"%.64s\" is not a boolean; valid: TRUE or FALSE", v->name,
+                    val);
+            return STASH_EINVAL;
+        }
+        memcpy(field, &b, sizeof(b));
+        return STASH_OK;
+    case CONFIG_UINT:
+        if (!parse_u64(val, &u)) {
+            set_err(err, errlen, "%s=\"%.64s\" is not a whole number; valid: %s", v->name, val,
+                    range_text(v, range, sizeof(range)));
+            return STASH_EINVAL;
+        }
+        if (u < v->min || u > v->max) {
+            set_err(err, errlen, "%s=%llu is out of range; valid: %s", v->name,
+                    (unsigned long long)u, range_text(v, range, sizeof(range)));
+            return STASH_EINVAL;
+        }
+        memcpy(field, &u, sizeof(u));
+        return STASH_OK;
+    case CONFIG_LOG_LEVEL: {
+        enum log_level level;
+
+        if (log_level_parse(val, &level) != STASH_OK) {
+            set_err(err, errlen, "%s=\"%.64s\" is not a log level; valid: %s", v->name, val,
+                    range_text(v, range, sizeof(range)));
+            return STASH_EINVAL;
+        }
+        memcpy(field, &level, sizeof(level));
+        return STASH_OK;
+    }
+    case CONFIG_URL:
+        if (strncmp(val, "http://", 7) != 0 && strncmp(val, "https://", 8) != 0) {
+            set_err(err, errlen,
+                    "%s=\"%.128s\" is not a URL; valid: http://host[:port] or "
+                    "https://host[:port]",
+                    v->name, val);
+            return STASH_EINVAL;
+        }
+        break;
+    case CONFIG_STRING:
+    case CONFIG_SECRET:
+        break;
+    }
+    {
+        char *copy = xstrdup(val);
+
+        memcpy(field, &copy, sizeof(copy));
+    }
+    return STASH_OK;
+}
+
+/* Reads a token from a file:// source, trimming trailing whitespace, as the agent does. */
+static enum stash_err read_token_file(const char *var, const char *path, char **out, size_t *len,
+                                      char *err, size_t errlen)
+{
+    char *data = xmalloc(CONFIG_TOKEN_MAX + 1);
+    size_t n = 0;
+    ssize_t r;
+    int fd;
+    enum stash_err rc = STASH_EINVAL;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        set_err(err, errlen, "%s names file://%.128s, which cannot be opened (errno %d)", var, path,
+                errno);
+        goto out;
+    }
+    while (n < CONFIG_TOKEN_MAX + 1) {
+        r = read(fd, data + n, CONFIG_TOKEN_MAX + 1 - n);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            set_err(err, errlen, "%s: reading file://%.128s failed (errno %d)", var, path, errno);
+            goto out_close;
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+    }
+    if (n > CONFIG_TOKEN_MAX) {
+        set_err(err, errlen, "%s: file://%.128s is larger than %d bytes; valid: a token file", var,
+                path, CONFIG_TOKEN_MAX);
+        goto out_close;
+    }
+    while (n && (data[n - 1] == '\n' || data[n - 1] == '\r' || data[n - 1] == ' ' ||
+                 data[n - 1] == '\t')) {
+        n--;
+    }
+    if (!n) {
+        set_err(err, errlen, "%s: file://%.128s is empty; valid: a file holding the token", var,
+                path);
+        goto out_close;
+    }
+    data[n] = '\0';
+    *out = xmemdup(data, n);
+    *len = n;
+    rc = STASH_OK;
+out_close:
+    close(fd);
+out:
+    xfree_secret(data, CONFIG_TOKEN_MAX + 1);
+    return rc;
+}
+
+/* The token callers must send: the agent's order, AWS_TOKEN, AWS_SESSION_TOKEN, then
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN.  Under Lambda only AWS_SESSION_TOKEN is set, which is what
+ * AWS's extension compares with. */
+static enum stash_err resolve_token(struct config *cfg, char *err, size_t errlen)
+{
+    const struct {
+        const char *name;
+        const char *value;
+    } src[] = {
+        {"AWS_TOKEN", cfg->aws_token},
+        {"AWS_SESSION_TOKEN", cfg->session_token},
+        {"AWS_CONTAINER_AUTHORIZATION_TOKEN", cfg->container_token},
+    };
+
+    for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++) {
+        if (!src[i].value) {
+            continue;
+        }
+        cfg->api_token_source = src[i].name;
+        if (strncmp(src[i].value, "file://", 7) == 0) {
+            return read_token_file(src[i].name, src[i].value + 7, &cfg->api_token,
+                                   &cfg->api_token_len, err, errlen);
+        }
+        cfg->api_token_len = strlen(src[i].value);
+        cfg->api_token = xmemdup(src[i].value, cfg->api_token_len);
+        return STASH_OK;
+    }
+    set_err(err, errlen,
+            "no token for the local API: set AWS_SESSION_TOKEN (Lambda sets it), "
+            "AWS_TOKEN or AWS_CONTAINER_AUTHORIZATION_TOKEN (a value or file:///path)");
+    return STASH_EINVAL;
+}
+
+static enum stash_err check_required(struct config *cfg, char *err, size_t errlen)
+{
+    cfg->region_used = cfg->region ? cfg->region : cfg->default_region;
+    if (!cfg->region_used) {
+        set_err(err, errlen, "no Region: set AWS_REGION (Lambda sets it) or AWS_DEFAULT_REGION");
+        return STASH_EINVAL;
+    }
+    if (!cfg->access_key_id || !cfg->secret_access_key) {
+        set_err(err, errlen,
+                "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(Lambda sets them; stash reads no instance metadata or ~/.aws files)");
+        return STASH_EINVAL;
+    }
+    cfg->sm_endpoint_used = cfg->endpoint_sm ? cfg->endpoint_sm : cfg->endpoint;
+    cfg->ssm_endpoint_used = cfg->endpoint_ssm ? cfg->endpoint_ssm : cfg->endpoint;
+    return resolve_token(cfg, err, errlen);
+}
+
+enum stash_err config_load(struct config *cfg, config_getenv_fn get, void *ctx, char *err,
+                           size_t errlen)
+{
+    enum stash_err rc;
+
+    memset(cfg, 0, sizeof(*cfg));
+    set_err(err, errlen, "%s", "");
+    for (size_t i = 0; i < NVARS; i++) {
+        const struct config_var *v = &s_vars[i];
+        const char *val = get(ctx, v->name);
+
+        if (!val || !*val) {
+            if (!v->dflt) {
+                continue;
+            }
+            val = v->dflt;
+        }
+        rc = parse_one(v, val, cfg, err, errlen);
+        if (rc != STASH_OK) {
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < sizeof(s_errata) / sizeof(s_errata[0]); i++) {
+        const char *val = get(ctx, s_errata[i].wrong);
+
+        if (val) {
+            add_warning(cfg, "%s is not read (a known documentation mistake); did you mean %s?",
+                        s_errata[i].wrong, s_errata[i].right);
+        }
+    }
+    rc = check_required(cfg, err, errlen);
+    if (rc != STASH_OK) {
+        goto fail;
+    }
+    return STASH_OK;
+fail:
+    config_release(cfg);
+    return rc;
+}
+
+void config_release(struct config *cfg)
+{
+    for (size_t i = 0; i < NVARS; i++) {
+        const struct config_var *v = &s_vars[i];
+        char *p;
+
+        if (v->kind != CONFIG_STRING && v->kind != CONFIG_SECRET && v->kind != CONFIG_URL) {
+            continue;
+        }
+        memcpy(&p, (char *)cfg + v->offset, sizeof(p));
+        if (p) {
+            xfree_secret(p, strlen(p));
+        }
+    }
+    if (cfg->api_token) {
+        xfree_secret(cfg->api_token, cfg->api_token_len);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+const char *config_getenv_process(void *ctx, const char *name)
+{
+    (void)ctx;
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): called from main before any thread starts */
+    return getenv(name);
+}
+
+void config_print_help(FILE *out)
+{
+    char range[64];
+
+    fprintf(out,
+            "stash %s: a local cache for Secrets Manager secrets and Parameter Store parameters\n"
+            "(a drop-in for AWS's Parameters and Secrets Lambda Extension).\n\n"
+            "usage: stash [--help | --version]\n\n"
+            "Configuration is read from the environment once at start; an invalid value stops\n"
+            "stash with exit status 2 and a message naming the variable.\n\n",
+            STASH_VERSION);
+    for (size_t i = 0; i < NVARS; i++) {
+        const struct config_var *v = &s_vars[i];
+
+        fprintf(out, "  %s\n      %s\n      default: %s; valid: %s\n", v->name, v->help,
+                v->dflt ? v->dflt : "unset", range_text(v, range, sizeof(range)));
+    }
+}
+
+void config_log_effective(const struct config *cfg)
+{
+    if (g_log_level > LOG_LEVEL_DEBUG) {
+        return;
+    }
+    for (size_t i = 0; i < NVARS; i++) {
+        const struct config_var *v = &s_vars[i];
+        const char *field = (const char *)cfg + v->offset;
+        uint64_t u;
+        int b;
+        enum log_level level;
+        const char *s;
+
+        switch (v->kind) {
+        case CONFIG_BOOL:
+            memcpy(&b, field, sizeof(b));
+            LOG_DEBUG("config", "%s=%s", v->name, b ? "TRUE" : "FALSE");
+            break;
+        case CONFIG_UINT:
+            memcpy(&u, field, sizeof(u));
+            LOG_DEBUG("config", "%s=%llu", v->name, (unsigned long long)u);
+            break;
+        case CONFIG_LOG_LEVEL:
+            memcpy(&level, field, sizeof(level));
+            LOG_DEBUG("config", "%s=%s", v->name, log_level_name(level));
+            break;
+        case CONFIG_SECRET:
+            memcpy(&s, field, sizeof(s));
+            LOG_DEBUG("config", "%s is %s", v->name, s ? "set (value not logged)" : "unset");
+            break;
+        case CONFIG_STRING:
+        case CONFIG_URL:
+            memcpy(&s, field, sizeof(s));
+            LOG_DEBUG("config", "%s=%s", v->name, s ? s : "(unset)");
+            break;
+        }
+    }
+    LOG_DEBUG("config", "local API token from %s", cfg->api_token_source);
+}

@@ -1,0 +1,485 @@
+/* Unit tests for extension/config: every variable's default, a valid value, and invalid values
+ * whose error names the variable and its range.  The environment is a table fed through the
+ * getenv-like callback; nothing reads the process environment. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "extension/config.h"
+
+#define MAX_ENV 48
+
+struct env {
+    const char *name[MAX_ENV];
+    const char *value[MAX_ENV];
+    int n;
+};
+
+static const char *env_get(void *ctx, const char *name)
+{
+    struct env *e = ctx;
+
+    for (int i = 0; i < e->n; i++) {
+        if (strcmp(e->name[i], name) == 0) {
+            return e->value[i];
+        }
+    }
+    return NULL;
+}
+
+static void env_set(struct env *e, const char *name, const char *value)
+{
+    for (int i = 0; i < e->n; i++) {
+        if (strcmp(e->name[i], name) == 0) {
+            e->value[i] = value;
+            return;
+        }
+    }
+    assert_true(e->n < MAX_ENV);
+    e->name[e->n] = name;
+    e->value[e->n] = value;
+    e->n++;
+}
+
+/* The minimum a start needs: Region, credentials and a token. */
+static void env_base(struct env *e)
+{
+    memset(e, 0, sizeof(*e));
+    env_set(e, "AWS_REGION", "eu-west-1");
+    env_set(e, "AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+    env_set(e, "AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+    env_set(e, "AWS_SESSION_TOKEN", "session-token-value");
+}
+
+static void load_ok(struct env *e, struct config *cfg)
+{
+    char err[CONFIG_ERROR_MAX];
+    enum stash_err rc = config_load(cfg, env_get, e, err, sizeof(err));
+
+    if (rc != STASH_OK) {
+        fail_msg("config_load failed: %s", err);
+    }
+}
+
+/* Loads and expects a failure whose message contains every needle given. */
+static void load_fails(struct env *e, const char *needle1, const char *needle2)
+{
+    struct config cfg;
+    char err[CONFIG_ERROR_MAX];
+
+    assert_int_equal(config_load(&cfg, env_get, e, err, sizeof(err)), STASH_EINVAL);
+    if (!strstr(err, needle1) || (needle2 && !strstr(err, needle2))) {
+        fail_msg("error \"%s\" lacks \"%s\" / \"%s\"", err, needle1, needle2 ? needle2 : "");
+    }
+    /* Released on failure: nothing to free, nothing left set. */
+    assert_null(cfg.api_token);
+    assert_null(cfg.region);
+}
+
+static void test_defaults(void **state)
+{
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    env_base(&e);
+    load_ok(&e, &cfg);
+    assert_int_equal(cfg.cache_enabled, 1);
+    assert_int_equal(cfg.cache_size, 1000);
+    assert_int_equal(cfg.http_port, 2773);
+    assert_int_equal(cfg.max_connections, 3);
+    assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
+    assert_int_equal(cfg.sm_ttl_s, 300);
+    assert_int_equal(cfg.ssm_ttl_s, 300);
+    assert_int_equal(cfg.sm_timeout_ms, 0);
+    assert_int_equal(cfg.ssm_timeout_ms, 0);
+    assert_int_equal(cfg.cache_max_bytes, 16777216);
+    assert_int_equal(cfg.stale_max_s, 900);
+    assert_int_equal(cfg.max_attempts, 3);
+    assert_int_equal(cfg.max_inbound, 128);
+    assert_null(cfg.prefetch_secrets);
+    assert_null(cfg.prefetch_parameters);
+    assert_null(cfg.sm_endpoint_used);
+    assert_null(cfg.ssm_endpoint_used);
+    assert_null(cfg.ca_bundle);
+    assert_null(cfg.lambda_runtime_api);
+    assert_string_equal(cfg.region_used, "eu-west-1");
+    assert_string_equal(cfg.api_token, "session-token-value");
+    assert_int_equal(cfg.api_token_len, strlen("session-token-value"));
+    assert_string_equal(cfg.api_token_source, "AWS_SESSION_TOKEN");
+    assert_int_equal(cfg.nwarnings, 0);
+    config_release(&cfg);
+}
+
+static void test_valid_values(void **state)
+{
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    env_base(&e);
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED", "false");
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", "0");
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "65535");
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", "16");
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", "DEBUG");
+    env_set(&e, "SECRETS_MANAGER_TTL", "3600");
+    env_set(&e, "SSM_PARAMETER_STORE_TTL", "0");
+    env_set(&e, "SECRETS_MANAGER_TIMEOUT_MILLIS", "1500");
+    env_set(&e, "SSM_PARAMETER_STORE_TIMEOUT_MILLIS", "250");
+    env_set(&e, "AWS_ENDPOINT_URL", "http://127.0.0.1:9000");
+    env_set(&e, "AWS_ENDPOINT_URL_SSM", "https://ssm.example");
+    env_set(&e, "AWS_CA_BUNDLE", "/etc/ssl/ca.pem");
+    env_set(&e, "AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
+    env_set(&e, "STASH_CACHE_MAX_BYTES", "4096");
+    env_set(&e, "STASH_STALE_MAX_SECONDS", "0");
+    env_set(&e, "STASH_MAX_ATTEMPTS", "10");
+    env_set(&e, "STASH_MAX_INBOUND_CONNECTIONS", "1");
+    env_set(&e, "STASH_PREFETCH_SECRETS", "a,b");
+    env_set(&e, "STASH_PREFETCH_PARAMETERS", "/p/1");
+    load_ok(&e, &cfg);
+    assert_int_equal(cfg.cache_enabled, 0);
+    assert_int_equal(cfg.cache_size, 0);
+    assert_int_equal(cfg.http_port, 65535);
+    assert_int_equal(cfg.max_connections, 16);
+    assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
+    assert_int_equal(cfg.sm_ttl_s, 3600);
+    assert_int_equal(cfg.ssm_ttl_s, 0);
+    assert_int_equal(cfg.sm_timeout_ms, 1500);
+    assert_int_equal(cfg.ssm_timeout_ms, 250);
+    assert_string_equal(cfg.sm_endpoint_used, "http://127.0.0.1:9000"); /* general fallback */
+    assert_string_equal(cfg.ssm_endpoint_used, "https://ssm.example");  /* specific wins */
+    assert_string_equal(cfg.ca_bundle, "/etc/ssl/ca.pem");
+    assert_string_equal(cfg.lambda_runtime_api, "127.0.0.1:9001");
+    assert_int_equal(cfg.cache_max_bytes, 4096);
+    assert_int_equal(cfg.stale_max_s, 0);
+    assert_int_equal(cfg.max_attempts, 10);
+    assert_int_equal(cfg.max_inbound, 1);
+    assert_string_equal(cfg.prefetch_secrets, "a,b");
+    assert_string_equal(cfg.prefetch_parameters, "/p/1");
+    config_release(&cfg);
+}
+
+static void test_bool_spellings(void **state)
+{
+    static const struct {
+        const char *text;
+        int want;
+    } cases[] = {{"TRUE", 1},  {"true", 1},  {"True", 1},  {"1", 1},
+                 {"FALSE", 0}, {"false", 0}, {"fAlSe", 0}, {"0", 0}};
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        env_base(&e);
+        env_set(&e, "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED", cases[i].text);
+        load_ok(&e, &cfg);
+        assert_int_equal(cfg.cache_enabled, cases[i].want);
+        config_release(&cfg);
+    }
+}
+
+static void test_log_levels(void **state)
+{
+    static const struct {
+        const char *text;
+        enum log_level want;
+    } cases[] = {{"debug", LOG_LEVEL_DEBUG},
+                 {"info", LOG_LEVEL_INFO},
+                 {"WARN", LOG_LEVEL_WARN},
+                 {"error", LOG_LEVEL_ERROR},
+                 {"none", LOG_LEVEL_NONE}};
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        env_base(&e);
+        env_set(&e, "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", cases[i].text);
+        load_ok(&e, &cfg);
+        assert_int_equal(cfg.log_level, cases[i].want);
+        config_release(&cfg);
+    }
+}
+
+/* Every bounded variable: below/above range and not-a-number each fail naming the variable. */
+static void test_invalid_numbers(void **state)
+{
+    static const struct {
+        const char *name;
+        const char *bad;
+        const char *range;
+    } cases[] = {
+        {"PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", "1001", "0-1000"},
+        {"PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE", "-1", "0-1000"},
+        {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "0", "1-65535"},
+        {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "65536", "1-65535"},
+        {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "27 73", "1-65535"},
+        {"PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", "0", "1-1000"},
+        {"SECRETS_MANAGER_TTL", "3601", "0-3600 s"},
+        {"SECRETS_MANAGER_TTL", "5m", "0-3600 s"},
+        {"SSM_PARAMETER_STORE_TTL", "99999999999999999999999", "0-3600 s"},
+        {"SECRETS_MANAGER_TIMEOUT_MILLIS", "1.5", "0-3600000 ms"},
+        {"SSM_PARAMETER_STORE_TIMEOUT_MILLIS", "+5", "0-3600000 ms"},
+        {"STASH_CACHE_MAX_BYTES", "100", "4096-4294967296 bytes"},
+        {"STASH_STALE_MAX_SECONDS", "86401", "0-86400 s"},
+        {"STASH_MAX_ATTEMPTS", "0", "1-10"},
+        {"STASH_MAX_INBOUND_CONNECTIONS", "10001", "1-10000"},
+    };
+    struct env e;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        env_base(&e);
+        env_set(&e, cases[i].name, cases[i].bad);
+        load_fails(&e, cases[i].name, cases[i].range);
+    }
+}
+
+static void test_invalid_other(void **state)
+{
+    struct env e;
+
+    (void)state;
+    env_base(&e);
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED", "yes");
+    load_fails(&e, "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED", "TRUE or FALSE");
+
+    env_base(&e);
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", "verbose");
+    load_fails(&e, "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", "debug, info, warn, error or none");
+
+    env_base(&e);
+    env_set(&e, "AWS_ENDPOINT_URL_SECRETS_MANAGER", "localhost:4566");
+    load_fails(&e, "AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://");
+
+    env_base(&e);
+    env_set(&e, "AWS_ENDPOINT_URL_SSM", "ftp://x");
+    load_fails(&e, "AWS_ENDPOINT_URL_SSM", NULL);
+
+    env_base(&e);
+    env_set(&e, "AWS_ENDPOINT_URL", "x");
+    load_fails(&e, "AWS_ENDPOINT_URL", NULL);
+}
+
+/* An empty variable is unset, as in AWS's extension: the default applies. */
+static void test_empty_is_unset(void **state)
+{
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    env_base(&e);
+    env_set(&e, "SECRETS_MANAGER_TTL", "");
+    env_set(&e, "AWS_REGION", "");
+    env_set(&e, "AWS_DEFAULT_REGION", "us-east-2");
+    load_ok(&e, &cfg);
+    assert_int_equal(cfg.sm_ttl_s, 300);
+    assert_string_equal(cfg.region_used, "us-east-2");
+    config_release(&cfg);
+}
+
+static void test_region(void **state)
+{
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    env_base(&e);
+    env_set(&e, "AWS_DEFAULT_REGION", "us-east-2");
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.region_used, "eu-west-1"); /* AWS_REGION first */
+    config_release(&cfg);
+
+    env_base(&e);
+    env_set(&e, "AWS_REGION", NULL);
+    load_fails(&e, "AWS_REGION", "AWS_DEFAULT_REGION");
+}
+
+static void test_credentials_required(void **state)
+{
+    struct env e;
+
+    (void)state;
+    env_base(&e);
+    env_set(&e, "AWS_ACCESS_KEY_ID", NULL);
+    load_fails(&e, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY");
+    env_base(&e);
+    env_set(&e, "AWS_SECRET_ACCESS_KEY", NULL);
+    load_fails(&e, "AWS_SECRET_ACCESS_KEY", NULL);
+}
+
+static void test_token_sources(void **state)
+{
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    /* The agent's order: AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN. */
+    env_base(&e);
+    env_set(&e, "AWS_TOKEN", "agent-token");
+    env_set(&e, "AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token");
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.api_token, "agent-token");
+    assert_string_equal(cfg.api_token_source, "AWS_TOKEN");
+    assert_string_equal(cfg.session_token, "session-token-value"); /* still signs requests */
+    config_release(&cfg);
+
+    env_base(&e);
+    env_set(&e, "AWS_SESSION_TOKEN", NULL);
+    env_set(&e, "AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-token");
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.api_token, "container-token");
+    assert_string_equal(cfg.api_token_source, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    assert_null(cfg.session_token);
+    config_release(&cfg);
+
+    env_base(&e);
+    env_set(&e, "AWS_SESSION_TOKEN", NULL);
+    load_fails(&e, "AWS_SESSION_TOKEN", "AWS_TOKEN");
+}
+
+static void test_token_file(void **state)
+{
+    char path[] = "/tmp/stash-test-token-XXXXXX";
+    char url[64];
+    struct env e;
+    struct config cfg;
+    int fd;
+
+    (void)state;
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "file-token\r\n \n", 14), 14);
+    close(fd);
+    (void)snprintf(url, sizeof(url), "file://%s", path);
+
+    env_base(&e);
+    env_set(&e, "AWS_TOKEN", url);
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.api_token, "file-token"); /* trailing whitespace trimmed */
+    assert_int_equal(cfg.api_token_len, 10);
+    config_release(&cfg);
+
+    /* An empty file and a missing file are errors naming the variable. */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    close(fd);
+    load_fails(&e, "AWS_TOKEN", "empty");
+    unlink(path);
+    load_fails(&e, "AWS_TOKEN", "cannot be opened");
+}
+
+static void test_errata_warn(void **state)
+{
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    env_base(&e);
+    env_set(&e, "PARAMETERS_SECRETS_CACHE_SIZE", "10");
+    env_set(&e, "PARAMETERS_AND_SECRETS_EXTENSION_HTTP_PORT", "9999");
+    load_ok(&e, &cfg);
+    assert_int_equal(cfg.cache_size, 1000); /* not read */
+    assert_int_equal(cfg.http_port, 2773);
+    assert_int_equal(cfg.nwarnings, 2);
+    assert_non_null(strstr(cfg.warnings[0], "PARAMETERS_SECRETS_CACHE_SIZE"));
+    assert_non_null(strstr(cfg.warnings[0], "PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE"));
+    assert_non_null(strstr(cfg.warnings[1], "PARAMETERS_AND_SECRETS_EXTENSION_HTTP_PORT"));
+    config_release(&cfg);
+}
+
+/* Secrets never reach an error message: a bad value next to secrets shows only the bad one. */
+static void test_no_secret_in_errors(void **state)
+{
+    struct env e;
+    struct config cfg;
+    char err[CONFIG_ERROR_MAX];
+
+    (void)state;
+    env_base(&e);
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "x");
+    assert_int_equal(config_load(&cfg, env_get, &e, err, sizeof(err)), STASH_EINVAL);
+    assert_null(strstr(err, "wJalrXUtnFEMI"));
+    assert_null(strstr(err, "session-token-value"));
+}
+
+/* --help comes from the same table: every variable, its default and its range. */
+static void test_help_lists_everything(void **state)
+{
+    static const char *const names[] = {
+        "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED",
+        "PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE",
+        "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
+        "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS",
+        "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL",
+        "SECRETS_MANAGER_TTL",
+        "SSM_PARAMETER_STORE_TTL",
+        "SECRETS_MANAGER_TIMEOUT_MILLIS",
+        "SSM_PARAMETER_STORE_TIMEOUT_MILLIS",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_SESSION_TOKEN",
+        "AWS_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_ENDPOINT_URL_SSM",
+        "AWS_ENDPOINT_URL",
+        "AWS_CA_BUNDLE",
+        "STASH_CACHE_MAX_BYTES",
+        "STASH_STALE_MAX_SECONDS",
+        "STASH_MAX_ATTEMPTS",
+        "STASH_MAX_INBOUND_CONNECTIONS",
+        "STASH_PREFETCH_SECRETS",
+        "STASH_PREFETCH_PARAMETERS",
+    };
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    (void)state;
+    assert_non_null(f);
+    config_print_help(f);
+    fclose(f);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!strstr(text, names[i])) {
+            fail_msg("--help lacks %s", names[i]);
+        }
+    }
+    assert_non_null(strstr(text, "default: 2773; valid: 1-65535"));
+    assert_non_null(strstr(text, "default: 300; valid: 0-3600 s"));
+    assert_non_null(strstr(text, "default: TRUE; valid: TRUE or FALSE"));
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_valid_values),
+        cmocka_unit_test(test_bool_spellings),
+        cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_invalid_numbers),
+        cmocka_unit_test(test_invalid_other),
+        cmocka_unit_test(test_empty_is_unset),
+        cmocka_unit_test(test_region),
+        cmocka_unit_test(test_credentials_required),
+        cmocka_unit_test(test_token_sources),
+        cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_errata_warn),
+        cmocka_unit_test(test_no_secret_in_errors),
+        cmocka_unit_test(test_help_lists_everything),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
