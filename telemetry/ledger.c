@@ -1,0 +1,607 @@
+/* telemetry/ledger.c: per-invocation records (contract in ledger.h).
+ *
+ * Open records live in `open[]`, oldest first.  Each state change ends by moving every complete
+ * record out of `open[]` into a local list under the lock; the sink is called on that list after
+ * the lock is released, so the EMF writer's write(2) never runs under the ledger's mutex.
+ */
+#include "telemetry/ledger.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mem.h"
+
+struct slot {
+    struct ledger_record rec;
+    int local_closed;     /* no more facts expected (they are still taken while open) */
+    int invoked;          /* INVOKE seen for it, or it is the init record */
+    size_t fetch_cap, upstream_cap, keys_cap;
+};
+
+struct ledger {
+    pthread_mutex_t mu;
+    struct ledger_config cfg;
+    struct slot **open;   /* oldest first */
+    size_t nopen;
+    struct slot *current; /* where facts without a known id go; NULL once emitted */
+    int invoked_once;
+    int shutdown;
+    int telemetry_off;
+    char recent[LEDGER_RECENT][TELEMETRY_ID_MAX]; /* ids of emitted records, ring */
+    size_t recent_next;
+    struct ledger_stats stats;
+};
+
+/* Records taken out of the ledger, to be sunk and freed without the lock. */
+struct done {
+    struct slot **s;
+    size_t n, cap;
+};
+
+static struct slot *slot_new(const char *request_id, uint64_t ts_ms)
+{
+    struct slot *s = xcalloc(1, sizeof(*s));
+
+    if (request_id) {
+        size_t n = strlen(request_id);
+
+        memcpy(s->rec.request_id, request_id, n + 1);
+    }
+    s->rec.invoke_ms = ts_ms;
+    return s;
+}
+
+static void slot_free(struct slot *s)
+{
+    if (!s) {
+        return;
+    }
+    free(s->rec.fetch_ms);
+    free(s->rec.upstream_ms);
+    free(s->rec.keys);
+    free(s);
+}
+
+/* An init record that saw nothing is not worth a line. */
+static int slot_empty_init(const struct slot *s)
+{
+    return s->rec.is_init && s->rec.counts.requests == 0 && s->rec.counts.upstream_calls == 0;
+}
+
+static int slot_complete(const struct ledger *l, const struct slot *s)
+{
+    if (!s->local_closed) {
+        return 0;
+    }
+    return s->rec.is_init || l->telemetry_off || (s->rec.has & LEDGER_HAS_REPORT);
+}
+
+static void remember_emitted(struct ledger *l, const char *id)
+{
+    if (!id[0]) {
+        return;
+    }
+    memcpy(l->recent[l->recent_next], id, strlen(id) + 1);
+    l->recent_next = (l->recent_next + 1) % LEDGER_RECENT;
+}
+
+static int recently_emitted(const struct ledger *l, const char *id)
+{
+    for (size_t i = 0; i < LEDGER_RECENT; i++) {
+        if (l->recent[i][0] && strcmp(l->recent[i], id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void done_push(struct done *d, struct slot *s)
+{
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 4;
+        d->s = xrealloc(d->s, d->cap * sizeof(*d->s));
+    }
+    d->s[d->n++] = s;
+}
+
+/* Removes open[i] and queues it for the sink (or frees an empty init record). */
+static void take(struct ledger *l, size_t i, struct done *d)
+{
+    struct slot *s = l->open[i];
+
+    memmove(&l->open[i], &l->open[i + 1], (l->nopen - i - 1) * sizeof(*l->open));
+    l->nopen--;
+    if (l->current == s) {
+        l->current = NULL;
+    }
+    remember_emitted(l, s->rec.request_id);
+    if (slot_empty_init(s)) {
+        slot_free(s);
+        return;
+    }
+    l->stats.emitted++;
+    done_push(d, s);
+}
+
+static void take_complete(struct ledger *l, struct done *d)
+{
+    size_t i = 0;
+
+    while (i < l->nopen) {
+        if (slot_complete(l, l->open[i])) {
+            take(l, i, d);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Called after the lock is released. */
+static void sink_all(const struct ledger_config *cfg, struct done *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (cfg->sink) {
+            cfg->sink(&d->s[i]->rec, cfg->sink_ctx);
+        }
+        slot_free(d->s[i]);
+    }
+    free(d->s);
+    d->s = NULL;
+    d->n = d->cap = 0;
+}
+
+static struct slot *find(const struct ledger *l, const char *id)
+{
+    for (size_t i = 0; i < l->nopen; i++) {
+        if (!l->open[i]->rec.is_init && strcmp(l->open[i]->rec.request_id, id) == 0) {
+            return l->open[i];
+        }
+    }
+    return NULL;
+}
+
+/* Adds s as the newest open record, evicting the oldest (never the current one) past max_open. */
+static void add_open(struct ledger *l, struct slot *s, struct done *d)
+{
+    l->open = xrealloc(l->open, (l->nopen + 1) * sizeof(*l->open));
+    l->open[l->nopen++] = s;
+    while (l->nopen > l->cfg.max_open) {
+        size_t victim = l->open[0] == l->current ? 1 : 0;
+        struct slot *v = l->open[victim];
+
+        v->local_closed = 1;
+        if (!(v->rec.has & LEDGER_HAS_REPORT) && !v->rec.is_init) {
+            v->rec.evicted = 1;
+            l->stats.evicted++;
+        }
+        take(l, victim, d);
+    }
+}
+
+struct ledger *ledger_new(const struct ledger_config *cfg, uint64_t now_ms)
+{
+    struct ledger *l = xcalloc(1, sizeof(*l));
+    struct slot *init;
+    struct done d = {0};
+
+    if (cfg) {
+        l->cfg = *cfg;
+    }
+    if (l->cfg.max_open == 0) {
+        l->cfg.max_open = LEDGER_OPEN_DEFAULT;
+    }
+    if (l->cfg.max_open < 2) {
+        l->cfg.max_open = 2; /* the current record plus one awaiting its report */
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    init = slot_new(NULL, now_ms);
+    init->rec.is_init = 1;
+    init->invoked = 1;
+    add_open(l, init, &d);
+    l->current = init;
+    return l;
+}
+
+void ledger_free(struct ledger *l)
+{
+    if (!l) {
+        return;
+    }
+    for (size_t i = 0; i < l->nopen; i++) {
+        slot_free(l->open[i]);
+    }
+    free(l->open);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+enum stash_err ledger_on_invoke(struct ledger *l, const char *request_id, uint64_t deadline_ms,
+                                uint64_t now_ms)
+{
+    struct done d = {0};
+    struct slot *s;
+    size_t n;
+
+    if (!request_id) {
+        return STASH_EINVAL;
+    }
+    n = strlen(request_id);
+    if (n == 0 || n >= TELEMETRY_ID_MAX) {
+        return STASH_EINVAL;
+    }
+    pthread_mutex_lock(&l->mu);
+    if (l->shutdown) {
+        pthread_mutex_unlock(&l->mu);
+        return STASH_ESTATE;
+    }
+    /* Close the previous invocation's local half, and the init record's at the first INVOKE. */
+    for (size_t i = 0; i < l->nopen; i++) {
+        if (l->open[i] == l->current || l->open[i]->rec.is_init) {
+            l->open[i]->local_closed = 1;
+        }
+    }
+    s = find(l, request_id);
+    if (s && s->invoked) {
+        /* The same INVOKE twice: keep the record as it is, make it current again. */
+        s->local_closed = 0;
+        l->current = s;
+        goto out;
+    }
+    if (s) {
+        /* Opened by an early platform event: adopt it. */
+        s->rec.invoke_ms = now_ms;
+    } else {
+        s = slot_new(request_id, now_ms);
+        add_open(l, s, &d);
+    }
+    s->invoked = 1;
+    s->rec.deadline_ms = deadline_ms;
+    s->rec.cold_start = !l->invoked_once;
+    l->invoked_once = 1;
+    l->current = s;
+out:
+    take_complete(l, &d);
+    pthread_mutex_unlock(&l->mu);
+    sink_all(&l->cfg, &d);
+    return STASH_OK;
+}
+
+static void push_value(double **arr, size_t *n, size_t *cap, uint64_t *dropped, double v)
+{
+    if (!isfinite(v) || v < 0) {
+        return;
+    }
+    if (*n >= LEDGER_LAT_MAX) {
+        (*dropped)++;
+        return;
+    }
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        if (*cap > LEDGER_LAT_MAX) {
+            *cap = LEDGER_LAT_MAX;
+        }
+        *arr = xrealloc(*arr, *cap * sizeof(**arr));
+    }
+    (*arr)[(*n)++] = v;
+}
+
+static void count_facts(struct ledger_counts *c, const struct facts *f)
+{
+    unsigned recorded = f->ncalls_recorded < FACTS_MAX_CALLS ? f->ncalls_recorded
+                                                             : FACTS_MAX_CALLS;
+
+    c->requests++;
+    switch (f->outcome) {
+    case FACTS_HIT:
+        c->hits++;
+        break;
+    case FACTS_MISS:
+        c->misses++;
+        break;
+    case FACTS_BYPASS:
+        c->misses++;
+        c->bypass++;
+        break;
+    case FACTS_STALE:
+        c->stale++;
+        break;
+    case FACTS_WAITED:
+        c->waits++;
+        break;
+    case FACTS_LOCAL:
+        break;
+    }
+    c->upstream_calls += f->ncalls;
+    if (f->service == FACTS_SVC_SECRETS_MANAGER) {
+        c->sm_calls += f->ncalls;
+    } else if (f->service == FACTS_SVC_SSM) {
+        c->ssm_calls += f->ncalls;
+    }
+    for (unsigned i = 0; i < recorded; i++) {
+        c->upstream_errors += f->calls[i].error ? 1 : 0;
+        c->upstream_throttles += f->calls[i].throttled ? 1 : 0;
+    }
+}
+
+static int printable_ascii(const char *s, size_t n)
+{
+    int nonblank = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c > 0x7e) {
+            return 0;
+        }
+        nonblank |= c != ' ';
+    }
+    return nonblank;
+}
+
+static void count_key(struct slot *s, const struct facts *f)
+{
+    struct ledger_record *r = &s->rec;
+    size_t n = strnlen(f->name, FACTS_NAME_MAX);
+    struct ledger_key *k = NULL;
+
+    if (f->service == FACTS_SVC_NONE) {
+        return;
+    }
+    if (n == 0 || n >= FACTS_NAME_MAX || !printable_ascii(f->name, n)) {
+        r->keys_dropped++;
+        return;
+    }
+    for (size_t i = 0; i < r->nkeys; i++) {
+        if (r->keys[i].service == f->service && strcmp(r->keys[i].name, f->name) == 0) {
+            k = &r->keys[i];
+            break;
+        }
+    }
+    if (!k) {
+        if (r->nkeys >= LEDGER_KEYS_MAX) {
+            r->keys_dropped++;
+            return;
+        }
+        if (r->nkeys == s->keys_cap) {
+            s->keys_cap = s->keys_cap ? s->keys_cap * 2 : 4;
+            r->keys = xrealloc(r->keys, s->keys_cap * sizeof(*r->keys));
+        }
+        k = &r->keys[r->nkeys++];
+        memset(k, 0, sizeof(*k));
+        k->service = f->service;
+        memcpy(k->name, f->name, n + 1);
+    }
+    count_facts(&k->counts, f);
+}
+
+void ledger_on_facts(struct ledger *l, const struct facts *f)
+{
+    struct slot *s = NULL;
+    unsigned recorded;
+
+    if (!f) {
+        return;
+    }
+    recorded = f->ncalls_recorded < FACTS_MAX_CALLS ? f->ncalls_recorded : FACTS_MAX_CALLS;
+    pthread_mutex_lock(&l->mu);
+    if (f->request_id[0] && strnlen(f->request_id, sizeof(f->request_id)) < sizeof(f->request_id)) {
+        s = find(l, f->request_id);
+    }
+    if (!s) {
+        s = l->current;
+    }
+    if (!s) {
+        l->stats.facts_after_shutdown++;
+        goto out;
+    }
+    count_facts(&s->rec.counts, f);
+    if (f->outcome != FACTS_LOCAL) {
+        push_value(&s->rec.fetch_ms, &s->rec.nfetch, &s->fetch_cap, &s->rec.fetch_dropped,
+                   f->latency_ms);
+    }
+    for (unsigned i = 0; i < recorded; i++) {
+        push_value(&s->rec.upstream_ms, &s->rec.nupstream, &s->upstream_cap,
+                   &s->rec.upstream_dropped, f->calls[i].ms);
+    }
+    if (l->cfg.per_key) {
+        count_key(s, f);
+    }
+out:
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void copy_id(char *dst, const char *src)
+{
+    size_t n = strnlen(src, TELEMETRY_ID_MAX - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void apply_runtime_done(struct ledger_record *r, const struct telemetry_event *ev)
+{
+    const struct telemetry_span *sp;
+
+    r->has |= LEDGER_HAS_RUNTIME_DONE;
+    if (ev->has & TELEMETRY_HAS_DURATION) {
+        r->runtime_duration_ms = ev->duration_ms;
+        r->has |= LEDGER_HAS_RUNTIME_DURATION;
+    }
+    if (ev->has & TELEMETRY_HAS_PRODUCED_BYTES) {
+        r->produced_bytes = ev->produced_bytes;
+        r->has |= LEDGER_HAS_PRODUCED_BYTES;
+    }
+    sp = telemetry_event_span(ev, "responseLatency");
+    if (sp) {
+        r->response_latency_ms = sp->duration_ms;
+        r->has |= LEDGER_HAS_RESPONSE_LATENCY;
+    }
+    sp = telemetry_event_span(ev, "responseDuration");
+    if (sp) {
+        r->response_duration_ms = sp->duration_ms;
+        r->has |= LEDGER_HAS_RESPONSE_DURATION;
+    }
+    sp = telemetry_event_span(ev, "runtimeOverhead");
+    if (sp) {
+        r->runtime_overhead_ms = sp->duration_ms;
+        r->has |= LEDGER_HAS_RUNTIME_OVERHEAD;
+    }
+    if (!(r->has & LEDGER_HAS_REPORT) && ev->status != TELEMETRY_STATUS_NONE) {
+        r->status = ev->status;
+    }
+}
+
+/* Copies one metric when the event carried it. */
+static void take_metric(struct ledger_record *r, unsigned ev_has, unsigned ev_bit, double v,
+                        unsigned rec_bit, double *dst)
+{
+    if (ev_has & ev_bit) {
+        *dst = v;
+        r->has |= rec_bit;
+    }
+}
+
+static void apply_report(struct ledger_record *r, const struct telemetry_event *ev)
+{
+    const struct telemetry_span *sp;
+
+    r->has |= LEDGER_HAS_REPORT;
+    take_metric(r, ev->has, TELEMETRY_HAS_DURATION, ev->duration_ms, LEDGER_HAS_DURATION,
+                &r->duration_ms);
+    take_metric(r, ev->has, TELEMETRY_HAS_BILLED, ev->billed_duration_ms, LEDGER_HAS_BILLED,
+                &r->billed_duration_ms);
+    take_metric(r, ev->has, TELEMETRY_HAS_INIT_DURATION, ev->init_duration_ms,
+                LEDGER_HAS_INIT_DURATION, &r->init_duration_ms);
+    take_metric(r, ev->has, TELEMETRY_HAS_RESTORE_DURATION, ev->restore_duration_ms,
+                LEDGER_HAS_RESTORE_DURATION, &r->restore_duration_ms);
+    take_metric(r, ev->has, TELEMETRY_HAS_MAX_MEMORY, ev->max_memory_used_mb,
+                LEDGER_HAS_MAX_MEMORY, &r->max_memory_used_mb);
+    take_metric(r, ev->has, TELEMETRY_HAS_MEMORY_SIZE, ev->memory_size_mb,
+                LEDGER_HAS_MEMORY_SIZE, &r->memory_size_mb);
+    sp = telemetry_event_span(ev, "extensionOverhead");
+    if (sp) {
+        r->extension_overhead_ms = sp->duration_ms;
+        r->has |= LEDGER_HAS_EXT_OVERHEAD;
+    }
+    r->status = ev->status;
+}
+
+/* Applies one event; the caller holds the lock and collects completions afterwards. */
+static void on_event_locked(struct ledger *l, const struct telemetry_event *ev, struct done *d)
+{
+    struct slot *s;
+
+    if (ev->type != TELEMETRY_RUNTIME_DONE && ev->type != TELEMETRY_REPORT) {
+        return;
+    }
+    if (!ev->request_id[0]) {
+        return;
+    }
+    s = find(l, ev->request_id);
+    if (!s) {
+        if (recently_emitted(l, ev->request_id)) {
+            l->stats.late_events++;
+            return;
+        }
+        /* The listener beat the main thread to this INVOKE: open the record now. */
+        s = slot_new(NULL, ev->time_ms);
+        copy_id(s->rec.request_id, ev->request_id);
+        add_open(l, s, d);
+    }
+    if (ev->tenant_id[0]) {
+        copy_id(s->rec.tenant_id, ev->tenant_id);
+    }
+    if (ev->type == TELEMETRY_RUNTIME_DONE) {
+        apply_runtime_done(&s->rec, ev);
+    } else {
+        apply_report(&s->rec, ev);
+    }
+}
+
+void ledger_on_event(struct ledger *l, const struct telemetry_event *ev)
+{
+    struct done d = {0};
+
+    if (!ev) {
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    on_event_locked(l, ev, &d);
+    take_complete(l, &d);
+    pthread_mutex_unlock(&l->mu);
+    sink_all(&l->cfg, &d);
+}
+
+void ledger_on_batch(struct ledger *l, const struct telemetry_batch *b)
+{
+    struct done d = {0};
+
+    if (!b) {
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    for (size_t i = 0; i < b->n; i++) {
+        on_event_locked(l, &b->events[i], &d);
+    }
+    take_complete(l, &d);
+    pthread_mutex_unlock(&l->mu);
+    sink_all(&l->cfg, &d);
+}
+
+void ledger_telemetry_off(struct ledger *l)
+{
+    struct done d = {0};
+
+    pthread_mutex_lock(&l->mu);
+    l->telemetry_off = 1;
+    take_complete(l, &d);
+    pthread_mutex_unlock(&l->mu);
+    sink_all(&l->cfg, &d);
+}
+
+void ledger_on_shutdown(struct ledger *l)
+{
+    struct done d = {0};
+
+    pthread_mutex_lock(&l->mu);
+    l->shutdown = 1;
+    for (size_t i = 0; i < l->nopen; i++) {
+        if (l->open[i] == l->current || l->open[i]->rec.is_init) {
+            l->open[i]->local_closed = 1;
+        }
+    }
+    take_complete(l, &d);
+    pthread_mutex_unlock(&l->mu);
+    sink_all(&l->cfg, &d);
+}
+
+void ledger_flush(struct ledger *l)
+{
+    struct done d = {0};
+
+    pthread_mutex_lock(&l->mu);
+    while (l->nopen > 0) {
+        l->open[0]->local_closed = 1;
+        take(l, 0, &d);
+    }
+    pthread_mutex_unlock(&l->mu);
+    sink_all(&l->cfg, &d);
+}
+
+void ledger_stats(struct ledger *l, struct ledger_stats *out)
+{
+    pthread_mutex_lock(&l->mu);
+    *out = l->stats;
+    out->open = l->nopen;
+    out->awaiting_report = 0;
+    for (size_t i = 0; i < l->nopen; i++) {
+        const struct slot *s = l->open[i];
+
+        if (s->local_closed && !s->rec.is_init && !(s->rec.has & LEDGER_HAS_REPORT)) {
+            out->awaiting_report++;
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+}
