@@ -38,9 +38,15 @@ static void capture_sink(const struct ledger_record *rec, void *ctx)
     c = &s_cap[s_ncap++];
     c->rec = *rec;
     c->keys_null = rec->keys == NULL;
-    memcpy(c->fetch, rec->fetch_ms, rec->nfetch * sizeof(double));
-    memcpy(c->upstream, rec->upstream_ms, rec->nupstream * sizeof(double));
-    memcpy(c->keys, rec->keys, rec->nkeys * sizeof(*rec->keys));
+    if (rec->nfetch) {
+        memcpy(c->fetch, rec->fetch_ms, rec->nfetch * sizeof(double));
+    }
+    if (rec->nupstream) {
+        memcpy(c->upstream, rec->upstream_ms, rec->nupstream * sizeof(double));
+    }
+    if (rec->nkeys) {
+        memcpy(c->keys, rec->keys, rec->nkeys * sizeof(*rec->keys));
+    }
     c->rec.fetch_ms = c->fetch;
     c->rec.upstream_ms = c->upstream;
     c->rec.keys = c->keys;
@@ -311,7 +317,7 @@ static void test_shutdown_flush_without_report(void **state)
 static void test_cold_start_once(void **state)
 {
     struct ledger *l = new_ledger(0, 0);
-    char id[8];
+    char id[16];
     int cold = 0;
 
     (void)state;
