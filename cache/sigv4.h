@@ -11,8 +11,16 @@
  * trimmed and inner runs of spaces folded; headers named in the request but not in `headers` are
  * not signed.  The caller includes host and x-amz-date (and x-amz-security-token when it is to be
  * signed) in `headers`.
- * Output: NUL-terminated strings in caller buffers (struct buf); STASH_EINVAL on malformed input
- * (e.g. a bad percent-escape), STASH_ETOOBIG past the buffer's ceiling.
+ * Encoding (what botocore and aws-c-auth do, checked against both): with normalize_path the raw
+ * path has its dot segments and "//" runs removed and is then URI-encoded as it stands, so a
+ * '%' in it becomes %25 (non-S3 services sign the path encoded twice); without it (S3) each
+ * segment is decoded and encoded once.  Query parameters are decoded and encoded once ('+' is a
+ * literal plus), empty ones dropped.  The payload hash is always SHA-256 of the payload; an
+ * x-amz-content-sha256 header is signed like any other but does not replace it.  A header name
+ * given twice (in any case) is signed once, its values joined with ',' in the order given.
+ * Output: NUL-terminated strings in caller buffers (struct buf, emptied on entry, its ceiling
+ * respected); STASH_EINVAL on malformed input (a bad percent-escape, a path not starting with
+ * '/', a bad amz_date, an empty header name), STASH_ETOOBIG past the buffer's ceiling.
  * Secrets: the secret key and every derived key are wiped before return.  OpenSSL (HMAC, SHA-256)
  * is used only here and in common/mem.c.
  * Thread-safety: every function is reentrant.
