@@ -30,7 +30,8 @@ FAKEAWS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard sim/fake_aws/*.c))
 SIM_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard sim/lambda_sim/*.c))
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 FUZZERS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+# bench/floor.c is the bare libmicrohttpd responder the hit path is measured against.
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c bench/floor.c))
 
 EXT      := $(BUILD)/extensions/$(NAME)
 BINS     := $(EXT) $(if $(FAKEAWS_OBJ),$(BUILD)/bin/fake-aws) $(if $(SIM_OBJ),$(BUILD)/bin/lambda-sim)

@@ -1,0 +1,83 @@
+// bench/node_fetch.mjs: one secret read four ways from one Node process, as a function would:
+//   fetch_stash  Node's built-in fetch against stash, with the token header (the seed's way)
+//   fetch_floor  the same fetch against the floor (a bare responder with the same body)
+//   powertools   Powertools for AWS Lambda Parameters (SecretsProvider.get), in-process cache
+//   sdk_direct   AWS SDK v3 GetSecretValue straight to fake-aws, no cache
+// The targets take turns in --rounds rounds of --n reads each (plus a warm-up round that is not
+// counted), so drift on a shared machine hits them alike.  One JSON line per target and round on
+// stdout, in bench/run.sh's raw format: {"section":"hit_latency","name":..,"metrics":{p50_us..}}.
+//
+//   node bench/node_fetch.mjs --n N --rounds R --stash URL --floor URL --secret ID --endpoint URL
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const args = {};
+for (let i = 2; i + 1 < process.argv.length; i += 2) {
+    args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+}
+const n = Number(args.n || 1000);
+const rounds = Number(args.rounds || 3);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(path.join(process.env.STASH_NODE_DIR ||
+                                        path.join(here, '..', 'tests', 'node'), 'package.json'));
+const sm = require('@aws-sdk/client-secrets-manager');
+const { SecretsProvider } = require('@aws-lambda-powertools/parameters/secrets');
+
+const region = process.env.AWS_REGION || 'us-east-1';
+const headers = { 'X-Aws-Parameters-Secrets-Token': process.env.AWS_SESSION_TOKEN || '' };
+const smClient = new sm.SecretsManagerClient({ region, endpoint: args.endpoint });
+const powertools = new SecretsProvider({ clientConfig: { region, endpoint: args.endpoint } });
+
+async function viaFetch(url) {
+    const r = await fetch(url, { headers });
+    const body = await r.text();
+    if (r.status !== 200) {
+        throw new Error(`${url} answered ${r.status}`);
+    }
+    return JSON.parse(body).SecretString;
+}
+
+const targets = {
+    fetch_stash: () => viaFetch(args.stash),
+    fetch_floor: () => viaFetch(args.floor),
+    // maxAge as stash's default TTL, so after the first read every call is an in-process hit.
+    powertools: () => powertools.get(args.secret, { maxAge: 300 }),
+    sdk_direct: async () => (await smClient.send(
+        new sm.GetSecretValueCommand({ SecretId: args.secret }))).SecretString,
+};
+
+function stats(ns) {
+    const v = ns.slice().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((x) => Number(x) / 1e3);
+    const pct = (p) => v[Math.round(p * (v.length - 1))];
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const r1 = (x) => Number(x.toFixed(1));
+    return { requests: v.length, p50_us: r1(pct(0.5)), p90_us: r1(pct(0.9)), p99_us: r1(pct(0.99)),
+             min_us: r1(v[0]), max_us: r1(v[v.length - 1]), mean_us: r1(mean) };
+}
+
+async function run(fn, count) {
+    const lat = [];
+    let size = -1;
+    for (let i = 0; i < count; i++) {
+        const t0 = process.hrtime.bigint();
+        const value = await fn();
+        lat.push(process.hrtime.bigint() - t0);
+        if (typeof value !== 'string' || (size >= 0 && value.length !== size)) {
+            throw new Error('a read returned no value or a different one');
+        }
+        size = value.length;
+    }
+    return lat;
+}
+
+for (const fn of Object.values(targets)) {
+    await run(fn, Math.min(n, 200)); // warm-up: JIT, connections, Powertools' first fetch
+}
+for (let r = 0; r < rounds; r++) {
+    for (const [name, fn] of Object.entries(targets)) {
+        const m = stats(await run(fn, n));
+        const section = name.startsWith('fetch') ? 'hit_latency' : 'peers';
+        console.log(JSON.stringify({ section, name: `node_${name}`, metrics: m }));
+    }
+}

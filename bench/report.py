@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""bench/report.py: turns bench/run.sh's raw measurements into bench.json and bench.md.
+
+  report.py --raw RAW.jsonl --out DIR [--quick]   aggregate, check targets, write, print summary
+  report.py --parse-wrk FILE                      one wrk --latency output as a JSON object
+
+Raw lines: {"section","name","metrics":{...numbers}} (one per repeat) and
+{"section","status","reason"} (one per section).  Every metric is reported as the median over
+its repeats with min and max; every comparison is a ratio of two things measured in the same
+run, taken per repeat (the i-th stash run against the i-th baseline run) and then its median.
+Targets are issue 5's; each is reported met or missed, and by how much.  In --quick mode the
+exit status says whether every section produced numbers (values are not judged)."""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+SECTIONS = [
+    ("hit_latency", "Hit latency (kept-alive loopback connection)",
+     "A cached secret read back to back over one kept-alive connection. `stash` and `floor` are "
+     "timed by the same raw-socket C client (bench/bench_hit.c); the floor is a bare "
+     "libmicrohttpd responder (bench/floor.c, epoll mode) answering every GET with the bytes of "
+     "stash's own answer. `node_fetch_*` is Node's built-in fetch, as functions call it."),
+    ("peers", "Peers on the same read (same Node process)",
+     "Powertools for AWS Lambda Parameters (`SecretsProvider.get`, maxAge 300 s: in-process "
+     "cache hits) and a direct AWS SDK v3 `GetSecretValue` to fake-aws (no cache), in the same "
+     "process and rounds as `node_fetch_stash`."),
+    ("throughput", "Throughput (wrk, hot key)",
+     "wrk against one cached key with 1, 8 and 64 connections (1 or 2 threads), stash vs the "
+     "floor. Requests per second."),
+    ("miss_path", "Miss path",
+     "stash with SECRETS_MANAGER_TTL=0 (every read goes upstream) against the direct call: the "
+     "same GetSecretValue signed once by botocore and replayed by the same C client over one "
+     "kept-alive connection to fake-aws (no client-library cost at all). The difference is what "
+     "stash adds to a miss: its local hop, routing, SigV4 signing, libcurl and JSON reshaping."),
+    ("footprint", "Footprint",
+     "Peak RSS (VmHWM) of the stash process idle and after caching 1000 secrets of 4 KB; "
+     "stripped binary size; time from fork+exec to the first 200 answer for a secret (that first "
+     "read is a miss, so it includes one fake-aws call)."),
+    ("scaling", "Scaling",
+     "Hit latency and RSS with 10 to 1000 cached keys (reads round-robin over the keys); hit "
+     "latency and requests/s with 1 to 64 concurrent callers (one kept-alive connection each), "
+     "stash and the floor."),
+    ("lambda", "extensionOverhead in lambda-sim",
+     "The load-test function under lambda-sim with stash as its extension: `extensionOverhead` "
+     "per invoke from the platform.report / REPORT lines (time between the runtime's response "
+     "and stash's next `next`, billed to the user)."),
+    ("seed_cold_warm", "Seed: cold vs warm fetch time, with and without the extension",
+     "The fetch-timing function under lambda-sim: the first invoke of a new environment (cold) "
+     "and the second (warm), through stash with fetch, and without an extension with the AWS "
+     "SDK v3. fake-aws adds latency like a real regional endpoint (see `fake_latency`)."),
+    ("seed_upstream_calls", "Seed: upstream API calls under load by TTL",
+     "The load-test function (one parameter and one secret per invoke) under lambda-sim over a "
+     "few execution environments, with TTL 0, 1 and 300 s; upstream calls counted by fake-aws. "
+     "With 300 s: one call per key per environment."),
+]
+
+# (id, description, section, how to compute from the aggregated results, op, target)
+# value functions get the per-section results dict and return (median, min, max) or None.
+
+
+def _ratio(res, a, b, metric):
+    """Per-repeat ratio a/b of one metric; (median, min, max) or None."""
+    xs = res.get(a, {}).get("_runs", {}).get(metric)
+    ys = res.get(b, {}).get("_runs", {}).get(metric)
+    if not xs or not ys:
+        return None
+    rs = [x / y for x, y in zip(xs, ys) if y]
+    return (statistics.median(rs), min(rs), max(rs)) if rs else None
+
+
+def _diff(res, a, b, metric, scale=1.0):
+    xs = res.get(a, {}).get("_runs", {}).get(metric)
+    ys = res.get(b, {}).get("_runs", {}).get(metric)
+    if not xs or not ys:
+        return None
+    ds = [(x - y) * scale for x, y in zip(xs, ys)]
+    return (statistics.median(ds), min(ds), max(ds))
+
+
+def _val(res, name, metric, scale=1.0):
+    xs = res.get(name, {}).get("_runs", {}).get(metric)
+    if not xs:
+        return None
+    xs = [x * scale for x in xs]
+    return (statistics.median(xs), min(xs), max(xs))
+
+
+TARGETS = [
+    ("hit_p50_vs_floor", "stash hit p50 / floor p50", "hit_latency",
+     lambda r: _ratio(r, "stash", "floor", "p50_us"), "<=", 1.5, "x"),
+    ("hit_p99_vs_floor", "stash hit p99 / floor p99", "hit_latency",
+     lambda r: _ratio(r, "stash", "floor", "p99_us"), "<=", 4.0, "x"),
+    ("node_fetch_vs_floor", "Node fetch p50: stash / floor", "hit_latency",
+     lambda r: _ratio(r, "node_fetch_stash", "node_fetch_floor", "p50_us"), "<=", 1.10, "x"),
+    ("throughput_c8", "wrk 8 connections: stash / floor req/s", "throughput",
+     lambda r: _ratio(r, "stash_c8", "floor_c8", "rps"), ">=", 0.70, "x"),
+    ("throughput_c64", "wrk 64 connections: stash / floor req/s", "throughput",
+     lambda r: _ratio(r, "stash_c64", "floor_c64", "rps"), ">=", 0.70, "x"),
+    ("rss_idle", "peak RSS idle", "footprint",
+     lambda r: _val(r, "rss", "idle_kb", 1 / 1024), "<=", 4.0, "MB"),
+    ("rss_1000x4k", "peak RSS with 1000 x 4 KB cached", "footprint",
+     lambda r: _val(r, "rss", "cached_1000x4k_kb", 1 / 1024), "<=", 12.0, "MB"),
+    ("exec_to_first", "exec to first served (a miss)", "footprint",
+     lambda r: _val(r, "exec_first", "exec_to_first_ms"), "<=", 5.0, "ms"),
+    ("extension_overhead", "extensionOverhead per invoke (p50)", "lambda",
+     lambda r: _val(r, "stash", "overhead_p50_ms"), "<=", 1.0, "ms"),
+    ("miss_overhead", "miss: stash p50 - direct call p50", "miss_path",
+     lambda r: _diff(r, "stash_miss", "direct", "p50_us", 1 / 1000), "<=", 0.5, "ms"),
+]
+
+
+def parse_wrk(path):
+    text = open(path).read()
+    out = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if not m:
+        sys.exit(f"report: no Requests/sec in {path}:\n{text[-300:]}")
+    out["rps"] = float(m.group(1))
+    units = {"us": 1, "ms": 1000, "s": 1000000}
+    for pct, key in (("50", "p50_us"), ("99", "p99_us")):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if m:
+            out[key] = round(float(m.group(1)) * units[m.group(2)], 1)
+    m = re.search(r"(\d+) requests in", text)
+    out["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    out["errors"] = errors
+    print(json.dumps(out))
+
+
+def _pct(xs, p):
+    xs = sorted(xs)
+    return xs[round(p * (len(xs) - 1))]
+
+
+def parse_logs(logdir, invokes):
+    """lambda-sim log streams: extensionOverhead per invoke (stash's EMF lines carry it as
+    ExtensionOverhead; a platform.report event printed as JSON carries it as a span) and the
+    REPORT lines' Duration.  Prints one JSON object; exits 1 if there is no REPORT line."""
+    overhead, duration = [], []
+    for root, _, files in os.walk(logdir):
+        for fn in files:
+            for line in open(os.path.join(root, fn), errors="replace"):
+                m = re.search(r"^REPORT RequestId: \S+\tDuration: ([\d.]+) ms", line)
+                if m:
+                    duration.append(float(m.group(1)))
+                    continue
+                i = line.find("{")
+                if i < 0 or "xtensionOverhead" not in line:
+                    continue
+                try:
+                    doc = json.loads(line[i:])
+                except ValueError:
+                    continue
+                if isinstance(doc, dict) and isinstance(doc.get("ExtensionOverhead"),
+                                                        (int, float)):
+                    overhead.append(float(doc["ExtensionOverhead"]))
+                    continue
+                rec = doc.get("record", {}) if isinstance(doc, dict) else {}
+                for span in rec.get("spans", []) if isinstance(rec, dict) else []:
+                    if span.get("name") == "extensionOverhead":
+                        overhead.append(float(span.get("durationMs", 0)))
+    if not duration:
+        sys.exit(f"report: no REPORT line under {logdir}")
+    out = {"reports": len(duration), "duration_p50_ms": _pct(duration, 0.5),
+           "duration_p99_ms": _pct(duration, 0.99)}
+    if overhead:
+        out.update(overhead_n=len(overhead), overhead_p50_ms=_pct(overhead, 0.5),
+                   overhead_p99_ms=_pct(overhead, 0.99),
+                   overhead_mean_ms=round(sum(overhead) / len(overhead), 3))
+    if invokes:
+        inv = json.load(open(invokes))
+        out.update(invoke_p50_us=inv["p50_us"], invoke_p99_us=inv["p99_us"])
+    print(json.dumps(out))
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_mb": mem,
+        "kernel": platform.release(), "loadavg_at_end": [round(x, 2) for x in load],
+        "note": "shared 2-core VM; other developers build and test on it at the same time, so "
+                "figures are noisy: medians of repeats, ratios paired per repeat",
+    }
+
+
+def aggregate(raw_path):
+    sections = {name: {"status": "missing", "reason": "no record", "results": {}}
+                for name, _, _ in SECTIONS}
+    for line in open(raw_path):
+        line = line.strip()
+        if not line:
+            continue
+        rec = json.loads(line)
+        sec = sections.setdefault(rec["section"], {"status": "missing", "reason": "",
+                                                   "results": {}})
+        if "status" in rec:
+            sec["status"], sec["reason"] = rec["status"], rec["reason"]
+            continue
+        runs = sec["results"].setdefault(rec["name"], {"_runs": {}})["_runs"]
+        for k, v in rec["metrics"].items():
+            if isinstance(v, (int, float)):
+                runs.setdefault(k, []).append(v)
+    # Peers come from the Node process of the hit-latency section.
+    if sections["peers"]["status"] == "missing" and sections["peers"]["results"]:
+        sections["peers"]["status"] = sections["hit_latency"]["status"]
+        sections["peers"]["reason"] = "measured with hit_latency"
+    elif sections["peers"]["status"] == "missing":
+        sections["peers"]["status"] = sections["hit_latency"]["status"]
+        sections["peers"]["reason"] = sections["hit_latency"]["reason"]
+    for sec in sections.values():
+        for res in sec["results"].values():
+            for k, xs in res["_runs"].items():
+                res[k] = {"median": round(statistics.median(xs), 3), "min": round(min(xs), 3),
+                          "max": round(max(xs), 3), "n": len(xs)}
+    return sections
+
+
+def judge(sections):
+    out = []
+    for tid, desc, sec, fn, op, target, unit in TARGETS:
+        v = fn(sections[sec]["results"]) if sec in sections else None
+        t = {"id": tid, "what": desc, "section": sec, "target": f"{op} {target} {unit}"}
+        if v is None:
+            t.update(status="not measured")
+        else:
+            med, lo, hi = (round(x, 3) for x in v)
+            met = med <= target if op == "<=" else med >= target
+            t.update(median=med, min=lo, max=hi, unit=unit, met=met, status="met" if met else
+                     "missed")
+            if not met:
+                t["missed_by"] = (f"{(med / target - 1) * 100:.0f}% over" if op == "<=" else
+                                  f"{(1 - med / target) * 100:.0f}% short")
+        out.append(t)
+    return out
+
+
+def fmt(x):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.3f}".rstrip("0").rstrip(".") if abs(x) < 100 else f"{x:.0f}"
+    return str(x)
+
+
+def render_md(doc):
+    L = []
+    L.append("# stash benchmarks")
+    L.append("")
+    m = doc["machine"]
+    L.append(f"- date: {doc['date']}" + ("  (**QUICK run: counts too small to mean anything**)"
+                                         if doc["quick"] else ""))
+    L.append(f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_mb']} MB, Linux "
+             f"{m['kernel']}, load average at the end {m['loadavg_at_end']}")
+    L.append(f"- {m['note']}")
+    L.append(f"- repeats: {doc['repeats']}; each figure is the median over repeats with [min, max]")
+    L.append("- produced by `make bench` (bench/run.sh, bench/report.py); raw measurements in "
+             "raw.jsonl")
+    L.append("")
+    L.append("## Targets (issue 5)")
+    L.append("")
+    L.append("| target | measured median [min, max] | goal | verdict |")
+    L.append("|---|---|---|---|")
+    for t in doc["targets"]:
+        if t["status"] == "not measured":
+            L.append(f"| {t['what']} | - | {t['target']} | not measured |")
+            continue
+        verdict = "met" if t["met"] else f"**missed** ({t['missed_by']})"
+        L.append(f"| {t['what']} | {fmt(t['median'])} {t['unit']} [{fmt(t['min'])}, "
+                 f"{fmt(t['max'])}] | {t['target']} | {verdict} |")
+    L.append("")
+    for name, title, text in SECTIONS:
+        sec = doc["sections"].get(name, {})
+        L.append(f"## {title}")
+        L.append("")
+        L.append(text)
+        L.append("")
+        L.append(f"Status: {sec.get('status')} ({sec.get('reason', '')})")
+        L.append("")
+        res = sec.get("results", {})
+        if not res:
+            continue
+        L.append("| run | metric | median | min | max | n |")
+        L.append("|---|---|---|---|---|---|")
+        for rname, metrics in res.items():
+            for k, v in metrics.items():
+                if k.startswith("_") or not isinstance(v, dict):
+                    continue
+                L.append(f"| {rname} | {k} | {fmt(v['median'])} | {fmt(v['min'])} | "
+                         f"{fmt(v['max'])} | {v['n']} |")
+        if sec.get("derived"):
+            L.append("")
+            L.append("| derived (per-repeat, then median) | median | min | max |")
+            L.append("|---|---|---|---|")
+            for k, v in sec["derived"].items():
+                L.append(f"| {k} | {fmt(v['median'])} | {fmt(v['min'])} | {fmt(v['max'])} |")
+        L.append("")
+    if doc.get("notes"):
+        L.append("## Notes")
+        L.append("")
+        for n in doc["notes"]:
+            L.append(f"- {n}")
+        L.append("")
+    return "\n".join(L)
+
+
+DERIVED = {
+    "hit_latency": [
+        ("stash/floor p50", lambda r: _ratio(r, "stash", "floor", "p50_us")),
+        ("stash/floor p99", lambda r: _ratio(r, "stash", "floor", "p99_us")),
+        ("node fetch stash/floor p50", lambda r: _ratio(r, "node_fetch_stash",
+                                                        "node_fetch_floor", "p50_us")),
+        ("node fetch stash - floor p50 (us)", lambda r: _diff(r, "node_fetch_stash",
+                                                              "node_fetch_floor", "p50_us")),
+    ],
+    "peers": [
+        ("sdk_direct / powertools p50", lambda r: _ratio(r, "node_sdk_direct", "node_powertools",
+                                                         "p50_us")),
+    ],
+    "throughput": [(f"stash/floor req/s, {c} conn", (lambda c: lambda r: _ratio(
+        r, f"stash_c{c}", f"floor_c{c}", "rps"))(c)) for c in (1, 8, 64)],
+    "lambda": [
+        ("invoke p50: stash / direct SDK", lambda r: _ratio(r, "stash", "direct",
+                                                            "invoke_p50_us")),
+        ("REPORT Duration p50: stash - direct SDK (ms)",
+         lambda r: _diff(r, "stash", "direct", "duration_p50_ms")),
+    ],
+    "seed_cold_warm": [
+        ("cold fetch: extension / direct SDK", lambda r: _ratio(r, "extension", "direct",
+                                                                "cold_ms")),
+        ("warm fetch: extension / direct SDK", lambda r: _ratio(r, "extension", "direct",
+                                                                "warm_ms")),
+    ],
+    "miss_path": [
+        ("stash miss - direct p50 (us)", lambda r: _diff(r, "stash_miss", "direct", "p50_us")),
+        ("stash miss / direct p50", lambda r: _ratio(r, "stash_miss", "direct", "p50_us")),
+    ],
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw")
+    ap.add_argument("--out")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--parse-wrk")
+    ap.add_argument("--notes", help="a file of notes, one a line, added to bench.md")
+    ap.add_argument("--parse-logs")
+    ap.add_argument("--invokes")
+    a = ap.parse_args()
+    if a.parse_wrk:
+        parse_wrk(a.parse_wrk)
+        return 0
+    if a.parse_logs:
+        parse_logs(a.parse_logs, a.invokes)
+        return 0
+    sections = aggregate(a.raw)
+    for name, items in DERIVED.items():
+        d = {}
+        for label, fn in items:
+            v = fn(sections[name]["results"])
+            if v is not None:
+                d[label] = {"median": round(v[0], 3), "min": round(v[1], 3),
+                            "max": round(v[2], 3)}
+        sections[name]["derived"] = d
+    repeats = max([v["n"] for s in sections.values() for r in s["results"].values()
+                   for k, v in r.items() if not k.startswith("_") and isinstance(v, dict)] or [0])
+    notes = []
+    if a.notes and os.path.exists(a.notes):
+        notes = [x.strip() for x in open(a.notes) if x.strip()]
+    doc = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(), "quick": a.quick, "repeats": repeats,
+        "targets": judge(sections), "sections": sections, "notes": notes,
+    }
+    for s in doc["sections"].values():
+        for r in s["results"].values():
+            r.pop("_runs", None)
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "bench.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(a.out, "bench.md"), "w") as f:
+        f.write(render_md(doc))
+    # Summary on stdout.
+    print(f"bench: results in {a.out}/bench.md and bench.json"
+          + (" (QUICK run)" if a.quick else ""))
+    for name, _, _ in SECTIONS:
+        s = doc["sections"][name]
+        print(f"  {name:22s} {s['status']:8s} {s['reason']}")
+    for t in doc["targets"]:
+        if t["status"] == "not measured":
+            print(f"  {t['what']:45s} not measured")
+        else:
+            extra = "" if t["met"] else f" MISSED by {t['missed_by']}"
+            print(f"  {t['what']:45s} {fmt(t['median']):>8s} {t['unit']:2s} "
+                  f"(goal {t['target']}){extra}")
+    bad = [n for n, s in doc["sections"].items() if s["status"] != "ok" or not s["results"]]
+    if bad:
+        print(f"bench: sections without numbers: {' '.join(bad)}")
+    return 1 if (a.quick and bad) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

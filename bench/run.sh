@@ -1,0 +1,497 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD [--quick]: stash measured side by side with what users would use instead, in
+# one run, on loopback only.  Called by `make bench` (QUICK=1 adds --quick).
+#
+# Every measurement is repeated REPEATS times and appended as one JSON line to $OUT/raw.jsonl;
+# bench/report.py turns those into $OUT/bench.json and $OUT/bench.md (medians with min and max,
+# ratios against baselines measured in the same run, each target met or missed by how much) and
+# prints the summary.  A section whose parts are missing (a binary not built yet) or that fails
+# is recorded as such, with the reason, and the others still run.
+#
+# Full run: $OUT = bench/results (the committed results).  Quick run (--quick, a few seconds, for
+# CI): tiny counts, one repeat, $OUT = BUILD/bench/quick, so it never overwrites the real results.
+# BENCH_OUT overrides $OUT.  Every process started here is on 127.0.0.1 and stopped at exit;
+# every loop is bounded in count and time.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${1:-build}
+case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+QUICK=0
+[ "${2:-}" = --quick ] && QUICK=1
+
+if [ "$QUICK" = 1 ]; then
+  OUT=${BENCH_OUT:-$BUILD/bench/quick}
+  REPEATS=1 N_HIT=300 N_NODE=100 WRK_SECS=1 N_SCALE=200 N_MISS=100 N_LOAD=24 COLD_RUNS=1
+  CONCS="1 8 64" KEYS_SCALE="10 1000"
+else
+  OUT=${BENCH_OUT:-$ROOT/bench/results}
+  REPEATS=5 N_HIT=20000 N_NODE=2000 WRK_SECS=3 N_SCALE=4000 N_MISS=2000 N_LOAD=400 COLD_RUNS=3
+  CONCS="1 2 4 8 16 32 64" KEYS_SCALE="10 100 1000"
+fi
+STASH=$BUILD/extensions/stash
+FAKE=$BUILD/bin/fake-aws
+SIM=$BUILD/bin/lambda-sim
+HIT=$BUILD/bench/bench_hit
+FLOOR=$BUILD/bench/floor
+NODE_DIR=$ROOT/tests/node
+FUNCS=$ROOT/sim/functions
+
+# Credentials and names shared by fake-aws, stash and the functions (fake-aws accepts any key
+# pair and verifies the signature with it).
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDBENCHEXAMPLE
+export AWS_SECRET_ACCESS_KEY=benchSecretKeyNotARealOne0000000000000000
+export AWS_SESSION_TOKEN=bench-session-token
+TOKEN_H="X-Aws-Parameters-Secrets-Token: $AWS_SESSION_TOKEN"
+HOT_SECRET=bench/secret-0
+HOT_PATH="/secretsmanager/get?secretId=bench%2Fsecret-0"
+KEY_PATH="/secretsmanager/get?secretId=bench%2Fsecret-%d"
+
+W=$(mktemp -d)
+RAW=$OUT/raw.jsonl
+mkdir -p "$OUT"
+: >"$RAW"
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "bench: $*" >&2; }
+
+# A python3 that has botocore (Debian's python3-botocore is for /usr/bin/python3).
+PY=python3
+python3 -c 'import botocore' 2>/dev/null || PY=/usr/bin/python3
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {  # PORT [SECONDS]
+  local i
+  for ((i = 0; i < ${2:-10} * 100; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.01
+  done
+  return 1
+}
+
+# start NAME CMD...: runs CMD in the background (stdout+stderr in $W/NAME.log); sets $PID.
+start() {
+  local name=$1
+  shift
+  "$@" >"$W/$name.log" 2>&1 &
+  PID=$!
+  PIDS+=("$PID")
+}
+
+stop() {  # PID
+  kill "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+  return 0
+}
+
+# wait_listening NAME: the port from the "listening on 127.0.0.1:<port>" line of $W/NAME.log.
+wait_listening() {
+  local i port
+  for ((i = 0; i < 500; i++)); do
+    port=$(grep -aom1 'listening on 127\.0\.0\.1:[0-9]*' "$W/$1.log" 2>/dev/null | grep -o '[0-9]*$')
+    [ -n "$port" ] && { echo "$port"; return 0; }
+    sleep 0.01
+  done
+  say "$1 did not start:"
+  tail -5 "$W/$1.log" >&2
+  return 1
+}
+
+# record SECTION NAME JSON: one measurement (JSON object of numbers) of one repeat.
+record() {
+  printf '{"section":"%s","name":"%s","metrics":%s}\n' "$1" "$2" "$3" >>"$RAW"
+}
+
+# note SECTION STATUS REASON: a section's outcome (ok, skipped, failed) and why.
+note() {
+  printf '{"section":"%s","status":"%s","reason":"%s"}\n' "$1" "$2" "${3//\"/\'}" >>"$RAW"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The world: bench data for fake-aws (1000 secrets of 4 KB, a parameter per secret), fake-aws
+# itself, stash started as a plain local agent (no AWS_LAMBDA_RUNTIME_API), the floor.
+
+have_fake() { [ -x "$FAKE" ]; }
+have_sim() { [ -x "$SIM" ]; }
+have_node_pkgs() { [ -d "$NODE_DIR/node_modules/@aws-sdk/client-secrets-manager" ]; }
+
+gen_data() {
+  $PY "$ROOT/bench/gen_data.py" --secrets 1000 --bytes 4096 >"$W/data.json"
+}
+
+FAKE_PORT=
+start_fake() {  # starts fake-aws on a free port; sets FAKE_PID, FAKE_PORT, FAKE_URL
+  start fake "$FAKE" --port 0 --data "$W/data.json" || return 1
+  FAKE_PID=$PID
+  FAKE_PORT=$(wait_listening fake) || return 1
+  FAKE_URL=http://127.0.0.1:$FAKE_PORT
+}
+
+fake_ctl() {  # METHOD PATH: a fake-aws control call
+  curl -sf -X "$1" "$FAKE_URL/_fake/$2"
+}
+
+# start_stash NAME [VAR=VALUE...]: stash against fake-aws; sets STASH_PID, STASH_PORT.
+start_stash() {
+  local name=$1
+  shift
+  STASH_PORT=$(free_port)
+  start "$name" env -u AWS_LAMBDA_RUNTIME_API \
+    PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$STASH_PORT" \
+    AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn "$@" "$STASH"
+  STASH_PID=$PID
+  wait_port "$STASH_PORT" 5 || { say "stash did not listen:"; tail -5 "$W/$name.log" >&2; return 1; }
+}
+
+# stash_works: is the stash here functional (answers a secret from fake-aws)?
+stash_works() {
+  local code
+  start_stash probe || { stop "$STASH_PID"; return 1; }
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH")
+  stop "$STASH_PID"
+  [ "$code" = 200 ]
+}
+
+# start_floor BODYFILE [MODE]: sets FLOOR_PID, FLOOR_PORT.
+start_floor() {
+  start floor "$FLOOR" --port 0 --body-file "$1" --mode "${2:-epoll}" || return 1
+  FLOOR_PID=$PID
+  FLOOR_PORT=$(wait_listening floor)
+}
+
+hit() {  # PORT PATH ARGS...: bench_hit in latency mode (token header always sent)
+  local port=$1 path=$2
+  shift 2
+  "$HIT" --port "$port" --path "$path" -H "$TOKEN_H" --expect 200 --max-ms 60000 "$@"
+}
+
+rss_kb() {  # PID FIELD (VmHWM: peak, VmRSS: now)
+  awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"
+}
+
+# warm PORT K: one request for each of keys 0..K-1, so they are cached.
+warm() {
+  "$HIT" --port "$1" --path "$KEY_PATH" --keys "$2" -n "$2" -w 0 -H "$TOKEN_H" --expect 200 \
+    --max-ms 60000 >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# Sections.  Each returns non-zero with a reason in $WHY when it cannot produce its numbers.
+
+sec_hit_latency() {
+  local r
+  start_stash stash || { WHY="stash did not start"; return 1; }
+  curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
+  start_floor "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
+  for ((r = 0; r < REPEATS; r++)); do
+    # Alternate who goes first, so drift on a shared machine hits both alike.
+    if ((r % 2 == 0)); then
+      record hit_latency stash "$(hit "$STASH_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1
+      record hit_latency floor "$(hit "$FLOOR_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1
+    else
+      record hit_latency floor "$(hit "$FLOOR_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1
+      record hit_latency stash "$(hit "$STASH_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1
+    fi
+  done
+  # Node: fetch against stash and the floor, Powertools and a direct SDK call, one process.
+  if have_node_pkgs; then
+    node "$ROOT/bench/node_fetch.mjs" --n "$N_NODE" --rounds "$REPEATS" \
+      --stash "http://127.0.0.1:$STASH_PORT$HOT_PATH" \
+      --floor "http://127.0.0.1:$FLOOR_PORT$HOT_PATH" \
+      --secret "$HOT_SECRET" --endpoint "$FAKE_URL" >"$W/node.jsonl" 2>"$W/node.err" ||
+      { WHY="node_fetch failed: $(tail -1 "$W/node.err")"; return 1; }
+    cat "$W/node.jsonl" >>"$RAW"
+  else
+    WHY="npm packages missing (scripts/deps.sh)"
+    return 1
+  fi
+  stop "$FLOOR_PID"
+  stop "$STASH_PID"
+}
+
+wrk_rps() {  # PORT CONNS: one wrk run; prints a JSON object
+  local t=$(($2 < 2 ? 1 : 2))
+  wrk -t"$t" -c"$2" -d"${WRK_SECS}s" --latency -H "$TOKEN_H" "http://127.0.0.1:$1$HOT_PATH" \
+    >"$W/wrk.out" 2>&1 || return 1
+  $PY "$ROOT/bench/report.py" --parse-wrk "$W/wrk.out"
+}
+
+sec_throughput() {
+  local r c
+  start_stash stash || { WHY="stash did not start"; return 1; }
+  curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
+  start_floor "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
+  for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
+    for c in 1 8 64; do
+      record throughput "stash_c$c" "$(wrk_rps "$STASH_PORT" "$c")" || { WHY="wrk failed"; return 1; }
+      record throughput "floor_c$c" "$(wrk_rps "$FLOOR_PORT" "$c")" || { WHY="wrk failed"; return 1; }
+    done
+  done
+  stop "$FLOOR_PID"
+  stop "$STASH_PID"
+}
+
+sec_miss_path() {
+  local r
+  # TTL 0: every request goes upstream, so each one is a miss.
+  start_stash stash SECRETS_MANAGER_TTL=0 || { WHY="stash did not start"; return 1; }
+  # The direct call: the same GetSecretValue, signed once (botocore) and replayed over one
+  # kept-alive connection by the same C client: the upstream round trip with no client cost.
+  $PY "$ROOT/bench/sign_request.py" --endpoint "$FAKE_URL" --secret "$HOT_SECRET" \
+    --headers "$W/direct.headers" --body "$W/direct.body" || { WHY="signing failed"; return 1; }
+  local -a dh=()
+  while IFS= read -r h; do dh+=(-H "$h"); done <"$W/direct.headers"
+  for ((r = 0; r < REPEATS; r++)); do
+    record miss_path direct "$("$HIT" --port "$FAKE_PORT" --path / --method POST \
+      --body-file "$W/direct.body" "${dh[@]}" --expect 200 -n "$N_MISS" -w 50 --max-ms 60000)" ||
+      { WHY="direct call failed"; return 1; }
+    record miss_path stash_miss "$(hit "$STASH_PORT" "$HOT_PATH" -n "$N_MISS" -w 50)" ||
+      { WHY="stash miss failed"; return 1; }
+  done
+  stop "$STASH_PID"
+}
+
+sec_footprint() {
+  local r idle full size exec_ms
+  for ((r = 0; r < REPEATS; r++)); do
+    start_stash stash || { WHY="stash did not start"; return 1; }
+    sleep 0.2
+    idle=$(rss_kb "$STASH_PID" VmHWM)
+    warm "$STASH_PORT" 1000 || { WHY="warming 1000 keys failed"; return 1; }
+    full=$(rss_kb "$STASH_PID" VmHWM)
+    stop "$STASH_PID"
+    record footprint rss "{\"idle_kb\":$idle,\"cached_1000x4k_kb\":$full}"
+    # Exec to the first 200 answer for the hot key (a miss, so one fake-aws call included).
+    STASH_PORT=$(free_port)
+    exec_ms=$(env -u AWS_LAMBDA_RUNTIME_API PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$STASH_PORT" \
+      AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
+      PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn \
+      "$HIT" --exec-first --port "$STASH_PORT" --path "$HOT_PATH" -H "$TOKEN_H" --max-ms 5000 \
+      -- "$STASH" 2>"$W/exec.err") || { WHY="exec-first: $(tail -1 "$W/exec.err")"; return 1; }
+    record footprint exec_first "$exec_ms"
+  done
+  strip -o "$W/stash.stripped" "$STASH"
+  size=$(stat -c %s "$W/stash.stripped")
+  record footprint binary "{\"stripped_bytes\":$size,\"unstripped_bytes\":$(stat -c %s "$STASH")}"
+}
+
+sec_scaling() {
+  local k c r n
+  for k in $KEYS_SCALE; do
+    for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
+      start_stash stash || { WHY="stash did not start"; return 1; }
+      warm "$STASH_PORT" "$k" || { WHY="warming $k keys failed"; return 1; }
+      record scaling "keys_$k" "$(hit "$STASH_PORT" "$KEY_PATH" --keys "$k" -n "$N_SCALE" -w 200 |
+        sed "s/}\$/,\"rss_kb\":$(rss_kb "$STASH_PID" VmRSS)}/")" || return 1
+      stop "$STASH_PID"
+    done
+  done
+  start_stash stash || { WHY="stash did not start"; return 1; }
+  curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
+  start_floor "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
+  for c in $CONCS; do
+    n=$((N_SCALE / c < 100 ? 100 : N_SCALE / c))
+    for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
+      record scaling "stash_conc_$c" "$(hit "$STASH_PORT" "$HOT_PATH" -c "$c" -n "$n" -w 20)" ||
+        return 1
+      record scaling "floor_conc_$c" "$(hit "$FLOOR_PORT" "$HOT_PATH" -c "$c" -n "$n" -w 20)" ||
+        return 1
+    done
+  done
+  stop "$FLOOR_PID"
+  stop "$STASH_PID"
+}
+
+# --- lambda-sim sections ------------------------------------------------------------------------
+# fake-aws latency like a regional endpoint, for the seed reproductions (stated in the results).
+SEED_LATENCY="ms=20&jitter=5&cold=60"
+
+# start_sim NAME EXTDIR FUNCTION_FILE MAX_ENVS [K=V...]: lambda-sim running FUNCTION_FILE under the
+# shim, stash as its extension when EXTDIR holds it; sets SIM_PID, SIM_PORT, SIM_LOGS.
+start_sim() {
+  local name=$1 ext=$2 fn=$3 envs=$4 kv
+  shift 4
+  local -a envargs=(--env "AWS_REGION=$AWS_REGION" --env "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
+    --env "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
+    --env "AWS_ENDPOINT_URL_SECRETS_MANAGER=$FAKE_URL" --env "AWS_ENDPOINT_URL_SSM=$FAKE_URL"
+    --env "SECRET_ID=$HOT_SECRET" --env "PARAM_NAME=/bench/param-0"
+    --env "STASH_NODE_DIR=$NODE_DIR")
+  for kv in "$@"; do envargs+=(--env "$kv"); done
+  SIM_LOGS=$W/logs-$name
+  rm -rf "$SIM_LOGS"
+  mkdir -p "$SIM_LOGS"
+  start "$name" "$SIM" --extensions "$ext" --function "node $FUNCS/runtime.mjs $FUNCS/$fn" \
+    "${envargs[@]}" --memory 128 --timeout 10 --max-envs "$envs" --logs "$SIM_LOGS" --port 0
+  SIM_PID=$PID
+  SIM_PORT=$(wait_listening "$name")
+}
+
+INVOKE_PATH=/2015-03-31/functions/function/invocations
+
+invoke() {  # BODY: one invoke through lambda-sim, prints the function's answer
+  curl -sf --max-time 30 -X POST -d "$1" "http://127.0.0.1:$SIM_PORT$INVOKE_PATH"
+}
+
+ext_dirs() {
+  mkdir -p "$W/ext-stash" "$W/ext-none"
+  cp "$STASH" "$W/ext-stash/stash"
+}
+
+# fake_calls: upstream calls counted by fake-aws so far, as {"GetSecretValue":n,"GetParameter":m}.
+fake_calls() {
+  fake_ctl GET stats | $PY -c '
+import json, sys
+d = json.load(sys.stdin)
+out = {"GetSecretValue": 0, "GetParameter": 0}
+def walk(x, path):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            walk(v, path + [k])
+    elif isinstance(x, int) and not isinstance(x, bool):
+        for op in out:
+            if any(op == p or p.endswith("." + op) for p in path):
+                out[op] += x
+                break
+walk(d, [])
+print(json.dumps(out))'
+}
+
+sec_lambda() {
+  local r
+  ext_dirs
+  printf '{"work_ms":1}' >"$W/invoke.json"
+  for ((r = 0; r < REPEATS; r++)); do
+    for variant in stash direct; do
+      if [ "$variant" = stash ]; then
+        start_sim sim "$W/ext-stash" load-test.mjs 1 || { WHY="lambda-sim did not start"; return 1; }
+      else
+        start_sim sim "$W/ext-none" load-test-direct.mjs 1 ||
+          { WHY="lambda-sim did not start"; return 1; }
+      fi
+      invoke '{"work_ms":0}' >/dev/null || { WHY="first invoke failed"; return 1; }
+      "$HIT" --port "$SIM_PORT" --path "$INVOKE_PATH" --method POST --body-file "$W/invoke.json" \
+        --expect 200 -n "$((N_LOAD / 4 + 10))" -w 0 --max-ms 60000 >"$W/invokes.json" ||
+        { WHY="invokes failed"; return 1; }
+      stop "$SIM_PID" # SHUTDOWN: the last reports are delivered and written
+      record lambda "$variant" "$($PY "$ROOT/bench/report.py" --parse-logs "$SIM_LOGS" \
+        --invokes "$W/invokes.json")" || { WHY="no REPORT lines in the logs"; return 1; }
+    done
+  done
+}
+
+sec_seed_cold_warm() {
+  local r variant cold warm
+  ext_dirs
+  fake_ctl POST "latency?$SEED_LATENCY" >/dev/null || { WHY="fake-aws latency control failed"; return 1; }
+  for ((r = 0; r < COLD_RUNS; r++)); do
+    for variant in extension direct; do
+      if [ "$variant" = extension ]; then
+        start_sim sim "$W/ext-stash" fetch-timing.mjs 1 || { WHY="lambda-sim did not start"; return 1; }
+      else
+        start_sim sim "$W/ext-none" fetch-timing-direct.mjs 1 ||
+          { WHY="lambda-sim did not start"; return 1; }
+      fi
+      cold=$(invoke '{}') || { WHY="cold invoke failed"; return 1; }
+      warm=$(invoke '{}') || { WHY="warm invoke failed"; return 1; }
+      stop "$SIM_PID"
+      record seed_cold_warm "$variant" "$(COLD="$cold" WARM="$warm" $PY -c '
+import json, os
+c, w = json.loads(os.environ["COLD"]), json.loads(os.environ["WARM"])
+assert c["phase"] == "cold" and w["phase"] == "warm"
+print(json.dumps({"cold_ms": c["ms"], "warm_ms": w["ms"]}))')" ||
+        { WHY="unexpected fetch-timing answers"; return 1; }
+    done
+  done
+  fake_ctl POST "latency?ms=0&jitter=0&cold=0" >/dev/null
+}
+
+sec_seed_upstream_calls() {
+  local ttl variant envs before after
+  ext_dirs
+  printf '{"work_ms":2}' >"$W/invoke.json"
+  for variant in stash_ttl0 stash_ttl1 stash_ttl300 direct; do
+    case $variant in
+      stash_ttl*)
+        ttl=${variant#stash_ttl}
+        start_sim sim "$W/ext-stash" load-test.mjs 4 "SECRETS_MANAGER_TTL=$ttl" \
+          "SSM_PARAMETER_STORE_TTL=$ttl" || { WHY="lambda-sim did not start"; return 1; } ;;
+      direct)
+        start_sim sim "$W/ext-none" load-test-direct.mjs 4 ||
+          { WHY="lambda-sim did not start"; return 1; } ;;
+    esac
+    before=$(fake_calls) || { WHY="fake-aws stats unreadable"; return 1; }
+    "$HIT" --port "$SIM_PORT" --path "$INVOKE_PATH" --method POST --body-file "$W/invoke.json" \
+      --expect 200 -c 4 -n "$((N_LOAD / 4))" -w 0 --max-ms 120000 >"$W/invokes.json" ||
+      { WHY="invokes failed"; return 1; }
+    after=$(fake_calls) || { WHY="fake-aws stats unreadable"; return 1; }
+    stop "$SIM_PID"
+    envs=$(find "$SIM_LOGS" -type f | wc -l)
+    record seed_upstream_calls "$variant" "$(B="$before" A="$after" E="$envs" \
+      I="$(cat "$W/invokes.json")" $PY -c '
+import json, os
+b, a, inv = json.loads(os.environ["B"]), json.loads(os.environ["A"]), json.loads(os.environ["I"])
+sm = a["GetSecretValue"] - b["GetSecretValue"]
+ssm = a["GetParameter"] - b["GetParameter"]
+n = inv["requests"]
+print(json.dumps({"invokes": n, "environments": int(os.environ["E"]), "GetSecretValue": sm,
+                  "GetParameter": ssm, "calls_per_invoke": round((sm + ssm) / n, 4),
+                  "calls_per_env": round((sm + ssm) / max(1, int(os.environ["E"])), 2),
+                  "invoke_p50_us": inv["p50_us"], "invoke_p99_us": inv["p99_us"]}))')" ||
+      { WHY="cannot count calls"; return 1; }
+  done
+}
+
+section() {  # NAME NEEDS...: runs sec_NAME if every need holds
+  local name=$1 need
+  shift
+  for need in "$@"; do
+    if ! "$need"; then
+      say "$name: skipped ($need is false)"
+      note "$name" skipped "$need is false"
+      return 0
+    fi
+  done
+  say "$name ..."
+  WHY=""
+  local t0=$SECONDS
+  if "sec_$name"; then
+    note "$name" ok "$((SECONDS - t0)) s"
+  else
+    say "$name: FAILED: ${WHY:-see above}"
+    note "$name" failed "${WHY:-a measurement failed}"
+  fi
+}
+
+STASH_OK=0
+stash_ok() { [ "$STASH_OK" = 1 ]; }
+
+main() {
+  gen_data || { say "cannot generate bench data"; exit 1; }
+  if have_fake && start_fake; then
+    stash_works && STASH_OK=1
+  fi
+  [ "$STASH_OK" = 1 ] || say "stash is not functional here: stash sections are skipped"
+  section hit_latency have_fake stash_ok
+  section throughput have_fake stash_ok
+  section miss_path have_fake stash_ok
+  section footprint have_fake stash_ok
+  section scaling have_fake stash_ok
+  section lambda have_fake have_sim stash_ok have_node_pkgs
+  section seed_cold_warm have_fake have_sim stash_ok have_node_pkgs
+  section seed_upstream_calls have_fake have_sim stash_ok have_node_pkgs
+  $PY "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" $([ "$QUICK" = 1 ] && echo --quick)
+}
+
+main
