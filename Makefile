@@ -2,6 +2,7 @@
 #   make            build/extensions/stash, build/bin/fake-aws, build/bin/lambda-sim
 #   make test       install what is missing, build, run every test (unit, integration)
 #   make asan       the same under ASan/UBSan (build/asan/...)
+#   make tsan       unit tests under ThreadSanitizer (build/tsan/...)
 #   make valgrind   unit tests under valgrind
 #   make demo       fake-aws + lambda-sim + stash, a burst of invocations, what stash did
 #   make bench      benchmarks (QUICK=1 for the CI smoke run) -> bench/results/
@@ -36,8 +37,8 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c ben
 EXT      := $(BUILD)/extensions/$(NAME)
 BINS     := $(EXT) $(if $(FAKEAWS_OBJ),$(BUILD)/bin/fake-aws) $(if $(SIM_OBJ),$(BUILD)/bin/lambda-sim)
 
-.PHONY: all deps test unit asan valgrind fuzz fuzz-build bench demo lint format format-check \
-        install clean
+.PHONY: all deps test unit asan tsan tsan-unit valgrind fuzz fuzz-build bench demo lint format \
+        format-check install clean
 all: $(BINS)
 
 deps:
@@ -57,7 +58,10 @@ $(BUILD)/bin/lambda-sim: $(SIM_OBJ) $(LIB_OBJ)
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ -lcmocka $(LDLIBS)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(LDFLAGS_$*) $^ -o $@ -lcmocka $(LDLIBS)
+# Per-test link flags: LDFLAGS_<test name>.  test_cache wraps malloc/calloc/free to prove that
+# every block that held a cached secret was zeroed before it was freed.
+LDFLAGS_test_cache := -Wl,--wrap=malloc,--wrap=calloc,--wrap=free
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -73,6 +77,12 @@ unit: $(BINS) $(TESTS)
 asan: deps
 	$(Q)$(MAKE) --no-print-directory unit BUILD=build/asan OPT="$(SANOPT)" \
 	  SAN=-fsanitize=address,undefined SAN_LD=-fsanitize=address,undefined
+# Unit tests only: the integration scripts start the release binaries.
+tsan: deps
+	$(Q)$(MAKE) --no-print-directory tsan-unit BUILD=build/tsan OPT="$(SANOPT)" \
+	  SAN=-fsanitize=thread SAN_LD=-fsanitize=thread
+tsan-unit: $(TESTS)
+	$(Q)tests/run.sh $(BUILD) --unit-only
 valgrind: deps $(BINS) $(TESTS)
 	$(Q)VALGRIND=1 tests/run.sh $(BUILD) --unit-only
 fuzz: deps

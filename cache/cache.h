@@ -12,6 +12,23 @@
  * Flags: CACHE_REFRESH fetches even when fresh (refreshNow) and replaces the entry on success;
  * CACHE_BYPASS fetches without coalescing or storing (cache disabled, TTL 0).
  *
+ * Precise semantics (refined while building the store; the tests pin each one):
+ * - A value stored at time t with ttl_ms is fresh while now < t + ttl_ms (t is when the fill
+ *   returned).  ttl_ms == 0 behaves as CACHE_BYPASS: a value that is expired when stored would
+ *   only push live entries out.  max_items == 0 does the same for every call.
+ * - Serve-stale window: expiry <= now < expiry + stale_max_ms ("younger than stale_max_ms past its
+ *   expiry"), so stale_max_ms == 0 turns serve-stale off.  An entry past that window is dropped
+ *   when next looked up.  A CACHE_REFRESH of a fresh entry that fails transiently also serves
+ *   the entry (FACTS_STALE): the cached value is better than the fault.
+ * - Any other failure (404, 400, 403, ...) is returned as is and drops the entry: a 404 after a
+ *   delete or a 403 after a policy change must not keep serving the old secret.
+ * - A 200 that is too big to store still drops the old entry for its key (it is outdated).
+ * - Outcomes: the leader reports FACTS_MISS (FACTS_STALE if it served the old value), a refresh
+ *   leader too; followers report FACTS_WAITED, or FACTS_STALE when the flight served the old
+ *   value (so a stale answer is always counted as stale).  CACHE_REFRESH joins a running flight.
+ * - cache_clear() during a fill: the fill's result goes to its leader and followers, is not
+ *   stored, and gets that start after the clear begin a new fill rather than joining the old one.
+ *
  * Bounds: at most max_items entries and max_bytes of key+value bytes; the least recently used
  * entries go first.  A value larger than max_bytes is served but not stored.
  * Secrets: every value and key leaving the store (evicted, expired and replaced, cleared, freed)
@@ -67,11 +84,21 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
 /* Wipes and drops every entry (SHUTDOWN, SnapStart). In-flight fills complete but are not kept. */
 void cache_clear(struct cache *c);
 
+/* flights and waiters were added to the first contract: they make "is anyone stuck waiting"
+ * observable, and the single-flight tests use them to know every follower is waiting before they
+ * release the fill (no sleeps). */
 struct cache_stats {
     size_t items;
-    size_t bytes;
-    uint64_t evictions;
+    size_t bytes;       /* key + value bytes stored */
+    uint64_t evictions; /* entries pushed out by the bounds (not replaced, expired or cleared) */
+    size_t flights;     /* fills in progress that new gets can join */
+    size_t waiters;     /* gets waiting for another get's fill */
 };
 void cache_stats(struct cache *c, struct cache_stats *out);
+
+/* For tests and the fuzzer: aborts with a message unless the table and the LRU list agree, the
+ * counts and byte totals match, recency strictly decreases along the list and the bounds hold.
+ * Takes the lock; O(items + buckets). */
+void cache_check_invariants(struct cache *c);
 
 #endif
