@@ -21,6 +21,7 @@ checks=(
   "/usr/bin/npm:npm"
   "/usr/bin/python3:python3"
   "/usr/lib/python3/dist-packages/botocore/__init__.py:python3-botocore"
+  "/usr/lib/python3/dist-packages/jsonschema/__init__.py:python3-jsonschema"
   "/usr/bin/wrk:wrk"
   "/usr/bin/valgrind:valgrind"
 )

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int refdir_find(char *out, size_t cap)
+static inline int refdir_find(char *out, size_t cap)
 {
     const char *root = getenv("STASH_ROOT");
     const char *shared = getenv("STASH_SHARED");
@@ -39,7 +39,7 @@ static int refdir_find(char *out, size_t cap)
 }
 
 /* Reads a whole file into a malloc'd NUL-terminated buffer; NULL on failure. */
-static char *refdir_read(const char *path, size_t *len)
+static inline char *refdir_read(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     char *data = NULL;
