@@ -25,15 +25,52 @@
 
 /* Every root member name we write ourselves: extra dimensions may not take these names. */
 static const char *const s_reserved[] = {
-    "_aws", "FunctionName", "Service", "Key", "CacheHits", "CacheMisses", "CacheStaleServed",
-    "UpstreamCalls", "SecretsManagerCalls", "ParameterStoreCalls", "UpstreamErrors",
-    "UpstreamThrottles", "FetchLatency", "UpstreamLatency", "Duration", "BilledDuration",
-    "InitDuration", "ExtensionOverhead", "MaxMemoryUsed", "ColdStart", "requestId",
-    "functionVersion", "coldStart", "phase", "tenantId", "status", "requests", "singleFlightWaits",
-    "bypass", "fetchLatencyDropped", "upstreamLatencyDropped", "keysDropped", "evicted",
-    "runtimeDurationMs", "responseLatencyMs", "responseDurationMs", "runtimeOverheadMs",
-    "producedBytes", "restoreDurationMs", "memorySizeMB", "emfPart", "invocations", "initRecords",
-    "intervalStartMs", "intervalEndMs", "valuesSampledOut",
+    "_aws",
+    "FunctionName",
+    "Service",
+    "Key",
+    "CacheHits",
+    "CacheMisses",
+    "CacheStaleServed",
+    "UpstreamCalls",
+    "SecretsManagerCalls",
+    "ParameterStoreCalls",
+    "UpstreamErrors",
+    "UpstreamThrottles",
+    "FetchLatency",
+    "UpstreamLatency",
+    "Duration",
+    "BilledDuration",
+    "InitDuration",
+    "ExtensionOverhead",
+    "MaxMemoryUsed",
+    "ColdStart",
+    "requestId",
+    "functionVersion",
+    "coldStart",
+    "phase",
+    "tenantId",
+    "status",
+    "requests",
+    "singleFlightWaits",
+    "bypass",
+    "fetchLatencyDropped",
+    "upstreamLatencyDropped",
+    "keysDropped",
+    "evicted",
+    "runtimeDurationMs",
+    "responseLatencyMs",
+    "responseDurationMs",
+    "runtimeOverheadMs",
+    "producedBytes",
+    "restoreDurationMs",
+    "memorySizeMB",
+    "emfPart",
+    "invocations",
+    "initRecords",
+    "intervalStartMs",
+    "intervalEndMs",
+    "valuesSampledOut",
 };
 
 enum stash_err emf_mode_parse(const char *s, enum emf_mode *out)
@@ -395,8 +432,8 @@ static enum stash_err render_line(const struct emf_config *cfg, uint64_t ts,
         if (!on_line(&ml->m[i], part, &from, &count)) {
             continue;
         }
-        rc = buf_printf(&b, "%s{\"Name\":\"%s\",\"Unit\":\"%s\"}", first ? "" : ",",
-                        ml->m[i].name, ml->m[i].unit);
+        rc = buf_printf(&b, "%s{\"Name\":\"%s\",\"Unit\":\"%s\"}", first ? "" : ",", ml->m[i].name,
+                        ml->m[i].unit);
         first = 0;
     }
     if (rc == STASH_OK) {
@@ -797,8 +834,8 @@ static uint64_t series_left_out(const struct emf_agg_series *s)
     return s->seen - s->n;
 }
 
-enum stash_err emf_render_agg(const struct emf_config *cfg, const struct emf_agg *a,
-                              uint64_t ts_ms, struct emf_lines *out)
+enum stash_err emf_render_agg(const struct emf_config *cfg, const struct emf_agg *a, uint64_t ts_ms,
+                              struct emf_lines *out)
 {
     struct metric_list ml = {.n = 0};
     struct buf common = BUF_INIT(EMF_LINE_MAX);
@@ -827,20 +864,21 @@ enum stash_err emf_render_agg(const struct emf_config *cfg, const struct emf_agg
         rc = put_string(&common, cfg->function_version);
     }
     if (rc == STASH_OK) {
-        rc = buf_printf(&common, ",\"phase\":\"aggregate\",\"intervalStartMs\":%llu,"
-                                 "\"intervalEndMs\":%llu",
+        rc = buf_printf(&common,
+                        ",\"phase\":\"aggregate\",\"intervalStartMs\":%llu,"
+                        "\"intervalEndMs\":%llu",
                         (unsigned long long)a->start_ms, (unsigned long long)a->end_ms);
     }
     if (rc == STASH_OK) {
         rc = buf_puts(&first, common.data);
     }
     if (rc == STASH_OK) {
-        rc = buf_printf(&first, ",\"invocations\":%llu,\"initRecords\":%llu,\"requests\":%llu,"
-                                "\"singleFlightWaits\":%llu,\"bypass\":%llu,"
-                                "\"valuesSampledOut\":%llu",
+        rc = buf_printf(&first,
+                        ",\"invocations\":%llu,\"initRecords\":%llu,\"requests\":%llu,"
+                        "\"singleFlightWaits\":%llu,\"bypass\":%llu,"
+                        "\"valuesSampledOut\":%llu",
                         (unsigned long long)a->invocations, (unsigned long long)a->init_records,
-                        (unsigned long long)a->counts.requests,
-                        (unsigned long long)a->counts.waits,
+                        (unsigned long long)a->counts.requests, (unsigned long long)a->counts.waits,
                         (unsigned long long)a->counts.bypass, (unsigned long long)left_out);
     }
     if (rc == STASH_OK) {

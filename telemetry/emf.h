@@ -90,8 +90,8 @@ enum stash_err emf_config_init(struct emf_config *cfg, const char *namespace_,
                                const char *dims_spec, int per_key);
 
 struct emf_lines {
-    char **line;   /* each NUL-terminated and ending in "\n" */
-    size_t *len;   /* bytes of each line, "\n" included */
+    char **line; /* each NUL-terminated and ending in "\n" */
+    size_t *len; /* bytes of each line, "\n" included */
     size_t n;
 };
 void emf_lines_release(struct emf_lines *lines);
@@ -104,24 +104,24 @@ enum stash_err emf_render_record(const struct emf_config *cfg, const struct ledg
 
 /* Sum of records over an interval. */
 struct emf_agg {
-    uint64_t invocations;     /* records added that were invocations (not init) */
+    uint64_t invocations; /* records added that were invocations (not init) */
     uint64_t cold_starts;
     uint64_t init_records;
     struct ledger_counts counts;
-    uint64_t start_ms, end_ms;/* first and last record timestamps */
+    uint64_t start_ms, end_ms; /* first and last record timestamps */
     /* Value arrays, each at most EMF_AGG_VALUES_MAX, seen = values offered (sampled past max). */
     struct emf_agg_series {
         double v[EMF_AGG_VALUES_MAX];
         size_t n;
         uint64_t seen;
     } fetch, upstream, duration, billed, init, overhead, memory;
-    uint64_t rng;             /* reservoir sampling state (deterministic) */
+    uint64_t rng; /* reservoir sampling state (deterministic) */
 };
 void emf_agg_reset(struct emf_agg *a);
 void emf_agg_add(struct emf_agg *a, const struct ledger_record *rec);
 /* Lines for the interval, timestamp ts_ms; zero lines if nothing was added. */
-enum stash_err emf_render_agg(const struct emf_config *cfg, const struct emf_agg *a,
-                              uint64_t ts_ms, struct emf_lines *out);
+enum stash_err emf_render_agg(const struct emf_config *cfg, const struct emf_agg *a, uint64_t ts_ms,
+                              struct emf_lines *out);
 
 /* Writes each line with one write(2) (a short write, which a pipe does not do below PIPE_BUF, is
  * finished with further writes; EINTR is retried).  STASH_EIO if a write fails. */
@@ -130,9 +130,9 @@ enum stash_err emf_write_lines(int fd, const struct emf_lines *lines);
 /* The production path: mode + config + fd (stdout). */
 struct emf_writer;
 struct emf_writer_stats {
-    uint64_t records;       /* records received */
-    uint64_t lines;         /* lines written */
-    uint64_t errors;        /* render or write failures (each logged once as a warning) */
+    uint64_t records; /* records received */
+    uint64_t lines;   /* lines written */
+    uint64_t errors;  /* render or write failures (each logged once as a warning) */
 };
 /* interval_ms: aggregate interval (0 gives 60000).  now_ms: wall clock, start of the interval. */
 struct emf_writer *emf_writer_new(const struct emf_config *cfg, enum emf_mode mode, int fd,

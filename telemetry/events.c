@@ -91,7 +91,8 @@ static enum stash_err opt_text(const cJSON *obj, const char *key, char *dst, siz
     return STASH_OK;
 }
 
-/* An identifier is copied exactly or refused: a truncated id would attribute to the wrong record. */
+/* An identifier is copied exactly or refused: a truncated id would attribute to the wrong record.
+ */
 static enum stash_err id_field(const cJSON *obj, const char *key, char *dst, int required)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -174,8 +175,8 @@ static enum stash_err parse_metrics(const cJSON *rec, struct telemetry_event *ev
                         TELEMETRY_HAS_BILLED);
     }
     if (rc == STASH_OK) {
-        rc = opt_number(m, "memorySizeMB", &ev->memory_size_mb, &ev->has,
-                        TELEMETRY_HAS_MEMORY_SIZE);
+        rc =
+            opt_number(m, "memorySizeMB", &ev->memory_size_mb, &ev->has, TELEMETRY_HAS_MEMORY_SIZE);
     }
     if (rc == STASH_OK) {
         rc = opt_number(m, "maxMemoryUsedMB", &ev->max_memory_used_mb, &ev->has,

@@ -34,7 +34,7 @@
 #include "common/err.h"
 
 /* maxBytes can be subscribed up to 1 MiB and Lambda may send up to 2 * maxBytes + metadata. */
-#define TELEMETRY_BODY_MAX   ((size_t)2 * 1048576 + 65536)
+#define TELEMETRY_BODY_MAX ((size_t)2 * 1048576 + 65536)
 /* maxItems goes up to 10,000; allow twice that, as for bytes. */
 #define TELEMETRY_EVENTS_MAX 20000
 #define TELEMETRY_SPANS_MAX  8
@@ -64,39 +64,39 @@ enum telemetry_status {
     TELEMETRY_STATUS_ERROR,
     TELEMETRY_STATUS_FAILURE,
     TELEMETRY_STATUS_TIMEOUT,
-    TELEMETRY_STATUS_OTHER,    /* a string we do not know */
+    TELEMETRY_STATUS_OTHER, /* a string we do not know */
 };
 
 /* Which of the numeric fields below were present (bit set) in the record. */
 enum telemetry_has {
-    TELEMETRY_HAS_DURATION = 1u << 0,        /* metrics.durationMs */
-    TELEMETRY_HAS_BILLED = 1u << 1,          /* metrics.billedDurationMs */
-    TELEMETRY_HAS_MEMORY_SIZE = 1u << 2,     /* metrics.memorySizeMB */
-    TELEMETRY_HAS_MAX_MEMORY = 1u << 3,      /* metrics.maxMemoryUsedMB */
-    TELEMETRY_HAS_INIT_DURATION = 1u << 4,   /* metrics.initDurationMs */
-    TELEMETRY_HAS_RESTORE_DURATION = 1u << 5,/* metrics.restoreDurationMs */
-    TELEMETRY_HAS_PRODUCED_BYTES = 1u << 6,  /* metrics.producedBytes */
-    TELEMETRY_HAS_DROPPED = 1u << 7,         /* droppedRecords / droppedBytes */
+    TELEMETRY_HAS_DURATION = 1u << 0,         /* metrics.durationMs */
+    TELEMETRY_HAS_BILLED = 1u << 1,           /* metrics.billedDurationMs */
+    TELEMETRY_HAS_MEMORY_SIZE = 1u << 2,      /* metrics.memorySizeMB */
+    TELEMETRY_HAS_MAX_MEMORY = 1u << 3,       /* metrics.maxMemoryUsedMB */
+    TELEMETRY_HAS_INIT_DURATION = 1u << 4,    /* metrics.initDurationMs */
+    TELEMETRY_HAS_RESTORE_DURATION = 1u << 5, /* metrics.restoreDurationMs */
+    TELEMETRY_HAS_PRODUCED_BYTES = 1u << 6,   /* metrics.producedBytes */
+    TELEMETRY_HAS_DROPPED = 1u << 7,          /* droppedRecords / droppedBytes */
 };
 
 struct telemetry_span {
-    char name[32];       /* responseLatency, responseDuration, runtimeOverhead, extensionOverhead.. */
-    uint64_t start_ms;   /* epoch ms; 0 if absent or unparseable */
+    char name[32];     /* responseLatency, responseDuration, runtimeOverhead, extensionOverhead.. */
+    uint64_t start_ms; /* epoch ms; 0 if absent or unparseable */
     double duration_ms;
 };
 
 struct telemetry_event {
     enum telemetry_type type;
-    uint64_t time_ms;                      /* envelope time, epoch ms */
+    uint64_t time_ms; /* envelope time, epoch ms */
     enum telemetry_status status;
-    unsigned has;                          /* enum telemetry_has bits */
-    char request_id[TELEMETRY_ID_MAX];     /* "" where the type has none */
-    char tenant_id[TELEMETRY_ID_MAX];      /* "" unless tenantId was given (truncated) */
-    char error_type[TELEMETRY_TEXT_MAX];   /* errorType, "" if absent */
-    char init_type[TELEMETRY_TEXT_MAX];    /* initializationType (init events) */
-    char phase[16];                        /* init | invoke (init events) */
-    char name[TELEMETRY_TEXT_MAX];         /* platform.extension / telemetrySubscription name */
-    char state[TELEMETRY_TEXT_MAX];        /* platform.extension / telemetrySubscription state */
+    unsigned has;                        /* enum telemetry_has bits */
+    char request_id[TELEMETRY_ID_MAX];   /* "" where the type has none */
+    char tenant_id[TELEMETRY_ID_MAX];    /* "" unless tenantId was given (truncated) */
+    char error_type[TELEMETRY_TEXT_MAX]; /* errorType, "" if absent */
+    char init_type[TELEMETRY_TEXT_MAX];  /* initializationType (init events) */
+    char phase[16];                      /* init | invoke (init events) */
+    char name[TELEMETRY_TEXT_MAX];       /* platform.extension / telemetrySubscription name */
+    char state[TELEMETRY_TEXT_MAX];      /* platform.extension / telemetrySubscription state */
     char function_version[TELEMETRY_TEXT_MAX]; /* initStart functionVersion, start version */
     double duration_ms;
     double billed_duration_ms;

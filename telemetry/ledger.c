@@ -15,15 +15,15 @@
 
 struct slot {
     struct ledger_record rec;
-    int local_closed;     /* no more facts expected (they are still taken while open) */
-    int invoked;          /* INVOKE seen for it, or it is the init record */
+    int local_closed; /* no more facts expected (they are still taken while open) */
+    int invoked;      /* INVOKE seen for it, or it is the init record */
     size_t fetch_cap, upstream_cap, keys_cap;
 };
 
 struct ledger {
     pthread_mutex_t mu;
     struct ledger_config cfg;
-    struct slot **open;   /* oldest first */
+    struct slot **open; /* oldest first */
     size_t nopen;
     struct slot *current; /* where facts without a known id go; NULL once emitted */
     int invoked_once;
@@ -289,8 +289,7 @@ static void push_value(double **arr, size_t *n, size_t *cap, uint64_t *dropped, 
 
 static void count_facts(struct ledger_counts *c, const struct facts *f)
 {
-    unsigned recorded = f->ncalls_recorded < FACTS_MAX_CALLS ? f->ncalls_recorded
-                                                             : FACTS_MAX_CALLS;
+    unsigned recorded = f->ncalls_recorded < FACTS_MAX_CALLS ? f->ncalls_recorded : FACTS_MAX_CALLS;
 
     c->requests++;
     switch (f->outcome) {
@@ -476,10 +475,10 @@ static void apply_report(struct ledger_record *r, const struct telemetry_event *
                 LEDGER_HAS_INIT_DURATION, &r->init_duration_ms);
     take_metric(r, ev->has, TELEMETRY_HAS_RESTORE_DURATION, ev->restore_duration_ms,
                 LEDGER_HAS_RESTORE_DURATION, &r->restore_duration_ms);
-    take_metric(r, ev->has, TELEMETRY_HAS_MAX_MEMORY, ev->max_memory_used_mb,
-                LEDGER_HAS_MAX_MEMORY, &r->max_memory_used_mb);
-    take_metric(r, ev->has, TELEMETRY_HAS_MEMORY_SIZE, ev->memory_size_mb,
-                LEDGER_HAS_MEMORY_SIZE, &r->memory_size_mb);
+    take_metric(r, ev->has, TELEMETRY_HAS_MAX_MEMORY, ev->max_memory_used_mb, LEDGER_HAS_MAX_MEMORY,
+                &r->max_memory_used_mb);
+    take_metric(r, ev->has, TELEMETRY_HAS_MEMORY_SIZE, ev->memory_size_mb, LEDGER_HAS_MEMORY_SIZE,
+                &r->memory_size_mb);
     sp = telemetry_event_span(ev, "extensionOverhead");
     if (sp) {
         r->extension_overhead_ms = sp->duration_ms;

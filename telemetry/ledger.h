@@ -48,16 +48,16 @@
 
 /* Which platform facts a record carries (bit set = present). */
 enum ledger_has {
-    LEDGER_HAS_REPORT = 1u << 0,        /* platform.report arrived */
-    LEDGER_HAS_RUNTIME_DONE = 1u << 1,  /* platform.runtimeDone arrived */
+    LEDGER_HAS_REPORT = 1u << 0,       /* platform.report arrived */
+    LEDGER_HAS_RUNTIME_DONE = 1u << 1, /* platform.runtimeDone arrived */
     LEDGER_HAS_DURATION = 1u << 2,
     LEDGER_HAS_BILLED = 1u << 3,
     LEDGER_HAS_INIT_DURATION = 1u << 4,
     LEDGER_HAS_MAX_MEMORY = 1u << 5,
     LEDGER_HAS_MEMORY_SIZE = 1u << 6,
-    LEDGER_HAS_EXT_OVERHEAD = 1u << 7,  /* extensionOverhead span of the report */
+    LEDGER_HAS_EXT_OVERHEAD = 1u << 7, /* extensionOverhead span of the report */
     LEDGER_HAS_RESTORE_DURATION = 1u << 8,
-    LEDGER_HAS_RESPONSE_LATENCY = 1u << 9,  /* runtimeDone spans */
+    LEDGER_HAS_RESPONSE_LATENCY = 1u << 9, /* runtimeDone spans */
     LEDGER_HAS_RESPONSE_DURATION = 1u << 10,
     LEDGER_HAS_RUNTIME_OVERHEAD = 1u << 11,
     LEDGER_HAS_RUNTIME_DURATION = 1u << 12, /* runtimeDone metrics.durationMs */
@@ -66,17 +66,17 @@ enum ledger_has {
 
 /* Counters of one record, or of one key in a record. */
 struct ledger_counts {
-    uint64_t requests;          /* local requests served (every outcome) */
-    uint64_t hits;              /* FACTS_HIT */
-    uint64_t misses;            /* FACTS_MISS + FACTS_BYPASS: answered by going upstream */
-    uint64_t stale;             /* FACTS_STALE */
-    uint64_t waits;             /* FACTS_WAITED: single-flight followers */
-    uint64_t bypass;            /* FACTS_BYPASS (also counted in misses) */
-    uint64_t upstream_calls;    /* sum of facts->ncalls */
-    uint64_t sm_calls;          /* ... of which to Secrets Manager */
-    uint64_t ssm_calls;         /* ... of which to SSM Parameter Store */
-    uint64_t upstream_errors;   /* recorded calls with error set (throttles included) */
-    uint64_t upstream_throttles;/* recorded calls with throttled set */
+    uint64_t requests;           /* local requests served (every outcome) */
+    uint64_t hits;               /* FACTS_HIT */
+    uint64_t misses;             /* FACTS_MISS + FACTS_BYPASS: answered by going upstream */
+    uint64_t stale;              /* FACTS_STALE */
+    uint64_t waits;              /* FACTS_WAITED: single-flight followers */
+    uint64_t bypass;             /* FACTS_BYPASS (also counted in misses) */
+    uint64_t upstream_calls;     /* sum of facts->ncalls */
+    uint64_t sm_calls;           /* ... of which to Secrets Manager */
+    uint64_t ssm_calls;          /* ... of which to SSM Parameter Store */
+    uint64_t upstream_errors;    /* recorded calls with error set (throttles included) */
+    uint64_t upstream_throttles; /* recorded calls with throttled set */
 };
 
 struct ledger_key {
@@ -86,52 +86,52 @@ struct ledger_key {
 };
 
 struct ledger_record {
-    char request_id[TELEMETRY_ID_MAX];  /* "" for the init record */
-    char tenant_id[TELEMETRY_ID_MAX];   /* from the report/runtimeDone, or "" */
-    int is_init;                        /* requests served before the first INVOKE */
-    int cold_start;                     /* the first invocation of this environment */
-    int evicted;                        /* emitted early because max_open was reached */
-    uint64_t invoke_ms;                 /* wall ms of INVOKE (init record: ledger_new's now_ms) */
-    uint64_t deadline_ms;               /* from INVOKE, 0 if unknown */
+    char request_id[TELEMETRY_ID_MAX]; /* "" for the init record */
+    char tenant_id[TELEMETRY_ID_MAX];  /* from the report/runtimeDone, or "" */
+    int is_init;                       /* requests served before the first INVOKE */
+    int cold_start;                    /* the first invocation of this environment */
+    int evicted;                       /* emitted early because max_open was reached */
+    uint64_t invoke_ms;                /* wall ms of INVOKE (init record: ledger_new's now_ms) */
+    uint64_t deadline_ms;              /* from INVOKE, 0 if unknown */
     struct ledger_counts counts;
 
-    double *fetch_ms;                   /* latency of each local cache request (outcome != LOCAL) */
+    double *fetch_ms; /* latency of each local cache request (outcome != LOCAL) */
     size_t nfetch;
-    uint64_t fetch_dropped;             /* latencies past LEDGER_LAT_MAX */
-    double *upstream_ms;                /* latency of each recorded upstream call */
+    uint64_t fetch_dropped; /* latencies past LEDGER_LAT_MAX */
+    double *upstream_ms;    /* latency of each recorded upstream call */
     size_t nupstream;
     uint64_t upstream_dropped;
 
     /* The platform half. */
-    unsigned has;                       /* enum ledger_has bits */
-    enum telemetry_status status;       /* of the report (else runtimeDone) */
+    unsigned has;                 /* enum ledger_has bits */
+    enum telemetry_status status; /* of the report (else runtimeDone) */
     double duration_ms, billed_duration_ms, init_duration_ms, restore_duration_ms;
     double max_memory_used_mb, memory_size_mb, extension_overhead_ms;
     double runtime_duration_ms, produced_bytes;
     double response_latency_ms, response_duration_ms, runtime_overhead_ms;
 
-    struct ledger_key *keys;            /* per-key entries (per_key on), else NULL */
+    struct ledger_key *keys; /* per-key entries (per_key on), else NULL */
     size_t nkeys;
-    uint64_t keys_dropped;              /* keys past LEDGER_KEYS_MAX or not printable ASCII */
+    uint64_t keys_dropped; /* keys past LEDGER_KEYS_MAX or not printable ASCII */
 };
 
 /* Called once per completed record, with no ledger lock held. */
 typedef void (*ledger_sink_fn)(const struct ledger_record *rec, void *ctx);
 
 struct ledger_config {
-    size_t max_open;        /* 0 means LEDGER_OPEN_DEFAULT */
-    int per_key;            /* keep secret / parameter names (STASH_METRICS_PER_KEY) */
-    ledger_sink_fn sink;    /* may be NULL: records are then discarded */
+    size_t max_open;     /* 0 means LEDGER_OPEN_DEFAULT */
+    int per_key;         /* keep secret / parameter names (STASH_METRICS_PER_KEY) */
+    ledger_sink_fn sink; /* may be NULL: records are then discarded */
     void *sink_ctx;
 };
 
 struct ledger_stats {
-    uint64_t emitted;       /* records handed to the sink */
-    uint64_t evicted;       /* emitted early by the max_open bound */
-    uint64_t late_events;   /* platform events for records already emitted */
+    uint64_t emitted;              /* records handed to the sink */
+    uint64_t evicted;              /* emitted early by the max_open bound */
+    uint64_t late_events;          /* platform events for records already emitted */
     uint64_t facts_after_shutdown; /* facts with no record left to take them */
-    size_t open;            /* records open now */
-    size_t awaiting_report; /* open records whose local half is closed, report missing */
+    size_t open;                   /* records open now */
+    size_t awaiting_report;        /* open records whose local half is closed, report missing */
 };
 
 struct ledger;

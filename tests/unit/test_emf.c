@@ -52,8 +52,8 @@ static int run_validator(const char *path, char *why, size_t whycap)
     FILE *p;
     int st;
 
-    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 '%s' '%s/emf-schema.json' '%s' 2>&1",
-             s_validator, s_ref, path);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 '%s' '%s/emf-schema.json' '%s' 2>&1", s_validator,
+             s_ref, path);
     p = popen(cmd, "r");
     assert_non_null(p);
     why[0] = '\0';
@@ -180,11 +180,10 @@ static struct ledger_record known_record(void)
     r.nfetch = 4;
     r.upstream_ms = s_upstream;
     r.nupstream = 2;
-    r.has = LEDGER_HAS_REPORT | LEDGER_HAS_DURATION | LEDGER_HAS_BILLED |
-            LEDGER_HAS_INIT_DURATION | LEDGER_HAS_MAX_MEMORY | LEDGER_HAS_MEMORY_SIZE |
-            LEDGER_HAS_EXT_OVERHEAD | LEDGER_HAS_RUNTIME_DONE | LEDGER_HAS_RUNTIME_DURATION |
-            LEDGER_HAS_RESPONSE_LATENCY | LEDGER_HAS_RESPONSE_DURATION |
-            LEDGER_HAS_RUNTIME_OVERHEAD | LEDGER_HAS_PRODUCED_BYTES;
+    r.has = LEDGER_HAS_REPORT | LEDGER_HAS_DURATION | LEDGER_HAS_BILLED | LEDGER_HAS_INIT_DURATION |
+            LEDGER_HAS_MAX_MEMORY | LEDGER_HAS_MEMORY_SIZE | LEDGER_HAS_EXT_OVERHEAD |
+            LEDGER_HAS_RUNTIME_DONE | LEDGER_HAS_RUNTIME_DURATION | LEDGER_HAS_RESPONSE_LATENCY |
+            LEDGER_HAS_RESPONSE_DURATION | LEDGER_HAS_RUNTIME_OVERHEAD | LEDGER_HAS_PRODUCED_BYTES;
     r.status = TELEMETRY_STATUS_SUCCESS;
     r.duration_ms = 503.84;
     r.billed_duration_ms = 635;
@@ -470,15 +469,15 @@ static void test_config_checks(void **state)
     assert_int_equal(emf_config_init(&cfg, NULL, "   ", "", NULL, 0), STASH_EINVAL);
 
     static const char *const bad_dims[] = {
-        "Env",                 /* no '=' */
-        "Env=",                /* empty value */
-        "=prod",               /* empty name */
-        "Env=prod,",           /* trailing comma */
-        "Env=prod,Env=test",   /* duplicate */
-        "CacheHits=1",         /* a name we write ourselves */
+        "Env",               /* no '=' */
+        "Env=",              /* empty value */
+        "=prod",             /* empty name */
+        "Env=prod,",         /* trailing comma */
+        "Env=prod,Env=test", /* duplicate */
+        "CacheHits=1",       /* a name we write ourselves */
         "FunctionName=x",
         "requestId=x",
-        ":x=1",                /* leading ':' is reserved by CloudWatch */
+        ":x=1", /* leading ':' is reserved by CloudWatch */
         "Env=pr\"od",
         "Env=caf\xc3\xa9",
         "A=1,B=2,C=3,D=4,E=5,F=6,G=7,H=8,I=9", /* more than EMF_EXTRA_DIMS_MAX */

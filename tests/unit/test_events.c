@@ -51,8 +51,10 @@ static char *sample_body(const char *name, size_t *len)
         dot = strchr(dot + 1, '.');
         assert_non_null(dot);
         tl = (size_t)(dot - t);
-        snprintf(body, n + 256, "[{\"time\":\"2022-04-11T15:01:28.543Z\",\"type\":\"%.*s\","
-                 "\"record\":%s}]", (int)tl, t, raw);
+        snprintf(body, n + 256,
+                 "[{\"time\":\"2022-04-11T15:01:28.543Z\",\"type\":\"%.*s\","
+                 "\"record\":%s}]",
+                 (int)tl, t, raw);
     } else {
         snprintf(body, n + 256, "[%s]", raw);
     }
@@ -125,10 +127,18 @@ static void test_batch_json_log_format(void **state)
 {
     struct telemetry_batch b;
     static const enum telemetry_type want[] = {
-        TELEMETRY_INIT_START,   TELEMETRY_SUBSCRIPTION, TELEMETRY_EXTENSION,
-        TELEMETRY_INIT_REPORT,  TELEMETRY_INIT_RUNTIME_DONE, TELEMETRY_START,
-        TELEMETRY_RUNTIME_DONE, TELEMETRY_REPORT,       TELEMETRY_START,
-        TELEMETRY_RUNTIME_DONE, TELEMETRY_REPORT,       TELEMETRY_START,
+        TELEMETRY_INIT_START,
+        TELEMETRY_SUBSCRIPTION,
+        TELEMETRY_EXTENSION,
+        TELEMETRY_INIT_REPORT,
+        TELEMETRY_INIT_RUNTIME_DONE,
+        TELEMETRY_START,
+        TELEMETRY_RUNTIME_DONE,
+        TELEMETRY_REPORT,
+        TELEMETRY_START,
+        TELEMETRY_RUNTIME_DONE,
+        TELEMETRY_REPORT,
+        TELEMETRY_START,
         TELEMETRY_RUNTIME_DONE,
     };
     const struct telemetry_event *e;
@@ -481,7 +491,8 @@ static void test_malformed_rejected(void **state)
 static void test_ceilings(void **state)
 {
     struct telemetry_batch b;
-    const char *ev = "{\"time\":\"2022-10-21T14:05:05.766Z\",\"type\":\"function\",\"record\":\"x\"},";
+    const char *ev =
+        "{\"time\":\"2022-10-21T14:05:05.766Z\",\"type\":\"function\",\"record\":\"x\"},";
     size_t evlen = strlen(ev);
     size_t n = TELEMETRY_EVENTS_MAX + 1;
     char *body = malloc(n * evlen + 2);
@@ -523,7 +534,9 @@ static void test_unknown_types_and_fields_ignored(void **state)
         "[{\"time\":\"2030-01-01T00:00:00.000Z\",\"type\":\"platform.future\",\"record\":[1,2]},"
         " {\"time\":\"2030-01-01T00:00:00.000Z\",\"type\":\"platform.report\",\"extra\":{},"
         "  \"record\":{\"requestId\":\"r1\",\"newField\":[{}],\"metrics\":{\"durationMs\":1.5,"
-        "  \"futureMetric\":\"x\"},\"spans\":[7,{\"name\":\"n\"},{\"name\":\"a\",\"durationMs\":2}]}},"
+        "  "
+        "\"futureMetric\":\"x\"},\"spans\":[7,{\"name\":\"n\"},{\"name\":\"a\",\"durationMs\":2}]}}"
+        ","
         " {\"time\":\"2030-01-01T00:00:00.000Z\",\"type\":\"function\",\"record\":{\"k\":[null]}},"
         " {\"time\":\"2030-01-01T00:00:00.000Z\",\"type\":\"extension\"}]\n";
     struct telemetry_batch b;
