@@ -1,0 +1,747 @@
+/* extension/lifecycle.c: the Extensions API and Telemetry API client (libcurl) and the Lambda-mode
+ * event loop.  Wire facts: shared/reference/lambda-apis.md §1 (Extensions API) and §2.1
+ * (subscription). */
+#include "extension/lifecycle.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "telemetry/events.h"
+
+#define MOD            "lifecycle"
+
+#define EXT_PREFIX     "/2020-01-01/extension"
+#define TELEMETRY_PATH "/2022-07-01/telemetry"
+#define ID_MAX         128
+/* Control calls (register, subscribe, error reports) answer at once on a healthy platform; the
+ * bound only keeps a broken one from hanging init forever.  event/next has no timeout at all. */
+#define CONTROL_TIMEOUT_MS 5000L
+#define NEXT_RETRIES       3  /* event/next without an answer, in a row, before giving up */
+#define NEXT_BAD_EVENTS    10 /* unusable event bodies in a row before giving up */
+
+/* One Extensions API session: the identifier and two handles, so the blocking event/next keeps
+ * its own connection (and its "no timeout" setting) apart from the control calls. */
+struct session {
+    char base[256]; /* "http://host:port" */
+    char id[ID_MAX];
+    CURL *next;
+    CURL *ctl;
+};
+
+struct response {
+    long status;
+    struct buf body;
+    char id[ID_MAX]; /* Lambda-Extension-Identifier, if the answer carried one */
+};
+
+/* ---- pure helpers ---------------------------------------------------------------------- */
+
+static void s_copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= cap) {
+        n = cap - 1;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+enum stash_err lifecycle_parse_event(const char *body, size_t len, struct lifecycle_event *out)
+{
+    cJSON *root;
+    const cJSON *type;
+    const cJSON *item;
+    enum stash_err rc = STASH_EPARSE;
+
+    memset(out, 0, sizeof(*out));
+    root = cJSON_ParseWithLength(body, len);
+    if (!root || !cJSON_IsObject(root)) {
+        goto out;
+    }
+    type = cJSON_GetObjectItemCaseSensitive(root, "eventType");
+    if (!cJSON_IsString(type) || !type->valuestring) {
+        goto out;
+    }
+    item = cJSON_GetObjectItemCaseSensitive(root, "deadlineMs");
+    if (cJSON_IsNumber(item) && item->valuedouble > 0 && item->valuedouble < 9.0e15) {
+        out->deadline_ms = (int64_t)item->valuedouble;
+    }
+    rc = STASH_OK;
+    if (strcasecmp(type->valuestring, "INVOKE") == 0) {
+        out->type = LIFECYCLE_EVENT_INVOKE;
+        item = cJSON_GetObjectItemCaseSensitive(root, "requestId");
+        if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0] ||
+            strlen(item->valuestring) >= sizeof(out->request_id)) {
+            rc = STASH_EINVAL;
+            goto out;
+        }
+        s_copy_str(out->request_id, sizeof(out->request_id), item->valuestring);
+    } else if (strcasecmp(type->valuestring, "SHUTDOWN") == 0) {
+        out->type = LIFECYCLE_EVENT_SHUTDOWN;
+        item = cJSON_GetObjectItemCaseSensitive(root, "shutdownReason");
+        /* The docs print SPINDOWN, the platform sends spindown: keep one spelling. */
+        if (cJSON_IsString(item) && item->valuestring) {
+            s_copy_str(out->shutdown_reason, sizeof(out->shutdown_reason), item->valuestring);
+            for (char *p = out->shutdown_reason; *p; p++) {
+                *p = (char)tolower((unsigned char)*p);
+            }
+        }
+    } else {
+        out->type = LIFECYCLE_EVENT_UNKNOWN;
+    }
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+const char *lifecycle_name_from_argv0(const char *argv0)
+{
+    const char *slash;
+
+    if (!argv0) {
+        return "";
+    }
+    slash = strrchr(argv0, '/');
+    return slash ? slash + 1 : argv0;
+}
+
+char *lifecycle_subscription_body(const char *schema, uint16_t port)
+{
+    struct buf b = BUF_INIT(0);
+
+    /* platform only: function and extension logs would cost the user buffer memory and bring
+     * our own log lines back to us.  25 ms is the smallest timeout the API accepts: the report
+     * for invoke N is produced while the sandbox is frozen, so it can only come at the next thaw,
+     * and it should come in the first milliseconds of it.  maxItems and maxBytes are the
+     * minimums the API accepts. */
+    (void)buf_printf(&b,
+                     "{\"schemaVersion\":\"%s\",\"types\":[\"platform\"],"
+                     "\"buffering\":{\"maxItems\":1000,\"maxBytes\":262144,\"timeoutMs\":25},"
+                     "\"destination\":{\"protocol\":\"HTTP\","
+                     "\"URI\":\"http://sandbox.localdomain:%u/\"}}",
+                     schema, (unsigned)port);
+    return buf_detach(&b, NULL);
+}
+
+/* ---- metrics ------------------------------------------------------------------------- */
+
+struct lifecycle_metrics {
+    struct lifecycle_metrics_config cfg; /* strings below are our copies */
+    char *namespace_;
+    char *dimensions;
+    char *function_name;
+    char *function_version;
+    struct ledger *ledger;
+    /* Set once by s_metrics_start() on the main thread, after register and before the first
+     * INVOKE or listener thread: no record can complete before that (the init record closes at
+     * the first INVOKE), and the ledger's mutex orders this store before every sink call. */
+    struct emf_writer *writer;
+    int telemetry; /* platform events are expected */
+};
+
+static char *s_dup_or_null(const char *s)
+{
+    return s && s[0] ? xstrdup(s) : NULL;
+}
+
+static void s_metrics_sink(const struct ledger_record *rec, void *ctx)
+{
+    struct lifecycle_metrics *m = ctx;
+
+    if (m->writer) {
+        emf_writer_sink(rec, m->writer);
+    }
+}
+
+enum stash_err lifecycle_metrics_new(const struct lifecycle_metrics_config *cfg,
+                                     struct lifecycle_metrics **out, char *err, size_t errlen)
+{
+    struct lifecycle_metrics *m;
+    struct emf_config ec;
+    struct ledger_config lc;
+
+    *out = NULL;
+    if (emf_config_init(&ec, cfg->namespace_, "check", NULL, cfg->dimensions, cfg->per_key) !=
+        STASH_OK) {
+        (void)snprintf(
+            err, errlen,
+            "STASH_METRICS_NAMESPACE or STASH_METRICS_DIMENSIONS is invalid: the namespace "
+            "must be printable ASCII, at most %d characters, not starting with \"AWS/\"; "
+            "dimensions are Name=Value pairs separated by commas (at most %d)",
+            EMF_NAMESPACE_MAX, EMF_EXTRA_DIMS_MAX);
+        return STASH_EINVAL;
+    }
+    m = xcalloc(1, sizeof(*m));
+    m->cfg = *cfg;
+    m->namespace_ = s_dup_or_null(cfg->namespace_);
+    m->dimensions = s_dup_or_null(cfg->dimensions);
+    m->function_name = s_dup_or_null(cfg->function_name);
+    m->function_version = s_dup_or_null(cfg->function_version);
+    m->cfg.namespace_ = m->namespace_;
+    m->cfg.dimensions = m->dimensions;
+    m->cfg.function_name = m->function_name;
+    m->cfg.function_version = m->function_version;
+    if (cfg->mode != EMF_MODE_OFF) {
+        memset(&lc, 0, sizeof(lc));
+        lc.per_key = cfg->per_key;
+        lc.sink = s_metrics_sink;
+        lc.sink_ctx = m;
+        m->ledger = ledger_new(&lc, clock_real_ms());
+    }
+    *out = m;
+    return STASH_OK;
+}
+
+void lifecycle_metrics_free(struct lifecycle_metrics *m)
+{
+    if (!m) {
+        return;
+    }
+    ledger_free(m->ledger);
+    emf_writer_free(m->writer);
+    free(m->namespace_);
+    free(m->dimensions);
+    free(m->function_name);
+    free(m->function_version);
+    free(m);
+}
+
+void lifecycle_metrics_on_facts(void *ctx, const struct facts *f)
+{
+    struct lifecycle_metrics *m = ctx;
+
+    if (m && m->ledger) {
+        ledger_on_facts(m->ledger, f);
+    }
+}
+
+enum stash_err lifecycle_metrics_on_batch(void *ctx, const char *body, size_t len)
+{
+    struct lifecycle_metrics *m = ctx;
+    struct telemetry_batch b;
+    enum stash_err rc;
+
+    memset(&b, 0, sizeof(b));
+    rc = telemetry_batch_parse(body, len, &b);
+    if (rc == STASH_OK && m->ledger) {
+        ledger_on_batch(m->ledger, &b);
+    }
+    telemetry_batch_release(&b);
+    return rc;
+}
+
+void lifecycle_metrics_stats(struct lifecycle_metrics *m, struct ledger_stats *ledger,
+                             struct emf_writer_stats *emf)
+{
+    if (ledger) {
+        memset(ledger, 0, sizeof(*ledger));
+        if (m && m->ledger) {
+            ledger_stats(m->ledger, ledger);
+        }
+    }
+    if (emf) {
+        memset(emf, 0, sizeof(*emf));
+        if (m && m->writer) {
+            emf_writer_stats(m->writer, emf);
+        }
+    }
+}
+
+/* Register answered: make the writer, named after the function Lambda says we run in. */
+static void s_metrics_start(struct lifecycle_metrics *m, const char *fname, const char *fver)
+{
+    struct emf_config ec;
+
+    if (!m || !m->ledger || m->writer) {
+        return;
+    }
+    if (!fname || !fname[0]) {
+        fname = m->cfg.function_name;
+    }
+    if (!fver || !fver[0]) {
+        fver = m->cfg.function_version;
+    }
+    /* Validated in lifecycle_metrics_new(); a function name Lambda allows is a valid dimension
+     * value, but fall back to "unknown" rather than lose the metrics if it were not. */
+    if (emf_config_init(&ec, m->cfg.namespace_, fname, fver, m->cfg.dimensions, m->cfg.per_key) !=
+            STASH_OK &&
+        emf_config_init(&ec, m->cfg.namespace_, NULL, NULL, m->cfg.dimensions, m->cfg.per_key) !=
+            STASH_OK) {
+        return;
+    }
+    m->writer = emf_writer_new(&ec, m->cfg.mode, m->cfg.fd, m->cfg.interval_ms, clock_real_ms());
+}
+
+/* Everything goes out: records with what arrived, then any aggregate interval. */
+static void s_metrics_flush(struct lifecycle_metrics *m)
+{
+    if (!m || !m->ledger) {
+        return;
+    }
+    ledger_flush(m->ledger);
+    if (m->writer) {
+        emf_writer_flush(m->writer, clock_real_ms());
+    }
+}
+
+static size_t s_metrics_awaiting(struct lifecycle_metrics *m)
+{
+    struct ledger_stats st;
+
+    if (!m || !m->ledger) {
+        return 0;
+    }
+    ledger_stats(m->ledger, &st);
+    return st.awaiting_report;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------------ */
+
+static size_t s_on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct response *r = ud;
+
+    if (buf_append(&r->body, p, size * n) != STASH_OK) {
+        return 0; /* over the ceiling: curl aborts the transfer */
+    }
+    return size * n;
+}
+
+static size_t s_on_header(char *p, size_t size, size_t n, void *ud)
+{
+    static const char name[] = "Lambda-Extension-Identifier:";
+    struct response *r = ud;
+    size_t len = size * n;
+    size_t i;
+    size_t j;
+
+    if (len > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+        i = sizeof(name) - 1;
+        while (i < len && (p[i] == ' ' || p[i] == '\t')) {
+            i++;
+        }
+        j = len;
+        while (j > i && (p[j - 1] == '\r' || p[j - 1] == '\n' || p[j - 1] == ' ')) {
+            j--;
+        }
+        if (j - i < sizeof(r->id)) {
+            memcpy(r->id, p + i, j - i);
+            r->id[j - i] = '\0';
+        }
+    }
+    return len;
+}
+
+/* Sends one request; *resp gets the status, body (bounded) and identifier header.
+ * STASH_EUNREACHABLE if no answer came (connection refused, reset, timeout, ceiling). */
+static enum stash_err s_http(CURL *h, const char *method, const char *url,
+                             struct curl_slist *headers, const char *body, long timeout_ms,
+                             struct response *resp)
+{
+    CURLcode cc;
+
+    memset(resp, 0, sizeof(*resp));
+    buf_init(&resp->body, LIFECYCLE_EVENT_MAX_BODY);
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms ? timeout_ms : CONTROL_TIMEOUT_MS);
+    if (headers) {
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    }
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    cc = curl_easy_perform(h);
+    if (cc != CURLE_OK) {
+        LOG_DEBUG(MOD, "%s %s: %s", method, url, curl_easy_strerror(cc));
+        return STASH_EUNREACHABLE;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    return STASH_OK;
+}
+
+static void s_response_release(struct response *r)
+{
+    buf_release(&r->body);
+}
+
+/* errorType from an error body, for the log line; "" when there is none. */
+static void s_error_type(const struct response *r, char *out, size_t cap)
+{
+    cJSON *root;
+    const cJSON *t;
+
+    out[0] = '\0';
+    if (!r->body.data) {
+        return;
+    }
+    root = cJSON_ParseWithLength(r->body.data, r->body.len);
+    t = cJSON_GetObjectItemCaseSensitive(root, "errorType");
+    if (cJSON_IsString(t) && t->valuestring) {
+        s_copy_str(out, cap, t->valuestring);
+    }
+    cJSON_Delete(root);
+}
+
+static struct curl_slist *s_id_header(const struct session *s, struct curl_slist *list)
+{
+    char line[ID_MAX + 64];
+
+    (void)snprintf(line, sizeof(line), "Lambda-Extension-Identifier: %s", s->id);
+    return curl_slist_append(list, line);
+}
+
+static enum stash_err s_register(struct session *s, const char *name, struct lifecycle_metrics *m)
+{
+    char url[320];
+    char line[320];
+    char etype[96];
+    struct curl_slist *hdr = NULL;
+    struct response r;
+    cJSON *root = NULL;
+    const cJSON *fname;
+    const cJSON *fver;
+    enum stash_err rc;
+
+    (void)snprintf(url, sizeof(url), "%s" EXT_PREFIX "/register", s->base);
+    (void)snprintf(line, sizeof(line), "Lambda-Extension-Name: %s", name);
+    hdr = curl_slist_append(hdr, line);
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    rc = s_http(s->ctl, "POST", url, hdr, "{\"events\":[\"INVOKE\",\"SHUTDOWN\"]}",
+                CONTROL_TIMEOUT_MS, &r);
+    if (rc != STASH_OK) {
+        LOG_ERROR(MOD, "register as \"%s\" failed: Extensions API at %s unreachable", name,
+                  s->base);
+        goto out;
+    }
+    if (r.status != 200 || !r.id[0]) {
+        s_error_type(&r, etype, sizeof(etype));
+        LOG_ERROR(MOD, "register as \"%s\" refused: HTTP %ld %s%s", name, r.status,
+                  etype[0] ? etype : "(no errorType)",
+                  r.status == 200 ? " (no Lambda-Extension-Identifier)" : "");
+        rc = STASH_EUPSTREAM;
+        goto out;
+    }
+    s_copy_str(s->id, sizeof(s->id), r.id);
+    root = cJSON_ParseWithLength(r.body.data ? r.body.data : "", r.body.len);
+    fname = cJSON_GetObjectItemCaseSensitive(root, "functionName");
+    fver = cJSON_GetObjectItemCaseSensitive(root, "functionVersion");
+    s_metrics_start(m, cJSON_IsString(fname) ? fname->valuestring : NULL,
+                    cJSON_IsString(fver) ? fver->valuestring : NULL);
+    LOG_INFO(MOD, "registered as \"%s\" for INVOKE, SHUTDOWN", name);
+out:
+    cJSON_Delete(root);
+    curl_slist_free_all(hdr);
+    s_response_release(&r);
+    return rc;
+}
+
+/* POST init/error or exit/error; best effort (we are exiting either way). */
+static void s_report_error(struct session *s, const char *which, const char *type,
+                           const char *message)
+{
+    char url[320];
+    char line[192];
+    struct curl_slist *hdr = NULL;
+    struct buf body = BUF_INIT(0);
+    struct response r;
+
+    (void)snprintf(url, sizeof(url), "%s" EXT_PREFIX "/%s", s->base, which);
+    hdr = s_id_header(s, hdr);
+    (void)snprintf(line, sizeof(line), "Lambda-Extension-Function-Error-Type: %s", type);
+    hdr = curl_slist_append(hdr, line);
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    (void)buf_puts(&body, "{\"errorMessage\":\"");
+    (void)buf_put_json_escaped(&body, message, strlen(message));
+    (void)buf_puts(&body, "\",\"errorType\":\"");
+    (void)buf_put_json_escaped(&body, type, strlen(type));
+    (void)buf_puts(&body, "\",\"stackTrace\":[]}");
+    if (s_http(s->ctl, "POST", url, hdr, body.data, CONTROL_TIMEOUT_MS, &r) != STASH_OK) {
+        LOG_WARN(MOD, "%s %s: Extensions API unreachable", which, type);
+    } else if (r.status != 202 && r.status != 200) {
+        LOG_WARN(MOD, "%s %s: HTTP %ld", which, type, r.status);
+    }
+    s_response_release(&r);
+    buf_release(&body);
+    curl_slist_free_all(hdr);
+}
+
+/* Returns 1 when the platform accepted the subscription (200), 0 otherwise (logged once). */
+static int s_subscribe(struct session *s, const char *schema, uint16_t port)
+{
+    char url[320];
+    char etype[96];
+    struct curl_slist *hdr = NULL;
+    struct response r;
+    char *body;
+    int ok = 0;
+
+    (void)snprintf(url, sizeof(url), "%s" TELEMETRY_PATH, s->base);
+    hdr = s_id_header(s, hdr);
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    body = lifecycle_subscription_body(schema, port);
+    if (s_http(s->ctl, "PUT", url, hdr, body, CONTROL_TIMEOUT_MS, &r) != STASH_OK) {
+        LOG_WARN(MOD, "telemetry unavailable (subscription got no answer): cache metrics are "
+                      "emitted without Lambda's duration, billing and memory figures");
+    } else if (r.status != 200) {
+        /* 202 Telemetry.NotSupported is how local emulators say "no telemetry": not an error
+         * for the cache, which keeps serving. */
+        s_error_type(&r, etype, sizeof(etype));
+        LOG_WARN(MOD,
+                 "telemetry unavailable (subscription answered HTTP %ld %s): cache metrics "
+                 "are emitted without Lambda's duration, billing and memory figures",
+                 r.status, etype[0] ? etype : "");
+    } else {
+        LOG_INFO(MOD, "subscribed to platform telemetry (schema %s) on port %u", schema,
+                 (unsigned)port);
+        ok = 1;
+    }
+    free(body);
+    s_response_release(&r);
+    curl_slist_free_all(hdr);
+    return ok;
+}
+
+/* Blocks in event/next.  STASH_EUNREACHABLE (no answer), STASH_EUPSTREAM (refused),
+ * STASH_EPARSE/EINVAL (unusable body). */
+static enum stash_err s_next(struct session *s, struct curl_slist *hdr, const char *url,
+                             struct lifecycle_event *ev)
+{
+    struct response r;
+    char etype[96];
+    enum stash_err rc;
+
+    /* No timeout: the sandbox may stay frozen for minutes inside this call. */
+    rc = s_http(s->next, "GET", url, hdr, NULL, 0L, &r);
+    if (rc != STASH_OK) {
+        goto out;
+    }
+    if (r.status != 200) {
+        s_error_type(&r, etype, sizeof(etype));
+        LOG_ERROR(MOD, "event/next refused: HTTP %ld %s", r.status, etype);
+        rc = STASH_EUPSTREAM;
+        goto out;
+    }
+    rc = lifecycle_parse_event(r.body.data ? r.body.data : "", r.body.len, ev);
+    if (rc != STASH_OK) {
+        LOG_ERROR(MOD, "event/next answered an unusable event (%zu bytes): %s", r.body.len,
+                  stash_strerror(rc));
+    }
+out:
+    s_response_release(&r);
+    return rc;
+}
+
+/* ---- the Lambda-mode loop -------------------------------------------------------------- */
+
+static void s_nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* Stops the local API, closes the last record, waits (bounded) for the reports Lambda still
+ * owes, stops the listener, writes everything, wipes the cache. */
+static void s_finish(const struct lifecycle_event *ev, struct lifecycle_metrics *m,
+                     const struct lifecycle_hooks *hooks, struct listener **lstp)
+{
+    struct listener *lst = *lstp;
+    struct ledger_stats ls;
+    struct emf_writer_stats es;
+    int64_t budget = 0;
+    uint64_t end;
+    uint64_t now;
+    uint64_t seen;
+    size_t waiting;
+
+    if (hooks->stop_serving) {
+        hooks->stop_serving(hooks->ctx);
+    }
+    if (m && m->ledger) {
+        ledger_on_shutdown(m->ledger);
+    }
+    if (ev) {
+        budget = ev->deadline_ms > 0
+                     ? ev->deadline_ms - (int64_t)clock_real_ms() - LIFECYCLE_SHUTDOWN_MARGIN_MS
+                     : LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
+        if (budget > LIFECYCLE_SHUTDOWN_WAIT_MAX_MS) {
+            budget = LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
+        }
+    }
+    if (lst && budget > 0) {
+        end = clock_mono_ms() + (uint64_t)budget;
+        seen = listener_batches(lst);
+        while ((waiting = s_metrics_awaiting(m)) > 0) {
+            now = clock_mono_ms();
+            if (now >= end) {
+                LOG_WARN(MOD,
+                         "shutdown: %zu platform.report(s) not in after %lld ms; writing "
+                         "those records without Lambda's figures",
+                         waiting, (long long)budget);
+                break;
+            }
+            /* Re-check at least every 50 ms, in case a batch landed before `seen` was read. */
+            seen = listener_wait(lst, seen, end - now < 50 ? end - now : 50);
+        }
+    }
+    /* No batch may land while records are written: what came later stays out, consistently. */
+    listener_stop(lst);
+    *lstp = NULL;
+    s_metrics_flush(m);
+    if (hooks->wipe) {
+        hooks->wipe(hooks->ctx);
+    }
+    lifecycle_metrics_stats(m, &ls, &es);
+    LOG_INFO(MOD, "shutdown (%s): %llu record(s), %llu EMF line(s) written",
+             ev && ev->shutdown_reason[0] ? ev->shutdown_reason : "no event",
+             (unsigned long long)es.records, (unsigned long long)es.lines);
+}
+
+/* Starts the listener and subscribes; on any failure telemetry is off (one warning). */
+static struct listener *s_telemetry_start(struct session *s, const struct lifecycle_opts *opts,
+                                          struct lifecycle_metrics *m)
+{
+    struct listener *lst = NULL;
+    struct listener_opts lo;
+
+    memset(&lo, 0, sizeof(lo));
+    lo.addr = opts->listen_addr;
+    lo.addrlen = opts->listen_addrlen;
+    lo.on_batch = lifecycle_metrics_on_batch;
+    lo.ctx = m;
+    if (listener_start(&lo, &lst) != STASH_OK) {
+        LOG_WARN(MOD, "telemetry unavailable (cannot listen): cache metrics are emitted "
+                      "without Lambda's duration, billing and memory figures");
+    } else if (!s_subscribe(s, opts->schema ? opts->schema : "2022-12-13", listener_port(lst))) {
+        listener_stop(lst);
+        lst = NULL;
+    }
+    m->telemetry = lst != NULL;
+    if (!m->telemetry) {
+        ledger_telemetry_off(m->ledger);
+    }
+    return lst;
+}
+
+/* event/next until SHUTDOWN (returns 0) or a failure we cannot work past (returns 1). */
+static int s_loop(struct session *s, struct lifecycle_metrics *m,
+                  const struct lifecycle_hooks *hooks, struct listener **lstp)
+{
+    struct curl_slist *hdr = s_id_header(s, NULL);
+    struct lifecycle_event ev;
+    char url[320];
+    int failures = 0;
+    int bad = 0;
+    int status = 1;
+    enum stash_err rc;
+
+    (void)snprintf(url, sizeof(url), "%s" EXT_PREFIX "/event/next", s->base);
+    for (;;) {
+        rc = s_next(s, hdr, url, &ev);
+        if (rc == STASH_EUNREACHABLE && ++failures < NEXT_RETRIES) {
+            s_nap_ms(10L * failures);
+            continue;
+        }
+        if ((rc == STASH_EPARSE || rc == STASH_EINVAL) && ++bad < NEXT_BAD_EVENTS) {
+            /* One bad event is not a reason to take the cache away from the function. */
+            continue;
+        }
+        if (rc != STASH_OK) {
+            LOG_ERROR(MOD, "event/next failed: %s; writing metrics and exiting",
+                      stash_strerror(rc));
+            s_finish(NULL, m, hooks, lstp);
+            if (rc == STASH_EUPSTREAM) {
+                s_report_error(s, "exit/error", "Extension.EventNextFailed",
+                               "event/next was refused");
+            }
+            break;
+        }
+        failures = 0;
+        bad = 0;
+        if (ev.type == LIFECYCLE_EVENT_INVOKE && m) {
+            /* In memory only; the call to next just below is what ends our part of the
+             * invoke, so nothing else may come between them. */
+            (void)ledger_on_invoke(m->ledger, ev.request_id,
+                                   ev.deadline_ms > 0 ? (uint64_t)ev.deadline_ms : 0,
+                                   clock_real_ms());
+            if (m->writer && m->cfg.mode == EMF_MODE_AGGREGATE) {
+                emf_writer_tick(m->writer, clock_real_ms());
+            }
+        } else if (ev.type == LIFECYCLE_EVENT_SHUTDOWN) {
+            s_finish(&ev, m, hooks, lstp);
+            status = 0;
+            break;
+        }
+    }
+    curl_slist_free_all(hdr);
+    return status;
+}
+
+int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hooks *hooks)
+{
+    static const struct lifecycle_hooks no_hooks;
+    struct lifecycle_metrics *m = opts->metrics;
+    struct session s;
+    struct listener *lst = NULL;
+    int status = 1;
+
+    if (!hooks) {
+        hooks = &no_hooks;
+    }
+    if (m && !m->ledger) {
+        m = NULL; /* metrics off */
+    }
+    memset(&s, 0, sizeof(s));
+    if (!opts->runtime_api || !opts->runtime_api[0] || !opts->name || !opts->name[0]) {
+        LOG_ERROR(MOD, "cannot register: AWS_LAMBDA_RUNTIME_API or extension name empty");
+        return 1;
+    }
+    (void)snprintf(s.base, sizeof(s.base), "http://%s", opts->runtime_api);
+    s.next = curl_easy_init();
+    s.ctl = curl_easy_init();
+    if (!s.next || !s.ctl) {
+        LOG_ERROR(MOD, "cannot register: libcurl handle allocation failed");
+        goto out;
+    }
+    if (s_register(&s, opts->name, m) != STASH_OK) {
+        goto out;
+    }
+    if (opts->config_error) {
+        LOG_ERROR(MOD, "invalid configuration: %s", opts->config_error);
+        s_report_error(&s, "init/error", "Extension.ConfigInvalid", opts->config_error);
+        goto out;
+    }
+    if (m) {
+        lst = s_telemetry_start(&s, opts, m);
+    }
+    status = s_loop(&s, m, hooks, &lst);
+out:
+    listener_stop(lst);
+    if (s.next) {
+        curl_easy_cleanup(s.next);
+    }
+    if (s.ctl) {
+        curl_easy_cleanup(s.ctl);
+    }
+    return status;
+}
