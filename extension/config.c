@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "telemetry/emf.h"
 
 enum config_kind {
     CONFIG_BOOL,      /* int: TRUE/FALSE (also 1/0), case-insensitive */
@@ -19,6 +20,8 @@ enum config_kind {
     CONFIG_STRING,    /* char *: any non-empty text */
     CONFIG_SECRET,    /* char *: like STRING, but never printed */
     CONFIG_URL,       /* char *: http:// or https:// URL */
+    CONFIG_CHOICE,    /* char *: one of the values in `unit` ("a|b|c"), case-insensitive, stored
+                       * as listed there */
 };
 
 struct config_var {
@@ -28,7 +31,7 @@ struct config_var {
     const char *dflt; /* default as text (parsed like a value); NULL: unset */
     uint64_t min;     /* CONFIG_UINT only */
     uint64_t max;
-    const char *unit; /* CONFIG_UINT only: "s", "ms", "items", ... */
+    const char *unit; /* CONFIG_UINT: "s", "ms", "items"...; CONFIG_CHOICE: "a|b|c" */
     const char *help;
 };
 
@@ -81,6 +84,10 @@ static const struct config_var s_vars[] = {
      "PEM file of CA certificates for upstream TLS"},
     {"AWS_LAMBDA_RUNTIME_API", CONFIG_STRING, F(lambda_runtime_api), NULL, 0, 0, NULL,
      "set by Lambda; when unset stash runs as a local agent until SIGTERM/SIGINT"},
+    {"AWS_LAMBDA_FUNCTION_NAME", CONFIG_STRING, F(lambda_function_name), NULL, 0, 0, NULL,
+     "set by Lambda; the FunctionName dimension of the metrics (register's answer wins)"},
+    {"AWS_LAMBDA_FUNCTION_VERSION", CONFIG_STRING, F(lambda_function_version), NULL, 0, 0, NULL,
+     "set by Lambda; the functionVersion property of the metrics"},
 
     {"STASH_CACHE_MAX_BYTES", CONFIG_UINT, F(cache_max_bytes), "16777216", 4096, 4294967296ULL,
      "bytes", "most bytes of keys and values kept; least recently used go first"},
@@ -95,6 +102,25 @@ static const struct config_var s_vars[] = {
      "comma-separated secret ids fetched at start, so the first request is a hit"},
     {"STASH_PREFETCH_PARAMETERS", CONFIG_STRING, F(prefetch_parameters), NULL, 0, 0, NULL,
      "comma-separated parameter names fetched at start (withDecryption=true)"},
+
+    /* Metrics (CloudWatch EMF lines on stdout) and the Telemetry API subscription. */
+    {"STASH_METRICS_NAMESPACE", CONFIG_STRING, F(metrics_namespace), EMF_NAMESPACE_DEFAULT, 0, 0,
+     NULL, "CloudWatch namespace of the metrics (printable ASCII, not starting with AWS/)"},
+    {"STASH_METRICS_MODE", CONFIG_CHOICE, F(metrics_mode), "invocation", 0, 0,
+     "invocation|aggregate|off",
+     "invocation: one EMF line per invocation; aggregate: one per interval (cheaper for busy "
+     "functions); off: no metrics and no telemetry subscription"},
+    {"STASH_METRICS_DIMENSIONS", CONFIG_STRING, F(metrics_dimensions), NULL, 0, 0, NULL,
+     "extra dimensions added to FunctionName, as Name=Value,Name=Value (each one multiplies "
+     "the metrics CloudWatch bills)"},
+    {"STASH_METRICS_PER_KEY", CONFIG_BOOL, F(metrics_per_key), "FALSE", 0, 0, NULL,
+     "also write per-secret/parameter lines with the name as a dimension (names only, never "
+     "values; each name is billed as its own metrics)"},
+    {"STASH_TELEMETRY_SCHEMA", CONFIG_CHOICE, F(telemetry_schema), "2022-12-13", 0, 0,
+     "2022-12-13|2025-01-29",
+     "Telemetry API schemaVersion to subscribe with (2025-01-29 for Lambda Managed Instances)"},
+    {"STASH_AGGREGATE_INTERVAL_SECONDS", CONFIG_UINT, F(aggregate_interval_s), "60", 1, 3600, "s",
+     "aggregate mode: seconds covered by one EMF line"},
 };
 
 #define NVARS (sizeof(s_vars) / sizeof(s_vars[0]))
@@ -193,6 +219,8 @@ static const char *range_text(const struct config_var *v, char *tmp, size_t n)
         return tmp;
     case CONFIG_URL:
         return "http://... or https://...";
+    case CONFIG_CHOICE:
+        return v->unit;
     case CONFIG_STRING:
     case CONFIG_SECRET:
         break;
@@ -251,6 +279,29 @@ static enum stash_err parse_one(const struct config_var *v, const char *val, str
             return STASH_EINVAL;
         }
         break;
+    case CONFIG_CHOICE: {
+        const char *c = v->unit;
+        size_t n = strlen(val);
+
+        /* Walk "a|b|c"; keep the listed spelling so later code compares exactly. */
+        for (;;) {
+            const char *end = strchr(c, '|');
+            size_t clen = end ? (size_t)(end - c) : strlen(c);
+
+            if (clen == n && strncasecmp(c, val, n) == 0) {
+                char *copy = xstrndup(c, clen);
+
+                memcpy(field, &copy, sizeof(copy));
+                return STASH_OK;
+            }
+            if (!end) {
+                break;
+            }
+            c = end + 1;
+        }
+        set_err(err, errlen, "%s=\"%.64s\" is not a valid value; valid: %s", v->name, val, v->unit);
+        return STASH_EINVAL;
+    }
     case CONFIG_STRING:
     case CONFIG_SECRET:
         break;
@@ -351,6 +402,30 @@ static enum stash_err resolve_token(struct config *cfg, char *err, size_t errlen
     return STASH_EINVAL;
 }
 
+/* The namespace and dimensions must be ones CloudWatch accepts: the EMF writer's own check, run
+ * now so a mistake stops the start with the variable named instead of losing the metrics. */
+static enum stash_err check_metrics(const struct config *cfg, char *err, size_t errlen)
+{
+    struct emf_config ec;
+
+    if (emf_config_init(&ec, cfg->metrics_namespace, NULL, NULL, NULL, 0) != STASH_OK) {
+        set_err(err, errlen,
+                "STASH_METRICS_NAMESPACE=\"%.64s\" is not a valid namespace; valid: printable "
+                "ASCII, at most %d characters, not starting with AWS/",
+                cfg->metrics_namespace, EMF_NAMESPACE_MAX);
+        return STASH_EINVAL;
+    }
+    if (emf_config_init(&ec, NULL, NULL, NULL, cfg->metrics_dimensions, 0) != STASH_OK) {
+        set_err(err, errlen,
+                "STASH_METRICS_DIMENSIONS=\"%.64s\" is not valid; valid: up to %d Name=Value "
+                "pairs separated by commas (printable ASCII, no quotes or backslashes, not "
+                "FunctionName or other names stash writes)",
+                cfg->metrics_dimensions, EMF_EXTRA_DIMS_MAX);
+        return STASH_EINVAL;
+    }
+    return STASH_OK;
+}
+
 static enum stash_err check_required(struct config *cfg, char *err, size_t errlen)
 {
     cfg->region_used = cfg->region ? cfg->region : cfg->default_region;
@@ -399,6 +474,10 @@ enum stash_err config_load(struct config *cfg, config_getenv_fn get, void *ctx, 
                         s_errata[i].wrong, s_errata[i].right);
         }
     }
+    rc = check_metrics(cfg, err, errlen);
+    if (rc != STASH_OK) {
+        goto fail;
+    }
     rc = check_required(cfg, err, errlen);
     if (rc != STASH_OK) {
         goto fail;
@@ -415,7 +494,8 @@ void config_release(struct config *cfg)
         const struct config_var *v = &s_vars[i];
         char *p;
 
-        if (v->kind != CONFIG_STRING && v->kind != CONFIG_SECRET && v->kind != CONFIG_URL) {
+        if (v->kind != CONFIG_STRING && v->kind != CONFIG_SECRET && v->kind != CONFIG_URL &&
+            v->kind != CONFIG_CHOICE) {
             continue;
         }
         memcpy(&p, (char *)cfg + v->offset, sizeof(p));
@@ -487,6 +567,7 @@ void config_log_effective(const struct config *cfg)
             break;
         case CONFIG_STRING:
         case CONFIG_URL:
+        case CONFIG_CHOICE:
             memcpy(&s, field, sizeof(s));
             LOG_DEBUG("config", "%s=%s", v->name, s ? s : "(unset)");
             break;

@@ -462,6 +462,74 @@ static void test_help_lists_everything(void **state)
     free(text);
 }
 
+/* STASH_METRICS_* and the telemetry schema: defaults, each valid value, and refusals that name
+ * the variable (a bad namespace must stop the start, not silently lose every metric). */
+static void test_metrics_vars(void **state)
+{
+    static const char *const modes[] = {"invocation", "aggregate", "off"};
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    env_base(&e);
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.metrics_namespace, "Stash");
+    assert_string_equal(cfg.metrics_mode, "invocation");
+    assert_null(cfg.metrics_dimensions);
+    assert_int_equal(cfg.metrics_per_key, 0);
+    assert_string_equal(cfg.telemetry_schema, "2022-12-13");
+    assert_int_equal(cfg.aggregate_interval_s, 60);
+    config_release(&cfg);
+
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        char upper[16];
+
+        env_base(&e);
+        snprintf(upper, sizeof(upper), "%s", modes[i]);
+        upper[0] = (char)(upper[0] - 'a' + 'A'); /* case-insensitive, stored as listed */
+        env_set(&e, "STASH_METRICS_MODE", upper);
+        load_ok(&e, &cfg);
+        assert_string_equal(cfg.metrics_mode, modes[i]);
+        config_release(&cfg);
+    }
+
+    env_base(&e);
+    env_set(&e, "STASH_METRICS_NAMESPACE", "Payments/Cache");
+    env_set(&e, "STASH_METRICS_DIMENSIONS", "Stage=prod,Team=payments");
+    env_set(&e, "STASH_METRICS_PER_KEY", "TRUE");
+    env_set(&e, "STASH_TELEMETRY_SCHEMA", "2025-01-29");
+    env_set(&e, "STASH_AGGREGATE_INTERVAL_SECONDS", "3600");
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.metrics_namespace, "Payments/Cache");
+    assert_string_equal(cfg.metrics_dimensions, "Stage=prod,Team=payments");
+    assert_int_equal(cfg.metrics_per_key, 1);
+    assert_string_equal(cfg.telemetry_schema, "2025-01-29");
+    assert_int_equal(cfg.aggregate_interval_s, 3600);
+    config_release(&cfg);
+
+    env_base(&e);
+    env_set(&e, "STASH_METRICS_MODE", "verbose");
+    load_fails(&e, "STASH_METRICS_MODE", "invocation|aggregate|off");
+    env_base(&e);
+    env_set(&e, "STASH_TELEMETRY_SCHEMA", "2020-08-15");
+    load_fails(&e, "STASH_TELEMETRY_SCHEMA", "2025-01-29");
+    env_base(&e);
+    env_set(&e, "STASH_METRICS_NAMESPACE", "AWS/Lambda");
+    load_fails(&e, "STASH_METRICS_NAMESPACE", "AWS/");
+    env_base(&e);
+    env_set(&e, "STASH_METRICS_DIMENSIONS", "Stage");
+    load_fails(&e, "STASH_METRICS_DIMENSIONS", "Name=Value");
+    env_base(&e);
+    env_set(&e, "STASH_METRICS_DIMENSIONS", "FunctionName=x");
+    load_fails(&e, "STASH_METRICS_DIMENSIONS", NULL);
+    env_base(&e);
+    env_set(&e, "STASH_AGGREGATE_INTERVAL_SECONDS", "0");
+    load_fails(&e, "STASH_AGGREGATE_INTERVAL_SECONDS", "1-3600");
+    env_base(&e);
+    env_set(&e, "STASH_METRICS_PER_KEY", "yes");
+    load_fails(&e, "STASH_METRICS_PER_KEY", "TRUE or FALSE");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -479,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_errata_warn),
         cmocka_unit_test(test_no_secret_in_errors),
         cmocka_unit_test(test_help_lists_everything),
+        cmocka_unit_test(test_metrics_vars),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
