@@ -553,7 +553,7 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
 
 static void check_failed(const char *what, int line)
 {
-    fprintf(stderr, "cache_check_invariants: %s (cache.c:%d)\n", what, line);
+    (void)fprintf(stderr, "cache_check_invariants: %s (cache.c:%d)\n", what, line);
     abort();
 }
 
