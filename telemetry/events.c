@@ -326,8 +326,10 @@ static enum stash_err parse_envelope(const cJSON *el, enum telemetry_type *type,
         !tm->valuestring) {
         return STASH_EPARSE;
     }
+    /* A time in another ISO flavour must not cost the whole batch (and its reports): only the
+     * timestamp of a record opened by this event is lost. */
     if (clock_parse_iso(tm->valuestring, time_ms) != STASH_OK) {
-        return STASH_EPARSE;
+        *time_ms = 0;
     }
     if (strcmp(t->valuestring, "function") == 0 || strcmp(t->valuestring, "extension") == 0) {
         *is_log = 1;

@@ -8,14 +8,16 @@
  *
  * What is malformed (STASH_EPARSE, and nothing is handed out):
  * - not JSON, not an array, an element that is not an object;
- * - an envelope whose `type` or `time` is not a string, or whose `time` is not ISO 8601;
+ * - an envelope whose `type` or `time` is not a string;
  * - a known platform.* event whose `record` is not an object; a `requestId` (where required) that
  *   is missing, not a string, empty or longer than TELEMETRY_ID_MAX - 1; a field of a known event
  *   with the wrong JSON type (metrics not an object, durationMs not a number...); a metric that is
  *   negative or not finite.
- * Tolerated: a span whose `start` does not parse (start_ms = 0; the 2022 docs example has
- * "12:01:23:521Z"), spans past TELEMETRY_SPANS_MAX (dropped), a span without a name or duration
- * (skipped), over-long free-text fields (truncated: errorType, names, states).
+ * Tolerated: an envelope `time` or span `start` that does not parse as ISO 8601 (time_ms /
+ * start_ms = 0: the 2022 docs example has "12:01:23:521Z"; losing a batch of reports over a
+ * timestamp flavour would cost more than the timestamp), spans past TELEMETRY_SPANS_MAX
+ * (dropped), a span without a name or duration (skipped), over-long free-text fields (truncated:
+ * errorType, names, states).
  * Ceilings: a body longer than TELEMETRY_BODY_MAX or with more than TELEMETRY_EVENTS_MAX elements
  * is STASH_ETOOBIG.  A listener answers both errors with a 4xx (413 for ETOOBIG, 400 for EPARSE).
  *

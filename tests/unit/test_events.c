@@ -442,7 +442,7 @@ static void test_malformed_rejected(void **state)
         "[1]",
         "[{\"time\":\"2022-10-21T14:05:05.766Z\"}]",
         "[{\"type\":\"platform.start\",\"record\":{\"requestId\":\"a\"}}]",
-        "[{\"time\":\"yesterday\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"a\"}}]",
+        "[{\"time\":5,\"type\":\"platform.start\",\"record\":{\"requestId\":\"a\"}}]",
         "[{\"time\":\"2022-10-21T14:05:05.766Z\",\"type\":7,\"record\":{}}]",
         "[{\"time\":\"2022-10-21T14:05:05.766Z\",\"type\":\"platform.report\",\"record\":\"x\"}]",
         "[{\"time\":\"2022-10-21T14:05:05.766Z\",\"type\":\"platform.report\",\"record\":{}}]",
@@ -552,6 +552,18 @@ static void test_unknown_types_and_fields_ignored(void **state)
     assert_string_equal(b.events[0].spans[0].name, "a");
     telemetry_batch_release(&b);
     telemetry_batch_release(&b); /* twice is harmless */
+
+    /* A time that is a string but not ISO: the event is kept, its time is 0. */
+    {
+        static const char odd[] = "[{\"time\":\"yesterday\",\"type\":\"platform.report\","
+                                  "\"record\":{\"requestId\":\"r2\"}}]";
+
+        assert_int_equal(telemetry_batch_parse(odd, strlen(odd), &b), STASH_OK);
+        assert_int_equal(b.n, 1);
+        assert_int_equal(b.events[0].time_ms, 0);
+        assert_string_equal(b.events[0].request_id, "r2");
+        telemetry_batch_release(&b);
+    }
 
     /* An empty batch is fine. */
     assert_int_equal(telemetry_batch_parse("[]", 2, &b), STASH_OK);
