@@ -31,6 +31,7 @@ struct ledger {
     int telemetry_off;
     char recent[LEDGER_RECENT][TELEMETRY_ID_MAX]; /* ids of emitted records, ring */
     size_t recent_next;
+    uint64_t last_ms; /* latest wall time seen (INVOKE, event): stands in for a missing one */
     struct ledger_stats stats;
 };
 
@@ -196,6 +197,7 @@ struct ledger *ledger_new(const struct ledger_config *cfg, uint64_t now_ms)
         l->cfg.max_open = 2; /* the current record plus one awaiting its report */
     }
     pthread_mutex_init(&l->mu, NULL);
+    l->last_ms = now_ms;
     init = slot_new(NULL, now_ms);
     init->rec.is_init = 1;
     init->invoked = 1;
@@ -241,6 +243,9 @@ enum stash_err ledger_on_invoke(struct ledger *l, const char *request_id, uint64
         if (l->open[i] == l->current || l->open[i]->rec.is_init) {
             l->open[i]->local_closed = 1;
         }
+    }
+    if (now_ms > l->last_ms) {
+        l->last_ms = now_ms;
     }
     s = find(l, request_id);
     if (s && s->invoked) {
@@ -498,6 +503,9 @@ static void on_event_locked(struct ledger *l, const struct telemetry_event *ev, 
     if (!ev->request_id[0]) {
         return;
     }
+    if (ev->time_ms > l->last_ms) {
+        l->last_ms = ev->time_ms;
+    }
     s = find(l, ev->request_id);
     if (!s) {
         if (recently_emitted(l, ev->request_id)) {
@@ -505,7 +513,7 @@ static void on_event_locked(struct ledger *l, const struct telemetry_event *ev, 
             return;
         }
         /* The listener beat the main thread to this INVOKE: open the record now. */
-        s = slot_new(NULL, ev->time_ms);
+        s = slot_new(NULL, ev->time_ms ? ev->time_ms : l->last_ms);
         copy_id(s->rec.request_id, ev->request_id);
         add_open(l, s, d);
     }

@@ -359,7 +359,13 @@ static void test_event_before_invoke_is_adopted(void **state)
     assert_int_equal(s_cap[0].rec.counts.hits, 1);
     assert_true(s_cap[0].rec.cold_start);
     assert_true(s_cap[0].rec.duration_ms == 7);
+    /* An event without a usable time opens its record at the latest time the ledger has seen. */
+    ev = mkreport("Z", 1, 1, 0);
+    ev.time_ms = 0;
+    ledger_on_event(l, &ev);
     ledger_flush(l);
+    assert_string_equal(s_cap[s_ncap - 1].rec.request_id, "Z");
+    assert_int_equal(s_cap[s_ncap - 1].rec.invoke_ms, 1000); /* ledger_new's, the latest here */
     ledger_free(l);
 }
 
