@@ -8,10 +8,28 @@
  *
  * Results are what the local API answers (struct cache_value): on success status 200 and the
  * JSON in the shape AWS's Parameters and Secrets extension returns; on failure a status a program
- * can act on and {"__type":"...","message":"..."} (upstream status and type passed through for
- * AWS errors; 429 when still throttled after retries; 504 on timeout; 502 when unreachable or the
- * answer is unreadable).  Every attempt is recorded in *facts (calls, ncalls); nothing else in
- * facts is touched.
+ * can act on and {"__type":"...","message":"..."}:
+ *   AWS error (4xx, not a throttle)  upstream status and type, passed through, never retried
+ *                                    (type from X-Amzn-ErrorType, else __type/code in the body,
+ *                                    with any ":..." suffix and "namespace#" prefix removed)
+ *   5xx after the last attempt       upstream status and type passed through (InternalFailure if
+ *                                    none was given)
+ *   still throttled after retries    429 ThrottlingException
+ *   timeout (the whole call's budget, or every attempt timed out)   504 TimeoutError
+ *   unreachable, connection reset, TLS failure, oversized (max_response_bytes) or unreadable
+ *   answer                           502 ConnectionError
+ *   request not signable (bad id, bad config)   400 InvalidParameterException / 500 InternalFailure
+ * Retried: throttles (ThrottlingException, Throttling, TooManyRequestsException,
+ * RequestLimitExceeded, TooManyUpdates, ... or HTTP 429), 5xx and internal-error types,
+ * RequestTimeout, and transport errors (connect, reset, nothing received, per-attempt timeout).
+ * Backoff: full jitter, uniform in [0, backoff_base_ms * 2^(attempt-1)], capped at 2 s, and never
+ * past the call's budget (then the last error is returned).  Every attempt is recorded in *facts
+ * (calls, ncalls); nothing else in facts is touched.
+ * Timeouts: *_timeout_ms bounds the whole call, waiting for a pooled handle and backoff included;
+ * 0 means no overall bound, but a connect timeout (3 s) and a stall limit (no byte for 30 s)
+ * still apply to every attempt.
+ * Selectors: SSM version and label are appended to the name (":3", ":label"); if both are given
+ * the version wins.
  *
  * Ownership: aws_client_new copies the config.  Secrets (keys, token, bodies) are wiped on free.
  * Thread-safety: aws_get_* are thread-safe; new/free are not.  libcurl is the only HTTP client
@@ -37,8 +55,11 @@ struct aws_config {
     long sm_timeout_ms;        /* whole call including retries; 0: none */
     long ssm_timeout_ms;
     unsigned max_connections;  /* per service, >= 1 */
-    unsigned max_attempts;     /* >= 1, retries included */
-    size_t max_response_bytes; /* ceiling on one upstream body */
+    unsigned max_attempts;     /* >= 1, retries included (0 counts as 1) */
+    size_t max_response_bytes; /* ceiling on one upstream body; 0: 1 MiB */
+    /* Added with the implementation: the first retry's jitter window; 0: 50 ms.  Tests make it
+     * small; the product keeps the default. */
+    unsigned backoff_base_ms;
 };
 
 struct aws_client;
@@ -56,6 +77,8 @@ struct aws_ssm_request {
     int with_decryption;
 };
 
+/* NULL (and a log line naming the field) if cfg lacks the region or credentials or an endpoint
+ * is not an http(s) URL without query. */
 struct aws_client *aws_client_new(const struct aws_config *cfg);
 void aws_client_free(struct aws_client *c);
 

@@ -1,0 +1,941 @@
+/* Unit tests for cache/aws.c against an in-test AWS JSON 1.1 server (libmicrohttpd, loopback,
+ * a free port chosen by the kernel).
+ *
+ * The server plays a script of canned answers (status, X-Amzn-ErrorType, body, delay, size),
+ * recomputes the SigV4 signature of every request it receives with cache/sigv4.c (whose own
+ * tests check it against the suite and botocore), records what it saw, and counts the TCP
+ * connections it accepted.  Timeouts are short so the tests stay fast; nothing asserts elapsed
+ * time.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/aws.h"
+#include "cache/sigv4.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+#define AKID   "AKIDTEST"
+#define SECRET "test/secret+key"
+#define TOKEN  "IQoJb3JpZ2luX2VjEXAMPLETOKEN//+=="
+
+/* ---- the fake server ---------------------------------------------------------------------- */
+
+struct canned {
+    int status;
+    const char *errtype; /* X-Amzn-ErrorType, or NULL */
+    const char *body;    /* NULL: empty */
+    unsigned delay_ms;   /* before answering */
+    size_t big;          /* > 0: a body of this many bytes instead */
+};
+
+struct server {
+    struct MHD_Daemon *d;
+    unsigned short port;
+    pthread_mutex_t lock;
+    struct canned script[16];
+    size_t nscript;
+    size_t next;
+    struct canned dflt; /* once the script is played */
+    atomic_int connections;
+    atomic_int requests;
+    atomic_int bad_signatures;
+    char last_target[128];
+    char last_body[4096];
+    char last_signed[512];
+    char last_token[256];
+    char last_path[64];
+    char last_content_type[64];
+};
+
+static struct server s_srv;
+
+struct conn_req {
+    struct buf body;
+};
+
+static void copy_hdr(struct MHD_Connection *conn, const char *name, char *out, size_t n)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+
+    snprintf(out, n, "%s", v ? v : "");
+}
+
+/* Recomputes the signature from what arrived: the headers named in SignedHeaders, the body, the
+ * scope in Credential.  Returns 1 if it matches. */
+static int verify_signature(struct MHD_Connection *conn, const char *url, const struct buf *body,
+                            char *signed_out, size_t signed_len)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *date = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amz-Date");
+    static const char pre[] = "AWS4-HMAC-SHA256 Credential=";
+    char cred[256];
+    char signed_hdrs[512];
+    char sig[SIGV4_HEX_LEN];
+    char want[SIGV4_HEX_LEN];
+    char *parts[5];
+    char names[16][64];
+    struct sigv4_header h[16];
+    struct sigv4_input in = {0};
+    const char *p;
+    const char *q;
+    size_t n = 0;
+    char *tok;
+    char *save = NULL;
+    int i;
+
+    if (!auth || !date || strncmp(auth, pre, sizeof(pre) - 1) != 0) {
+        return 0;
+    }
+    p = auth + sizeof(pre) - 1;
+    q = strstr(p, ", SignedHeaders=");
+    if (!q || (size_t)(q - p) >= sizeof(cred)) {
+        return 0;
+    }
+    memcpy(cred, p, (size_t)(q - p));
+    cred[q - p] = '\0';
+    p = q + strlen(", SignedHeaders=");
+    q = strstr(p, ", Signature=");
+    if (!q || (size_t)(q - p) >= sizeof(signed_hdrs)) {
+        return 0;
+    }
+    memcpy(signed_hdrs, p, (size_t)(q - p));
+    signed_hdrs[q - p] = '\0';
+    snprintf(signed_out, signed_len, "%s", signed_hdrs);
+    snprintf(want, sizeof(want), "%s", q + strlen(", Signature="));
+    /* akid/date/region/service/aws4_request */
+    tok = strtok_r(cred, "/", &save);
+    for (i = 0; i < 5 && tok; i++) {
+        parts[i] = tok;
+        tok = strtok_r(NULL, "/", &save);
+    }
+    if (i != 5 || strcmp(parts[0], AKID) != 0 || strncmp(parts[1], date, 8) != 0 ||
+        strcmp(parts[4], "aws4_request") != 0) {
+        return 0;
+    }
+    save = NULL;
+    for (tok = strtok_r(signed_hdrs, ";", &save); tok && n < 16; tok = strtok_r(NULL, ";", &save)) {
+        snprintf(names[n], sizeof(names[n]), "%s", tok);
+        h[n].name = names[n];
+        h[n].value = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, names[n]);
+        if (!h[n].value) {
+            return 0;
+        }
+        n++;
+    }
+    in.method = "POST";
+    in.path = url;
+    in.query = "";
+    in.headers = h;
+    in.nheaders = n;
+    in.payload = body->data;
+    in.payload_len = body->len;
+    in.region = parts[2];
+    in.service = parts[3];
+    in.amz_date = date;
+    in.access_key_id = AKID;
+    in.secret_access_key = SECRET;
+    in.normalize_path = 1;
+    return sigv4_signature(&in, sig) == STASH_OK && strcmp(sig, want) == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct conn_req *r = *con_cls;
+    struct canned c;
+    struct MHD_Response *resp;
+    char *big = NULL;
+    char signed_hdrs[512] = "";
+    int ok;
+    enum MHD_Result ret;
+
+    (void)cls;
+    (void)version;
+    if (!r) {
+        r = xcalloc(1, sizeof(*r));
+        buf_init(&r->body, 1 << 20);
+        *con_cls = r;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        (void)buf_append(&r->body, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    ok = strcmp(method, "POST") == 0 &&
+         verify_signature(conn, url, &r->body, signed_hdrs, sizeof(signed_hdrs));
+    pthread_mutex_lock(&s_srv.lock);
+    if (!ok) {
+        s_srv.bad_signatures++;
+    }
+    s_srv.requests++;
+    copy_hdr(conn, "X-Amz-Target", s_srv.last_target, sizeof(s_srv.last_target));
+    copy_hdr(conn, "X-Amz-Security-Token", s_srv.last_token, sizeof(s_srv.last_token));
+    copy_hdr(conn, "Content-Type", s_srv.last_content_type, sizeof(s_srv.last_content_type));
+    snprintf(s_srv.last_body, sizeof(s_srv.last_body), "%s", r->body.data ? r->body.data : "");
+    snprintf(s_srv.last_signed, sizeof(s_srv.last_signed), "%s", signed_hdrs);
+    snprintf(s_srv.last_path, sizeof(s_srv.last_path), "%s", url);
+    c = s_srv.next < s_srv.nscript ? s_srv.script[s_srv.next++] : s_srv.dflt;
+    pthread_mutex_unlock(&s_srv.lock);
+    if (c.delay_ms) {
+        struct timespec ts = {c.delay_ms / 1000, (long)(c.delay_ms % 1000) * 1000000L};
+
+        nanosleep(&ts, NULL);
+    }
+    if (c.big) {
+        big = xmalloc(c.big);
+        memset(big, 'x', c.big);
+        resp = MHD_create_response_from_buffer(c.big, big, MHD_RESPMEM_MUST_FREE);
+    } else {
+        resp = MHD_create_response_from_buffer(
+            c.body ? strlen(c.body) : 0, (void *)(c.body ? c.body : ""), MHD_RESPMEM_MUST_COPY);
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/x-amz-json-1.1");
+    MHD_add_response_header(resp, "x-amzn-RequestId", "11111111-2222-3333-4444-555555555555");
+    if (c.errtype) {
+        MHD_add_response_header(resp, "X-Amzn-ErrorType", c.errtype);
+    }
+    ret = MHD_queue_response(conn, (unsigned)c.status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn_req *r = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (r) {
+        buf_release(&r->body);
+        free(r);
+        *con_cls = NULL;
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&s_srv.connections, 1);
+    }
+}
+
+static int server_start(void **state)
+{
+    struct sockaddr_in sa;
+    const union MHD_DaemonInfo *info;
+
+    (void)state;
+    memset(&s_srv, 0, sizeof(s_srv));
+    pthread_mutex_init(&s_srv.lock, NULL);
+    s_srv.dflt.status = 200;
+    s_srv.dflt.body = "{\"Name\":\"default\",\"SecretString\":\"v\"}";
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = 0;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s_srv.d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    if (!s_srv.d) {
+        return -1;
+    }
+    info = MHD_get_daemon_info(s_srv.d, MHD_DAEMON_INFO_BIND_PORT);
+    s_srv.port = info ? info->port : 0;
+    return s_srv.port ? 0 : -1;
+}
+
+static int server_stop(void **state)
+{
+    (void)state;
+    MHD_stop_daemon(s_srv.d);
+    pthread_mutex_destroy(&s_srv.lock);
+    return 0;
+}
+
+static void script(const struct canned *c, size_t n)
+{
+    pthread_mutex_lock(&s_srv.lock);
+    memcpy(s_srv.script, c, n * sizeof(*c));
+    s_srv.nscript = n;
+    s_srv.next = 0;
+    pthread_mutex_unlock(&s_srv.lock);
+}
+
+/* ---- client helpers ----------------------------------------------------------------------- */
+
+struct client_opts {
+    unsigned max_connections;
+    unsigned max_attempts;
+    long timeout_ms;
+    size_t max_response;
+    unsigned short port; /* 0: the test server */
+    int no_token;
+};
+
+static struct aws_client *client(const struct client_opts *o)
+{
+    char url[64];
+    struct aws_config cfg = {0};
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", o->port ? o->port : s_srv.port);
+    cfg.region = "eu-west-1";
+    cfg.access_key_id = AKID;
+    cfg.secret_access_key = SECRET;
+    cfg.session_token = o->no_token ? NULL : TOKEN;
+    cfg.sm_endpoint = url;
+    cfg.ssm_endpoint = url;
+    cfg.sm_timeout_ms = o->timeout_ms;
+    cfg.ssm_timeout_ms = o->timeout_ms;
+    cfg.max_connections = o->max_connections ? o->max_connections : 2;
+    cfg.max_attempts = o->max_attempts ? o->max_attempts : 3;
+    cfg.max_response_bytes = o->max_response;
+    cfg.backoff_base_ms = 2;
+    return aws_client_new(&cfg);
+}
+
+static struct aws_client *default_client(void)
+{
+    struct client_opts o = {0};
+
+    o.timeout_ms = 5000;
+    return client(&o);
+}
+
+static void get_secret(struct aws_client *c, const char *id, struct cache_value *v, struct facts *f)
+{
+    struct aws_sm_request r = {id, NULL, NULL};
+
+    memset(f, 0, sizeof(*f));
+    aws_get_secret_value(c, &r, v, f);
+}
+
+/* Asserts an error body {"__type":type,...} and returns its message (static copy). */
+static const char *assert_error(const struct cache_value *v, int status, const char *type)
+{
+    static char msg[512];
+    cJSON *o;
+    const cJSON *t;
+    const cJSON *m;
+
+    assert_int_equal(v->status, status);
+    assert_non_null(v->body);
+    o = cJSON_Parse(v->body);
+    assert_non_null(o);
+    t = cJSON_GetObjectItemCaseSensitive(o, "__type");
+    m = cJSON_GetObjectItemCaseSensitive(o, "message");
+    assert_true(cJSON_IsString(t));
+    assert_true(cJSON_IsString(m));
+    assert_string_equal(t->valuestring, type);
+    snprintf(msg, sizeof(msg), "%s", m->valuestring);
+    cJSON_Delete(o);
+    return msg;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_sm_success_shape(void **state)
+{
+    static const struct canned c[] = {
+        {200, NULL,
+         "{\"ARN\":\"arn:aws:secretsmanager:us-west-2:123456789012:secret:MyTestDatabaseSecret-"
+         "a1b2c3\",\"CreatedDate\":1523477145.713,\"Name\":\"MyTestDatabaseSecret\","
+         "\"SecretString\":\"{\\n  \\\"username\\\":\\\"david\\\",\\n  "
+         "\\\"password\\\":\\\"EXAMPLE-PASSWORD\\\"\\n}\\n\",\"VersionId\":\"EXAMPLE1-90ab-cdef-"
+         "fedc-ba987SECRET1\",\"VersionStages\":[\"AWSPREVIOUS\"]}",
+         0, 0},
+    };
+    struct aws_client *cl = default_client();
+    struct aws_sm_request r = {"MyTestDatabaseSecret", NULL, "AWSPREVIOUS"};
+    struct cache_value v;
+    struct facts f = {0};
+
+    (void)state;
+    script(c, 1);
+    aws_get_secret_value(cl, &r, &v, &f);
+    assert_int_equal(v.status, 200);
+    assert_string_equal(
+        v.body,
+        "{\"ARN\":\"arn:aws:secretsmanager:us-west-2:123456789012:secret:MyTestDatabaseSecret-"
+        "a1b2c3\",\"CreatedDate\":\"2018-04-11T20:05:45.713Z\",\"Name\":\"MyTestDatabaseSecret\","
+        "\"SecretBinary\":null,\"SecretString\":\"{\\n  \\\"username\\\":\\\"david\\\",\\n  "
+        "\\\"password\\\":\\\"EXAMPLE-PASSWORD\\\"\\n}\\n\",\"VersionId\":\"EXAMPLE1-90ab-cdef-"
+        "fedc-ba987SECRET1\",\"VersionStages\":[\"AWSPREVIOUS\"],\"ResultMetadata\":{}}");
+    assert_int_equal(v.len, strlen(v.body));
+    /* The wire request. */
+    assert_string_equal(s_srv.last_target, "secretsmanager.GetSecretValue");
+    assert_string_equal(s_srv.last_content_type, "application/x-amz-json-1.1");
+    assert_string_equal(s_srv.last_path, "/");
+    assert_string_equal(s_srv.last_body,
+                        "{\"SecretId\":\"MyTestDatabaseSecret\",\"VersionStage\":\"AWSPREVIOUS\"}");
+    assert_string_equal(s_srv.last_token, TOKEN);
+    assert_string_equal(s_srv.last_signed,
+                        "content-type;host;x-amz-date;x-amz-security-token;x-amz-target");
+    assert_int_equal(s_srv.bad_signatures, 0);
+    /* The facts. */
+    assert_int_equal(f.ncalls, 1);
+    assert_int_equal(f.ncalls_recorded, 1);
+    assert_int_equal(f.calls[0].http_status, 200);
+    assert_int_equal(f.calls[0].error, 0);
+    assert_int_equal(f.calls[0].throttled, 0);
+    assert_true(f.calls[0].ms >= 0.0);
+    assert_int_equal(f.status, 0); /* nothing else in facts is touched */
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+static void test_sm_binary_and_nulls(void **state)
+{
+    static const struct canned c[] = {
+        {200, NULL,
+         "{\"ARN\":\"arn:a\",\"Name\":\"bin\",\"SecretBinary\":\"AAEC/w==\",\"VersionId\":\"v1\","
+         "\"CreatedDate\":1700000000}",
+         0, 0},
+    };
+    struct aws_client *cl = default_client();
+    struct aws_sm_request r = {"bin", "v1", NULL};
+    struct cache_value v;
+    struct facts f = {0};
+
+    (void)state;
+    script(c, 1);
+    aws_get_secret_value(cl, &r, &v, &f);
+    assert_int_equal(v.status, 200);
+    assert_string_equal(v.body, "{\"ARN\":\"arn:a\",\"CreatedDate\":\"2023-11-14T22:13:20.000Z\","
+                                "\"Name\":\"bin\",\"SecretBinary\":\"AAEC/w==\",\"SecretString\":"
+                                "null,\"VersionId\":\"v1\",\"VersionStages\":null,"
+                                "\"ResultMetadata\":{}}");
+    assert_string_equal(s_srv.last_body, "{\"SecretId\":\"bin\",\"VersionId\":\"v1\"}");
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+static void test_ssm_success_shape(void **state)
+{
+    static const struct canned c[] = {
+        {200, NULL,
+         "{\"Parameter\":{\"ARN\":\"arn:aws:ssm:us-east-2:111122223333:parameter/"
+         "MyGitHubPassword\","
+         "\"DataType\":\"text\",\"LastModifiedDate\":1582657288.8,\"Name\":\"MyGitHubPassword\","
+         "\"Type\":\"SecureString\",\"Value\":\"AYA39c3b3042cd2a\\\"q\",\"Version\":3,"
+         "\"Selector\":\":3\"}}",
+         0, 0},
+        {200, NULL,
+         "{\"Parameter\":{\"Name\":\"/p\",\"Type\":\"String\",\"Value\":\"x\",\"Version\":7}}", 0,
+         0},
+    };
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    struct aws_ssm_request r = {"MyGitHubPassword", "3", NULL, 1};
+    struct cache_value v;
+    struct facts f = {0};
+
+    (void)state;
+    o.no_token = 1;
+    o.timeout_ms = 5000;
+    cl = client(&o);
+    script(c, 2);
+    aws_get_parameter(cl, &r, &v, &f);
+    assert_int_equal(v.status, 200);
+    assert_string_equal(
+        v.body,
+        "{\"Parameter\":{\"ARN\":\"arn:aws:ssm:us-east-2:111122223333:parameter/MyGitHubPassword\","
+        "\"DataType\":\"text\",\"LastModifiedDate\":\"2020-02-25T19:01:28.800Z\",\"Name\":"
+        "\"MyGitHubPassword\",\"Selector\":\":3\",\"SourceResult\":null,\"Type\":\"SecureString\","
+        "\"Value\":\"AYA39c3b3042cd2a\\\"q\",\"Version\":3},\"ResultMetadata\":{}}");
+    assert_string_equal(s_srv.last_target, "AmazonSSM.GetParameter");
+    assert_string_equal(s_srv.last_body,
+                        "{\"Name\":\"MyGitHubPassword:3\",\"WithDecryption\":true}");
+    /* No token configured: none sent, none signed. */
+    assert_string_equal(s_srv.last_token, "");
+    assert_string_equal(s_srv.last_signed, "content-type;host;x-amz-date;x-amz-target");
+    cache_value_release(&v);
+
+    r.name = "/p";
+    r.version = NULL;
+    r.label = "prod";
+    r.with_decryption = 0;
+    aws_get_parameter(cl, &r, &v, &f);
+    assert_int_equal(v.status, 200);
+    assert_string_equal(v.body, "{\"Parameter\":{\"ARN\":null,\"DataType\":null,"
+                                "\"LastModifiedDate\":null,\"Name\":\"/p\",\"Selector\":null,"
+                                "\"SourceResult\":null,\"Type\":\"String\",\"Value\":\"x\","
+                                "\"Version\":7},\"ResultMetadata\":{}}");
+    assert_string_equal(s_srv.last_body, "{\"Name\":\"/p:prod\",\"WithDecryption\":false}");
+    assert_int_equal(s_srv.bad_signatures, 0);
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+/* Every AWS client error passes through with its status and type, after one attempt. */
+static void test_error_mapping(void **state)
+{
+    static const struct {
+        struct canned c;
+        int ssm;
+        const char *type;
+        const char *message;
+    } rows[] = {
+        {{400, "ResourceNotFoundException:http://internal.amazon.com/coral/com.amazonaws.sm/",
+          "{\"__type\":\"ResourceNotFoundException\",\"message\":\"Secrets Manager can't find the "
+          "specified secret.\"}",
+          0, 0},
+         0,
+         "ResourceNotFoundException",
+         "Secrets Manager can't find the specified secret."},
+        {{400, NULL,
+          "{\"__type\":\"com.amazonaws.secretsmanager#ResourceNotFoundException\",\"Message\":"
+          "\"gone\"}",
+          0, 0},
+         0,
+         "ResourceNotFoundException",
+         "gone"},
+        {{400, NULL, "{\"__type\":\"AccessDeniedException\",\"Message\":\"not \\\"allowed\\\"\"}",
+          0, 0},
+         0,
+         "AccessDeniedException",
+         "not \"allowed\""},
+        {{400, NULL, "{\"__type\":\"DecryptionFailure\",\"message\":\"kms\"}", 0, 0},
+         0,
+         "DecryptionFailure",
+         "kms"},
+        {{400, NULL, "{\"__type\":\"InvalidRequestException\",\"message\":\"deleted\"}", 0, 0},
+         0,
+         "InvalidRequestException",
+         "deleted"},
+        {{400, NULL, "{\"__type\":\"InvalidParameterException\",\"message\":\"bad\"}", 0, 0},
+         0,
+         "InvalidParameterException",
+         "bad"},
+        {{400, NULL, "{\"__type\":\"ParameterNotFound\"}", 0, 0},
+         1,
+         "ParameterNotFound",
+         "ssm answered HTTP 400"},
+        {{400, NULL, "{\"__type\":\"ParameterVersionNotFound\",\"message\":\"v9\"}", 0, 0},
+         1,
+         "ParameterVersionNotFound",
+         "v9"},
+        {{403, "InvalidSignatureException", "{\"message\":\"sig\"}", 0, 0},
+         1,
+         "InvalidSignatureException",
+         "sig"},
+        {{404, NULL, "not json", 0, 0}, 1, "UnknownError", "ssm answered HTTP 404"},
+    };
+    struct aws_client *cl = default_client();
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct cache_value v;
+        struct facts f = {0};
+        const char *msg;
+
+        script(&rows[i].c, 1);
+        s_srv.dflt.status = 500; /* a retry would be visible */
+        if (rows[i].ssm) {
+            struct aws_ssm_request r = {"/p", NULL, NULL, 1};
+
+            aws_get_parameter(cl, &r, &v, &f);
+        } else {
+            get_secret(cl, "s", &v, &f);
+        }
+        print_message("row %zu: %d %s\n", i, v.status, v.body);
+        msg = assert_error(&v, rows[i].c.status, rows[i].type);
+        assert_string_equal(msg, rows[i].message);
+        assert_int_equal(f.ncalls, 1);
+        assert_int_equal(f.calls[0].http_status, rows[i].c.status);
+        assert_int_equal(f.calls[0].error, 1);
+        assert_int_equal(f.calls[0].throttled, 0);
+        cache_value_release(&v);
+    }
+    assert_int_equal(s_srv.requests, (int)(sizeof(rows) / sizeof(rows[0])));
+    assert_int_equal(s_srv.bad_signatures, 0);
+    aws_client_free(cl);
+}
+
+static void test_throttle_then_success(void **state)
+{
+    static const struct canned c[] = {
+        {400, NULL, "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}", 0, 0},
+        {429, NULL, "", 0, 0},
+        {200, NULL, "{\"Name\":\"s\",\"SecretString\":\"ok\"}", 0, 0},
+    };
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    struct cache_value v;
+    struct facts f;
+
+    (void)state;
+    o.max_attempts = 3;
+    o.timeout_ms = 5000;
+    cl = client(&o);
+    script(c, 3);
+    get_secret(cl, "s", &v, &f);
+    assert_int_equal(v.status, 200);
+    assert_non_null(strstr(v.body, "\"SecretString\":\"ok\""));
+    assert_int_equal(f.ncalls, 3);
+    assert_int_equal(f.calls[0].http_status, 400);
+    assert_int_equal(f.calls[0].throttled, 1);
+    assert_int_equal(f.calls[1].http_status, 429);
+    assert_int_equal(f.calls[1].throttled, 1);
+    assert_int_equal(f.calls[2].http_status, 200);
+    assert_int_equal(f.calls[2].error, 0);
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+static void test_throttle_exhausted(void **state)
+{
+    static const struct canned c[] = {
+        {400, "ThrottlingException", "{\"message\":\"Rate exceeded\"}", 0, 0},
+        {400, NULL, "{\"__type\":\"TooManyUpdates\"}", 0, 0},
+        {400, NULL, "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}", 0, 0},
+        {400, NULL, "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}", 0, 0},
+    };
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    struct cache_value v;
+    struct facts f;
+
+    (void)state;
+    o.max_attempts = 4;
+    o.timeout_ms = 5000;
+    cl = client(&o);
+    script(c, 4);
+    get_secret(cl, "s", &v, &f);
+    assert_error(&v, 429, "ThrottlingException");
+    assert_int_equal(f.ncalls, 4);
+    assert_int_equal(s_srv.requests, 4);
+    assert_int_equal(f.calls[3].throttled, 1);
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+static void test_server_errors(void **state)
+{
+    static const struct canned retry_ok[] = {
+        {500, NULL, "{\"__type\":\"InternalServerError\"}", 0, 0},
+        {503, NULL, "", 0, 0},
+        {200, NULL, "{\"Parameter\":{\"Name\":\"/p\",\"Value\":\"1\"}}", 0, 0},
+    };
+    static const struct canned all_503[] = {
+        {503, "ServiceUnavailable", "{\"message\":\"down\"}", 0, 0},
+        {503, "ServiceUnavailable", "{\"message\":\"down\"}", 0, 0},
+        {400, NULL, "{\"__type\":\"InternalServiceError\",\"message\":\"sm fault\"}", 0, 0},
+    };
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    struct aws_ssm_request r = {"/p", NULL, NULL, 0};
+    struct cache_value v;
+    struct facts f = {0};
+
+    (void)state;
+    o.max_attempts = 3;
+    o.timeout_ms = 5000;
+    cl = client(&o);
+    script(retry_ok, 3);
+    aws_get_parameter(cl, &r, &v, &f);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(f.ncalls, 3);
+    assert_int_equal(f.calls[0].http_status, 500);
+    assert_int_equal(f.calls[1].http_status, 503);
+    cache_value_release(&v);
+
+    /* Exhausted: the last answer passes through (an internal error type is retried even when it
+     * comes with a 400). */
+    script(all_503, 3);
+    memset(&f, 0, sizeof(f));
+    aws_get_parameter(cl, &r, &v, &f);
+    assert_string_equal(assert_error(&v, 400, "InternalServiceError"), "sm fault");
+    assert_int_equal(f.ncalls, 3);
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+static void test_timeout(void **state)
+{
+    static const struct canned slow[] = {{200, NULL, "{}", 600, 0}};
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    struct cache_value v;
+    struct facts f;
+
+    (void)state;
+    o.max_attempts = 3;
+    o.timeout_ms = 150;
+    cl = client(&o);
+    script(slow, 1);
+    s_srv.dflt.delay_ms = 600;
+    get_secret(cl, "s", &v, &f);
+    assert_error(&v, 504, "TimeoutError");
+    /* The budget covers the whole call: one attempt timed out, no time was left for another. */
+    assert_int_equal(f.ncalls, 1);
+    assert_int_equal(f.calls[0].http_status, 0);
+    assert_int_equal(f.calls[0].error, 1);
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+static unsigned short closed_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd); /* bound, never listened on, closed: connecting is refused */
+    return ntohs(sa.sin_port);
+}
+
+static void test_connection_refused(void **state)
+{
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    struct cache_value v;
+    struct facts f;
+    const char *msg;
+
+    (void)state;
+    o.port = closed_port();
+    o.max_attempts = 2;
+    o.timeout_ms = 2000;
+    cl = client(&o);
+    get_secret(cl, "s", &v, &f);
+    msg = assert_error(&v, 502, "ConnectionError");
+    assert_non_null(strstr(msg, "secretsmanager"));
+    assert_int_equal(f.ncalls, 2); /* transport errors are retried */
+    assert_int_equal(f.calls[0].http_status, 0);
+    assert_int_equal(f.calls[1].error, 1);
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+static void test_oversized_and_unreadable(void **state)
+{
+    static const struct canned c[] = {
+        {200, NULL, NULL, 0, 64 * 1024},
+        {200, NULL, "{\"Name\":", 0, 0},
+        {200, NULL, "{\"NoParameter\":{}}", 0, 0},
+        {302, NULL, "", 0, 0},
+    };
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    struct aws_ssm_request r = {"/p", NULL, NULL, 0};
+    struct cache_value v;
+    struct facts f;
+
+    (void)state;
+    o.max_response = 4096;
+    o.max_attempts = 3;
+    o.timeout_ms = 5000;
+    cl = client(&o);
+    script(c, 4);
+    get_secret(cl, "s", &v, &f);
+    assert_error(&v, 502, "ConnectionError");
+    assert_int_equal(f.ncalls, 1); /* a retry would not make it smaller */
+    cache_value_release(&v);
+    get_secret(cl, "s", &v, &f);
+    assert_error(&v, 502, "ConnectionError");
+    cache_value_release(&v);
+    memset(&f, 0, sizeof(f));
+    aws_get_parameter(cl, &r, &v, &f);
+    assert_error(&v, 502, "ConnectionError");
+    cache_value_release(&v);
+    get_secret(cl, "s", &v, &f);
+    assert_error(&v, 502, "ConnectionError");
+    assert_int_equal(f.ncalls, 1);
+    cache_value_release(&v);
+    assert_int_equal(s_srv.requests, 4);
+    aws_client_free(cl);
+}
+
+static void test_connection_reuse(void **state)
+{
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    int i;
+
+    (void)state;
+    o.max_connections = 2;
+    o.timeout_ms = 5000;
+    cl = client(&o);
+    for (i = 0; i < 20; i++) {
+        struct cache_value v;
+        struct facts f;
+
+        get_secret(cl, "s", &v, &f);
+        assert_int_equal(v.status, 200);
+        cache_value_release(&v);
+    }
+    assert_int_equal(s_srv.requests, 20);
+    print_message("20 sequential calls: %d TCP connections\n", (int)s_srv.connections);
+    assert_true(s_srv.connections >= 1);
+    assert_true(s_srv.connections <= 2);
+    assert_int_equal(s_srv.bad_signatures, 0);
+    aws_client_free(cl);
+}
+
+#define NTHREADS 8
+#define NCALLS   5
+
+struct worker {
+    struct aws_client *cl;
+    int ok;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    int i;
+
+    for (i = 0; i < NCALLS; i++) {
+        struct cache_value v;
+        struct facts f;
+        struct aws_sm_request r = {"s", NULL, NULL};
+
+        memset(&f, 0, sizeof(f));
+        aws_get_secret_value(w->cl, &r, &v, &f);
+        if (v.status == 200 && f.ncalls == 1) {
+            w->ok++;
+        }
+        cache_value_release(&v);
+    }
+    return NULL;
+}
+
+static void test_concurrency(void **state)
+{
+    struct client_opts o = {0};
+    struct worker w[NTHREADS];
+    pthread_t t[NTHREADS];
+    int i;
+    int ok = 0;
+
+    (void)state;
+    o.max_connections = 2;
+    o.timeout_ms = 0; /* callers wait for a handle as long as it takes */
+    s_srv.dflt.delay_ms = 5;
+    for (i = 0; i < NTHREADS; i++) {
+        w[i].ok = 0;
+    }
+    w[0].cl = client(&o);
+    for (i = 0; i < NTHREADS; i++) {
+        w[i].cl = w[0].cl;
+        assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (i = 0; i < NTHREADS; i++) {
+        pthread_join(t[i], NULL);
+        ok += w[i].ok;
+    }
+    print_message("%d threads x %d calls over max 2 connections: %d ok, %d TCP connections\n",
+                  NTHREADS, NCALLS, ok, (int)s_srv.connections);
+    assert_int_equal(ok, NTHREADS * NCALLS);
+    assert_true(s_srv.connections <= 2);
+    assert_int_equal(s_srv.bad_signatures, 0);
+    aws_client_free(w[0].cl);
+}
+
+static void test_error_value_escaping(void **state)
+{
+    struct cache_value v;
+    cJSON *o;
+
+    (void)state;
+    aws_error_value(418, "Odd\"Type", "line1\nq\"uote\\ \x01 tab\t", &v);
+    assert_int_equal(v.status, 418);
+    assert_int_equal(v.len, strlen(v.body));
+    o = cJSON_Parse(v.body);
+    assert_non_null(o);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "__type")->valuestring, "Odd\"Type");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(o, "message")->valuestring,
+                        "line1\nq\"uote\\ \x01 tab\t");
+    cJSON_Delete(o);
+    cache_value_release(&v);
+}
+
+static void test_bad_config_and_request(void **state)
+{
+    struct aws_config cfg = {0};
+    struct aws_client *cl;
+    struct cache_value v;
+    struct facts f = {0};
+    struct aws_sm_request r = {NULL, NULL, NULL};
+
+    (void)state;
+    assert_null(aws_client_new(&cfg));
+    cfg.region = "us-east-1";
+    cfg.access_key_id = AKID;
+    cfg.secret_access_key = SECRET;
+    cfg.sm_endpoint = "ftp://127.0.0.1/";
+    assert_null(aws_client_new(&cfg));
+    cfg.sm_endpoint = "http://127.0.0.1:1/?a=b";
+    assert_null(aws_client_new(&cfg));
+    cfg.sm_endpoint = NULL;
+    cl = aws_client_new(&cfg); /* default endpoints; nothing is sent below */
+    assert_non_null(cl);
+    aws_get_secret_value(cl, &r, &v, &f);
+    assert_error(&v, 400, "InvalidParameterException");
+    assert_int_equal(f.ncalls, 0);
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sm_success_shape, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_sm_binary_and_nulls, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_ssm_success_shape, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_error_mapping, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_throttle_then_success, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_throttle_exhausted, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_server_errors, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_timeout, server_start, server_stop),
+        cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test_setup_teardown(test_oversized_and_unreadable, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_connection_reuse, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_concurrency, server_start, server_stop),
+        cmocka_unit_test(test_error_value_escaping),
+        cmocka_unit_test(test_bad_config_and_request),
+    };
+    int rc;
+
+    mem_init();
+    g_log_level = LOG_LEVEL_NONE; /* expected failures would otherwise fill the output */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
