@@ -917,7 +917,8 @@ enum stash_err emf_write_lines(int fd, const struct emf_lines *lines)
 }
 
 struct emf_writer {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;  /* aggregate, interval, stats */
+    pthread_mutex_t wmu; /* our own write(2) calls, one record's lines at a time */
     struct emf_config cfg;
     enum emf_mode mode;
     int fd;
@@ -934,6 +935,7 @@ struct emf_writer *emf_writer_new(const struct emf_config *cfg, enum emf_mode mo
     struct emf_writer *w = xcalloc(1, sizeof(*w));
 
     pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->wmu, NULL);
     w->cfg = *cfg;
     w->mode = mode;
     w->fd = fd;
@@ -949,6 +951,7 @@ void emf_writer_free(struct emf_writer *w)
         return;
     }
     pthread_mutex_destroy(&w->mu);
+    pthread_mutex_destroy(&w->wmu);
     free(w);
 }
 
@@ -957,8 +960,10 @@ static void write_and_count(struct emf_writer *w, struct emf_lines *lines, enum 
 {
     int warn = 0;
 
-    if (rc == STASH_OK) {
+    if (rc == STASH_OK && lines->n > 0) {
+        pthread_mutex_lock(&w->wmu);
         rc = emf_write_lines(w->fd, lines);
+        pthread_mutex_unlock(&w->wmu);
     }
     pthread_mutex_lock(&w->mu);
     if (rc == STASH_OK) {

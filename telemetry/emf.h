@@ -33,8 +33,11 @@
  * Ownership: emf_render_* fill a caller-provided struct emf_lines (zero it first, or reuse one
  * after emf_lines_release()); on error it is left empty.  The writer copies its config.
  * Thread-safety: emf_config_init, emf_render_*, emf_agg_* are pure (an emf_agg belongs to one
- * thread).  emf_writer_* are thread-safe (one mutex around the aggregate; each line is written
- * with one write(2) after it is fully built, so lines from two threads never interleave).
+ * thread).  emf_writer_* are thread-safe: one mutex guards the aggregate and the counters (never
+ * held across I/O); a second one only serialises the writer's own write(2) calls, because a pipe
+ * keeps writes atomic only up to PIPE_BUF (4 KiB) and an aggregate line can be longer, so two
+ * threads writing at once could otherwise interleave inside a line.  Each line is built in full
+ * before it is written.
  */
 #ifndef STASH_TELEMETRY_EMF_H
 #define STASH_TELEMETRY_EMF_H

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -748,6 +749,97 @@ static void test_ledger_to_writer(void **state)
     close(p[1]);
 }
 
+struct writer_thread {
+    struct emf_writer *w;
+    const struct ledger_record *rec;
+};
+
+static void *sink_many(void *arg)
+{
+    struct writer_thread *t = arg;
+
+    for (int i = 0; i < 50; i++) {
+        emf_writer_sink(t->rec, t->w);
+    }
+    return NULL;
+}
+
+struct reader {
+    int fd;
+    char *buf;
+    size_t len, cap;
+};
+
+static void *read_all(void *arg)
+{
+    struct reader *r = arg;
+
+    for (;;) {
+        ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len - 1);
+
+        if (n <= 0) {
+            break;
+        }
+        r->len += (size_t)n;
+    }
+    r->buf[r->len] = '\0';
+    return NULL;
+}
+
+/* Lines longer than PIPE_BUF from four threads at once: every line arrives whole. */
+static void test_writer_threads_never_interleave(void **state)
+{
+    struct emf_config cfg;
+    struct ledger_record r = known_record();
+    char spec[8 * 1100];
+    size_t off = 0;
+    struct emf_writer *w;
+    struct writer_thread wt;
+    struct reader rd = {0};
+    pthread_t th[4], reader;
+    int p[2];
+    size_t nlines = 0;
+    char *line, *save = NULL;
+
+    (void)state;
+    for (int i = 0; i < 8; i++) {
+        off += (size_t)snprintf(spec + off, sizeof(spec) - off, "%sD%d=", i ? "," : "", i);
+        memset(spec + off, 'a' + i, 1000);
+        off += 1000;
+        spec[off] = '\0';
+    }
+    assert_int_equal(emf_config_init(&cfg, NULL, "f", "1", spec, 0), STASH_OK);
+    assert_int_equal(pipe(p), 0);
+    rd.fd = p[0];
+    rd.cap = 8u << 20;
+    rd.buf = malloc(rd.cap);
+    assert_non_null(rd.buf);
+    assert_int_equal(pthread_create(&reader, NULL, read_all, &rd), 0);
+    w = emf_writer_new(&cfg, EMF_MODE_INVOCATION, p[1], 0, 0);
+    wt.w = w;
+    wt.rec = &r;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, sink_many, &wt), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+    }
+    close(p[1]);
+    pthread_join(reader, NULL);
+    close(p[0]);
+    emf_writer_free(w);
+    for (line = strtok_r(rd.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *doc = cJSON_Parse(line);
+
+        assert_true(strlen(line) > 8192);
+        assert_non_null(doc);
+        cJSON_Delete(doc);
+        nlines++;
+    }
+    assert_int_equal(nlines, 200);
+    free(rd.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -764,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_aggregate),
         cmocka_unit_test(test_writer_modes),
         cmocka_unit_test(test_ledger_to_writer),
+        cmocka_unit_test(test_writer_threads_never_interleave),
     };
 
     return cmocka_run_group_tests(tests, setup, NULL);
