@@ -28,12 +28,17 @@
  *   value (so a stale answer is always counted as stale).  CACHE_REFRESH joins a running flight.
  * - cache_clear() during a fill: the fill's result goes to its leader and followers, is not
  *   stored, and gets that start after the clear begin a new fill rather than joining the old one.
+ * - Only the leader's fill and fill_ctx run; a follower's are never called (so per-request
+ *   facts such as upstream calls land in the leader's context only).
+ * - Expired entries are not swept in the background: one stays until it is looked up (then
+ *   refilled or dropped) or evicted as least recently used.
  *
  * Bounds: at most max_items entries and max_bytes of key+value bytes; the least recently used
  * entries go first.  A value larger than max_bytes is served but not stored.
  * Secrets: every value and key leaving the store (evicted, expired and replaced, cleared, freed)
  * is wiped with mem_wipe before free.  Values are copied out, never shared.
- * Time: now_ms() is injected (tests drive it); default is clock_mono_ms.
+ * Time: now_ms() is injected (tests drive it); default is clock_mono_ms.  It is called with the
+ * store's lock held: it must be cheap and must not call into the cache.
  * Thread-safety: all functions but cache_free are thread-safe.  One mutex guards the store and is
  * never held across fill() or any I/O.
  */
@@ -69,7 +74,10 @@ enum cache_flags {
 };
 
 /* Fetches the value upstream.  Must always set out->status and out->body (an error body on
- * failure); called without the cache lock, on the leader's thread. */
+ * failure; a NULL body is replaced by an empty one); called without the cache lock, on the
+ * leader's thread.  out->body passes to the cache, which wipes it and releases it with free(): it
+ * must come from malloc (xmalloc, xmemdup, buf_detach).  fill must not cache_get() its own key:
+ * it would wait for itself. */
 typedef void (*cache_fill_fn)(void *ctx, struct cache_value *out);
 
 struct cache *cache_new(const struct cache_opts *opts);
