@@ -1086,6 +1086,61 @@ static void test_evicted_during_flight(void **state)
     cache_free(c);
 }
 
+static void test_table_grows_during_flight(void **state)
+{
+    struct cache *c = new_cache(1000, 0, 0);
+    struct gate g;
+    struct worker w[3];
+    unsigned counts[FACTS_BYPASS + 1];
+    struct answer v = {200, "v", 0};
+    char key[16];
+    int i;
+
+    (void)state;
+    gate_init(&g, 200, "flight-value");
+    start_flight(c, &g, w, 2, "in-flight", 0);
+    /* Enough entries to rehash the table several times while the flight is open ... */
+    for (i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        expect_get(c, key, 1000, 0, &v, FACTS_MISS, 200, "v");
+    }
+    /* ... and a new get still finds the flight in its new bucket and joins it. */
+    worker_start(&w[2], c, "in-flight", 0, fill_gated, &g);
+    wait_waiters(c, 2);
+    gate_open(&g);
+    finish_flight(c, w, 3, 200, "flight-value", counts);
+    assert_int_equal(counts[FACTS_MISS], 1);
+    assert_int_equal(counts[FACTS_WAITED], 2);
+    assert_int_equal(gate_entered(&g), 1);
+    expect_get(c, "in-flight", 1000, 0, &v, FACTS_HIT, 200, "flight-value");
+    gate_destroy(&g);
+    cache_free(c);
+}
+
+static void test_stale_window_ends_during_fill(void **state)
+{
+    struct cache *c = new_cache(10, 0, 50);
+    struct gate g;
+    struct worker w[2];
+    unsigned counts[FACTS_BYPASS + 1];
+    struct answer v = {200, "old", 0};
+
+    (void)state;
+    expect_get(c, "k", 100, 0, &v, FACTS_MISS, 200, "old");
+    s_now += 120; /* expired, 20 ms into a 50 ms stale window */
+    gate_init(&g, 503, "{\"error\":\"unavailable\"}");
+    start_flight(c, &g, w, 2, "k", 0);
+    /* The fill outlasts the window (the gate orders this write before the leader's next read). */
+    s_now += 30;
+    gate_open(&g);
+    finish_flight(c, w, 2, 503, g.body, counts);
+    assert_int_equal(counts[FACTS_MISS], 1);
+    assert_int_equal(counts[FACTS_WAITED], 1);
+    expect_stats(c, 0, 0, 0); /* too old to serve, so not kept either */
+    gate_destroy(&g);
+    cache_free(c);
+}
+
 /* ---- stress: many threads, random operations, for ThreadSanitizer and lost wakeups ---- */
 
 #define STRESS_THREADS 6
@@ -1336,6 +1391,8 @@ int main(void)
         cmocka_unit_test(test_refresh_joins_flight),
         cmocka_unit_test(test_clear_during_flight),
         cmocka_unit_test(test_evicted_during_flight),
+        cmocka_unit_test(test_table_grows_during_flight),
+        cmocka_unit_test(test_stale_window_ends_during_fill),
         cmocka_unit_test(test_stress_threads),
         cmocka_unit_test(test_wipe_detector_works),
         cmocka_unit_test(test_wipe_on_evict_replace_clear_free),
