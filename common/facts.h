@@ -23,7 +23,8 @@ enum facts_outcome {
     FACTS_MISS,      /* this request led the upstream fetch */
     FACTS_WAITED,    /* joined another request's in-flight fetch (single-flight follower) */
     FACTS_STALE,     /* expired value served because the refresh failed transiently */
-    FACTS_BYPASS,    /* cache off, TTL 0 or refreshNow: fetched without keeping the result */
+    FACTS_BYPASS, /* cache off or TTL 0: fetched without keeping the result (refreshNow is a MISS)
+                   */
 };
 
 #define FACTS_MAX_CALLS 8 /* upstream attempts recorded per request (retries included) */
