@@ -78,7 +78,8 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 # `test` installs what is missing first, so a fresh machine needs nothing but this command.
 test: deps
 	$(Q)$(MAKE) --no-print-directory unit
-unit: $(BINS) $(TESTS)
+# The bench tools are built too: tests/integration/bench_quick.sh runs the quick benchmark.
+unit: $(BINS) $(TESTS) $(BENCHES)
 	$(Q)tests/run.sh $(BUILD)
 asan: deps
 	$(Q)$(MAKE) --no-print-directory unit BUILD=build/asan OPT="$(SANOPT)" \

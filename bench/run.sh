@@ -37,8 +37,8 @@ FLOOR=$BUILD/bench/floor
 NODE_DIR=$ROOT/tests/node
 FUNCS=$ROOT/sim/functions
 
-# Credentials and names shared by fake-aws, stash and the functions (fake-aws accepts any key
-# pair and verifies the signature with it).
+# Credentials and names shared by fake-aws, stash and the functions (fake-aws is given the key
+# pair and verifies every signature with it; it accepts any session token).
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=AKIDBENCHEXAMPLE
 export AWS_SECRET_ACCESS_KEY=benchSecretKeyNotARealOne0000000000000000
 export AWS_SESSION_TOKEN=bench-session-token
@@ -132,7 +132,8 @@ gen_data() {
 
 FAKE_PORT=
 start_fake() {  # starts fake-aws on a free port; sets FAKE_PID, FAKE_PORT, FAKE_URL
-  start fake "$FAKE" --port 0 --data "$W/data.json" || return 1
+  start fake "$FAKE" --port 0 --data "$W/data.json" --access-key "$AWS_ACCESS_KEY_ID" \
+    --secret-key "$AWS_SECRET_ACCESS_KEY" || return 1
   FAKE_PID=$PID
   FAKE_PORT=$(wait_listening fake) || return 1
   FAKE_URL=http://127.0.0.1:$FAKE_PORT
@@ -351,21 +352,7 @@ ext_dirs() {
 
 # fake_calls: upstream calls counted by fake-aws so far, as {"GetSecretValue":n,"GetParameter":m}.
 fake_calls() {
-  fake_ctl GET stats | $PY -c '
-import json, sys
-d = json.load(sys.stdin)
-out = {"GetSecretValue": 0, "GetParameter": 0}
-def walk(x, path):
-    if isinstance(x, dict):
-        for k, v in x.items():
-            walk(v, path + [k])
-    elif isinstance(x, int) and not isinstance(x, bool):
-        for op in out:
-            if any(op == p or p.endswith("." + op) for p in path):
-                out[op] += x
-                break
-walk(d, [])
-print(json.dumps(out))'
+  fake_ctl GET stats | $PY "$ROOT/bench/fake_calls.py"
 }
 
 sec_lambda() {
