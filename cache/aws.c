@@ -801,8 +801,8 @@ static void final_answer(const struct call *k, struct verdict *v, unsigned attem
     case OUT_CLIENT:
     case OUT_SERVER:
         if (!v->message[0]) {
-            (void)snprintf(v->message, sizeof(v->message), "%s answered HTTP %ld", s->name,
-                           v->status);
+            (void)snprintf(v->message, sizeof(v->message),
+                           "%s %s answered HTTP %ld without a message", s->name, k->op, v->status);
         }
         aws_error_value((int)v->status,
                         v->type[0] ? v->type

@@ -538,7 +538,7 @@ static void test_error_mapping(void **state)
         {{400, NULL, "{\"__type\":\"ParameterNotFound\"}", 0, 0},
          1,
          "ParameterNotFound",
-         "ssm answered HTTP 400"},
+         "ssm GetParameter answered HTTP 400 without a message"},
         {{400, NULL, "{\"__type\":\"ParameterVersionNotFound\",\"message\":\"v9\"}", 0, 0},
          1,
          "ParameterVersionNotFound",
@@ -547,7 +547,10 @@ static void test_error_mapping(void **state)
          1,
          "InvalidSignatureException",
          "sig"},
-        {{404, NULL, "not json", 0, 0}, 1, "UnknownError", "ssm answered HTTP 404"},
+        {{404, NULL, "not json", 0, 0},
+         1,
+         "UnknownError",
+         "ssm GetParameter answered HTTP 404 without a message"},
     };
     struct aws_client *cl = default_client();
     size_t i;
@@ -701,6 +704,56 @@ static void test_timeout(void **state)
     assert_int_equal(f.calls[0].http_status, 0);
     assert_int_equal(f.calls[0].error, 1);
     cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+struct waiter {
+    struct aws_client *cl;
+    struct cache_value v;
+    struct facts f;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    struct aws_sm_request r = {"s", NULL, NULL};
+
+    aws_get_secret_value(w->cl, &r, &w->v, &w->f);
+    return NULL;
+}
+
+/* One handle, four callers, an upstream slower than the budget: whoever waits for the handle
+ * waits within its own deadline, and everyone gets 504 (none hangs, none is refused). */
+static void test_pool_wait_bounded(void **state)
+{
+    struct client_opts o = {0};
+    struct waiter w[4];
+    pthread_t t[4];
+    struct aws_client *cl;
+    int i;
+
+    (void)state;
+    o.max_connections = 1;
+    o.max_attempts = 2;
+    o.timeout_ms = 150;
+    s_srv.dflt.delay_ms = 400;
+    cl = client(&o);
+    memset(w, 0, sizeof(w));
+    for (i = 0; i < 4; i++) {
+        w[i].cl = cl;
+        assert_int_equal(pthread_create(&t[i], NULL, waiter_main, &w[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_error(&w[i].v, 504, "TimeoutError");
+        assert_true(w[i].f.ncalls <= 1);
+        if (w[i].f.ncalls) {
+            assert_int_equal(w[i].f.calls[0].http_status, 0);
+        }
+        cache_value_release(&w[i].v);
+    }
+    /* A timed-out attempt closes its connection, so connections are not counted here. */
+    assert_true(s_srv.requests <= 4);
     aws_client_free(cl);
 }
 
@@ -923,6 +976,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_throttle_exhausted, server_start, server_stop),
         cmocka_unit_test_setup_teardown(test_server_errors, server_start, server_stop),
         cmocka_unit_test_setup_teardown(test_timeout, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_pool_wait_bounded, server_start, server_stop),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test_setup_teardown(test_oversized_and_unreadable, server_start, server_stop),
         cmocka_unit_test_setup_teardown(test_connection_reuse, server_start, server_stop),
