@@ -235,7 +235,8 @@ enum stash_err fa_auth_parse_amz_date(const char *s, int64_t *out)
             return STASH_EINVAL;
         }
     }
-    *out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+    *out = days_from_civil(v[0], v[1], v[2]) * 86400 + (int64_t)v[3] * 3600 + (int64_t)v[4] * 60 +
+           v[5];
     return STASH_OK;
 }
 
@@ -250,26 +251,104 @@ static enum stash_err refuse(struct fa_auth_verdict *out, int status, const char
     out->status = status;
     out->type = type;
     va_start(ap, fmt);
-    vsnprintf(out->message, sizeof(out->message), fmt, ap);
+    (void)vsnprintf(out->message, sizeof(out->message), fmt, ap);
     va_end(ap);
     return STASH_EINVAL;
+}
+
+/* The credential scope must name the request's date, our region and the target's service. */
+static enum stash_err check_scope(const struct fa_auth_request *req, const struct fa_auth_header *h,
+                                  const char *amz_date, struct fa_auth_verdict *out)
+{
+    if (strncmp(h->date, amz_date, 8) != 0) {
+        return refuse(out, 403, "InvalidSignatureException",
+                      "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
+                      "date from HTTP: '%s' != '%.8s', from '%s'.",
+                      h->date, amz_date, amz_date);
+    }
+    if (strcmp(h->region, req->region) != 0) {
+        return refuse(out, 403, "InvalidSignatureException",
+                      "Credential should be scoped to a valid region, not '%s'. ", h->region);
+    }
+    if (req->service && strcmp(h->service, req->service) != 0) {
+        return refuse(out, 403, "InvalidSignatureException",
+                      "Credential should be scoped to correct service: '%s'. ", req->service);
+    }
+    return STASH_OK;
+}
+
+/* X-Amz-Date (t) must be within FA_AUTH_SKEW_S of now, either way. */
+static enum stash_err check_skew(int64_t t, int64_t now, const char *amz_date,
+                                 struct fa_auth_verdict *out)
+{
+    char a[CLOCK_AMZ_LEN];
+    char b[CLOCK_AMZ_LEN];
+
+    if (t >= now - FA_AUTH_SKEW_S && t <= now + FA_AUTH_SKEW_S) {
+        return STASH_OK;
+    }
+    clock_format_amz(now, a);
+    if (t < now) {
+        clock_format_amz(now - FA_AUTH_SKEW_S, b);
+        return refuse(out, 403, "InvalidSignatureException",
+                      "Signature expired: %s is now earlier than %s (%s - 15 min.)", amz_date, b,
+                      a);
+    }
+    clock_format_amz(now + FA_AUTH_SKEW_S, b);
+    return refuse(out, 403, "InvalidSignatureException",
+                  "Signature not yet current: %s is still later than %s (%s + 15 min.)", amz_date,
+                  b, a);
+}
+
+/* Recomputes the signature over the headers the request says it signed; constant-time compare. */
+static enum stash_err check_signature(const struct fa_auth_request *req,
+                                      const struct fa_auth_header *h, const struct fa_cred *cred,
+                                      const char *amz_date, struct fa_auth_verdict *out)
+{
+    struct sigv4_header headers[FA_AUTH_NAMES_MAX];
+    struct sigv4_input in;
+    char want[SIGV4_HEX_LEN];
+
+    for (size_t i = 0; i < h->nnames; i++) {
+        const char *v = req->header(req->header_ctx, h->names[i]);
+
+        if (!v) {
+            return refuse(out, 403, "InvalidSignatureException", "%s", s_bad_signature);
+        }
+        headers[i].name = h->names[i];
+        headers[i].value = v;
+    }
+    memset(&in, 0, sizeof(in));
+    in.method = req->method;
+    in.path = req->path;
+    in.query = req->query;
+    in.headers = headers;
+    in.nheaders = h->nnames;
+    in.payload = req->payload;
+    in.payload_len = req->payload_len;
+    in.region = h->region;
+    in.service = h->service;
+    in.amz_date = amz_date;
+    in.access_key_id = cred->access_key_id;
+    in.secret_access_key = cred->secret_access_key;
+    in.normalize_path = 1;
+    if (sigv4_signature(&in, want) || !mem_equal_ct(want, 64, h->signature, 64)) {
+        return refuse(out, 403, "InvalidSignatureException", "%s", s_bad_signature);
+    }
+    return STASH_OK;
 }
 
 enum stash_err fa_auth_verify(const struct fa_auth_request *req, const struct fa_cred *creds,
                               size_t ncreds, struct fa_auth_verdict *out)
 {
     struct fa_auth_header h;
-    struct sigv4_header headers[FA_AUTH_NAMES_MAX];
-    struct sigv4_input in;
     const struct fa_cred *cred = NULL;
     const char *auth = req->header(req->header_ctx, "authorization");
     const char *amz_date = req->header(req->header_ctx, "x-amz-date");
     const char *token = req->header(req->header_ctx, "x-amz-security-token");
     const char *why;
-    char want[SIGV4_HEX_LEN];
     int64_t t;
     int token_signed = 0;
-    enum stash_err rc;
 
     memset(out, 0, sizeof(*out));
     if (!auth) {
@@ -279,7 +358,7 @@ enum stash_err fa_auth_verify(const struct fa_auth_request *req, const struct fa
     if (fa_auth_parse(auth, &h, &why)) {
         return refuse(out, 400, "IncompleteSignatureException", "%s", why);
     }
-    snprintf(out->access_key, sizeof(out->access_key), "%s", h.access_key);
+    (void)snprintf(out->access_key, sizeof(out->access_key), "%s", h.access_key);
     if (!amz_date) {
         return refuse(out, 400, "IncompleteSignatureException", "%s",
                       "Authorization header requires existence of either a 'X-Amz-Date' or a "
@@ -289,19 +368,8 @@ enum stash_err fa_auth_verify(const struct fa_auth_request *req, const struct fa
         return refuse(out, 400, "IncompleteSignatureException",
                       "X-Amz-Date must be in the ISO8601 basic format YYYYMMDD'T'HHMMSS'Z'.");
     }
-    if (strncmp(h.date, amz_date, 8) != 0) {
-        return refuse(out, 403, "InvalidSignatureException",
-                      "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
-                      "date from HTTP: '%s' != '%.8s', from '%s'.",
-                      h.date, amz_date, amz_date);
-    }
-    if (strcmp(h.region, req->region) != 0) {
-        return refuse(out, 403, "InvalidSignatureException",
-                      "Credential should be scoped to a valid region, not '%s'. ", h.region);
-    }
-    if (req->service && strcmp(h.service, req->service) != 0) {
-        return refuse(out, 403, "InvalidSignatureException",
-                      "Credential should be scoped to correct service: '%s'. ", req->service);
+    if (check_scope(req, &h, amz_date, out)) {
+        return STASH_EINVAL;
     }
     for (size_t i = 0; i < ncreds && !cred; i++) {
         if (strcmp(creds[i].access_key_id, h.access_key) == 0) {
@@ -311,21 +379,8 @@ enum stash_err fa_auth_verify(const struct fa_auth_request *req, const struct fa
     if (!cred) {
         return refuse(out, 403, "UnrecognizedClientException", "%s", s_bad_token);
     }
-    if (t < req->now_s - FA_AUTH_SKEW_S || t > req->now_s + FA_AUTH_SKEW_S) {
-        char a[CLOCK_AMZ_LEN];
-        char b[CLOCK_AMZ_LEN];
-
-        clock_format_amz(req->now_s, a);
-        if (t < req->now_s) {
-            clock_format_amz(req->now_s - FA_AUTH_SKEW_S, b);
-            return refuse(out, 403, "InvalidSignatureException",
-                          "Signature expired: %s is now earlier than %s (%s - 15 min.)", amz_date,
-                          b, a);
-        }
-        clock_format_amz(req->now_s + FA_AUTH_SKEW_S, b);
-        return refuse(out, 403, "InvalidSignatureException",
-                      "Signature not yet current: %s is still later than %s (%s + 15 min.)",
-                      amz_date, b, a);
+    if (check_skew(t, req->now_s, amz_date, out)) {
+        return STASH_EINVAL;
     }
     for (size_t i = 0; i < h.nnames; i++) {
         token_signed |= strcmp(h.names[i], "x-amz-security-token") == 0;
@@ -339,32 +394,5 @@ enum stash_err fa_auth_verify(const struct fa_auth_request *req, const struct fa
                       "The security token must be signed: add x-amz-security-token to "
                       "SignedHeaders.");
     }
-    for (size_t i = 0; i < h.nnames; i++) {
-        const char *v = req->header(req->header_ctx, h.names[i]);
-
-        if (!v) {
-            return refuse(out, 403, "InvalidSignatureException", "%s", s_bad_signature);
-        }
-        headers[i].name = h.names[i];
-        headers[i].value = v;
-    }
-    memset(&in, 0, sizeof(in));
-    in.method = req->method;
-    in.path = req->path;
-    in.query = req->query;
-    in.headers = headers;
-    in.nheaders = h.nnames;
-    in.payload = req->payload;
-    in.payload_len = req->payload_len;
-    in.region = h.region;
-    in.service = h.service;
-    in.amz_date = amz_date;
-    in.access_key_id = cred->access_key_id;
-    in.secret_access_key = cred->secret_access_key;
-    in.normalize_path = 1;
-    rc = sigv4_signature(&in, want);
-    if (rc || !mem_equal_ct(want, 64, h.signature, 64)) {
-        return refuse(out, 403, "InvalidSignatureException", "%s", s_bad_signature);
-    }
-    return STASH_OK;
+    return check_signature(req, &h, cred, amz_date, out);
 }

@@ -38,7 +38,7 @@
 #define FA_AUTH_NAMES_MAX   32 /* signed headers */
 #define FA_AUTH_NAME_MAX    64 /* bytes in one header name */
 #define FA_AUTH_HEADER_MAX  4096
-#define FA_AUTH_SKEW_S      (15 * 60)
+#define FA_AUTH_SKEW_S      ((int64_t)15 * 60)
 
 struct fa_auth_header {
     char access_key[FA_AUTH_AKID_MAX + 1];

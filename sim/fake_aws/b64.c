@@ -21,8 +21,14 @@ enum stash_err b64_encode(struct buf *out, const void *data, size_t len)
         }
         quad[0] = s_alphabet[(v >> 18) & 63];
         quad[1] = s_alphabet[(v >> 12) & 63];
-        quad[2] = left > 1 ? s_alphabet[(v >> 6) & 63] : '=';
-        quad[3] = left > 2 ? s_alphabet[v & 63] : '=';
+        quad[2] = '=';
+        quad[3] = '=';
+        if (left > 1) {
+            quad[2] = s_alphabet[(v >> 6) & 63];
+        }
+        if (left > 2) {
+            quad[3] = s_alphabet[v & 63];
+        }
         rc = buf_append(out, quad, 4);
         if (rc) {
             return rc;

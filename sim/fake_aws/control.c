@@ -152,8 +152,8 @@ void fa_control_take(struct fa_control *c, enum fa_op op, struct fa_fault *out)
             took_fault = 1;
             out->kind = r->kind;
             out->status = r->status;
-            snprintf(out->type, sizeof(out->type), "%s", r->type);
-            snprintf(out->message, sizeof(out->message), "%s", r->message);
+            (void)snprintf(out->type, sizeof(out->type), "%s", r->type);
+            (void)snprintf(out->message, sizeof(out->message), "%s", r->message);
             r->left--;
         }
     }
@@ -198,13 +198,13 @@ enum stash_err fa_control_add(struct fa_control *c, enum fa_fault_kind kind, enu
     r.hang_ms = hang_ms;
     if (kind == FA_FAULT_THROTTLE) {
         r.status = 400;
-        snprintf(r.type, sizeof(r.type), "ThrottlingException");
-        snprintf(r.message, sizeof(r.message), "Rate exceeded");
+        (void)snprintf(r.type, sizeof(r.type), "ThrottlingException");
+        (void)snprintf(r.message, sizeof(r.message), "Rate exceeded");
     } else if (kind == FA_FAULT_FAIL) {
         r.status = status;
-        snprintf(r.type, sizeof(r.type), "%s", type);
-        snprintf(r.message, sizeof(r.message), "%s",
-                 message ? message : "fake-aws: injected failure");
+        (void)snprintf(r.type, sizeof(r.type), "%s", type);
+        (void)snprintf(r.message, sizeof(r.message), "%s",
+                       message ? message : "fake-aws: injected failure");
     }
     pthread_mutex_lock(&c->lock);
     if (c->nrules < FA_FAULTS_MAX) {

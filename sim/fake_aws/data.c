@@ -98,10 +98,10 @@ static void make_uuid(const char *seed, unsigned long n, char out[FA_VERSION_ID_
     uint64_t a = mix64(h ^ (n * 0x9e3779b97f4a7c15ull));
     uint64_t b = mix64(a + 0x632be59bd9b4e019ull);
 
-    snprintf(out, FA_VERSION_ID_MAX + 1, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
-             (unsigned)(a >> 16) & 0xffffu, (unsigned)a & 0xfffu,
-             0x8000u | ((unsigned)(b >> 48) & 0x3fffu),
-             (unsigned long long)(b & 0xffffffffffffull));
+    (void)snprintf(out, FA_VERSION_ID_MAX + 1, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+                   (unsigned)(a >> 16) & 0xffffu, (unsigned)a & 0xfffu,
+                   0x8000u | ((unsigned)(b >> 48) & 0x3fffu),
+                   (unsigned long long)(b & 0xffffffffffffull));
 }
 
 static char *secret_arn(const char *region, const char *account, const char *name)
@@ -330,12 +330,47 @@ static enum stash_err get_string(const cJSON *o, const char *key, size_t max, co
     return STASH_OK;
 }
 
+/* A version's VersionStages; a lone version without them is AWSCURRENT.  A stage may be on one
+ * version only. */
+static enum stash_err load_stages(struct secret *s, struct secret_version *v, const cJSON *stages,
+                                  size_t count, struct buf *why)
+{
+    const cJSON *j;
+
+    if (!stages && count == 1) {
+        strv_add(&v->stages, &v->nstages, "AWSCURRENT");
+        return STASH_OK;
+    }
+    if (stages && !cJSON_IsArray(stages)) {
+        (void)buf_printf(why, "secret %s: VersionStages must be an array of strings", s->name);
+        return STASH_EINVAL;
+    }
+    cJSON_ArrayForEach(j, stages)
+    {
+        if (!cJSON_IsString(j) || !j->valuestring[0] || strlen(j->valuestring) > 256 ||
+            v->nstages >= FA_STAGES_MAX) {
+            (void)buf_printf(why,
+                             "secret %s: VersionStages must hold 1 to 20 strings of 1 to "
+                             "256 characters",
+                             s->name);
+            return STASH_EINVAL;
+        }
+        for (size_t i = 0; i < s->nv; i++) {
+            if (strv_has(s->v[i].stages, s->v[i].nstages, j->valuestring)) {
+                (void)buf_printf(why, "secret %s: stage %s is on two versions", s->name,
+                                 j->valuestring);
+                return STASH_EINVAL;
+            }
+        }
+        strv_add(&v->stages, &v->nstages, j->valuestring);
+    }
+    return STASH_OK;
+}
+
 static enum stash_err load_secret_version(struct secret *s, const cJSON *jv, size_t idx,
                                           size_t count, struct buf *why)
 {
     struct secret_version *v = &s->v[s->nv];
-    const cJSON *stages = cJSON_GetObjectItemCaseSensitive(jv, "VersionStages");
-    const cJSON *j;
     const char *id;
     const char *str;
     const char *bin;
@@ -358,7 +393,7 @@ static enum stash_err load_secret_version(struct secret *s, const cJSON *jv, siz
         return STASH_EINVAL;
     }
     if (id) {
-        snprintf(v->id, sizeof(v->id), "%s", id);
+        (void)snprintf(v->id, sizeof(v->id), "%s", id);
     } else {
         make_uuid(s->name, idx, v->id);
     }
@@ -409,34 +444,7 @@ static enum stash_err load_secret_version(struct secret *s, const cJSON *jv, siz
     if (rc) {
         return rc;
     }
-    if (!stages && count == 1) {
-        strv_add(&v->stages, &v->nstages, "AWSCURRENT");
-        return STASH_OK;
-    }
-    if (stages && !cJSON_IsArray(stages)) {
-        (void)buf_printf(why, "secret %s: VersionStages must be an array of strings", s->name);
-        return STASH_EINVAL;
-    }
-    cJSON_ArrayForEach(j, stages)
-    {
-        if (!cJSON_IsString(j) || !j->valuestring[0] || strlen(j->valuestring) > 256 ||
-            v->nstages >= FA_STAGES_MAX) {
-            (void)buf_printf(why,
-                             "secret %s: VersionStages must hold 1 to 20 strings of 1 to "
-                             "256 characters",
-                             s->name);
-            return STASH_EINVAL;
-        }
-        for (size_t i = 0; i < s->nv; i++) {
-            if (strv_has(s->v[i].stages, s->v[i].nstages, j->valuestring)) {
-                (void)buf_printf(why, "secret %s: stage %s is on two versions", s->name,
-                                 j->valuestring);
-                return STASH_EINVAL;
-            }
-        }
-        strv_add(&v->stages, &v->nstages, j->valuestring);
-    }
-    return STASH_OK;
+    return load_stages(s, v, cJSON_GetObjectItemCaseSensitive(jv, "VersionStages"), count, why);
 }
 
 static enum stash_err load_secret(struct fa_data *d, const cJSON *js, struct buf *why)
@@ -864,7 +872,7 @@ enum stash_err fa_data_get_secret(struct fa_data *d, const char *secret_id, cons
     }
     out->arn = xstrdup(s->arn);
     out->name = xstrdup(s->name);
-    snprintf(out->version_id, sizeof(out->version_id), "%s", v->id);
+    (void)snprintf(out->version_id, sizeof(out->version_id), "%s", v->id);
     out->stages = strv_dup(v->stages, v->nstages);
     out->nstages = v->nstages;
     out->value = xmemdup(v->value, v->len);
@@ -1027,7 +1035,7 @@ enum stash_err fa_data_rotate(struct fa_data *d, const char *secret_id, const vo
         goto out;
     }
     if (version_id && version_id[0]) {
-        snprintf(new_id, FA_VERSION_ID_MAX + 1, "%s", version_id);
+        (void)snprintf(new_id, FA_VERSION_ID_MAX + 1, "%s", version_id);
     } else {
         make_uuid(s->name, 1000000ul + d->generated++ + (unsigned long)(now * 1000), new_id);
     }
@@ -1048,7 +1056,7 @@ enum stash_err fa_data_rotate(struct fa_data *d, const char *secret_id, const vo
     s->v = xrealloc(s->v, (s->nv + 1) * sizeof(*s->v));
     v = &s->v[s->nv++];
     memset(v, 0, sizeof(*v));
-    snprintf(v->id, sizeof(v->id), "%s", new_id);
+    (void)snprintf(v->id, sizeof(v->id), "%s", new_id);
     v->value = xmemdup(value, len);
     v->len = len;
     v->binary = binary;

@@ -26,7 +26,7 @@
 
 static void usage(FILE *f)
 {
-    fputs(
+    (void)fputs(
         "usage: fake-aws --data FILE.json [options]\n"
         "A local AWS Secrets Manager and SSM Parameter Store (AWS JSON 1.1, SigV4 checked).\n"
         "  --port P              port on 127.0.0.1 (default 0: any free port)\n"
@@ -78,7 +78,7 @@ static int write_ready_file(const char *path, unsigned short port)
     if (!f) {
         return -1;
     }
-    fprintf(f, "%u\n", port);
+    (void)fprintf(f, "%u\n", port);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
         return -1;
@@ -86,7 +86,98 @@ static int write_ready_file(const char *path, unsigned short port)
     return 0;
 }
 
-int main(int argc, char **argv)
+struct options {
+    struct fa_cred creds[CREDS_MAX];
+    size_t nkeys;
+    const char *data_path;
+    const char *region;
+    const char *ready_file;
+    unsigned long port;
+    unsigned latency;
+    unsigned jitter;
+    unsigned cold;
+};
+
+/* Reads one option into o; 0 to go on, or the exit status (0 after --help, 2 on a bad flag). */
+static int parse_option(int c, const char *arg, struct options *o, size_t *nsecrets)
+{
+    char *end;
+
+    switch (c) {
+    case 'p':
+        errno = 0;
+        o->port = strtoul(arg, &end, 10);
+        if (errno || *end || !arg[0] || o->port > 65535) {
+            (void)fprintf(stderr, "fake-aws: --port must be 0 to 65535\n");
+            return 2;
+        }
+        return 0;
+    case 'd':
+        o->data_path = arg;
+        return 0;
+    case 'r':
+        o->region = arg;
+        return 0;
+    case 'a':
+        if (o->nkeys == CREDS_MAX || o->nkeys != *nsecrets) {
+            (void)fprintf(stderr,
+                          "fake-aws: each --access-key needs its --secret-key (at most "
+                          "%d pairs)\n",
+                          CREDS_MAX);
+            return 2;
+        }
+        o->creds[o->nkeys++].access_key_id = arg;
+        return 0;
+    case 's':
+        if (*nsecrets + 1 != o->nkeys) {
+            (void)fprintf(stderr, "fake-aws: --secret-key must follow its --access-key\n");
+            return 2;
+        }
+        o->creds[(*nsecrets)++].secret_access_key = arg;
+        return 0;
+    case 't':
+        if (!o->nkeys) {
+            (void)fprintf(stderr, "fake-aws: --session-token must follow an --access-key\n");
+            return 2;
+        }
+        o->creds[o->nkeys - 1].session_token = arg;
+        return 0;
+    case 'l':
+    case 'j':
+    case 'c':
+        if (!parse_ms(arg, c == 'l' ? &o->latency : c == 'j' ? &o->jitter : &o->cold)) {
+            (void)fprintf(stderr, "fake-aws: --%s must be 0 to %u\n",
+                          c == 'l'   ? "latency-ms"
+                          : c == 'j' ? "jitter-ms"
+                                     : "cold-ms",
+                          FA_DELAY_MAX_MS);
+            return 2;
+        }
+        return 0;
+    case 'f':
+        o->ready_file = arg;
+        return 0;
+    case 'v': {
+        enum log_level lvl;
+
+        if (log_level_parse(arg, &lvl) != 0) {
+            (void)fprintf(stderr, "fake-aws: --log-level must be debug|info|warn|error|none\n");
+            return 2;
+        }
+        g_log_level = lvl;
+        return 0;
+    }
+    case 'h':
+        usage(stdout);
+        return -1;
+    default:
+        usage(stderr);
+        return 2;
+    }
+}
+
+/* Returns 0 with o filled, -1 after --help, 2 on bad usage (said on stderr). */
+static int parse_args(int argc, char **argv, struct options *o)
 {
     static const struct option opts[] = {
         {"port", required_argument, NULL, 'p'},
@@ -103,16 +194,41 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct fa_cred creds[CREDS_MAX];
-    size_t nkeys = 0;
     size_t nsecrets = 0;
-    const char *data_path = NULL;
-    const char *region = "us-east-1";
-    const char *ready_file = NULL;
-    unsigned long port = 0;
-    unsigned latency = 0;
-    unsigned jitter = 0;
-    unsigned cold = 0;
+    int c;
+    int rc;
+
+    memset(o, 0, sizeof(*o));
+    o->region = "us-east-1";
+    /* getopt_long keeps static state; it runs here, before any thread exists. */
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) { // NOLINT(concurrency-mt-unsafe)
+        rc = parse_option(c, optarg, o, &nsecrets);
+        if (rc) {
+            return rc;
+        }
+    }
+    if (optind < argc || !o->data_path) {
+        (void)fprintf(stderr, "fake-aws: %s\n",
+                      optind < argc ? "unexpected argument" : "--data is required");
+        usage(stderr);
+        return 2;
+    }
+    if (o->nkeys != nsecrets) {
+        (void)fprintf(stderr, "fake-aws: --access-key %s has no --secret-key\n",
+                      o->creds[o->nkeys - 1].access_key_id);
+        return 2;
+    }
+    if (!o->nkeys) {
+        o->creds[0].access_key_id = DEFAULT_AKID;
+        o->creds[0].secret_access_key = DEFAULT_SECRET;
+        o->nkeys = 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
     struct fa_data *data = NULL;
     struct fa_control *control = NULL;
     struct fa_server *server = NULL;
@@ -120,111 +236,20 @@ int main(int argc, char **argv)
     struct buf why = BUF_INIT(4096);
     sigset_t sigs;
     int sig;
-    int c;
-    int rc = 2;
-    char *end;
+    int rc;
 
     mem_init();
     g_log_level = LOG_LEVEL_WARN;
-    memset(creds, 0, sizeof(creds));
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'p':
-            errno = 0;
-            port = strtoul(optarg, &end, 10);
-            if (errno || *end || !optarg[0] || port > 65535) {
-                fprintf(stderr, "fake-aws: --port must be 0 to 65535\n");
-                goto out;
-            }
-            break;
-        case 'd':
-            data_path = optarg;
-            break;
-        case 'r':
-            region = optarg;
-            break;
-        case 'a':
-            if (nkeys == CREDS_MAX || nkeys != nsecrets) {
-                fprintf(stderr,
-                        "fake-aws: each --access-key needs its --secret-key (at most "
-                        "%d pairs)\n",
-                        CREDS_MAX);
-                goto out;
-            }
-            creds[nkeys++].access_key_id = optarg;
-            break;
-        case 's':
-            if (nsecrets + 1 != nkeys) {
-                fprintf(stderr, "fake-aws: --secret-key must follow its --access-key\n");
-                goto out;
-            }
-            creds[nsecrets++].secret_access_key = optarg;
-            break;
-        case 't':
-            if (!nkeys) {
-                fprintf(stderr, "fake-aws: --session-token must follow an --access-key\n");
-                goto out;
-            }
-            creds[nkeys - 1].session_token = optarg;
-            break;
-        case 'l':
-        case 'j':
-        case 'c':
-            if (!parse_ms(optarg, c == 'l' ? &latency : c == 'j' ? &jitter : &cold)) {
-                fprintf(stderr, "fake-aws: --%s must be 0 to %u\n",
-                        c == 'l'   ? "latency-ms"
-                        : c == 'j' ? "jitter-ms"
-                                   : "cold-ms",
-                        FA_DELAY_MAX_MS);
-                goto out;
-            }
-            break;
-        case 'f':
-            ready_file = optarg;
-            break;
-        case 'v': {
-            enum log_level lvl;
-
-            if (log_level_parse(optarg, &lvl) != 0) {
-                fprintf(stderr, "fake-aws: --log-level must be debug|info|warn|error|none\n");
-                goto out;
-            }
-            g_log_level = lvl;
-            break;
-        }
-        case 'h':
-            usage(stdout);
-            rc = 0;
-            goto out;
-        default:
-            usage(stderr);
-            goto out;
-        }
-    }
-    if (optind < argc || !data_path) {
-        fprintf(stderr, "fake-aws: %s\n",
-                optind < argc ? "unexpected argument"
-                              : "--data is "
-                                "required");
-        usage(stderr);
-        goto out;
-    }
-    if (nkeys != nsecrets) {
-        fprintf(stderr, "fake-aws: --access-key %s has no --secret-key\n",
-                creds[nkeys - 1].access_key_id);
-        goto out;
-    }
-    if (!nkeys) {
-        creds[0].access_key_id = DEFAULT_AKID;
-        creds[0].secret_access_key = DEFAULT_SECRET;
-        nkeys = 1;
+    rc = parse_args(argc, argv, &o);
+    if (rc) {
+        return rc < 0 ? 0 : rc;
     }
     rc = 1;
-    if (fa_data_load(data_path, region, &data, &why)) {
-        fprintf(stderr, "fake-aws: %s\n", why.data ? why.data : "cannot load the data file");
+    if (fa_data_load(o.data_path, o.region, &data, &why)) {
+        (void)fprintf(stderr, "fake-aws: %s\n", why.data ? why.data : "cannot load the data file");
         goto out;
     }
-    control = fa_control_new(latency, jitter, cold);
+    control = fa_control_new(o.latency, o.jitter, o.cold);
 
     /* Block the stop signals before MHD starts its threads, so they inherit the mask and
      * sigwait() below is the only receiver; SIGPIPE is ignored (a client may hang up). */
@@ -232,24 +257,25 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
 
     memset(&cfg, 0, sizeof(cfg));
-    cfg.port = (unsigned short)port;
+    cfg.port = (unsigned short)o.port;
     cfg.data = data;
     cfg.control = control;
-    cfg.creds = creds;
-    cfg.ncreds = nkeys;
+    cfg.creds = o.creds;
+    cfg.ncreds = o.nkeys;
     if (fa_server_start(&cfg, &server)) {
-        fprintf(stderr, "fake-aws: cannot listen on 127.0.0.1:%lu\n", port);
+        (void)fprintf(stderr, "fake-aws: cannot listen on 127.0.0.1:%lu\n", o.port);
         goto out;
     }
-    printf("fake-aws listening on 127.0.0.1:%u\n", fa_server_port(server));
-    fflush(stdout);
+    (void)printf("fake-aws listening on 127.0.0.1:%u\n", fa_server_port(server));
+    (void)fflush(stdout);
     LOG_INFO("fake-aws", "%zu secrets, %zu parameters, region %s, %zu access keys",
-             fa_data_count_secrets(data), fa_data_count_params(data), fa_data_region(data), nkeys);
-    if (ready_file && write_ready_file(ready_file, fa_server_port(server))) {
-        fprintf(stderr, "fake-aws: cannot write %s\n", ready_file);
+             fa_data_count_secrets(data), fa_data_count_params(data), fa_data_region(data),
+             o.nkeys);
+    if (o.ready_file && write_ready_file(o.ready_file, fa_server_port(server))) {
+        (void)fprintf(stderr, "fake-aws: cannot write %s\n", o.ready_file);
         goto out;
     }
     while (sigwait(&sigs, &sig) != 0) {

@@ -103,7 +103,7 @@ static void errorf(struct fa_reply *r, const char *type, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     fa_ops_error(r, 400, type, msg);
 }
@@ -233,8 +233,9 @@ static void java_date(double t, char *out, size_t cap)
 
     gmtime_r(&s, &tm);
     h = tm.tm_hour % 12;
-    snprintf(out, cap, "%s %d, %d, %d:%02d:%02d %s", months[tm.tm_mon], tm.tm_mday,
-             tm.tm_year + 1900, h ? h : 12, tm.tm_min, tm.tm_sec, tm.tm_hour < 12 ? "AM" : "PM");
+    (void)snprintf(out, cap, "%s %d, %d, %d:%02d:%02d %s", months[tm.tm_mon], tm.tm_mday,
+                   tm.tm_year + 1900, h ? h : 12, tm.tm_min, tm.tm_sec,
+                   tm.tm_hour < 12 ? "AM" : "PM");
 }
 
 /* SourceResult of a /aws/reference/secretsmanager/ parameter: the secret as the SSM service sees
@@ -416,22 +417,23 @@ static int resolve_secret(struct fa_data *d, const char *id, const char *version
     if (fa_data_get_secret(d, id, version_id, stage, v, &miss) == STASH_OK) {
         if (v->flags & FA_FLAG_DENY) {
             *code = "AccessDeniedException";
-            snprintf(msg, cap,
-                     "User: arn:aws:sts::%s:assumed-role/fake-aws-role/fake-aws-session is not "
-                     "authorized to perform: secretsmanager:GetSecretValue on resource: %s "
-                     "because no identity-based policy allows the secretsmanager:GetSecretValue "
-                     "action",
-                     fa_data_account(d), id);
+            (void)snprintf(
+                msg, cap,
+                "User: arn:aws:sts::%s:assumed-role/fake-aws-role/fake-aws-session is not "
+                "authorized to perform: secretsmanager:GetSecretValue on resource: %s "
+                "because no identity-based policy allows the secretsmanager:GetSecretValue "
+                "action",
+                fa_data_account(d), id);
         } else if (v->flags & FA_FLAG_DELETED) {
             *code = "InvalidRequestException";
-            snprintf(msg, cap,
-                     "You can't perform this operation on the secret because it was "
-                     "marked for deletion.");
+            (void)snprintf(msg, cap,
+                           "You can't perform this operation on the secret because it was "
+                           "marked for deletion.");
         } else if (v->flags & FA_FLAG_DECRYPT_FAILS) {
             *code = "DecryptionFailure";
-            snprintf(msg, cap,
-                     "Secrets Manager can't decrypt the protected secret text using "
-                     "the provided KMS key.");
+            (void)snprintf(msg, cap,
+                           "Secrets Manager can't decrypt the protected secret text using "
+                           "the provided KMS key.");
         } else {
             return 1;
         }
@@ -441,22 +443,23 @@ static int resolve_secret(struct fa_data *d, const char *id, const char *version
     *code = "ResourceNotFoundException";
     switch (miss) {
     case FA_MISS_VERSION_ID:
-        snprintf(msg, cap,
-                 "Secrets Manager can't find the specified secret value for VersionId: %s",
-                 version_id);
+        (void)snprintf(msg, cap,
+                       "Secrets Manager can't find the specified secret value for VersionId: %s",
+                       version_id);
         break;
     case FA_MISS_STAGE:
-        snprintf(msg, cap,
-                 "Secrets Manager can't find the specified secret value for staging label: %s",
-                 stage ? stage : "AWSCURRENT");
+        (void)snprintf(
+            msg, cap, "Secrets Manager can't find the specified secret value for staging label: %s",
+            stage ? stage : "AWSCURRENT");
         break;
     case FA_MISS_STAGE_NOT_ON_ID:
         *code = "InvalidRequestException";
-        snprintf(msg, cap,
-                 "You provided a VersionStage that is not associated to the provided VersionId.");
+        (void)snprintf(
+            msg, cap,
+            "You provided a VersionStage that is not associated to the provided VersionId.");
         break;
     default:
-        snprintf(msg, cap, "Secrets Manager can't find the specified secret.");
+        (void)snprintf(msg, cap, "Secrets Manager can't find the specified secret.");
         break;
     }
     return 0;
@@ -578,7 +581,7 @@ static enum param_outcome render_one_param(struct fa_data *d, const char *full, 
     enum param_outcome out = PARAM_OK;
     enum fa_miss miss;
 
-    snprintf(resource, cap, "%s", name);
+    (void)snprintf(resource, cap, "%s", name);
     if (strncmp(name, REFERENCE_PREFIX, strlen(REFERENCE_PREFIX)) == 0) {
         const char *id = name + strlen(REFERENCE_PREFIX);
         struct fa_secret_value v;
@@ -632,7 +635,7 @@ static enum param_outcome render_one_param(struct fa_data *d, const char *full, 
             out = miss == FA_MISS_ITEM ? PARAM_NOT_FOUND : PARAM_VERSION_NOT_FOUND;
             goto out;
         }
-        snprintf(resource, cap, "%s", v.arn);
+        (void)snprintf(resource, cap, "%s", v.arn);
         if (v.flags & FA_FLAG_DENY) {
             fa_param_value_release(&v);
             out = PARAM_DENIED;
@@ -643,7 +646,7 @@ static enum param_outcome render_one_param(struct fa_data *d, const char *full, 
     }
 out:
     if (out == PARAM_VERSION_NOT_FOUND) {
-        snprintf(resource, cap, "%s:%s", name, selector ? selector : "");
+        (void)snprintf(resource, cap, "%s:%s", name, selector ? selector : "");
     }
     free(name);
     return out;

@@ -333,6 +333,18 @@ await check('latency: each call waits at least the injected latency', async () =
   await control('latency?ms=0');
   assert.ok(took >= 245, `took ${took} ms`);
 });
+await check('latency does not serialize clients: 8 parallel calls take about one latency',
+  async () => {
+    await control('latency?ms=500');
+    const cs = Array.from({ length: 8 }, () => clients());
+    const t0 = performance.now();
+    const rs = await Promise.all(cs.map((c) => param(c.ssm, { Name: '/app/prod/db/host' })));
+    const took = performance.now() - t0;
+    await control('latency?ms=0');
+    assert.equal(rs.length, 8);
+    assert.ok(took >= 495, `took ${took} ms`);
+    assert.ok(took < 2000, `8 x 500 ms took ${took} ms: requests were serialized`);
+  });
 await check('cold: only the first request of a new connection pays the cold cost', async () => {
   await control('latency?ms=0&cold=700');
   const c = clients();
