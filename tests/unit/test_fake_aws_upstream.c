@@ -1,0 +1,404 @@
+/* The two sides of the wire agree: stash's upstream client (cache/aws.c) against fake-aws, in one
+ * process, on a loopback port picked by the kernel.  Checks that what fake-aws sends is what the
+ * client expects (shapes, dates, errors, throttles it retries, hangs it times out on) and that the
+ * client keeps its connection alive (fake-aws counts TCP connections).  Both sides use
+ * cache/sigv4.c; tests/integration/fake_aws.sh checks fake-aws with independent signers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/aws.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "sim/fake_aws/control.h"
+#include "sim/fake_aws/data.h"
+#include "sim/fake_aws/server.h"
+
+#define AKID   "ASIAUPSTREAMTEST"
+#define SECRET "upstream-test-secret"
+#define TOKEN  "upstream-test-token"
+
+static const struct fa_cred s_creds[] = {{AKID, SECRET, TOKEN}};
+
+struct fixture {
+    struct fa_data *data;
+    struct fa_control *control;
+    struct fa_server *server;
+};
+
+static struct fixture s_fx;
+
+static int setup(void **state)
+{
+    const char *root = getenv("STASH_ROOT");
+    char path[4096];
+    struct buf why = BUF_INIT(0);
+    struct fa_server_config cfg;
+
+    (void)state;
+    (void)snprintf(path, sizeof(path), "%s/sim/fake_aws/sample-data.json", root ? root : ".");
+    if (fa_data_load(path, "eu-west-1", &s_fx.data, &why)) {
+        (void)fprintf(stderr, "sample data: %s\n", why.data ? why.data : "?");
+        buf_release(&why);
+        return -1;
+    }
+    buf_release(&why);
+    s_fx.control = fa_control_new(0, 0, 0);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.data = s_fx.data;
+    cfg.control = s_fx.control;
+    cfg.creds = s_creds;
+    cfg.ncreds = 1;
+    return fa_server_start(&cfg, &s_fx.server) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fa_server_stop(s_fx.server);
+    fa_control_free(s_fx.control);
+    fa_data_free(s_fx.data);
+    return 0;
+}
+
+static struct aws_client *client(long timeout_ms, unsigned max_attempts, const char *secret)
+{
+    char url[64];
+    struct aws_config cfg;
+
+    memset(&cfg, 0, sizeof(cfg));
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%u", fa_server_port(s_fx.server));
+    cfg.region = "eu-west-1";
+    cfg.access_key_id = AKID;
+    cfg.secret_access_key = secret ? secret : SECRET;
+    cfg.session_token = TOKEN;
+    cfg.sm_endpoint = url;
+    cfg.ssm_endpoint = url;
+    cfg.sm_timeout_ms = timeout_ms;
+    cfg.ssm_timeout_ms = timeout_ms;
+    cfg.max_connections = 1;
+    cfg.max_attempts = max_attempts;
+    cfg.backoff_base_ms = 1;
+    return aws_client_new(&cfg);
+}
+
+/* The stats document, parsed; the caller deletes it. */
+static cJSON *stats(void)
+{
+    struct buf b = BUF_INIT(0);
+    cJSON *j;
+
+    assert_int_equal(fa_control_stats(s_fx.control, &b), STASH_OK);
+    j = cJSON_Parse(b.data);
+    buf_release(&b);
+    assert_non_null(j);
+    return j;
+}
+
+static long op_count(const cJSON *s, const char *op, const char *what)
+{
+    return (long)cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(s, "ops"), op), what)
+        ->valuedouble;
+}
+
+static cJSON *body_json(const struct cache_value *v)
+{
+    cJSON *j = cJSON_ParseWithLength(v->body, v->len);
+
+    if (!j) {
+        fail_msg("not JSON: %.*s", (int)v->len, v->body);
+    }
+    return j;
+}
+
+static const char *str(const cJSON *j, const char *key)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
+
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+static void test_secret_value_and_keep_alive(void **state)
+{
+    struct aws_client *c = client(5000, 1, NULL);
+    struct aws_sm_request req = {"prod/db", NULL, NULL};
+    struct cache_value v = {0};
+    struct facts f;
+    cJSON *j;
+    cJSON *s;
+
+    (void)state;
+    fa_control_reset(s_fx.control);
+    for (int i = 0; i < 5; i++) {
+        memset(&f, 0, sizeof(f));
+        aws_get_secret_value(c, &req, &v, &f);
+        assert_int_equal(v.status, 200);
+        assert_int_equal(f.ncalls, 1);
+        assert_int_equal(f.calls[0].http_status, 200);
+        if (i < 4) {
+            cache_value_release(&v);
+        }
+    }
+    j = body_json(&v);
+    assert_string_equal(str(j, "Name"), "prod/db");
+    assert_non_null(strstr(str(j, "SecretString"), "n3w-Pa55word"));
+    /* fake-aws sends epoch seconds; the client turns them into the extension's ISO form. */
+    assert_string_equal(str(j, "CreatedDate"), "2026-02-10T09:00:00.250Z");
+    assert_non_null(strstr(str(j, "ARN"), "arn:aws:secretsmanager:eu-west-1:123456789012:secret:"
+                                          "prod/db-"));
+    cJSON_Delete(j);
+    cache_value_release(&v);
+
+    s = stats();
+    assert_int_equal(op_count(s, "GetSecretValue", "calls"), 5);
+    assert_int_equal(op_count(s, "GetSecretValue", "errors"), 0);
+    assert_int_equal((long)cJSON_GetObjectItem(s, "api_connections")->valuedouble, 1);
+    assert_int_equal((long)cJSON_GetObjectItem(s, "auth_failures")->valuedouble, 0);
+    cJSON_Delete(s);
+    aws_client_free(c);
+}
+
+static void test_binary_previous_and_not_found(void **state)
+{
+    struct aws_client *c = client(5000, 1, NULL);
+    struct aws_sm_request bin = {"prod/tls-key", NULL, NULL};
+    struct aws_sm_request prev = {"prod/db", NULL, "AWSPREVIOUS"};
+    struct aws_sm_request none = {"prod/nope", NULL, NULL};
+    struct cache_value v = {0};
+    struct facts f = {0};
+    cJSON *j;
+
+    (void)state;
+    aws_get_secret_value(c, &bin, &v, &f);
+    assert_int_equal(v.status, 200);
+    j = body_json(&v);
+    assert_string_equal(str(j, "SecretBinary"), "AAECAwQFBgcICQoLDA0ODxAREhP/");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+
+    aws_get_secret_value(c, &prev, &v, &f);
+    assert_int_equal(v.status, 200);
+    j = body_json(&v);
+    assert_non_null(strstr(str(j, "SecretString"), "old-Pa55word"));
+    cJSON_Delete(j);
+    cache_value_release(&v);
+
+    memset(&f, 0, sizeof(f));
+    aws_get_secret_value(c, &none, &v, &f);
+    assert_int_equal(v.status, 400);
+    assert_int_equal(f.ncalls, 1); /* a 4xx is not retried */
+    j = body_json(&v);
+    assert_string_equal(str(j, "__type"), "ResourceNotFoundException");
+    assert_string_equal(str(j, "message"), "Secrets Manager can't find the specified secret.");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+    aws_client_free(c);
+}
+
+static void test_parameters(void **state)
+{
+    struct aws_client *c = client(5000, 1, NULL);
+    struct aws_ssm_request label = {"/app/prod/feature-flags", NULL, "canary", 0};
+    struct aws_ssm_request version = {"/app/prod/feature-flags", "1", NULL, 0};
+    struct aws_ssm_request secure = {"/app/prod/db/password", NULL, NULL, 1};
+    struct aws_ssm_request missing = {"/app/prod/nope", NULL, NULL, 0};
+    struct aws_ssm_request ref = {"/aws/reference/secretsmanager/prod/api-key", NULL, NULL, 1};
+    struct cache_value v = {0};
+    struct facts f = {0};
+    cJSON *j;
+    const cJSON *p;
+
+    (void)state;
+    aws_get_parameter(c, &label, &v, &f);
+    assert_int_equal(v.status, 200);
+    j = body_json(&v);
+    p = cJSON_GetObjectItem(j, "Parameter");
+    assert_int_equal(cJSON_GetObjectItem(p, "Version")->valueint, 2);
+    assert_string_equal(str(p, "Selector"), ":canary");
+    assert_string_equal(str(p, "LastModifiedDate"), "2026-02-01T00:00:00.000Z");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+
+    aws_get_parameter(c, &version, &v, &f);
+    j = body_json(&v);
+    assert_string_equal(str(cJSON_GetObjectItem(j, "Parameter"), "Value"), "{\"beta\":false}");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+
+    aws_get_parameter(c, &secure, &v, &f);
+    j = body_json(&v);
+    assert_string_equal(str(cJSON_GetObjectItem(j, "Parameter"), "Value"), "s3cure-Pa55");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+
+    aws_get_parameter(c, &ref, &v, &f);
+    assert_int_equal(v.status, 200);
+    j = body_json(&v);
+    p = cJSON_GetObjectItem(j, "Parameter");
+    assert_non_null(str(p, "SourceResult"));
+    assert_string_equal(str(p, "Type"), "SecureString");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+
+    aws_get_parameter(c, &missing, &v, &f);
+    assert_int_equal(v.status, 400);
+    j = body_json(&v);
+    assert_string_equal(str(j, "__type"), "ParameterNotFound");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+    aws_client_free(c);
+}
+
+static void test_throttle_is_retried(void **state)
+{
+    struct aws_client *c = client(5000, 3, NULL);
+    struct aws_ssm_request req = {"/app/prod/db/host", NULL, NULL, 0};
+    struct cache_value v = {0};
+    struct facts f = {0};
+    cJSON *s;
+
+    (void)state;
+    fa_control_reset(s_fx.control);
+    assert_int_equal(
+        fa_control_add(s_fx.control, FA_FAULT_THROTTLE, FA_OP_GET_PARAMETER, 2, 0, NULL, NULL, 0),
+        STASH_OK);
+    aws_get_parameter(c, &req, &v, &f);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(f.ncalls, 3);
+    assert_true(f.calls[0].throttled && f.calls[1].throttled && !f.calls[2].throttled);
+    assert_int_equal(f.calls[0].http_status, 400);
+    cache_value_release(&v);
+    s = stats();
+    assert_int_equal(op_count(s, "GetParameter", "calls"), 3);
+    assert_int_equal(op_count(s, "GetParameter", "throttled"), 2);
+    cJSON_Delete(s);
+
+    /* Throttled on every attempt: the caller gets 429. */
+    assert_int_equal(
+        fa_control_add(s_fx.control, FA_FAULT_THROTTLE, FA_OP_GET_PARAMETER, 3, 0, NULL, NULL, 0),
+        STASH_OK);
+    memset(&f, 0, sizeof(f));
+    aws_get_parameter(c, &req, &v, &f);
+    assert_int_equal(v.status, 429);
+    assert_int_equal(f.ncalls, 3);
+    cache_value_release(&v);
+    aws_client_free(c);
+}
+
+static void test_server_error_then_recovery(void **state)
+{
+    struct aws_client *c = client(5000, 2, NULL);
+    struct aws_sm_request req = {"prod/api-key", NULL, NULL};
+    struct cache_value v = {0};
+    struct facts f = {0};
+    cJSON *j;
+
+    (void)state;
+    fa_control_reset(s_fx.control);
+    assert_int_equal(fa_control_add(s_fx.control, FA_FAULT_FAIL, FA_OP_GET_SECRET_VALUE, 2, 500,
+                                    "InternalServiceError", "injected", 0),
+                     STASH_OK);
+    aws_get_secret_value(c, &req, &v, &f);
+    assert_int_equal(v.status, 500);
+    assert_int_equal(f.ncalls, 2);
+    j = body_json(&v);
+    assert_string_equal(str(j, "__type"), "InternalServiceError");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+    memset(&f, 0, sizeof(f));
+    aws_get_secret_value(c, &req, &v, &f);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(f.ncalls, 1);
+    cache_value_release(&v);
+    aws_client_free(c);
+}
+
+static void test_rotation_is_seen(void **state)
+{
+    struct aws_client *c = client(5000, 1, NULL);
+    struct aws_sm_request req = {"prod/api-key", NULL, NULL};
+    struct cache_value v = {0};
+    struct facts f = {0};
+    char id[FA_VERSION_ID_MAX + 1];
+    cJSON *j;
+
+    (void)state;
+    assert_int_equal(
+        fa_data_rotate(s_fx.data, "prod/api-key", "rotated-in-test", 15, 0, NULL, 1800000000.0, id),
+        STASH_OK);
+    aws_get_secret_value(c, &req, &v, &f);
+    j = body_json(&v);
+    assert_string_equal(str(j, "SecretString"), "rotated-in-test");
+    assert_string_equal(str(j, "VersionId"), id);
+    assert_string_equal(str(j, "CreatedDate"), "2027-01-15T08:00:00.000Z");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+    aws_client_free(c);
+}
+
+static void test_hang_times_out(void **state)
+{
+    struct aws_client *c = client(300, 1, NULL);
+    struct aws_sm_request req = {"prod/db", NULL, NULL};
+    struct cache_value v = {0};
+    struct facts f = {0};
+
+    (void)state;
+    fa_control_reset(s_fx.control);
+    assert_int_equal(
+        fa_control_add(s_fx.control, FA_FAULT_HANG, FA_OP_GET_SECRET_VALUE, 1, 0, NULL, NULL, 3000),
+        STASH_OK);
+    aws_get_secret_value(c, &req, &v, &f);
+    assert_int_equal(v.status, 504);
+    cache_value_release(&v);
+    aws_client_free(c);
+}
+
+static void test_wrong_secret_is_refused(void **state)
+{
+    struct aws_client *c = client(5000, 1, "not-the-secret");
+    struct aws_sm_request req = {"prod/db", NULL, NULL};
+    struct cache_value v = {0};
+    struct facts f = {0};
+    cJSON *j;
+
+    (void)state;
+    aws_get_secret_value(c, &req, &v, &f);
+    assert_int_equal(v.status, 403);
+    j = body_json(&v);
+    assert_string_equal(str(j, "__type"), "InvalidSignatureException");
+    cJSON_Delete(j);
+    cache_value_release(&v);
+    aws_client_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secret_value_and_keep_alive),
+        cmocka_unit_test(test_binary_previous_and_not_found),
+        cmocka_unit_test(test_parameters),
+        cmocka_unit_test(test_throttle_is_retried),
+        cmocka_unit_test(test_server_error_then_recovery),
+        cmocka_unit_test(test_rotation_is_seen),
+        cmocka_unit_test(test_hang_times_out),
+        cmocka_unit_test(test_wrong_secret_is_refused),
+    };
+    int rc;
+
+    mem_init();
+    g_log_level = LOG_LEVEL_NONE; /* expected failures would otherwise fill the output */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests(tests, setup, teardown);
+    curl_global_cleanup();
+    return rc;
+}
