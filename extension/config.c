@@ -535,6 +535,19 @@ void config_print_help(FILE *out)
     }
 }
 
+void config_print_markdown(FILE *out)
+{
+    char range[64];
+
+    fputs("| Variable | Default | Valid | What |\n|---|---|---|---|\n", out);
+    for (size_t i = 0; i < NVARS; i++) {
+        const struct config_var *v = &s_vars[i];
+
+        fprintf(out, "| `%s` | %s | %s | %s |\n", v->name, v->dflt ? v->dflt : "unset",
+                range_text(v, range, sizeof(range)), v->help);
+    }
+}
+
 void config_log_effective(const struct config *cfg)
 {
     if (g_log_level > LOG_LEVEL_DEBUG) {

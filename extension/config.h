@@ -105,6 +105,9 @@ const char *config_getenv_process(void *ctx, const char *name);
 /* `stash --help`: usage and every variable with its default and range. */
 void config_print_help(FILE *out);
 
+/* The same as a Markdown table (`stash --help-markdown`), kept in README.md and checked there. */
+void config_print_markdown(FILE *out);
+
 /* Logs the effective configuration at debug level: names and values, secrets only as set/unset. */
 void config_log_effective(const struct config *cfg);
 

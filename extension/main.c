@@ -1,13 +1,234 @@
-/* extension/main.c: placeholder entry point until the local API lands. */
+/* extension/main.c: stash's entry point.
+ *
+ * Order (global state first, before any thread): curl_global_init, mem_init (cJSON hooks), the
+ * environment parsed once (config), the log level, SIGTERM/SIGINT blocked so that every thread
+ * inherits the mask and only the main thread takes them, then the cache, the upstream client, the
+ * local API, the prefetch thread.  The API serves from that moment, before any Lambda event, so
+ * requests made during INIT are answered.
+ *
+ * Two modes:
+ *   agent  (AWS_LAMBDA_RUNTIME_API unset: ECS, EC2, a laptop): serve until SIGTERM or SIGINT.
+ *   Lambda (AWS_LAMBDA_RUNTIME_API set): run_lambda(), the Extensions API lifecycle.
+ * Either way the end is the same: stop the API (in-flight requests finish), wipe the cache, exit 0.
+ * Exit status 2: invalid configuration (the message names the variable); 1: could not start.
+ */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "cache/aws.h"
+#include "cache/cache.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "extension/api.h"
+#include "extension/config.h"
+
+#define UPSTREAM_MAX_RESPONSE_BYTES (1024 * 1024) /* a secret is at most 64 KiB, base64 grows it \
+                                                   */
+
+struct prefetch {
+    struct api *api;
+    const struct config *cfg;
+    pthread_t thread;
+    int started;
+};
+
+/* Fetches each id of a comma-separated list through the cache; spaces around ids are ignored. */
+static void prefetch_list(struct api *api, enum facts_service svc, const char *list)
+{
+    char *copy;
+    char *save = NULL;
+    char *tok;
+
+    if (!list) {
+        return;
+    }
+    copy = xstrdup(list);
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        size_t n;
+        int status;
+
+        while (*tok == ' ' || *tok == '\t') {
+            tok++;
+        }
+        n = strlen(tok);
+        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t')) {
+            tok[--n] = '\0';
+        }
+        if (!n) {
+            continue;
+        }
+        status = api_prefetch(api, svc, tok);
+        if (status == 200) {
+            LOG_DEBUG("main", "prefetched %s %s", svc == FACTS_SVC_SSM ? "parameter" : "secret",
+                      tok);
+        } else {
+            LOG_WARN("main",
+                     "prefetch of %s %s failed with status %d; it will be fetched on "
+                     "first use",
+                     svc == FACTS_SVC_SSM ? "parameter" : "secret", tok, status);
+        }
+    }
+    free(copy);
+}
+
+static void *prefetch_main(void *arg)
+{
+    struct prefetch *p = arg;
+
+    prefetch_list(p->api, FACTS_SVC_SECRETS_MANAGER, p->cfg->prefetch_secrets);
+    prefetch_list(p->api, FACTS_SVC_SSM, p->cfg->prefetch_parameters);
+    return NULL;
+}
+
+static int wait_for_signal(const sigset_t *set)
+{
+    int sig = 0;
+
+    while (sigwait(set, &sig) != 0) {
+    }
+    LOG_INFO("main", "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return 0;
+}
+
+/* Lambda mode.  Interim: the Extensions API lifecycle (extension/lifecycle.h, lifecycle_run) is
+ * wired here by the lifecycle module; until then Lambda mode serves exactly like agent mode. */
+static int run_lambda(const struct config *cfg, struct api *api, const sigset_t *set)
+{
+    (void)cfg;
+    (void)api;
+    LOG_WARN("main", "AWS_LAMBDA_RUNTIME_API is set but the Lambda lifecycle is not wired yet: "
+                     "serving as a local agent until SIGTERM");
+    return wait_for_signal(set);
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: stash [--help | --version]\n", out);
+}
+
+static int run(const struct config *cfg)
+{
+    struct cache_opts copts = {
+        .max_items = cfg->cache_enabled ? (size_t)cfg->cache_size : 0,
+        .max_bytes = (size_t)cfg->cache_max_bytes,
+        .stale_max_ms = cfg->stale_max_s * 1000,
+    };
+    struct aws_config acfg = {
+        .region = cfg->region_used,
+        .access_key_id = cfg->access_key_id,
+        .secret_access_key = cfg->secret_access_key,
+        .session_token = cfg->session_token,
+        .sm_endpoint = cfg->sm_endpoint_used,
+        .ssm_endpoint = cfg->ssm_endpoint_used,
+        .ca_bundle = cfg->ca_bundle,
+        .sm_timeout_ms = (long)cfg->sm_timeout_ms,
+        .ssm_timeout_ms = (long)cfg->ssm_timeout_ms,
+        .max_connections = (unsigned)cfg->max_connections,
+        .max_attempts = (unsigned)cfg->max_attempts,
+        .max_response_bytes = UPSTREAM_MAX_RESPONSE_BYTES,
+    };
+    struct api_opts aopts = {
+        .port = (uint16_t)cfg->http_port,
+        .max_inbound = (unsigned)cfg->max_inbound,
+        .token = cfg->api_token,
+        .token_len = cfg->api_token_len,
+        .sm_ttl_ms = cfg->sm_ttl_s * 1000,
+        .ssm_ttl_ms = cfg->ssm_ttl_s * 1000,
+        .cache_enabled = cfg->cache_enabled && cfg->cache_size > 0,
+    };
+    struct prefetch pf = {.cfg = cfg};
+    struct cache *cache = NULL;
+    struct aws_client *aws = NULL;
+    struct api *api = NULL;
+    sigset_t set;
+    int rc = 1;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    /* Before any thread: every thread inherits the mask, and only sigwait() takes the signals. */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cache = cache_new(&copts);
+    aws = aws_client_new(&acfg);
+    if (!cache || !aws) {
+        LOG_ERROR("main", "cannot create the %s", !cache ? "cache" : "upstream client");
+        goto out;
+    }
+    aopts.cache = cache;
+    aopts.aws = aws;
+    if (api_start(&aopts, &api) != STASH_OK) {
+        goto out;
+    }
+    pf.api = api;
+    if (cfg->prefetch_secrets || cfg->prefetch_parameters) {
+        pf.started = pthread_create(&pf.thread, NULL, prefetch_main, &pf) == 0;
+        if (!pf.started) {
+            LOG_WARN("main", "cannot start the prefetch thread; values are fetched on first use");
+        }
+    }
+    rc = cfg->lambda_runtime_api ? run_lambda(cfg, api, &set) : wait_for_signal(&set);
+
+out:
+    api_stop(api); /* waits for in-flight requests */
+    if (pf.started) {
+        pthread_join(pf.thread, NULL);
+    }
+    aws_client_free(aws);
+    if (cache) {
+        cache_free(cache); /* wipes every value */
+    }
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        puts("stash 0.1.0");
-        return 0;
+    struct config cfg;
+    char err[CONFIG_ERROR_MAX];
+    int rc;
+
+    if (argc > 1) {
+        if (strcmp(argv[1], "--version") == 0) {
+            printf("stash %s\n", STASH_VERSION);
+            return 0;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+            config_print_help(stdout);
+            return 0;
+        }
+        if (strcmp(argv[1], "--help-markdown") == 0) {
+            config_print_markdown(stdout);
+            return 0;
+        }
+        usage(stderr);
+        return 2;
     }
-    fputs("stash: not implemented yet\n", stderr);
-    return 1;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        LOG_ERROR("main", "curl_global_init failed");
+        return 1;
+    }
+    mem_init();
+    if (config_load(&cfg, config_getenv_process, NULL, err, sizeof(err)) != STASH_OK) {
+        LOG_ERROR("config", "%s", err);
+        curl_global_cleanup();
+        return 2;
+    }
+    g_log_level = cfg.log_level;
+    for (unsigned i = 0; i < cfg.nwarnings; i++) {
+        LOG_WARN("config", "%s", cfg.warnings[i]);
+    }
+    config_log_effective(&cfg);
+    LOG_INFO("main", "stash %s: %s mode; Secrets Manager TTL %llu s, SSM TTL %llu s, cache %s",
+             STASH_VERSION, cfg.lambda_runtime_api ? "Lambda" : "agent",
+             (unsigned long long)cfg.sm_ttl_s, (unsigned long long)cfg.ssm_ttl_s,
+             cfg.cache_enabled && cfg.cache_size ? "on" : "off");
+    rc = run(&cfg);
+    config_release(&cfg);
+    curl_global_cleanup();
+    return rc;
 }
