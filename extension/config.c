@@ -535,6 +535,19 @@ void config_print_help(FILE *out)
     }
 }
 
+/* One Markdown table cell: a '|' inside would end the cell early. */
+static void md_cell(FILE *out, const char *s)
+{
+    fputs(" ", out);
+    for (; *s; s++) {
+        if (*s == '|') {
+            fputc('\\', out);
+        }
+        fputc(*s, out);
+    }
+    fputs(" |", out);
+}
+
 void config_print_markdown(FILE *out)
 {
     char range[64];
@@ -543,8 +556,11 @@ void config_print_markdown(FILE *out)
     for (size_t i = 0; i < NVARS; i++) {
         const struct config_var *v = &s_vars[i];
 
-        fprintf(out, "| `%s` | %s | %s | %s |\n", v->name, v->dflt ? v->dflt : "unset",
-                range_text(v, range, sizeof(range)), v->help);
+        fprintf(out, "| `%s` |", v->name);
+        md_cell(out, v->dflt ? v->dflt : "unset");
+        md_cell(out, range_text(v, range, sizeof(range)));
+        md_cell(out, v->help);
+        fputc('\n', out);
     }
 }
 

@@ -61,7 +61,7 @@ struct config {
     char *endpoint_ssm;
     char *endpoint;
     char *ca_bundle;
-    char *lambda_runtime_api; /* set by Lambda: selects Lambda mode */
+    char *lambda_runtime_api;      /* set by Lambda: selects Lambda mode */
     char *lambda_function_name;    /* set by Lambda: FunctionName dimension if register has none */
     char *lambda_function_version; /* set by Lambda: functionVersion property, likewise */
 
@@ -74,12 +74,12 @@ struct config {
     char *prefetch_parameters; /* comma-separated parameter names, or NULL */
 
     /* Metrics and telemetry (Lambda mode) */
-    char *metrics_namespace;         /* EMF namespace, validated like CloudWatch's */
-    char *metrics_mode;              /* "invocation", "aggregate" or "off" (emf_mode_parse) */
-    char *metrics_dimensions;        /* "Name=Value,..." extra dimensions, or NULL */
-    int metrics_per_key;             /* secret / parameter names as a dimension (opt-in) */
-    char *telemetry_schema;          /* Telemetry API schemaVersion */
-    uint64_t aggregate_interval_s;   /* aggregate mode: seconds per line */
+    char *metrics_namespace;       /* EMF namespace, validated like CloudWatch's */
+    char *metrics_mode;            /* "invocation", "aggregate" or "off" (emf_mode_parse) */
+    char *metrics_dimensions;      /* "Name=Value,..." extra dimensions, or NULL */
+    int metrics_per_key;           /* secret / parameter names as a dimension (opt-in) */
+    char *telemetry_schema;        /* Telemetry API schemaVersion */
+    uint64_t aggregate_interval_s; /* aggregate mode: seconds per line */
 
     /* Derived by config_load (pointers into the fields above or static strings) */
     const char *region_used;       /* AWS_REGION, else AWS_DEFAULT_REGION */

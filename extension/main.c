@@ -26,8 +26,8 @@
 #include "extension/api.h"
 #include "extension/config.h"
 
-#define UPSTREAM_MAX_RESPONSE_BYTES (1024 * 1024) /* a secret is at most 64 KiB, base64 grows it \
-                                                   */
+/* Ceiling on one upstream answer: a secret is at most 64 KiB, and base64 grows a binary one. */
+#define UPSTREAM_MAX_RESPONSE_BYTES (1024 * 1024)
 
 struct prefetch {
     struct api *api;
