@@ -716,6 +716,19 @@ int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hook
         LOG_ERROR(MOD, "cannot register: AWS_LAMBDA_RUNTIME_API or extension name empty");
         return 1;
     }
+    /* Both end up in a request line or a header: no control character may smuggle in another. */
+    for (const char *p = opts->name; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            LOG_ERROR(MOD, "cannot register: the executable's file name has a control character");
+            return 1;
+        }
+    }
+    for (const char *p = opts->runtime_api; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '/') {
+            LOG_ERROR(MOD, "cannot register: AWS_LAMBDA_RUNTIME_API is not host:port");
+            return 1;
+        }
+    }
     (void)snprintf(s.base, sizeof(s.base), "http://%s", opts->runtime_api);
     s.next = curl_easy_init();
     s.ctl = curl_easy_init();

@@ -961,6 +961,26 @@ static void test_run_metrics_off(void **state)
     assert_int_equal(hl.wiped, 1);
 }
 
+static void test_run_bad_inputs(void **state)
+{
+    struct lifecycle_opts o;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    /* Nothing is sent anywhere: these fail before any request (port 9 would refuse anyway). */
+    o.runtime_api = "127.0.0.1:9";
+    o.name = "stash\r\nX-Evil: 1";
+    assert_int_equal(lifecycle_run(&o, NULL), 1);
+    o.name = "stash";
+    o.runtime_api = "127.0.0.1:9/x";
+    assert_int_equal(lifecycle_run(&o, NULL), 1);
+    o.runtime_api = "";
+    assert_int_equal(lifecycle_run(&o, NULL), 1);
+    /* A platform that is not there: register fails, exit status 1. */
+    o.runtime_api = "127.0.0.1:9";
+    assert_int_equal(lifecycle_run(&o, NULL), 1);
+}
+
 static void test_metrics_bad_config(void **state)
 {
     struct lifecycle_metrics_config mc;
@@ -993,6 +1013,7 @@ int main(void)
         cmocka_unit_test(test_listener_answers),
         cmocka_unit_test(test_listener_resolve_fallback),
         cmocka_unit_test(test_metrics_bad_config),
+        cmocka_unit_test(test_run_bad_inputs),
         cmocka_unit_test(test_run_invokes_and_shutdown),
         cmocka_unit_test(test_run_telemetry_refused),
         cmocka_unit_test(test_run_report_never_comes),
