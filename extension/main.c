@@ -8,7 +8,12 @@
  *
  * Two modes:
  *   agent  (AWS_LAMBDA_RUNTIME_API unset: ECS, EC2, a laptop): serve until SIGTERM or SIGINT.
- *   Lambda (AWS_LAMBDA_RUNTIME_API set): run_lambda(), the Extensions API lifecycle.
+ *   Lambda (AWS_LAMBDA_RUNTIME_API set): run_lambda(), the Extensions API lifecycle
+ *          (extension/lifecycle.h): register, subscribe to platform telemetry, one ledger record
+ *          per INVOKE (the local API hands each request's facts to it), EMF lines on stdout, and
+ *          at SHUTDOWN: stop the API, flush the records, wipe the cache, exit 0.  The address
+ *          sandbox.localdomain resolves to is looked up in main(), before any thread.
+ *          An invalid configuration is still reported to Lambda (register, init/error).
  * Either way the end is the same: stop the API (in-flight requests finish), wipe the cache, exit 0.
  * Exit status 2: invalid configuration (the message names the variable); 1: could not start.
  */
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/aws.h"
 #include "cache/cache.h"
@@ -25,6 +31,9 @@
 #include "common/mem.h"
 #include "extension/api.h"
 #include "extension/config.h"
+#include "extension/lifecycle.h"
+#include "telemetry/emf.h"
+#include "telemetry/listener.h"
 
 /* Ceiling on one upstream answer: a secret is at most 64 KiB, and base64 grows a binary one. */
 #define UPSTREAM_MAX_RESPONSE_BYTES (1024 * 1024)
@@ -94,15 +103,79 @@ static int wait_for_signal(const sigset_t *set)
     return 0;
 }
 
-/* Lambda mode.  Interim: the Extensions API lifecycle (extension/lifecycle.h, lifecycle_run) is
- * wired here by the lifecycle module; until then Lambda mode serves exactly like agent mode. */
-static int run_lambda(const struct config *cfg, struct api *api, const sigset_t *set)
+/* What Lambda mode needs from main: where the listener binds and the extension's name. */
+struct lambda_env {
+    const char *name; /* basename of argv[0]: Lambda matches it against /opt/extensions */
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addrlen;
+};
+
+struct lambda_ctx {
+    struct api **api;
+    struct cache *cache;
+};
+
+/* SHUTDOWN: no new local request after this; in-flight ones finish (their facts are recorded). */
+static void lambda_stop_serving(void *arg)
 {
-    (void)cfg;
-    (void)api;
-    LOG_WARN("main", "AWS_LAMBDA_RUNTIME_API is set but the Lambda lifecycle is not wired yet: "
-                     "serving as a local agent until SIGTERM");
-    return wait_for_signal(set);
+    struct lambda_ctx *c = arg;
+
+    api_stop(*c->api);
+    *c->api = NULL;
+}
+
+static void lambda_wipe(void *arg)
+{
+    struct lambda_ctx *c = arg;
+
+    cache_clear(c->cache);
+}
+
+/* Lambda mode: the Extensions API lifecycle until SHUTDOWN. */
+static int run_lambda(const struct config *cfg, const struct lambda_env *le, struct api **api,
+                      struct cache *cache, struct lifecycle_metrics *metrics)
+{
+    struct lambda_ctx ctx = {.api = api, .cache = cache};
+    struct lifecycle_hooks hooks = {
+        .ctx = &ctx,
+        .stop_serving = lambda_stop_serving,
+        .wipe = lambda_wipe,
+    };
+    struct lifecycle_opts opts = {
+        .runtime_api = cfg->lambda_runtime_api,
+        .name = le->name,
+        .schema = cfg->telemetry_schema,
+        .listen_addr = (const struct sockaddr *)&le->listen_addr,
+        .listen_addrlen = le->listen_addrlen,
+        .metrics = metrics,
+    };
+
+    return lifecycle_run(&opts, &hooks);
+}
+
+/* The metrics half of Lambda mode, made before the API starts so INIT requests are recorded. */
+static struct lifecycle_metrics *lambda_metrics(const struct config *cfg)
+{
+    struct lifecycle_metrics_config mc = {
+        .namespace_ = cfg->metrics_namespace,
+        .dimensions = cfg->metrics_dimensions,
+        .per_key = cfg->metrics_per_key,
+        .interval_ms = cfg->aggregate_interval_s * 1000,
+        .function_name = cfg->lambda_function_name,
+        .function_version = cfg->lambda_function_version,
+        .fd = STDOUT_FILENO,
+    };
+    struct lifecycle_metrics *m = NULL;
+    char err[256] = "STASH_METRICS_MODE";
+
+    /* Both were validated by config_load; a failure here is a bug, and metrics are not worth
+     * taking the cache away for. */
+    if (emf_mode_parse(cfg->metrics_mode, &mc.mode) != STASH_OK ||
+        lifecycle_metrics_new(&mc, &m, err, sizeof(err)) != STASH_OK) {
+        LOG_ERROR("main", "metrics disabled: %s", err);
+        return NULL;
+    }
+    return m;
 }
 
 static void usage(FILE *out)
@@ -110,7 +183,7 @@ static void usage(FILE *out)
     fputs("usage: stash [--help | --version]\n", out);
 }
 
-static int run(const struct config *cfg)
+static int run(const struct config *cfg, const struct lambda_env *le)
 {
     struct cache_opts copts = {
         .max_items = cfg->cache_enabled ? (size_t)cfg->cache_size : 0,
@@ -144,6 +217,7 @@ static int run(const struct config *cfg)
     struct cache *cache = NULL;
     struct aws_client *aws = NULL;
     struct api *api = NULL;
+    struct lifecycle_metrics *metrics = NULL;
     sigset_t set;
     int rc = 1;
 
@@ -162,6 +236,11 @@ static int run(const struct config *cfg)
     }
     aopts.cache = cache;
     aopts.aws = aws;
+    if (cfg->lambda_runtime_api) {
+        metrics = lambda_metrics(cfg);
+        aopts.on_facts = lifecycle_metrics_on_facts;
+        aopts.facts_ctx = metrics;
+    }
     if (api_start(&aopts, &api) != STASH_OK) {
         goto out;
     }
@@ -172,7 +251,11 @@ static int run(const struct config *cfg)
             LOG_WARN("main", "cannot start the prefetch thread; values are fetched on first use");
         }
     }
-    rc = cfg->lambda_runtime_api ? run_lambda(cfg, api, &set) : wait_for_signal(&set);
+    if (cfg->lambda_runtime_api) {
+        rc = run_lambda(cfg, le, &api, cache, metrics);
+    } else {
+        rc = wait_for_signal(&set);
+    }
 
 out:
     api_stop(api); /* waits for in-flight requests */
@@ -183,13 +266,16 @@ out:
     if (cache) {
         cache_free(cache); /* wipes every value */
     }
+    lifecycle_metrics_free(metrics);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
     struct config cfg;
+    struct lambda_env le = {.name = lifecycle_name_from_argv0(argv[0])};
     char err[CONFIG_ERROR_MAX];
+    const char *runtime_api;
     int rc;
 
     if (argc > 1) {
@@ -215,6 +301,15 @@ int main(int argc, char **argv)
     mem_init();
     if (config_load(&cfg, config_getenv_process, NULL, err, sizeof(err)) != STASH_OK) {
         LOG_ERROR("config", "%s", err);
+        /* Under Lambda, say it where the function's owner looks: register, then init/error
+         * Extension.ConfigInvalid (the init fails with the reason instead of a bare crash). */
+        runtime_api = config_getenv_process(NULL, "AWS_LAMBDA_RUNTIME_API");
+        if (runtime_api && *runtime_api) {
+            struct lifecycle_opts lo = {
+                .runtime_api = runtime_api, .name = le.name, .config_error = err};
+
+            (void)lifecycle_run(&lo, NULL);
+        }
         curl_global_cleanup();
         return 2;
     }
@@ -227,7 +322,11 @@ int main(int argc, char **argv)
              STASH_VERSION, cfg.lambda_runtime_api ? "Lambda" : "agent",
              (unsigned long long)cfg.sm_ttl_s, (unsigned long long)cfg.ssm_ttl_s,
              cfg.cache_enabled && cfg.cache_size ? "on" : "off");
-    rc = run(&cfg);
+    if (cfg.lambda_runtime_api) {
+        /* getaddrinfo here, before any thread: sandbox.localdomain in Lambda, loopback outside. */
+        listener_resolve(NULL, 0, &le.listen_addr, &le.listen_addrlen);
+    }
+    rc = run(&cfg, &le);
     config_release(&cfg);
     curl_global_cleanup();
     return rc;
