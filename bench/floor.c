@@ -34,16 +34,23 @@ static enum MHD_Result floor_answer(void *cls, struct MHD_Connection *conn, cons
                                     const char *method, const char *version,
                                     const char *upload_data, size_t *upload_size, void **req_cls)
 {
+    static int s_seen; /* any non-NULL marker for "the head of this request was seen" */
     struct MHD_Response *resp = cls;
 
     (void)url;
     (void)version;
     (void)upload_data;
-    (void)upload_size;
-    (void)req_cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
         return MHD_NO;
     }
+    /* Answer on the second call, once the whole request is read: a response queued on the first
+     * call (request head only) makes libmicrohttpd close the connection after it, which would
+     * turn every kept-alive request into a new TCP connection. */
+    if (*req_cls == NULL) {
+        *req_cls = &s_seen;
+        return MHD_YES;
+    }
+    *upload_size = 0;
     return MHD_queue_response(conn, MHD_HTTP_OK, resp);
 }
 

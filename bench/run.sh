@@ -23,7 +23,7 @@ QUICK=0
 if [ "$QUICK" = 1 ]; then
   OUT=${BENCH_OUT:-$BUILD/bench/quick}
   REPEATS=1 N_HIT=300 N_NODE=100 WRK_SECS=1 N_SCALE=200 N_MISS=100 N_LOAD=24 COLD_RUNS=1
-  CONCS="1 8 64" KEYS_SCALE="10 1000"
+  CONCS="1 8 64" KEYS_SCALE="10 1000" FLOOR_MODES=thread
 else
   OUT=${BENCH_OUT:-$ROOT/bench/results}
   REPEATS=5 N_HIT=20000 N_NODE=2000 WRK_SECS=3 N_SCALE=4000 N_MISS=2000 N_LOAD=400 COLD_RUNS=3
@@ -165,11 +165,23 @@ stash_works() {
   [ "$code" = 200 ]
 }
 
-# start_floor BODYFILE [MODE]: sets FLOOR_PID, FLOOR_PORT.
-start_floor() {
-  start floor "$FLOOR" --port 0 --body-file "$1" --mode "${2:-epoll}" || return 1
-  FLOOR_PID=$PID
-  FLOOR_PORT=$(wait_listening floor)
+# start_floors BODYFILE: the floor in each libmicrohttpd mode (epoll: one internal epoll thread;
+# thread: a thread per connection, stash's mode; pool: two epoll threads); sets FLOOR_PORTS[mode]
+# and FLOOR_PIDS.  The report takes the best mode per repeat as the floor ("its fastest mode").
+FLOOR_MODES=${FLOOR_MODES:-epoll thread pool}
+declare -A FLOOR_PORTS
+start_floors() {
+  local m
+  FLOOR_PIDS=()
+  for m in $FLOOR_MODES; do
+    start "floor-$m" "$FLOOR" --port 0 --body-file "$1" --mode "$m" --threads 2 || return 1
+    FLOOR_PIDS+=("$PID")
+    FLOOR_PORTS[$m]=$(wait_listening "floor-$m") || return 1
+  done
+}
+stop_floors() {
+  local p
+  for p in "${FLOOR_PIDS[@]}"; do stop "$p"; done
 }
 
 hit() {  # PORT PATH ARGS...: bench_hit in latency mode (token header always sent)
@@ -192,25 +204,24 @@ warm() {
 # Sections.  Each returns non-zero with a reason in $WHY when it cannot produce its numbers.
 
 sec_hit_latency() {
-  local r
+  local r m
   start_stash stash || { WHY="stash did not start"; return 1; }
   curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
-  start_floor "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
+  start_floors "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
   for ((r = 0; r < REPEATS; r++)); do
-    # Alternate who goes first, so drift on a shared machine hits both alike.
-    if ((r % 2 == 0)); then
-      record hit_latency stash "$(hit "$STASH_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1
-      record hit_latency floor "$(hit "$FLOOR_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1
-    else
-      record hit_latency floor "$(hit "$FLOOR_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1
-      record hit_latency stash "$(hit "$STASH_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1
-    fi
+    # Stash first in even repeats, last in odd ones, so drift on a shared machine hits both.
+    ((r % 2 == 0)) && { record hit_latency stash "$(hit "$STASH_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1; }
+    for m in $FLOOR_MODES; do
+      record hit_latency "floor_$m" "$(hit "${FLOOR_PORTS[$m]}" "$HOT_PATH" -n "$N_HIT" -w 500)" ||
+        return 1
+    done
+    ((r % 2 == 1)) && { record hit_latency stash "$(hit "$STASH_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1; }
   done
   # Node: fetch against stash and the floor, Powertools and a direct SDK call, one process.
   if have_node_pkgs; then
     node "$ROOT/bench/node_fetch.mjs" --n "$N_NODE" --rounds "$REPEATS" \
       --stash "http://127.0.0.1:$STASH_PORT$HOT_PATH" \
-      --floor "http://127.0.0.1:$FLOOR_PORT$HOT_PATH" \
+      --floor "http://127.0.0.1:${FLOOR_PORTS[thread]}$HOT_PATH" \
       --secret "$HOT_SECRET" --endpoint "$FAKE_URL" >"$W/node.jsonl" 2>"$W/node.err" ||
       { WHY="node_fetch failed: $(tail -1 "$W/node.err")"; return 1; }
     cat "$W/node.jsonl" >>"$RAW"
@@ -218,7 +229,7 @@ sec_hit_latency() {
     WHY="npm packages missing (scripts/deps.sh)"
     return 1
   fi
-  stop "$FLOOR_PID"
+  stop_floors
   stop "$STASH_PID"
 }
 
@@ -230,17 +241,20 @@ wrk_rps() {  # PORT CONNS: one wrk run; prints a JSON object
 }
 
 sec_throughput() {
-  local r c
+  local r c m
   start_stash stash || { WHY="stash did not start"; return 1; }
   curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
-  start_floor "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
+  start_floors "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
   for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
     for c in 1 8 64; do
       record throughput "stash_c$c" "$(wrk_rps "$STASH_PORT" "$c")" || { WHY="wrk failed"; return 1; }
-      record throughput "floor_c$c" "$(wrk_rps "$FLOOR_PORT" "$c")" || { WHY="wrk failed"; return 1; }
+      for m in $FLOOR_MODES; do
+        record throughput "floor_${m}_c$c" "$(wrk_rps "${FLOOR_PORTS[$m]}" "$c")" ||
+          { WHY="wrk failed"; return 1; }
+      done
     done
   done
-  stop "$FLOOR_PID"
+  stop_floors
   stop "$STASH_PID"
 }
 
@@ -264,24 +278,56 @@ sec_miss_path() {
   stop "$STASH_PID"
 }
 
+# exec_first EXPECT [TOKEN_HEADER]: ms from fork+exec of stash to the first EXPECT answer.
+exec_first() {
+  local -a h=()
+  [ -n "${2:-}" ] && h=(-H "$2")
+  STASH_PORT=$(free_port)
+  env -u AWS_LAMBDA_RUNTIME_API PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$STASH_PORT" \
+    AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn \
+    "$HIT" --exec-first --port "$STASH_PORT" --path "$HOT_PATH" "${h[@]}" --expect "$1" \
+    --max-ms 5000 -- "$STASH" 2>"$W/exec.err" |
+    $PY -c 'import json,sys; print(json.load(sys.stdin)["exec_to_first_ms"])'
+}
+
 sec_footprint() {
-  local r idle full size exec_ms
+  local r idle anon file full size served secret floor_kb libs
+  head -c 4385 /dev/zero | tr '\0' x >"$W/floor-body"
   for ((r = 0; r < REPEATS; r++)); do
     start_stash stash || { WHY="stash did not start"; return 1; }
     sleep 0.2
     idle=$(rss_kb "$STASH_PID" VmHWM)
+    anon=$(rss_kb "$STASH_PID" RssAnon)
+    file=$(rss_kb "$STASH_PID" RssFile)
     warm "$STASH_PORT" 1000 || { WHY="warming 1000 keys failed"; return 1; }
     full=$(rss_kb "$STASH_PID" VmHWM)
     stop "$STASH_PID"
-    record footprint rss "{\"idle_kb\":$idle,\"cached_1000x4k_kb\":$full}"
-    # Exec to the first 200 answer for the hot key (a miss, so one fake-aws call included).
-    STASH_PORT=$(free_port)
-    exec_ms=$(env -u AWS_LAMBDA_RUNTIME_API PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$STASH_PORT" \
-      AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
-      PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn \
-      "$HIT" --exec-first --port "$STASH_PORT" --path "$HOT_PATH" -H "$TOKEN_H" --max-ms 5000 \
-      -- "$STASH" 2>"$W/exec.err") || { WHY="exec-first: $(tail -1 "$W/exec.err")"; return 1; }
-    record footprint exec_first "$exec_ms"
+    # For scale: the floor (libmicrohttpd alone, no libcurl/OpenSSL/cJSON) idle.
+    start floor-rss "$FLOOR" --port 0 --body-file "$W/floor-body" --mode thread
+    wait_listening floor-rss >/dev/null
+    sleep 0.1
+    floor_kb=$(rss_kb "$PID" VmHWM)
+    stop "$PID"
+    record footprint rss "{\"idle_kb\":$idle,\"idle_anon_kb\":$anon,\"idle_file_kb\":$file,\"cached_1000x4k_kb\":$full,\"floor_idle_kb\":$floor_kb}"
+    # Exec to serving: the first answer to a request without the token (401: routed and
+    # checked, nothing upstream); and to the first 200 for a secret (a miss: one fake-aws call).
+    served=$(exec_first 401) || { WHY="exec to first 401: $(tail -1 "$W/exec.err")"; return 1; }
+    secret=$(exec_first 200 "$TOKEN_H") ||
+      { WHY="exec to first secret: $(tail -1 "$W/exec.err")"; return 1; }
+    # What any process linked against the same libraries pays before main (the floor binary
+    # is linked like stash; started with a bad option it loads everything and exits at once).
+    libs=$($PY - "$FLOOR" <<'PY'
+import subprocess, sys, time
+t = []
+for _ in range(20):
+    t0 = time.perf_counter()
+    subprocess.run([sys.argv[1], "--bad-option"], stderr=subprocess.DEVNULL)
+    t.append((time.perf_counter() - t0) * 1000)
+print(round(sorted(t)[len(t) // 2], 3))
+PY
+)
+    record footprint exec_first "{\"exec_to_first_ms\":$served,\"exec_to_first_secret_ms\":$secret,\"exec_to_exit_same_libs_ms\":$libs}"
   done
   strip -o "$W/stash.stripped" "$STASH"
   size=$(stat -c %s "$W/stash.stripped")
@@ -289,29 +335,29 @@ sec_footprint() {
 }
 
 sec_scaling() {
-  local k c r n
+  local k c r n out
   for k in $KEYS_SCALE; do
     for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
       start_stash stash || { WHY="stash did not start"; return 1; }
       warm "$STASH_PORT" "$k" || { WHY="warming $k keys failed"; return 1; }
-      record scaling "keys_$k" "$(hit "$STASH_PORT" "$KEY_PATH" --keys "$k" -n "$N_SCALE" -w 200 |
-        sed "s/}\$/,\"rss_kb\":$(rss_kb "$STASH_PID" VmRSS)}/")" || return 1
+      out=$(hit "$STASH_PORT" "$KEY_PATH" --keys "$k" -n "$N_SCALE" -w 200) || return 1
+      record scaling "keys_$k" "${out%\}},\"rss_kb\":$(rss_kb "$STASH_PID" VmRSS)}"
       stop "$STASH_PID"
     done
   done
   start_stash stash || { WHY="stash did not start"; return 1; }
   curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
-  start_floor "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
+  FLOOR_MODES=pool start_floors "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
   for c in $CONCS; do
     n=$((N_SCALE / c < 100 ? 100 : N_SCALE / c))
     for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
       record scaling "stash_conc_$c" "$(hit "$STASH_PORT" "$HOT_PATH" -c "$c" -n "$n" -w 20)" ||
         return 1
-      record scaling "floor_conc_$c" "$(hit "$FLOOR_PORT" "$HOT_PATH" -c "$c" -n "$n" -w 20)" ||
+      record scaling "floor_conc_$c" "$(hit "${FLOOR_PORTS[pool]}" "$HOT_PATH" -c "$c" -n "$n" -w 20)" ||
         return 1
     done
   done
-  stop "$FLOOR_PID"
+  stop_floors
   stop "$STASH_PID"
 }
 
