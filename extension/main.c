@@ -36,7 +36,7 @@
 #include "telemetry/listener.h"
 
 /* Ceiling on one upstream answer: a secret is at most 64 KiB, and base64 grows a binary one. */
-#define UPSTREAM_MAX_RESPONSE_BYTES (1024 * 1024)
+#define UPSTREAM_MAX_RESPONSE_BYTES ((size_t)1024 * 1024)
 
 struct prefetch {
     struct api *api;
@@ -180,7 +180,7 @@ static struct lifecycle_metrics *lambda_metrics(const struct config *cfg)
 
 static void usage(FILE *out)
 {
-    fputs("usage: stash [--help | --version]\n", out);
+    (void)fputs("usage: stash [--help | --version]\n", out);
 }
 
 static int run(const struct config *cfg, const struct lambda_env *le)
@@ -226,7 +226,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     sigaddset(&set, SIGINT);
     /* Before any thread: every thread inherits the mask, and only sigwait() takes the signals. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
 
     cache = cache_new(&copts);
     aws = aws_client_new(&acfg);

@@ -36,7 +36,7 @@ static void build(struct req_builder *b, const char *method, const char *path, c
     b->req.method = method;
     b->req.path = path;
     b->req.url_bytes = strlen(path);
-    snprintf(q, sizeof(qbuf[0]), "%s", query ? query : "");
+    (void)snprintf(q, sizeof(qbuf[0]), "%s", query ? query : "");
     for (tok = strtok_r(q, "&", &save); tok; tok = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(tok, '=');
 
@@ -159,7 +159,7 @@ static void test_refresh_now(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        snprintf(q, sizeof(q), "secretId=s&refreshNow=%s", cases[i].value);
+        (void)snprintf(q, sizeof(q), "secretId=s&refreshNow=%s", cases[i].value);
         route("GET", "/secretsmanager/get", q, s_auth, &r);
         if (cases[i].ok) {
             assert_int_equal(r.kind, API_ROUTE_SECRET);
@@ -167,7 +167,7 @@ static void test_refresh_now(void **state)
         } else {
             expect_error(&r, 400, "ValidationException", "refreshNow");
         }
-        snprintf(q, sizeof(q), "name=/p&refreshNow=%s", cases[i].value);
+        (void)snprintf(q, sizeof(q), "name=/p&refreshNow=%s", cases[i].value);
         route("GET", "/systemsmanager/parameters/get", q, s_auth, &r);
         if (cases[i].ok) {
             assert_int_equal(r.kind, API_ROUTE_PARAMETER);
@@ -347,7 +347,7 @@ static void test_ceilings(void **state)
     struct api_route r;
 
     (void)state;
-    snprintf(big, sizeof(big), "secretId=");
+    (void)snprintf(big, sizeof(big), "secretId=");
     memset(big + 9, 'a', sizeof(big) - 10);
     big[sizeof(big) - 1] = '\0';
     route("GET", "/secretsmanager/get", big, s_auth, &r);

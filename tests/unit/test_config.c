@@ -450,7 +450,7 @@ static void test_help_lists_everything(void **state)
     (void)state;
     assert_non_null(f);
     config_print_help(f);
-    fclose(f);
+    (void)fclose(f);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (!strstr(text, names[i])) {
             fail_msg("--help lacks %s", names[i]);
@@ -485,7 +485,7 @@ static void test_metrics_vars(void **state)
         char upper[16];
 
         env_base(&e);
-        snprintf(upper, sizeof(upper), "%s", modes[i]);
+        (void)snprintf(upper, sizeof(upper), "%s", modes[i]);
         upper[0] = (char)(upper[0] - 'a' + 'A'); /* case-insensitive, stored as listed */
         env_set(&e, "STASH_METRICS_MODE", upper);
         load_ok(&e, &cfg);
