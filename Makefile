@@ -62,13 +62,18 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 # Per-test link flags: LDFLAGS_<test name>.  test_cache wraps malloc/calloc/free to prove that
 # every block that held a cached secret was zeroed before it was freed.
 LDFLAGS_test_cache := -Wl,--wrap=malloc,--wrap=calloc,--wrap=free
-# fake-aws's unit tests (test_fake_aws*) also link its modules, all but its main().
+# fake-aws's unit tests and fuzzer (test_fake_aws*, fuzz_fake_aws*) also link its modules, all
+# but its main().
 FAKEAWS_LIB := $(filter-out $(BUILD)/obj/sim/fake_aws/main.o,$(FAKEAWS_OBJ))
 FAKEAWS_TESTS := $(filter $(BUILD)/tests/test_fake_aws%,$(TESTS))
 $(FAKEAWS_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(FAKEAWS_LIB)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ -lcmocka $(LDLIBS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
+FAKEAWS_FUZZERS := $(filter $(BUILD)/fuzz/fuzz_fake_aws%,$(FUZZERS))
+$(FAKEAWS_FUZZERS): $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ) $(FAKEAWS_LIB)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
