@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -606,6 +607,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
 }
 
+static _Atomic uint64_t s_limit_warned_ms;
+
 /* MHD's own messages (bind failures, protocol errors), at debug: they carry no request data. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
@@ -615,6 +618,19 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
     (void)cls;
     (void)vsnprintf(line, sizeof(line), fmt, ap);
+    if (strstr(line, "connection limit")) {
+        /* The one message a user must see: callers get a reset.  At most one line per 10 s,
+         * since every refused connection says it again. */
+        uint64_t now = clock_mono_ms();
+        uint64_t last = atomic_load(&s_limit_warned_ms);
+
+        if ((last == 0 || now - last >= 10000) &&
+            atomic_compare_exchange_strong(&s_limit_warned_ms, &last, now)) {
+            LOG_WARN("api", "connection refused: STASH_MAX_INBOUND_CONNECTIONS reached (raise it, "
+                            "or have callers reuse connections)");
+        }
+        return;
+    }
     LOG_DEBUG("api", "microhttpd: %s", line);
 }
 
@@ -623,12 +639,13 @@ static struct MHD_Daemon *start_daemon(struct api *a, const struct sockaddr *add
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_AUTO | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 
-    return MHD_start_daemon(flags, a->opts.port, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR,
-                            addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->opts.max_inbound,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MEMORY_LIMIT,
-                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, v6 ? (void *)a : NULL,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    /* The logger first: MHD prints options' complaints to stderr until it is set. */
+    return MHD_start_daemon(
+        flags, a->opts.port, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->opts.max_inbound,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MEMORY_LIMIT, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, v6 ? (void *)a : NULL, MHD_OPTION_END);
 }
 
 enum stash_err api_start(const struct api_opts *opts, struct api **out)

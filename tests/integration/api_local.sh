@@ -102,6 +102,42 @@ check "warns about PARAMETERS_SECRETS_CACHE_SIZE" grep -q 'PARAMETERS_SECRETS_CA
 check "debug logs the effective config" grep -q 'SECRETS_MANAGER_TTL=300' "$T/stash.log"
 check "no credential or token in the log" bash -c "! grep -q 'local-secret\|local-token' '$T/stash.log'"
 
+# Over STASH_MAX_INBOUND_CONNECTIONS: the extra connection is closed at once, with a WARN.
+lport=$(free_port)
+bg limited "${base_env[@]}" PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$lport" \
+  STASH_MAX_INBOUND_CONNECTIONS=2 "$STASH"
+wait_port "$lport"
+check "a third connection over a limit of 2 is refused, and a second one too" python3 - "$lport" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+time.sleep(0.2)  # wait_port's own probe connection must be gone
+idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+time.sleep(0.2)
+for _ in range(2):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(2)
+    try:
+        s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(100) == b"", "served over the limit"
+    except ConnectionResetError:
+        pass
+idle[0].close()
+for _ in range(50):  # the server notices the close within a poll round
+    time.sleep(0.1)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(2)
+    try:
+        s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        if b"healthy" in s.recv(1000):
+            break
+    except ConnectionResetError:
+        pass
+else:
+    raise AssertionError("not served once a slot is free")
+PY
+check "the refusal is logged once as a WARN naming the variable" \
+  bash -c "[ \$(grep -c 'WARN api: connection refused: STASH_MAX_INBOUND_CONNECTIONS' '$T/limited.log') = 1 ]"
+
 kill -TERM "$stash_pid"
 wait "$stash_pid"
 expect_eq "SIGTERM: exit 0" 0 $?
