@@ -45,7 +45,8 @@ SECTIONS = [
     ("footprint", "Footprint",
      "Peak RSS (VmHWM) of the stash process idle (and its anonymous and file-backed parts: "
      "the file part is mostly shared libraries) and after caching 1000 secrets of 4 KB, with the "
-     "floor's idle RSS for scale; stripped binary size; time from fork+exec to the first answer "
+     "floor's idle RSS for scale, and the resident set split by what backs it (each shared "
+     "library, the binary, heap, anonymous maps) from /proc/PID/smaps; stripped binary size; time from fork+exec to the first answer "
      "(a request without the token: routed, checked, answered 401, nothing upstream) and to the "
      "first 200 for a secret (a miss, so one fake-aws call on a new connection is included); and, "
      "for scale, the median time a process linked against the same shared libraries takes "

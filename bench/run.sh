@@ -300,8 +300,10 @@ sec_footprint() {
     idle=$(rss_kb "$STASH_PID" VmHWM)
     anon=$(rss_kb "$STASH_PID" RssAnon)
     file=$(rss_kb "$STASH_PID" RssFile)
+    record footprint rss_by_mapping_idle "$($PY "$ROOT/bench/smaps.py" "$STASH_PID")"
     warm "$STASH_PORT" 1000 || { WHY="warming 1000 keys failed"; return 1; }
     full=$(rss_kb "$STASH_PID" VmHWM)
+    record footprint rss_by_mapping_1000x4k "$($PY "$ROOT/bench/smaps.py" "$STASH_PID")"
     stop "$STASH_PID"
     # For scale: the floor (libmicrohttpd alone, no libcurl/OpenSSL/cJSON) idle.
     start floor-rss "$FLOOR" --port 0 --body-file "$W/floor-body" --mode thread
@@ -408,9 +410,9 @@ sec_lambda() {
   for ((r = 0; r < REPEATS; r++)); do
     for variant in stash direct; do
       if [ "$variant" = stash ]; then
-        start_sim sim "$W/ext-stash" load-test.mjs 1 || { WHY="lambda-sim did not start"; return 1; }
+        start_sim sim "$W/ext-stash" load-test.mjs 2 || { WHY="lambda-sim did not start"; return 1; }
       else
-        start_sim sim "$W/ext-none" load-test-direct.mjs 1 ||
+        start_sim sim "$W/ext-none" load-test-direct.mjs 2 ||
           { WHY="lambda-sim did not start"; return 1; }
       fi
       invoke '{"work_ms":0}' >/dev/null || { WHY="first invoke failed"; return 1; }
@@ -466,7 +468,7 @@ sec_seed_upstream_calls() {
     esac
     before=$(fake_calls) || { WHY="fake-aws stats unreadable"; return 1; }
     "$HIT" --port "$SIM_PORT" --path "$INVOKE_PATH" --method POST --body-file "$W/invoke.json" \
-      --expect 200 -c 4 -n "$((N_LOAD / 4))" -w 0 --max-ms 120000 >"$W/invokes.json" ||
+      --expect 200 -c 2 -n "$((N_LOAD / 2))" -w 0 --max-ms 120000 >"$W/invokes.json" ||
       { WHY="invokes failed"; return 1; }
     after=$(fake_calls) || { WHY="fake-aws stats unreadable"; return 1; }
     stop "$SIM_PID"
