@@ -29,6 +29,7 @@ LIB_SRC  := $(filter-out extension/main.c,$(LIB_SRC))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 FAKEAWS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard sim/fake_aws/*.c))
 SIM_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard sim/lambda_sim/*.c))
+SIM_LIB_OBJ := $(filter-out $(BUILD)/obj/sim/lambda_sim/main.o,$(SIM_OBJ))
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 FUZZERS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 # bench/floor.c is the bare libmicrohttpd responder the hit path is measured against.
@@ -67,6 +68,10 @@ LDFLAGS_test_cache := -Wl,--wrap=malloc,--wrap=calloc,--wrap=free
 FAKEAWS_LIB := $(filter-out $(BUILD)/obj/sim/fake_aws/main.o,$(FAKEAWS_OBJ))
 FAKEAWS_TESTS := $(filter $(BUILD)/tests/test_fake_aws%,$(TESTS))
 $(FAKEAWS_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ) $(FAKEAWS_LIB)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ -lcmocka $(LDLIBS)
+# The unit test of lambda-sim's pure parts links its modules too (an explicit rule wins over %).
+$(BUILD)/tests/test_lambda_sim: tests/unit/test_lambda_sim.c $(SIM_LIB_OBJ) $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ -lcmocka $(LDLIBS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ)

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# lambda-sim end to end: a minimal extension (tests/integration/lambda_sim/ext.py) and runtime
+# (lambda_sim/runtime.sh), not stash, drive every Runtime/Extensions/Telemetry API path and
+# ordering rule; lambda_sim/checks.py asserts on what they recorded (one "ok"/"not ok" per fact).
+# Scenarios: lifecycle+telemetry+freeze+malformed calls; forced concurrency; timeout and crash
+# resets; init error and init timeout; SHUTDOWN budget with an extension that ignores it;
+# --telemetry off.
+source "$(dirname "$0")/lib.bash"
+SIM=$BUILD/bin/lambda-sim
+D=$STASH_ROOT/tests/integration/lambda_sim
+CHECKS=$D/checks.py
+
+# Feeds checks.py's "ok - ..." / "not ok - ..." lines into this script's tally.
+py_checks() {
+  local line rc
+  python3 "$CHECKS" "$@" >"$T/checks.out" 2>&1
+  rc=$?
+  while IFS= read -r line; do
+    case "$line" in
+      "ok - "*) _result 0 "${line#ok - }" ;;
+      "not ok - "*) _result 1 "${line#not ok - }" ;;
+      *) echo "#   $line" ;;
+    esac
+  done <"$T/checks.out"
+  _result "$rc" "checks.py $1 ran to its end"
+}
+
+# start_sim NAME ARGS...: runs lambda-sim on a free port; sets PORT and SIM_PID.
+start_sim() {
+  local name=$1 i
+  shift
+  rm -f "$T/$name.ready"
+  bg "$name" "$SIM" --port 0 --ready-file "$T/$name.ready" "$@"
+  SIM_PID=${_pids[-1]}
+  for ((i = 0; i < 250; i++)); do
+    [ -s "$T/$name.ready" ] && break
+    sleep 0.02
+  done
+  PORT=$(cat "$T/$name.ready" 2>/dev/null)
+}
+
+# invoke NAME PAYLOAD: POST to the invoke endpoint; headers in $T/NAME.h, body in $T/NAME.b,
+# "<epoch ns> caller answered <name>" appended to $T/caller.log when the answer is in.
+invoke() {
+  echo "$(date +%s%N) caller sending $1" >>"$T/caller.log"
+  curl -sS -o "$T/$1.b" -D "$T/$1.h" -H 'Content-Type: application/json' --data-binary "$2" \
+    "http://127.0.0.1:$PORT/2015-03-31/functions/function/invocations"
+  echo "$(date +%s%N) caller answered $1" >>"$T/caller.log"
+}
+
+hdr() {  # hdr NAME HEADER: value of a response header
+  grep -i "^$2:" "$T/$1.h" | head -1 | cut -d' ' -f2- | tr -d '\r'
+}
+
+stop_sim() {  # SIGTERM, wait, set STOP_MS to how long it took
+  local t0=$(date +%s%N)
+  echo "$t0 caller sigterm" >>"$T/caller.log"
+  kill -TERM "$SIM_PID"
+  wait "$SIM_PID"
+  SIM_RC=$?
+  STOP_MS=$((($(date +%s%N) - t0) / 1000000))
+}
+
+[ -x "$SIM" ] || { echo "not ok - $SIM is not built"; echo "0 passed, 1 failed"; exit 1; }
+
+# ---- help and bad command lines ---------------------------------------------------------------
+check "--help prints the usage" bash -c "'$SIM' --help | grep -q -- '--max-envs'"
+"$SIM" --port 0 >/dev/null 2>&1
+expect_eq "no --function is a usage error (exit 2)" 2 $?
+"$SIM" --function true --memory 64 >/dev/null 2>&1
+expect_eq "--memory below 128 is refused" 2 $?
+
+# ---- 1. lifecycle, telemetry, freeze, malformed calls -----------------------------------------
+mkdir -p "$T/ext1" "$T/logs1"
+cp "$D/ext.py" "$T/ext1/alpha"
+cp "$D/ext.py" "$T/ext1/beta"
+REC=$T/rec1.log
+: >"$REC"
+: >"$T/caller.log"
+start_sim sim1 --function "$D/runtime.sh" --extensions "$T/ext1" --logs "$T/logs1" \
+  --timeout 5 --memory 256 --function-name lifecycle-fn \
+  --env EXT_REC="$REC" --env RT_REC="$REC" --env EXTRA_VAR=extra-value \
+  --env EXT_PROBE=alpha --env EXT_HOLD_MS=400 --env EXT_WAIT_RUNTIMEDONE=1 \
+  --env EXT_TYPES=platform,function,extension \
+  --env EXT_EVENTS_beta=SHUTDOWN --env EXT_TYPES_beta=platform --env EXT_INIT_SLEEP_MS_beta=300
+check "lambda-sim prints its port" grep -q "^lambda-sim listening on 127.0.0.1:$PORT\$" "$T/sim1.log"
+# alpha: INVOKE+SHUTDOWN, probes malformed calls, holds each invoke 600 ms after runtimeDone;
+# beta: SHUTDOWN only, platform telemetry only, registers 300 ms late (EXT_<knob>_<name> picks
+# per extension).
+# Each invoke keeps the environment busy ~400 ms after the caller's answer (alpha's hold); an
+# invoke meanwhile would start a second environment, so the calls are spaced.
+invoke inv1 '{"op":"echo","n":1}'
+sleep 1
+invoke inv2 '{"op":"echo","n":2}'
+sleep 0.8
+invoke inv3 '{"op":"error"}'
+sleep 0.8
+invoke inv4 '{"op":"bogus"}'
+sleep 0.8
+expect_eq "function response reaches the caller" true \
+  "$(python3 -c 'import json,sys; print(str(json.load(open(sys.argv[1]))["ok"]).lower())' "$T/inv1.b")"
+expect_eq "invoke answers carry the request id" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$T/inv2.b")" "$(hdr inv2 X-Amzn-RequestId)"
+expect_eq "function error: X-Amz-Function-Error" Unhandled "$(hdr inv3 X-Amz-Function-Error)"
+check "function error: body is the runtime's error document" grep -q '"errorType":"Boom"' "$T/inv3.b"
+API=$(awk '$3 == "env" && $2 == "runtime" {print $5; exit}' "$REC")
+code=$(curl -s -o "$T/x.b" -w '%{http_code}' "http://$API/2018-06-01/nothing")
+expect_eq "unknown Runtime API path: 404" 404 "$code"
+code=$(curl -s -o "$T/x.b" -w '%{http_code}' -X DELETE "http://$API/2020-01-01/extension/register")
+expect_eq "wrong method: 405" 405 "$code"
+code=$(curl -s -o "$T/x.b" -w '%{http_code}' -X PUT -d '{}' "http://$API/2020-08-15/logs")
+expect_eq "Logs API: 202 Logs.NotSupported, as RIE" "202" "$code"
+code=$(curl -s -o "$T/x.b" -w '%{http_code}' -X POST "http://$API/2020-01-01/extension/register" \
+  -H 'Lambda-Extension-Name: alpha' -d '{"events":["INVOKE"]}')
+expect_eq "register after init: 403" 403 "$code"
+check "register after init: Extension.RegistrationClosed" grep -q RegistrationClosed "$T/x.b"
+code=$(curl -s -o /dev/null -w '%{http_code}' -d 'x' "http://127.0.0.1:$PORT/2015-03-31/functions/function/nope")
+expect_eq "invoke endpoint: unknown path 404" 404 "$code"
+head -c 6291457 /dev/zero | tr '\0' 'a' >"$T/big.json"
+code=$(curl -s -o "$T/x.b" -w '%{http_code}' --data-binary @"$T/big.json" "http://127.0.0.1:$PORT/2015-03-31/functions/function/invocations")
+expect_eq "invoke over 6 MB: 413" 413 "$code"
+sleep 0.2
+stop_sim
+expect_eq "lambda-sim exits 0 on SIGTERM" 0 "$SIM_RC"
+check "SIGTERM: every environment shut down inside the 2000 ms budget (+slack)" test "$STOP_MS" -lt 3000
+py_checks lifecycle "$REC" "$T/caller.log" "$T/logs1"
+
+# ---- 2. forced concurrency: three environments, a fourth invoke is throttled -------------------
+mkdir -p "$T/ext2" "$T/logs2"
+cp "$D/ext.py" "$T/ext2/gamma"
+REC=$T/rec2.log
+: >"$REC"
+start_sim sim2 --function "$D/runtime.sh" --extensions "$T/ext2" --logs "$T/logs2" --max-envs 3 \
+  --env EXT_REC="$REC" --env RT_REC="$REC" --env EXT_SUBSCRIBE=0
+cpids=()
+for i in 1 2 3; do
+  invoke "c$i" '{"op":"sleep","s":1.2}' &
+  cpids+=($!)
+done
+sleep 0.6
+invoke c4 '{"op":"echo"}'
+expect_eq "beyond --max-envs: 429" 429 "$(head -1 "$T/c4.h" | cut -d' ' -f2)"
+expect_eq "beyond --max-envs: TooManyRequestsException" TooManyRequestsException "$(hdr c4 X-Amzn-ErrorType)"
+wait "${cpids[@]}"
+invoke c5 '{"op":"echo"}'
+stop_sim
+py_checks concurrency "$REC" "$T/logs2" "$T/c1.b" "$T/c2.b" "$T/c3.b" "$T/c5.b"
+
+# ---- 3. timeout and crash reset the environment -----------------------------------------------
+mkdir -p "$T/ext3" "$T/logs3"
+cp "$D/ext.py" "$T/ext3/delta"
+REC=$T/rec3.log
+: >"$REC"
+# --max-envs 1: the invoke after a reset waits for the environment's SHUTDOWN instead of a 429.
+start_sim sim3 --function "$D/runtime.sh" --extensions "$T/ext3" --logs "$T/logs3" --timeout 1 \
+  --max-envs 1 \
+  --env EXT_REC="$REC" --env RT_REC="$REC"
+invoke t1 '{"op":"sleep","s":4}'
+invoke t2 '{"op":"crash"}'
+invoke t3 '{"op":"echo"}'
+expect_eq "timeout: X-Amz-Function-Error" Unhandled "$(hdr t1 X-Amz-Function-Error)"
+check "timeout: Sandbox.Timedout" grep -q '"errorType":"Sandbox.Timedout"' "$T/t1.b"
+check "timeout: message" grep -q 'Task timed out after 1.00 seconds' "$T/t1.b"
+check "crash: Runtime.ExitError" grep -q '"errorType":"Runtime.ExitError"' "$T/t2.b"
+check "crash: exit status in the message" grep -q 'exit status 3' "$T/t2.b"
+check "after the resets the next invoke works" grep -q '"ok":true' "$T/t3.b"
+stop_sim
+py_checks resets "$REC" "$T/logs3" "$T/t1.b" "$T/t2.b" "$T/t3.b"
+
+# ---- 4. init error, init timeout --------------------------------------------------------------
+start_sim sim4 --function "$D/runtime.sh" --env RT_INIT_ERROR=1
+invoke i1 '{}'
+expect_eq "init error: X-Amz-Function-Error" Unhandled "$(hdr i1 X-Amz-Function-Error)"
+check "init error: the runtime's init/error document reaches the caller" grep -q '"errorType":"Runtime.Broken"' "$T/i1.b"
+stop_sim
+mkdir -p "$T/ext4"
+cp "$D/ext.py" "$T/ext4/slow"
+start_sim sim5 --function "$D/runtime.sh" --extensions "$T/ext4" --init-timeout 1 \
+  --env EXT_INIT_SLEEP_MS=3000 --env EXT_SUBSCRIBE=0
+t0=$(date +%s%N)
+invoke i2 '{}'
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "init timeout: Sandbox.Timedout" grep -q 'Sandbox.Timedout' "$T/i2.b"
+check "init timeout: answered after the init limit ($ms ms)" test "$ms" -ge 900 -a "$ms" -lt 2900
+stop_sim
+
+# ---- 5. SHUTDOWN budget: an extension that ignores SHUTDOWN is killed at the deadline ----------
+mkdir -p "$T/ext5"
+cp "$D/ext.py" "$T/ext5/stubborn"
+REC=$T/rec5.log
+: >"$REC"
+start_sim sim6 --function "$D/runtime.sh" --extensions "$T/ext5" --telemetry off \
+  --env EXT_REC="$REC" --env RT_REC="$REC" --env EXT_SHUTDOWN_IGNORE=1
+invoke s1 '{}'
+stop_sim
+check "stubborn extension: lambda-sim waited for the budget ($STOP_MS ms)" test "$STOP_MS" -ge 1900
+check "stubborn extension: SIGKILL right after the budget ($STOP_MS ms)" test "$STOP_MS" -lt 3500
+py_checks stubborn "$REC"
+
+# LAMBDA_SIM_KEEP=DIR keeps the scratch files (records, logs) for a look after a failure.
+[ -n "${LAMBDA_SIM_KEEP:-}" ] && cp -r "$T" "$LAMBDA_SIM_KEEP"
+finish
