@@ -12,7 +12,7 @@
 
 #include "common/mem.h"
 
-const char *config_usage(void)
+const char *sim_config_usage(void)
 {
     return "usage: lambda-sim --function CMD [options]\n"
            "Runs a function the way AWS Lambda does: execution environments with the Runtime,\n"
@@ -163,7 +163,7 @@ out:
     return rc;
 }
 
-enum stash_err config_parse(int argc, char **argv, struct sim_config *cfg, int *help, char *err,
+enum stash_err sim_config_parse(int argc, char **argv, struct sim_config *cfg, int *help, char *err,
                             size_t errlen)
 {
     int c;
@@ -296,7 +296,7 @@ enum stash_err config_parse(int argc, char **argv, struct sim_config *cfg, int *
     return STASH_OK;
 }
 
-void config_release(struct sim_config *cfg)
+void sim_config_release(struct sim_config *cfg)
 {
     unsigned i;
 

@@ -1,10 +1,10 @@
 /* sim/lambda_sim/config.h: lambda-sim's command line.
  *
- * config_parse fills a struct sim_config from argv (getopt_long; see config_usage for the
+ * sim_config_parse fills a struct sim_config from argv (getopt_long; see sim_config_usage for the
  * options) and lists the extensions directory (every executable non-directory entry, sorted by
  * name, at most CONFIG_MAX_EXT as in Lambda).  Errors: STASH_EINVAL with a message in err;
  * *help set when --help was given (nothing else is checked then).
- * Ownership: the config owns every string in it; config_release frees them.
+ * Ownership: the config owns every string in it; sim_config_release frees them.
  * Thread-safety: parse once in main before any thread; read-only afterwards.
  */
 #ifndef STASH_SIM_CONFIG_H
@@ -41,9 +41,9 @@ struct sim_config {
     char account_id[16];
 };
 
-enum stash_err config_parse(int argc, char **argv, struct sim_config *cfg, int *help, char *err,
+enum stash_err sim_config_parse(int argc, char **argv, struct sim_config *cfg, int *help, char *err,
                             size_t errlen);
-void config_release(struct sim_config *cfg);
-const char *config_usage(void);
+void sim_config_release(struct sim_config *cfg);
+const char *sim_config_usage(void);
 
 #endif

@@ -1,4 +1,4 @@
-/* lambda-sim: a local AWS Lambda platform for one function (see config_usage() and README).
+/* lambda-sim: a local AWS Lambda platform for one function (see sim_config_usage() and README).
  *
  * main parses the command line, serves the invoke endpoint
  *   POST /2015-03-31/functions/{name}/invocations
@@ -178,14 +178,14 @@ int main(int argc, char **argv)
     int rc = 1;
 
     mem_init();
-    if (config_parse(argc, argv, &cfg, &help, err, sizeof(err)) != STASH_OK) {
-        fprintf(stderr, "lambda-sim: %s\n%s", err, config_usage());
-        config_release(&cfg);
+    if (sim_config_parse(argc, argv, &cfg, &help, err, sizeof(err)) != STASH_OK) {
+        fprintf(stderr, "lambda-sim: %s\n%s", err, sim_config_usage());
+        sim_config_release(&cfg);
         return 2;
     }
     if (help) {
-        fputs(config_usage(), stdout);
-        config_release(&cfg);
+        fputs(sim_config_usage(), stdout);
+        sim_config_release(&cfg);
         return 0;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -236,6 +236,6 @@ out:
             pool_started(s_pool));
     pool_free(s_pool);
     curl_global_cleanup();
-    config_release(&cfg);
+    sim_config_release(&cfg);
     return rc;
 }

@@ -311,7 +311,7 @@ static int parse(const char *const *args, int n, struct sim_config *cfg, char *e
         argv[i + 1] = (char *)args[i];
     }
     argv[n + 1] = NULL;
-    rc = config_parse(n + 1, argv, cfg, &help, err, 256);
+    rc = sim_config_parse(n + 1, argv, cfg, &help, err, 256);
     return rc == STASH_OK ? 0 : -1;
 }
 
@@ -339,16 +339,16 @@ static void test_config(void **state)
     assert_int_equal(cfg.init_timeout_ms, 10000);
     assert_int_equal(cfg.shutdown_ms, 2000);
     assert_string_equal(cfg.function_name, "function");
-    config_release(&cfg);
+    sim_config_release(&cfg);
     assert_int_equal(parse(bad_mem, 4, &cfg, err), -1);
-    config_release(&cfg);
+    sim_config_release(&cfg);
     assert_int_equal(parse(bad_env, 4, &cfg, err), -1);
-    config_release(&cfg);
+    sim_config_release(&cfg);
     assert_int_equal(parse(bad_arg, 3, &cfg, err), -1);
-    config_release(&cfg);
+    sim_config_release(&cfg);
     assert_int_equal(parse(missing, 2, &cfg, err), -1);
     assert_non_null(strstr(err, "--function"));
-    config_release(&cfg);
+    sim_config_release(&cfg);
 }
 
 static void touch(const char *dir, const char *name, mode_t mode)
@@ -383,7 +383,7 @@ static void test_config_extensions_dir(void **state)
     assert_int_equal(cfg.n_ext, 2);
     assert_string_equal(cfg.ext_names[0], "alpha");
     assert_string_equal(cfg.ext_names[1], "zeta");
-    config_release(&cfg);
+    sim_config_release(&cfg);
     for (i = 0; i < 9; i++) {
         char name[16];
 
@@ -392,7 +392,7 @@ static void test_config_extensions_dir(void **state)
     }
     assert_int_equal(parse(args, 4, &cfg, err), -1); /* 11 > Lambda's 10 */
     assert_non_null(strstr(err, "10"));
-    config_release(&cfg);
+    sim_config_release(&cfg);
     snprintf(sub, sizeof(sub), "rm -rf '%s'", dir);
     assert_int_equal(system(sub), 0);
 }
