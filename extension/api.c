@@ -273,12 +273,11 @@ size_t api_error_json(const char *type, const char *message, char *out, size_t o
     return n;
 }
 
+/* Appends s and a NUL at out[at]; returns the next position, or SIZE_MAX once it does not fit
+ * (and from then on). */
 static size_t key_put(char *out, size_t outlen, size_t at, const char *s, size_t n)
 {
-    if (at == 0 && n == 0) {
-        return 0;
-    }
-    if (at + n + 1 > outlen || at == SIZE_MAX) {
+    if (at == SIZE_MAX || n + 1 > outlen - at) {
         return SIZE_MAX;
     }
     memcpy(out + at, s, n);

@@ -59,6 +59,9 @@ c0=$(calls GetSecretValue)
 expect_eq "first GET prod/db: 200" 200 "$(get "$MAIN/secretsmanager/get?secretId=prod%2Fdb")"
 expect_eq "a miss makes one upstream call" $((c0 + 1)) "$(calls GetSecretValue)"
 check "Content-Type application/json" grep -qi '^content-type: application/json' "$T/headers"
+expect_eq "exactly AWS's extension's fields, in its order" \
+  "['ARN', 'CreatedDate', 'Name', 'SecretBinary', 'SecretString', 'VersionId', 'VersionStages', 'ResultMetadata']" \
+  "$(j 'list(d.keys())')"
 expect_eq "Name" "prod/db" "$(j 'd["Name"]')"
 check "ARN is the secret's ARN" bash -c "[[ '$(j 'd["ARN"]')' == arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-?????? ]]"
 expect_eq "VersionId is AWSCURRENT's" "a1b2c3d4-2222-4aaa-8bbb-000000000002" "$(j 'd["VersionId"]')"
@@ -90,6 +93,13 @@ expect_eq "SecretString is null for a binary secret" "None" "$(j 'd["SecretStrin
 # ---- SSM ----
 c1=$(calls GetParameter)
 expect_eq "parameter: 200" 200 "$(get "$MAIN/systemsmanager/parameters/get?name=%2Fapp%2Fprod%2Fdb%2Fhost")"
+expect_eq "top level: Parameter, ResultMetadata" "['Parameter', 'ResultMetadata']" "$(j 'list(d.keys())')"
+expect_eq "Parameter: exactly AWS's extension's fields, in its order" \
+  "['ARN', 'DataType', 'LastModifiedDate', 'Name', 'Selector', 'SourceResult', 'Type', 'Value', 'Version']" \
+  "$(j 'list(d["Parameter"].keys())')"
+expect_eq "Selector and SourceResult are null" "None None" "$(j 'd["Parameter"]["Selector"], d["Parameter"]["SourceResult"]' | tr -d '(),')"
+check "LastModifiedDate is ISO 8601 with milliseconds" bash -c \
+  "[[ '$(j 'd["Parameter"]["LastModifiedDate"]')' =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$ ]]"
 expect_eq "Parameter.Value" "db.internal" "$(j 'd["Parameter"]["Value"]')"
 expect_eq "Parameter.Name" "/app/prod/db/host" "$(j 'd["Parameter"]["Name"]')"
 expect_eq "Parameter.Type" "String" "$(j 'd["Parameter"]["Type"]')"
@@ -123,6 +133,9 @@ expect_eq "ARN name's value" "db.internal" "$(j 'd["Parameter"]["Value"]')"
 expect_eq "/aws/reference/secretsmanager/: 200" 200 \
   "$(get "$MAIN/systemsmanager/parameters/get?name=%2Faws%2Freference%2Fsecretsmanager%2Fprod%2Fapi-key&withDecryption=true")"
 expect_eq "reference Value is the secret" "sk_live_0123456789abcdef" "$(j 'd["Parameter"]["Value"]')"
+check "reference SourceResult holds the secret's JSON" python3 -c '
+import json,sys; d=json.load(open(sys.argv[1])); s=json.loads(d["Parameter"]["SourceResult"])
+assert s["name"] == "prod/api-key", s' "$T/body"
 
 # ---- upstream errors passed through ----
 expect_eq "missing secret: upstream's 400" 400 "$(get "$MAIN/secretsmanager/get?secretId=nope")"
