@@ -3,8 +3,8 @@
 //   fetch_floor  the same fetch against the floor (a bare responder with the same body)
 //   powertools   Powertools for AWS Lambda Parameters (SecretsProvider.get), in-process cache
 //   sdk_direct   AWS SDK v3 GetSecretValue straight to fake-aws, no cache
-// The targets take turns in --rounds rounds of --n reads each (plus a warm-up round that is not
-// counted), so drift on a shared machine hits them alike.  One JSON line per target and round on
+// --rounds rounds of --n reads of each target, interleaved read by read (plus a warm-up round
+// that is not counted), so drift on a shared machine hits them alike.  One JSON line per target and round on
 // stdout, in bench/run.sh's raw format: {"section":"hit_latency","name":..,"metrics":{p50_us..}}.
 //
 //   node bench/node_fetch.mjs --n N --rounds R --stash URL --floor URL --secret ID --endpoint URL
@@ -56,28 +56,35 @@ function stats(ns) {
              min_us: r1(v[0]), max_us: r1(v[v.length - 1]), mean_us: r1(mean) };
 }
 
-async function run(fn, count) {
-    const lat = [];
-    let size = -1;
+function check(name, value, sizes) {
+    if (typeof value !== 'string' || (sizes[name] !== undefined && value.length !== sizes[name])) {
+        throw new Error(`${name}: a read returned no value or a different one`);
+    }
+    sizes[name] = value.length;
+}
+
+// One round: n reads of each target, interleaved read by read (A B C D A B C D ...), so a burst
+// of load from elsewhere on the machine lands on every target alike.
+async function round(count, sizes) {
+    const names = Object.keys(targets);
+    const lat = Object.fromEntries(names.map((k) => [k, []]));
     for (let i = 0; i < count; i++) {
-        const t0 = process.hrtime.bigint();
-        const value = await fn();
-        lat.push(process.hrtime.bigint() - t0);
-        if (typeof value !== 'string' || (size >= 0 && value.length !== size)) {
-            throw new Error('a read returned no value or a different one');
+        for (const name of names) {
+            const t0 = process.hrtime.bigint();
+            const value = await targets[name]();
+            lat[name].push(process.hrtime.bigint() - t0);
+            check(name, value, sizes);
         }
-        size = value.length;
     }
     return lat;
 }
 
-for (const fn of Object.values(targets)) {
-    await run(fn, Math.min(n, 200)); // warm-up: JIT, connections, Powertools' first fetch
-}
+const sizes = {};
+await round(Math.min(n, 200), sizes); // warm-up: JIT, connections, Powertools' first fetch
 for (let r = 0; r < rounds; r++) {
-    for (const [name, fn] of Object.entries(targets)) {
-        const m = stats(await run(fn, n));
+    const lat = await round(n, sizes);
+    for (const [name, ns] of Object.entries(lat)) {
         const section = name.startsWith('fetch') ? 'hit_latency' : 'peers';
-        console.log(JSON.stringify({ section, name: `node_${name}`, metrics: m }));
+        console.log(JSON.stringify({ section, name: `node_${name}`, metrics: stats(ns) }));
     }
 }
