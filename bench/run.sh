@@ -23,11 +23,11 @@ QUICK=0
 if [ "$QUICK" = 1 ]; then
   OUT=${BENCH_OUT:-$BUILD/bench/quick}
   REPEATS=1 N_HIT=300 N_NODE=100 WRK_SECS=1 N_SCALE=200 N_MISS=100 N_LOAD=24 COLD_RUNS=1
-  CONCS="1 8 64" KEYS_SCALE="10 1000" FLOOR_MODES=thread
+  CONCS="1 8 64" KEYS_SCALE="10 1000" FLOOR_MODES=thread WRK_CONNS="8 64"
 else
   OUT=${BENCH_OUT:-$ROOT/bench/results}
   REPEATS=5 N_HIT=20000 N_NODE=2000 WRK_SECS=3 N_SCALE=4000 N_MISS=2000 N_LOAD=400 COLD_RUNS=3
-  CONCS="1 2 4 8 16 32 64" KEYS_SCALE="10 100 1000"
+  CONCS="1 2 4 8 16 32 64" KEYS_SCALE="10 100 1000" WRK_CONNS="1 8 64"
 fi
 STASH=$BUILD/extensions/stash
 FAKE=$BUILD/bin/fake-aws
@@ -246,7 +246,7 @@ sec_throughput() {
   curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
   start_floors "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
   for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
-    for c in 1 8 64; do
+    for c in $WRK_CONNS; do
       record throughput "stash_c$c" "$(wrk_rps "$STASH_PORT" "$c")" || { WHY="wrk failed"; return 1; }
       for m in $FLOOR_MODES; do
         record throughput "floor_${m}_c$c" "$(wrk_rps "${FLOOR_PORTS[$m]}" "$c")" ||
