@@ -39,6 +39,8 @@ struct fa_control {
     unsigned long connections;
     unsigned long api_connections;
     unsigned long requests;
+    unsigned long in_flight;
+    unsigned long resets; /* tells an answer to a request begun before a reset */
     unsigned long auth_refused;
     struct op_counts ops[FA_OP_COUNT];
     struct rule rules[FA_FAULTS_MAX];
@@ -86,18 +88,35 @@ void fa_control_api_connection(struct fa_control *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-void fa_control_record(struct fa_control *c, enum fa_op op, int status, int throttled,
-                       int auth_refused)
+unsigned long fa_control_begin(struct fa_control *c, enum fa_op op)
 {
+    unsigned long ticket;
+
     if (op >= FA_OP_COUNT) {
         op = FA_OP_UNKNOWN;
     }
     pthread_mutex_lock(&c->lock);
     c->requests++;
-    c->auth_refused += auth_refused != 0;
+    c->in_flight++;
     c->ops[op].calls++;
-    c->ops[op].errors += status < 200 || status > 299;
-    c->ops[op].throttled += throttled != 0;
+    ticket = c->resets;
+    pthread_mutex_unlock(&c->lock);
+    return ticket;
+}
+
+void fa_control_end(struct fa_control *c, unsigned long ticket, enum fa_op op, int status,
+                    int throttled, int auth_refused)
+{
+    if (op >= FA_OP_COUNT) {
+        op = FA_OP_UNKNOWN;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->in_flight -= c->in_flight > 0;
+    if (ticket == c->resets) {
+        c->auth_refused += auth_refused != 0;
+        c->ops[op].errors += status < 200 || status > 299;
+        c->ops[op].throttled += throttled != 0;
+    }
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -224,6 +243,7 @@ void fa_control_reset(struct fa_control *c)
     c->auth_refused = 0;
     memset(c->ops, 0, sizeof(c->ops));
     c->nrules = 0;
+    c->resets++;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -236,6 +256,7 @@ enum stash_err fa_control_stats(struct fa_control *c, struct buf *out)
     snap.connections = c->connections;
     snap.api_connections = c->api_connections;
     snap.requests = c->requests;
+    snap.in_flight = c->in_flight;
     snap.auth_refused = c->auth_refused;
     snap.latency_ms = c->latency_ms;
     snap.jitter_ms = c->jitter_ms;
@@ -246,10 +267,11 @@ enum stash_err fa_control_stats(struct fa_control *c, struct buf *out)
 
     rc = buf_printf(out,
                     "{\"connections\":%lu,\"api_connections\":%lu,\"requests\":%lu,"
+                    "\"in_flight\":%lu,"
                     "\"auth_failures\":%lu,\"latency\":{\"ms\":%u,\"jitter_ms\":%u,\"cold_ms\":%u},"
                     "\"pending_faults\":%zu,\"ops\":{",
-                    snap.connections, snap.api_connections, snap.requests, snap.auth_refused,
-                    snap.latency_ms, snap.jitter_ms, snap.cold_ms, snap.nrules);
+                    snap.connections, snap.api_connections, snap.requests, snap.in_flight,
+                    snap.auth_refused, snap.latency_ms, snap.jitter_ms, snap.cold_ms, snap.nrules);
     for (int i = 0; !rc && i < FA_OP_COUNT; i++) {
         rc = buf_printf(out, "%s\"%s\":{\"calls\":%lu,\"errors\":%lu,\"throttled\":%lu}",
                         i ? "," : "", fa_ops_name((enum fa_op)i), snap.ops[i].calls,

@@ -3,9 +3,12 @@
  *
  * Counters: TCP connections accepted; connections that carried at least one AWS API request
  * (what a keep-alive test looks at: the admin calls of the test itself open connections too);
- * API requests; requests refused by the signature check; and per operation: calls (every request
- * naming it, refused or not), errors (answered with a non-2xx status) and throttled (answered
- * ThrottlingException).  fa_control_stats renders them as JSON.
+ * API requests and, per operation, calls (every request naming it, refused or not), both counted
+ * when the request arrives (fa_control_begin), so a hung request is counted at once; then, when
+ * it is answered (fa_control_end): requests refused by the signature check, and per operation
+ * errors (a non-2xx status) and throttled (ThrottlingException).  in_flight is the number of
+ * requests begun and not yet ended (a gauge: reset leaves it alone).  fa_control_stats renders
+ * them as JSON.
  * Latency: every API request waits latency_ms plus a uniform 0..jitter_ms, plus cold_ms on the
  * first request of a new connection (a stand-in for the TLS handshake a real client pays).
  * Faults: a queue of rules (at most FA_FAULTS_MAX), each for one operation or for any, each good
@@ -52,9 +55,12 @@ void fa_control_free(struct fa_control *c);
 
 void fa_control_connection_opened(struct fa_control *c);
 void fa_control_api_connection(struct fa_control *c);
-/* One API request answered with `status`; auth_refused if the signature check refused it. */
-void fa_control_record(struct fa_control *c, enum fa_op op, int status, int throttled,
-                       int auth_refused);
+/* One API request for op arrived; returns a ticket for fa_control_end. */
+unsigned long fa_control_begin(struct fa_control *c, enum fa_op op);
+/* ... and was answered with `status`; auth_refused if the signature check refused it.  A request
+ * begun before the last reset changes only in_flight. */
+void fa_control_end(struct fa_control *c, unsigned long ticket, enum fa_op op, int status,
+                    int throttled, int auth_refused);
 
 /* The wait before answering an API request (latency, jitter, cold start). */
 unsigned fa_control_delay_ms(struct fa_control *c, int first_on_connection);

@@ -382,12 +382,14 @@ static enum MHD_Result handle_api(struct fa_server *s, struct MHD_Connection *co
     struct fa_fault fault;
     struct fa_reply reply;
     int first = 0;
+    unsigned long ticket;
     enum MHD_Result ret;
 
     if (cs && cs->api_requests++ == 0) {
         first = 1;
         fa_control_api_connection(ctl);
     }
+    ticket = fa_control_begin(ctl, op);
     fa_control_sleep(ctl, fa_control_delay_ms(ctl, first));
     fa_reply_init(&reply);
 
@@ -414,7 +416,7 @@ static enum MHD_Result handle_api(struct fa_server *s, struct MHD_Connection *co
         fa_ops_error(&reply, verdict.status, verdict.type, verdict.message);
         buf_release(&query);
         ret = send_body(conn, reply.status, JSON_TYPE, reply.error_type, &reply.body);
-        fa_control_record(ctl, op, reply.status, 0, 1);
+        fa_control_end(ctl, ticket, op, reply.status, 0, 1);
         fa_reply_release(&reply);
         return ret;
     }
@@ -437,8 +439,8 @@ send:
     buf_release(&query);
     LOG_DEBUG("fake-aws", "%s -> %d %s", fa_ops_name(op), reply.status,
               reply.error_type ? reply.error_type : "");
-    fa_control_record(ctl, op, reply.status,
-                      reply.error_type && strcmp(reply.error_type, "ThrottlingException") == 0, 0);
+    fa_control_end(ctl, ticket, op, reply.status,
+                   reply.error_type && strcmp(reply.error_type, "ThrottlingException") == 0, 0);
     ret = send_body(conn, reply.status, JSON_TYPE, reply.error_type, &reply.body);
     fa_reply_release(&reply);
     return ret;

@@ -101,7 +101,14 @@ fi
 count_lines "botocore" <"$T/py.out"
 expect_eq "botocore: the script ran to its end" 1 "$(grep -c '^# all checks passed\|^# [0-9]* checks failed' "$T/py.out")"
 
-# ---- stopping: SIGTERM ends an injected hang at once -----------------------------------------
+# ---- a body over the ceiling without Content-Length (chunked) is read, dropped and refused ------
+head -c 300000 /dev/zero | tr '\0' a >"$T/big"
+expect_eq "a chunked body over 256 KiB: 413" 413 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+     -H 'X-Amz-Target: secretsmanager.GetSecretValue' --data-binary @"$T/big" "$BASE/")"
+
+# ---- a hung request is counted when it arrives; SIGTERM ends the hang at once ---------------------
+curl -s -X POST "$BASE/_fake/reset" >/dev/null
 curl -s -X POST "$BASE/_fake/hang?count=1&ms=60000" >/dev/null
 /usr/bin/python3 - "$P" >/dev/null 2>&1 <<'EOF' &
 import sys, botocore.session
@@ -114,9 +121,11 @@ c.get_parameter(Name='/app/prod/db/host')
 EOF
 hung=$!
 for _ in $(seq 100); do
-  [ "$(stats_field "s['pending_faults']")" = 0 ] && break
+  [ "$(stats_field "s['ops']['GetParameter']['calls']")" = 1 ] && break
   sleep 0.05
 done
+expect_eq "a hung request: counted as a call on arrival, in flight, its hang taken" "1 True 0" \
+  "$(stats_field "s['ops']['GetParameter']['calls'], s['in_flight'] >= 1, s['pending_faults']")"
 start=$(date +%s%N)
 kill -TERM "$fa_pid"
 for _ in $(seq 100); do kill -0 "$fa_pid" 2>/dev/null || break; sleep 0.05; done

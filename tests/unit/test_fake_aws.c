@@ -1162,6 +1162,8 @@ static void test_control_counters_and_delay(void **state)
 {
     struct fa_control *c = fa_control_new(10, 0, 90);
     struct buf b = BUF_INIT(0);
+    unsigned long t;
+    unsigned long hung;
     cJSON *j;
     const cJSON *gsv;
 
@@ -1179,17 +1181,24 @@ static void test_control_counters_and_delay(void **state)
     fa_control_connection_opened(c);
     fa_control_connection_opened(c);
     fa_control_api_connection(c);
-    fa_control_record(c, FA_OP_GET_SECRET_VALUE, 200, 0, 0);
-    fa_control_record(c, FA_OP_GET_SECRET_VALUE, 400, 1, 0);
-    fa_control_record(c, FA_OP_GET_SECRET_VALUE, 403, 0, 1);
-    fa_control_record(c, FA_OP_GET_PARAMETER, 500, 0, 0);
-    fa_control_record(c, (enum fa_op)99, 400, 0, 0);
+    t = fa_control_begin(c, FA_OP_GET_SECRET_VALUE);
+    fa_control_end(c, t, FA_OP_GET_SECRET_VALUE, 200, 0, 0);
+    t = fa_control_begin(c, FA_OP_GET_SECRET_VALUE);
+    fa_control_end(c, t, FA_OP_GET_SECRET_VALUE, 400, 1, 0);
+    t = fa_control_begin(c, FA_OP_GET_SECRET_VALUE);
+    fa_control_end(c, t, FA_OP_GET_SECRET_VALUE, 403, 0, 1);
+    t = fa_control_begin(c, FA_OP_GET_PARAMETER);
+    fa_control_end(c, t, FA_OP_GET_PARAMETER, 500, 0, 0);
+    t = fa_control_begin(c, (enum fa_op)99);
+    fa_control_end(c, t, (enum fa_op)99, 400, 0, 0);
+    hung = fa_control_begin(c, FA_OP_GET_PARAMETERS); /* still being answered */
     assert_int_equal(fa_control_stats(c, &b), STASH_OK);
     j = cJSON_Parse(b.data);
     assert_non_null(j);
     assert_int_equal(cJSON_GetObjectItem(j, "connections")->valueint, 2);
     assert_int_equal(cJSON_GetObjectItem(j, "api_connections")->valueint, 1);
-    assert_int_equal(cJSON_GetObjectItem(j, "requests")->valueint, 5);
+    assert_int_equal(cJSON_GetObjectItem(j, "requests")->valueint, 6);
+    assert_int_equal(cJSON_GetObjectItem(j, "in_flight")->valueint, 1);
     assert_int_equal(cJSON_GetObjectItem(j, "auth_failures")->valueint, 1);
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "latency"), "jitter_ms")->valueint,
                      3);
@@ -1205,7 +1214,15 @@ static void test_control_counters_and_delay(void **state)
     buf_reset(&b);
     fa_control_reset(c);
     assert_int_equal(fa_control_stats(c, &b), STASH_OK);
-    assert_non_null(strstr(b.data, "\"connections\":0,\"api_connections\":0,\"requests\":0"));
+    assert_non_null(
+        strstr(b.data, "\"connections\":0,\"api_connections\":0,\"requests\":0,\"in_flight\":1,"));
+    /* The answer to a request begun before the reset changes no counter but the gauge. */
+    fa_control_end(c, hung, FA_OP_GET_PARAMETERS, 503, 1, 1);
+    buf_reset(&b);
+    assert_int_equal(fa_control_stats(c, &b), STASH_OK);
+    assert_non_null(strstr(b.data, "\"requests\":0,\"in_flight\":0,\"auth_failures\":0,"));
+    assert_null(strstr(b.data, "\"errors\":1"));
+    assert_null(strstr(b.data, "\"throttled\":1"));
     buf_release(&b);
 
     /* After shutdown, a sleep returns at once and says it was cut short. */
