@@ -58,7 +58,8 @@ SECTIONS = [
     ("lambda", "extensionOverhead in lambda-sim",
      "The load-test function under lambda-sim with stash as its extension: `extensionOverhead` "
      "per invoke from the platform.report / REPORT lines (time between the runtime's response "
-     "and stash's next `next`, billed to the user)."),
+     "and stash's next `next`, billed to the user). `invokes_refused`: invokes answered 429 "
+     "because every environment was busy (lambda-sim's --max-envs), not counted."),
     ("seed_cold_warm", "Seed: cold vs warm fetch time, with and without the extension",
      "The fetch-timing function under lambda-sim: the first invoke of a new environment (cold) "
      "and the second (warm), through stash with fetch, and without an extension with the AWS "
@@ -66,7 +67,8 @@ SECTIONS = [
     ("seed_upstream_calls", "Seed: upstream API calls under load by TTL",
      "The load-test function (one parameter and one secret per invoke) under lambda-sim over a "
      "few execution environments, with TTL 0, 1 and 300 s; upstream calls counted by fake-aws. "
-     "With 300 s: one call per key per environment."),
+     "With 300 s: one call per key per environment. `invokes_refused`: invokes answered 429 "
+     "(every environment busy), not counted in calls per invoke."),
 ]
 
 # (id, description, section, how to compute from the aggregated results, op, target)
@@ -189,7 +191,8 @@ def parse_logs(logdir, invokes):
                    overhead_mean_ms=round(sum(overhead) / len(overhead), 3))
     if invokes:
         inv = json.load(open(invokes))
-        out.update(invoke_p50_us=inv["p50_us"], invoke_p99_us=inv["p99_us"])
+        out.update(invoke_p50_us=inv["p50_us"], invoke_p99_us=inv["p99_us"],
+                   invokes_refused=inv["errors"])
     print(json.dumps(out))
 
 

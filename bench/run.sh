@@ -389,13 +389,29 @@ start_sim() {
 
 INVOKE_PATH=/2015-03-31/functions/function/invocations
 
-invoke() {  # BODY: one invoke through lambda-sim, prints the function's answer
-  curl -sf --max-time 30 -X POST -d "$1" "http://127.0.0.1:$SIM_PORT$INVOKE_PATH"
+# invoke BODY: one invoke through lambda-sim; prints the function's answer.  An environment is
+# busy until its extensions call next after the response, so an invoke sent right after another
+# may get 429 (all environments busy): it is retried (at most 200 times 10 ms) so that it reaches
+# the same, now idle, environment, as a later invoke would on Lambda.
+invoke() {
+  local i code
+  for ((i = 0; i < 200; i++)); do
+    code=$(curl -s --max-time 30 -o "$W/invoke.out" -w '%{http_code}' -X POST -d "$1" \
+      "http://127.0.0.1:$SIM_PORT$INVOKE_PATH")
+    if [ "$code" = 200 ]; then
+      cat "$W/invoke.out"
+      return 0
+    fi
+    [ "$code" = 429 ] || break
+    sleep 0.01
+  done
+  say "invoke answered $code: $(head -c 200 "$W/invoke.out")"
+  return 1
 }
 
-ext_dirs() {
+ext_dirs() {  # once per run: a copy can't be replaced while a stash started from it still exits
   mkdir -p "$W/ext-stash" "$W/ext-none"
-  cp "$STASH" "$W/ext-stash/stash"
+  [ -e "$W/ext-stash/stash" ] || cp "$STASH" "$W/ext-stash/stash"
 }
 
 # fake_calls: upstream calls counted by fake-aws so far, as {"GetSecretValue":n,"GetParameter":m}.
@@ -483,7 +499,8 @@ n = inv["requests"]
 print(json.dumps({"invokes": n, "environments": int(os.environ["E"]), "GetSecretValue": sm,
                   "GetParameter": ssm, "calls_per_invoke": round((sm + ssm) / n, 4),
                   "calls_per_env": round((sm + ssm) / max(1, int(os.environ["E"])), 2),
-                  "invoke_p50_us": inv["p50_us"], "invoke_p99_us": inv["p99_us"]}))')" ||
+                  "invoke_p50_us": inv["p50_us"], "invoke_p99_us": inv["p99_us"],
+                  "invokes_refused": inv["errors"]}))')" ||
       { WHY="cannot count calls"; return 1; }
   done
 }
