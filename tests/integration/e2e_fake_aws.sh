@@ -200,6 +200,22 @@ for i in $(seq 32); do
 done
 expect_eq "all 32 got the value" 32 "$ok"
 
+# ---- a miss waiting upstream does not hold up hits on other connections ----
+get "$MAIN/secretsmanager/get?secretId=prod/db" >/dev/null # cached above; make sure
+fake "latency?ms=2000" >/dev/null
+curl -s -o "$T/slow" -H "$H" "$MAIN/systemsmanager/parameters/get?name=%2Fapp%2Fprod%2Ffeature-flags&label=stable&withDecryption=true" &
+slow=$!
+sleep 0.2 # the miss is upstream now
+hits=0
+for i in 1 2 3 4 5; do
+  [ "$(get "$MAIN/secretsmanager/get?secretId=prod/db")" = 200 ] && hits=$((hits + 1))
+done
+kill -0 "$slow" 2>/dev/null
+expect_eq "5 hits answered while the miss is still waiting upstream" "5 0" "$hits $?"
+wait "$slow"
+fake "latency?ms=0" >/dev/null
+check "and the miss completes" grep -q '"Version":1' "$T/slow"
+
 # ---- tokens and /ping on the live server ----
 expect_eq "no token: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$MAIN/secretsmanager/get?secretId=prod/db")"
 expect_eq "wrong token: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Aws-Parameters-Secrets-Token: x' "$MAIN/secretsmanager/get?secretId=prod/db")"
