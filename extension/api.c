@@ -342,7 +342,7 @@ static enum MHD_Result collect_kv(void *cls, enum MHD_ValueKind kind, const char
 }
 
 struct fill_ctx {
-    struct api *api;
+    const struct api_opts *opts;
     const struct api_route *route;
     struct facts *facts;
 };
@@ -359,7 +359,7 @@ static void fill_upstream(void *ctx, struct cache_value *out)
             .version_stage = r->version_stage,
         };
 
-        aws_get_secret_value(f->api->opts.aws, &q, out, f->facts);
+        aws_get_secret_value(f->opts->aws, &q, out, f->facts);
     } else {
         struct aws_ssm_request q = {
             .name = r->id,
@@ -368,18 +368,18 @@ static void fill_upstream(void *ctx, struct cache_value *out)
             .with_decryption = r->with_decryption,
         };
 
-        aws_get_parameter(f->api->opts.aws, &q, out, f->facts);
+        aws_get_parameter(f->opts->aws, &q, out, f->facts);
     }
 }
 
 /* Asks the cache (and through it upstream) for a routed secret or parameter. */
-static void fetch(struct api *a, const struct api_route *r, struct facts *facts,
+static void fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
                   struct cache_value *out)
 {
     char key[API_KEY_MAX];
     size_t keylen = api_cache_key(r, key, sizeof(key));
-    uint64_t ttl_ms = r->kind == API_ROUTE_SECRET ? a->opts.sm_ttl_ms : a->opts.ssm_ttl_ms;
-    struct fill_ctx f = {.api = a, .route = r, .facts = facts};
+    uint64_t ttl_ms = r->kind == API_ROUTE_SECRET ? o->sm_ttl_ms : o->ssm_ttl_ms;
+    struct fill_ctx f = {.opts = o, .route = r, .facts = facts};
     unsigned flags = 0;
 
     facts->service = r->kind == API_ROUTE_SECRET ? FACTS_SVC_SECRETS_MANAGER : FACTS_SVC_SSM;
@@ -390,13 +390,13 @@ static void fetch(struct api *a, const struct api_route *r, struct facts *facts,
         facts->outcome = FACTS_LOCAL;
         return;
     }
-    if (!a->opts.cache_enabled || ttl_ms == 0) {
+    if (!o->cache_enabled || ttl_ms == 0) {
         flags |= CACHE_BYPASS;
     }
     if (r->refresh) {
         flags |= CACHE_REFRESH;
     }
-    facts->outcome = cache_get(a->opts.cache, key, keylen, ttl_ms, flags, fill_upstream, &f, out);
+    facts->outcome = cache_get(o->cache, key, keylen, ttl_ms, flags, fill_upstream, &f, out);
 }
 
 /* MHD frees a response body through this: the body may hold a secret.  The body came from
@@ -543,7 +543,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case API_ROUTE_PARAMETER: {
         struct cache_value v = {0};
 
-        fetch(a, &r, &facts, &v);
+        fetch(&a->opts, &r, &facts, &v);
         facts.status = v.status;
         ret = queue_value(conn, &v);
         break;
@@ -562,7 +562,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return ret;
 }
 
-int api_prefetch(struct api *a, enum facts_service service, const char *id)
+int api_prefetch(const struct api_opts *opts, enum facts_service service, const char *id)
 {
     struct api_route r;
     struct facts facts;
@@ -577,7 +577,7 @@ int api_prefetch(struct api *a, enum facts_service service, const char *id)
     if (!*id || strlen(id) > API_MAX_ID_BYTES) {
         return 400;
     }
-    fetch(a, &r, &facts, &v);
+    fetch(opts, &r, &facts, &v);
     status = v.status;
     cache_value_release(&v);
     return status;

@@ -38,15 +38,17 @@
 /* Ceiling on one upstream answer: a secret is at most 64 KiB, and base64 grows a binary one. */
 #define UPSTREAM_MAX_RESPONSE_BYTES ((size_t)1024 * 1024)
 
+/* The prefetch thread uses the cache and the client through the API's options, never the server:
+ * SHUTDOWN may stop the server while it runs.  run() joins it before freeing cache and client. */
 struct prefetch {
-    struct api *api;
+    const struct api_opts *opts;
     const struct config *cfg;
     pthread_t thread;
     int started;
 };
 
 /* Fetches each id of a comma-separated list through the cache; spaces around ids are ignored. */
-static void prefetch_list(struct api *api, enum facts_service svc, const char *list)
+static void prefetch_list(const struct api_opts *opts, enum facts_service svc, const char *list)
 {
     char *copy;
     char *save = NULL;
@@ -70,7 +72,7 @@ static void prefetch_list(struct api *api, enum facts_service svc, const char *l
         if (!n) {
             continue;
         }
-        status = api_prefetch(api, svc, tok);
+        status = api_prefetch(opts, svc, tok);
         if (status == 200) {
             LOG_DEBUG("main", "prefetched %s %s", svc == FACTS_SVC_SSM ? "parameter" : "secret",
                       tok);
@@ -88,8 +90,8 @@ static void *prefetch_main(void *arg)
 {
     struct prefetch *p = arg;
 
-    prefetch_list(p->api, FACTS_SVC_SECRETS_MANAGER, p->cfg->prefetch_secrets);
-    prefetch_list(p->api, FACTS_SVC_SSM, p->cfg->prefetch_parameters);
+    prefetch_list(p->opts, FACTS_SVC_SECRETS_MANAGER, p->cfg->prefetch_secrets);
+    prefetch_list(p->opts, FACTS_SVC_SSM, p->cfg->prefetch_parameters);
     return NULL;
 }
 
@@ -213,7 +215,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         .ssm_ttl_ms = cfg->ssm_ttl_s * 1000,
         .cache_enabled = cfg->cache_enabled && cfg->cache_size > 0,
     };
-    struct prefetch pf = {.cfg = cfg};
+    struct prefetch pf = {.opts = &aopts, .cfg = cfg};
     struct cache *cache = NULL;
     struct aws_client *aws = NULL;
     struct api *api = NULL;
@@ -244,7 +246,6 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     if (api_start(&aopts, &api) != STASH_OK) {
         goto out;
     }
-    pf.api = api;
     if (cfg->prefetch_secrets || cfg->prefetch_parameters) {
         pf.started = pthread_create(&pf.thread, NULL, prefetch_main, &pf) == 0;
         if (!pf.started) {

@@ -272,6 +272,17 @@ get "$U/systemsmanager/parameters/get?name=%2Fapp%2Fprod%2Fdb%2Fpassword&withDec
 expect_eq "prefetched secret: the first request is a hit" "$c9" "$(calls GetSecretValue)"
 expect_eq "prefetched parameter value" "s3cure-Pa55" "$(j 'd["Parameter"]["Value"]')"
 
+# SIGTERM while the prefetch is still waiting upstream: the server stops, the prefetch ends,
+# then the cache is wiped; exit 0 (under ASan a use after free would show here).
+fake "latency?ms=800" >/dev/null
+start_stash pre2 STASH_PREFETCH_SECRETS="prod/db,prod/api-key"
+sleep 0.3
+pre2_pid=${_pids[-1]}
+kill -TERM "$pre2_pid"
+wait "$pre2_pid"
+expect_eq "SIGTERM during prefetch: exit 0" 0 $?
+fake "latency?ms=0" >/dev/null
+
 main_pid=${_pids[1]}
 kill -TERM "$main_pid"
 wait "$main_pid"
