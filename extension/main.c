@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +46,11 @@ struct prefetch {
     const struct config *cfg;
     pthread_t thread;
     int started;
+    atomic_int stop; /* set at shutdown: fetch nothing more (the one in flight completes) */
 };
 
 /* Fetches each id of a comma-separated list through the cache; spaces around ids are ignored. */
-static void prefetch_list(const struct api_opts *opts, enum facts_service svc, const char *list)
+static void prefetch_list(struct prefetch *p, enum facts_service svc, const char *list)
 {
     char *copy;
     char *save = NULL;
@@ -58,7 +60,8 @@ static void prefetch_list(const struct api_opts *opts, enum facts_service svc, c
         return;
     }
     copy = xstrdup(list);
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (tok = strtok_r(copy, ",", &save); tok && !atomic_load(&p->stop);
+         tok = strtok_r(NULL, ",", &save)) {
         size_t n;
         int status;
 
@@ -72,7 +75,7 @@ static void prefetch_list(const struct api_opts *opts, enum facts_service svc, c
         if (!n) {
             continue;
         }
-        status = api_prefetch(opts, svc, tok);
+        status = api_prefetch(p->opts, svc, tok);
         if (status == 200) {
             LOG_DEBUG("main", "prefetched %s %s", svc == FACTS_SVC_SSM ? "parameter" : "secret",
                       tok);
@@ -90,8 +93,8 @@ static void *prefetch_main(void *arg)
 {
     struct prefetch *p = arg;
 
-    prefetch_list(p->opts, FACTS_SVC_SECRETS_MANAGER, p->cfg->prefetch_secrets);
-    prefetch_list(p->opts, FACTS_SVC_SSM, p->cfg->prefetch_parameters);
+    prefetch_list(p, FACTS_SVC_SECRETS_MANAGER, p->cfg->prefetch_secrets);
+    prefetch_list(p, FACTS_SVC_SSM, p->cfg->prefetch_parameters);
     return NULL;
 }
 
@@ -259,6 +262,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     }
 
 out:
+    atomic_store(&pf.stop, 1);
     api_stop(api); /* waits for in-flight requests */
     if (pf.started) {
         pthread_join(pf.thread, NULL);

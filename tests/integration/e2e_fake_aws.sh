@@ -275,13 +275,17 @@ expect_eq "prefetched parameter value" "s3cure-Pa55" "$(j 'd["Parameter"]["Value
 # SIGTERM while the prefetch is still waiting upstream: the server stops, the prefetch ends,
 # then the cache is wiped; exit 0 (under ASan a use after free would show here).
 fake "latency?ms=800" >/dev/null
-start_stash pre2 STASH_PREFETCH_SECRETS="prod/db,prod/api-key"
+c10=$(calls GetSecretValue)
+start_stash pre2 STASH_PREFETCH_SECRETS="prod/db,prod/api-key,prod/tls-key,prod/db,prod/api-key"
 sleep 0.3
 pre2_pid=${_pids[-1]}
 kill -TERM "$pre2_pid"
 wait "$pre2_pid"
 expect_eq "SIGTERM during prefetch: exit 0" 0 $?
 fake "latency?ms=0" >/dev/null
+sleep 0.2
+check "the prefetch stopped after the fetch in flight (at most 1 of 3 calls made)" \
+  bash -c "[ $(calls GetSecretValue) -le $((c10 + 1)) ]"
 
 main_pid=${_pids[1]}
 kill -TERM "$main_pid"
