@@ -4,6 +4,8 @@
  * crash: the status is one the API documents; a routed secret or parameter carries a non-empty
  * id within AWS's length limit, a cache key, and was authorised by a header equal to the token;
  * a JSON error body parses back to the same message.
+ *   build/fuzz/fuzz/fuzz_request_route -dict=tests/fuzz/request_route.dict \
+ *       tests/fuzz/corpus/request_route
  */
 #include <cjson/cJSON.h>
 #include <stddef.h>
