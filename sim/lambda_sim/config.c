@@ -164,7 +164,7 @@ out:
 }
 
 enum stash_err sim_config_parse(int argc, char **argv, struct sim_config *cfg, int *help, char *err,
-                            size_t errlen)
+                                size_t errlen)
 {
     int c;
     unsigned v;

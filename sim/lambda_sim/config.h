@@ -18,8 +18,8 @@
 #define CONFIG_MAX_ENV 64
 
 struct sim_config {
-    char *function_cmd;    /* --function: run with /bin/sh -c */
-    char *extensions_dir;  /* --extensions, or NULL */
+    char *function_cmd;   /* --function: run with /bin/sh -c */
+    char *extensions_dir; /* --extensions, or NULL */
     char *ext_paths[CONFIG_MAX_EXT];
     char *ext_names[CONFIG_MAX_EXT]; /* file names: what Lambda-Extension-Name must equal */
     unsigned n_ext;
@@ -42,7 +42,7 @@ struct sim_config {
 };
 
 enum stash_err sim_config_parse(int argc, char **argv, struct sim_config *cfg, int *help, char *err,
-                            size_t errlen);
+                                size_t errlen);
 void sim_config_release(struct sim_config *cfg);
 const char *sim_config_usage(void);
 

@@ -358,10 +358,11 @@ static void envv_free(struct envv *v)
 static int runtime_only(const char *key)
 {
     static const char *const hidden[] = {
-        "AWS_EXECUTION_ENV",       "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_XRAY_CONTEXT_MISSING", "AWS_XRAY_DAEMON_ADDRESS", "LAMBDA_RUNTIME_DIR",
-        "LAMBDA_TASK_ROOT",        "_AWS_XRAY_DAEMON_ADDRESS", "_AWS_XRAY_DAEMON_PORT",
-        "_HANDLER",
+        "AWS_EXECUTION_ENV",          "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_XRAY_CONTEXT_MISSING",
+        "AWS_XRAY_DAEMON_ADDRESS",    "LAMBDA_RUNTIME_DIR",
+        "LAMBDA_TASK_ROOT",           "_AWS_XRAY_DAEMON_ADDRESS",
+        "_AWS_XRAY_DAEMON_PORT",      "_HANDLER",
     };
     size_t i;
 
@@ -464,9 +465,9 @@ static void emit_ext_states(struct env *e, const char *state_ok)
 
     for (i = 0; i < e->n_ext; i++) {
         const struct sim_ext *x = &e->ext[i];
-        const char *state = x->errored ? "InitError"
-                            : x->exited ? "Exited"
-                            : !x->registered ? "Launched"
+        const char *state = x->errored       ? "InitError"
+                            : x->exited      ? "Exited"
+                            : !x->registered ? "Started"
                                              : state_ok;
 
         emit(e, wire_ev_extension(clock_real_ms(), x->name, state, x->events, NULL));
@@ -574,8 +575,9 @@ static int env_init(struct env *e, struct env_extra *xtra)
         emit(e, wire_ev_init_runtime_done(clock_real_ms(), "init", "error", e->fail_type));
         emit_ext_states(e, "Ready");
         emit(e, wire_ev_init_report(clock_real_ms(), "init", "error", e->fail_type, e->init_ms));
-        env_log(e, "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error\t"
-                   "Error Type: %s\n",
+        env_log(e,
+                "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error\t"
+                "Error Type: %s\n",
                 e->init_ms, e->fail_type);
         env_log(e, "%s\n", e->fail_msg);
     }
@@ -763,8 +765,7 @@ static enum outcome env_invoke(struct env *e, struct sim_job *job)
             e->inv.resp = NULL;
             sim_job_finish(job, 200, body, len, 1, NULL);
         } else {
-            char *doc = wire_error_body(e->inv.err_type[0] ? e->inv.err_type : "Unhandled",
-                                        "");
+            char *doc = wire_error_body(e->inv.err_type[0] ? e->inv.err_type : "Unhandled", "");
             sim_job_finish(job, 200, doc, strlen(doc) - 1, 1, NULL);
         }
     } else {
@@ -778,8 +779,8 @@ static enum outcome env_invoke(struct env *e, struct sim_job *job)
     if (w != WAIT_OK) {
         goto abort;
     }
-    runtime_done(e, e->inv.is_error ? "error" : "success",
-                 e->inv.is_error ? e->inv.err_type : NULL, 1);
+    runtime_done(e, e->inv.is_error ? "error" : "success", e->inv.is_error ? e->inv.err_type : NULL,
+                 1);
     rt_done_sent = 1;
     w = env_wait(e, pred_ext_ready, deadline);
     if (w != WAIT_OK) {
@@ -811,7 +812,8 @@ abort:
         if (job) {
             answer_error(e, job, e->fail_type, e->fail_msg);
         }
-        env_log(e, "RequestId: %s Error: %s\n%s\n", e->inv.id, e->fail_msg, e->fail_type);
+        env_log(e, "RequestId: %s Error: %s\n", e->inv.id, e->fail_msg);
+        env_log(e, "%s\n", e->fail_type);
         if (!rt_done_sent) {
             runtime_done(e, "failure", e->fail_type, 0);
         }

@@ -25,7 +25,7 @@
 #include "sim/lambda_sim/env_int.h"
 #include "sim/lambda_sim/wire.h"
 
-#define API_SMALL_BODY (64u * 1024u)
+#define API_SMALL_BODY   (64u * 1024u)
 #define API_RESPONSE_MAX (6u * 1024u * 1024u + 100u) /* 6 MiB plus RAPID's 100 bytes */
 
 struct api_req {
@@ -40,8 +40,8 @@ struct hdr {
 };
 
 /* Queues status + body (taken; NULL for none) with the given extra headers. */
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ct,
-                             char *body, size_t len, const struct hdr *hdrs, unsigned nhdrs)
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ct, char *body,
+                             size_t len, const struct hdr *hdrs, unsigned nhdrs)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -314,8 +314,10 @@ static enum MHD_Result rt_state_error(struct MHD_Connection *c, const char *from
 {
     char msg[200];
 
-    snprintf(msg, sizeof(msg), "State transition from %s to %s failed for runtime. Error: State "
-                               "transition is not allowed", from, to);
+    snprintf(msg, sizeof(msg),
+             "State transition from %s to %s failed for runtime. Error: State "
+             "transition is not allowed",
+             from, to);
     return reply_err(c, 403, "InvalidStateTransition", msg);
 }
 
@@ -385,8 +387,7 @@ static enum MHD_Result rt_post(struct env *e, struct MHD_Connection *c, const ch
     size_t len;
 
     if (!is_error && mode && strcasecmp(mode, "streaming") != 0) {
-        return reply_err(c, 400, "InvalidFunctionResponseMode",
-                         "Invalid function response mode");
+        return reply_err(c, 400, "InvalidFunctionResponseMode", "Invalid function response mode");
     }
     pthread_mutex_lock(&e->mu);
     if (e->phase != PH_INVOKE || !e->inv.taken || strcmp(id, e->inv.id) != 0) {
@@ -404,8 +405,10 @@ static enum MHD_Result rt_post(struct env *e, struct MHD_Connection *c, const ch
         /* Lambda fails the invoke; the runtime hears 413. */
         char msg[96];
 
-        snprintf(msg, sizeof(msg), "Response payload size exceeded maximum allowed payload size "
-                                   "(%u bytes).", 6u * 1024u * 1024u);
+        snprintf(msg, sizeof(msg),
+                 "Response payload size exceeded maximum allowed payload size "
+                 "(%u bytes).",
+                 6u * 1024u * 1024u);
         e->inv.is_error = 1;
         snprintf(e->inv.err_type, sizeof(e->inv.err_type), "Function.ResponseSizeTooLarge");
         e->inv.resp = wire_error_body("Function.ResponseSizeTooLarge", msg);
@@ -566,11 +569,11 @@ int env_api_start(struct env *e)
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = 0;
-    e->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                              NULL, NULL, handler, e, MHD_OPTION_SOCK_ADDR, &a,
-                              MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                              MHD_OPTION_CONNECTION_LIMIT, 256u,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+    e->mhd =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+                         NULL, handler, e, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED,
+                         completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 256u,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
     if (!e->mhd) {
         return -1;
     }

@@ -30,16 +30,16 @@ enum env_phase {
 struct sim_ext {
     struct env *env;
     char name[256];
-    int external;        /* launched from the extensions dir; else registered from inside */
-    struct proc *proc;   /* external only */
-    int exited;          /* (mu) */
-    int registered;      /* (mu) */
+    int external;      /* launched from the extensions dir; else registered from inside */
+    struct proc *proc; /* external only */
+    int exited;        /* (mu) */
+    int registered;    /* (mu) */
     char id[SIM_UUID_LEN];
-    unsigned events;     /* WIRE_EV_* */
-    int in_next;         /* (mu) blocked in event/next */
-    char *pending;       /* (mu) event to hand out at its next `next` */
-    int errored;         /* (mu) called init/error or exit/error */
-    int shutdown_sent;   /* (mu) */
+    unsigned events;   /* WIRE_EV_* */
+    int in_next;       /* (mu) blocked in event/next */
+    char *pending;     /* (mu) event to hand out at its next `next` */
+    int errored;       /* (mu) called init/error or exit/error */
+    int shutdown_sent; /* (mu) */
 };
 
 struct inv_state {
@@ -82,18 +82,18 @@ struct env {
     struct sim_ext ext[ENV_MAX_EXT];
     unsigned n_ext; /* (mu) */
     struct proc *rt;
-    int rt_exited;  /* (mu) */
-    int rt_in_next; /* (mu) */
+    int rt_exited;               /* (mu) */
+    int rt_in_next;              /* (mu) */
     struct sim_stamp rt_next_at; /* (mu) last time the runtime called next */
-    char *init_error_body; /* (mu) runtime's init/error body */
+    char *init_error_body;       /* (mu) runtime's init/error body */
     size_t init_error_len;
-    int fail;            /* (mu) a process died or reported a fatal error */
-    char fail_type[64];  /* (mu) */
-    char fail_msg[256];  /* (mu) */
-    int idle_broken;     /* (mu) a process died between invokes */
-    struct sim_job *job; /* (mu) assigned, not yet started */
-    int stop;            /* (mu) */
-    int resetting;       /* (mu) */
+    int fail;             /* (mu) a process died or reported a fatal error */
+    char fail_type[64];   /* (mu) */
+    char fail_msg[256];   /* (mu) */
+    int idle_broken;      /* (mu) a process died between invokes */
+    struct sim_job *job;  /* (mu) assigned, not yet started */
+    int stop;             /* (mu) */
+    int resetting;        /* (mu) */
     struct inv_state inv; /* (mu) */
     double init_ms;
     unsigned invokes;

@@ -21,7 +21,7 @@
 #include "sim/lambda_sim/env.h"
 #include "sim/lambda_sim/pool.h"
 
-#define INVOKE_MAX (6u * 1024u * 1024u) /* Lambda's synchronous payload limit, 6 MB */
+#define INVOKE_MAX    (6u * 1024u * 1024u) /* Lambda's synchronous payload limit, 6 MB */
 #define INVOKE_PREFIX "/2015-03-31/functions/"
 
 struct invoke_req {
@@ -124,8 +124,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return MHD_YES;
     }
     if (!is_invoke_path(url)) {
-        return reply_plain(c, 404, "ResourceNotFoundException",
-                           "Function not found: use POST /2015-03-31/functions/function/invocations");
+        return reply_plain(
+            c, 404, "ResourceNotFoundException",
+            "Function not found: use POST /2015-03-31/functions/function/invocations");
     }
     if (strcmp(method, "POST") != 0) {
         return reply_plain(c, 405, "MethodNotAllowed", "Use POST");
@@ -201,11 +202,10 @@ int main(int argc, char **argv)
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons((uint16_t)cfg.port);
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-                         NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &a,
-                         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                         MHD_OPTION_CONNECTION_LIMIT, 2048u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                         (size_t)65536, MHD_OPTION_END);
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+                         NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_NOTIFY_COMPLETED,
+                         completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 2048u,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "lambda-sim: cannot listen on 127.0.0.1:%u\n", cfg.port);
         goto out;

@@ -14,10 +14,10 @@
 #include "common/log.h"
 #include "common/mem.h"
 
-#define TELE_INIT_KEEP_MAX  (1024u * 1024u)     /* init events kept for replay */
-#define TELE_QUEUE_MAX      (8u * 1024u * 1024u) /* per subscriber, then events are dropped */
-#define TELE_POST_TIMEOUT   2000L
-#define TELE_RETRIES        3
+#define TELE_INIT_KEEP_MAX (1024u * 1024u)      /* init events kept for replay */
+#define TELE_QUEUE_MAX     (8u * 1024u * 1024u) /* per subscriber, then events are dropped */
+#define TELE_POST_TIMEOUT  2000L
+#define TELE_RETRIES       3
 
 struct tele_event {
     struct tele_event *next;
@@ -297,8 +297,7 @@ static void *sub_main(void *arg)
     return NULL;
 }
 
-void tele_hub_subscribe(struct tele_hub *hub, const char *name,
-                        const struct wire_subscription *sub)
+void tele_hub_subscribe(struct tele_hub *hub, const char *name, const struct wire_subscription *sub)
 {
     struct tele_sub *s;
     struct tele_event *e;

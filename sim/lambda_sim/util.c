@@ -64,8 +64,8 @@ void sim_uuid(char out[SIM_UUID_LEN])
     char hex[33];
 
     sim_hex(hex, 16);
-    hex[12] = '4';                                /* version 4 */
-    hex[16] = "89ab"[(hex[16] - '0') & 3];        /* RFC 4122 variant */
+    hex[12] = '4';                         /* version 4 */
+    hex[16] = "89ab"[(hex[16] - '0') & 3]; /* RFC 4122 variant */
     memcpy(out, hex, 8);
     out[8] = '-';
     memcpy(out + 9, hex + 8, 4);

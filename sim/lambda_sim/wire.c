@@ -112,7 +112,8 @@ static enum stash_err parse_uri(const char *uri, struct wire_subscription *sub,
     hostlen = (size_t)(colon - p);
     if (!((hostlen == 19 && strncmp(p, "sandbox.localdomain", 19) == 0) ||
           (hostlen == 7 && strncmp(p, "sandbox", 7) == 0))) {
-        return fail(err, 400, "ValidationError", "destination.URI host must be sandbox.localdomain");
+        return fail(err, 400, "ValidationError",
+                    "destination.URI host must be sandbox.localdomain");
     }
     memcpy(sub->host, p, hostlen);
     sub->host[hostlen] = '\0';
@@ -190,8 +191,8 @@ enum stash_err wire_parse_subscription(const char *body, size_t len, struct wire
                         err) ||
             get_bounded(v, "maxBytes", WIRE_MAX_BYTES_MIN, WIRE_MAX_BYTES_MAX, &sub->max_bytes,
                         err) ||
-            get_bounded(v, "timeoutMs", WIRE_TIMEOUT_MS_MIN, WIRE_TIMEOUT_MS_MAX,
-                        &sub->timeout_ms, err)) {
+            get_bounded(v, "timeoutMs", WIRE_TIMEOUT_MS_MIN, WIRE_TIMEOUT_MS_MAX, &sub->timeout_ms,
+                        err)) {
             goto out;
         }
     }
@@ -208,7 +209,8 @@ enum stash_err wire_parse_subscription(const char *body, size_t len, struct wire
     }
     if (strcmp(v->valuestring, "TCP") == 0) {
         /* Lambda supports TCP (NDJSON); lambda-sim does not, and says so rather than drop. */
-        fail(err, 400, "ValidationError", "destination.protocol TCP is not supported by lambda-sim");
+        fail(err, 400, "ValidationError",
+             "destination.protocol TCP is not supported by lambda-sim");
         goto out;
     }
     v = cJSON_GetObjectItemCaseSensitive(dest, "URI");
@@ -540,7 +542,8 @@ char *wire_report_line(const struct wire_report *r)
     struct buf b = BUF_INIT(0);
     size_t len;
 
-    buf_printf(&b, "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %llu ms\t"
+    buf_printf(&b,
+               "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %llu ms\t"
                "Memory Size: %u MB\tMax Memory Used: %u MB\t",
                r->request_id, r->duration_ms, (unsigned long long)r->billed_ms, r->memory_mb,
                r->max_used_mb);

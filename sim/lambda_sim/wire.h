@@ -37,25 +37,25 @@ enum stash_err wire_parse_register(const char *body, size_t len, unsigned *event
                                    struct wire_error *err);
 
 struct wire_subscription {
-    char schema[16];     /* schemaVersion */
-    unsigned types;      /* WIRE_T_* mask */
-    unsigned max_items;  /* buffering, defaults applied */
+    char schema[16];    /* schemaVersion */
+    unsigned types;     /* WIRE_T_* mask */
+    unsigned max_items; /* buffering, defaults applied */
     unsigned max_bytes;
     unsigned timeout_ms;
-    char host[32];       /* sandbox.localdomain or sandbox */
+    char host[32]; /* sandbox.localdomain or sandbox */
     unsigned port;
-    char path[256];      /* "/..." (at least "/") */
+    char path[256]; /* "/..." (at least "/") */
 };
 
-#define WIRE_MAX_ITEMS_MIN   1000u
-#define WIRE_MAX_ITEMS_MAX   10000u
-#define WIRE_MAX_ITEMS_DEF   10000u
-#define WIRE_MAX_BYTES_MIN   262144u
-#define WIRE_MAX_BYTES_MAX   1048576u
-#define WIRE_MAX_BYTES_DEF   262144u
-#define WIRE_TIMEOUT_MS_MIN  25u
-#define WIRE_TIMEOUT_MS_MAX  30000u
-#define WIRE_TIMEOUT_MS_DEF  1000u
+#define WIRE_MAX_ITEMS_MIN  1000u
+#define WIRE_MAX_ITEMS_MAX  10000u
+#define WIRE_MAX_ITEMS_DEF  10000u
+#define WIRE_MAX_BYTES_MIN  262144u
+#define WIRE_MAX_BYTES_MAX  1048576u
+#define WIRE_MAX_BYTES_DEF  262144u
+#define WIRE_TIMEOUT_MS_MIN 25u
+#define WIRE_TIMEOUT_MS_MAX 30000u
+#define WIRE_TIMEOUT_MS_DEF 1000u
 
 /* PUT /2022-07-01/telemetry body.  400 ValidationError with a message naming the field. */
 enum stash_err wire_parse_subscription(const char *body, size_t len, struct wire_subscription *sub,
@@ -117,8 +117,8 @@ struct wire_report {
     uint64_t billed_ms;
     unsigned memory_mb;
     unsigned max_used_mb;
-    double init_ms;        /* < 0: not the first invoke of the environment */
-    int has_ext_span;      /* extensionOverhead span present */
+    double init_ms;   /* < 0: not the first invoke of the environment */
+    int has_ext_span; /* extensionOverhead span present */
     struct wire_span ext_span;
 };
 char *wire_ev_report(uint64_t time_ms, const struct wire_report *r);

@@ -7,15 +7,22 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/mem.h"
 #include "sim/lambda_sim/config.h"
+#include "sim/lambda_sim/tele.h"
 #include "sim/lambda_sim/util.h"
 #include "sim/lambda_sim/wire.h"
 
@@ -137,9 +144,14 @@ static void test_subscription_bounds(void **state)
 static void test_subscription_destination(void **state)
 {
     static const char *const bad[] = {
-        "http://example.com:4243/", "http://sandbox.localdomain/", "https://sandbox:4243/",
-        "http://sandbox:0/",        "http://sandbox:65536/",        "http://sandbox:12ab/",
-        "http://sandbox.localdomain.evil:1/", "",
+        "http://example.com:4243/",
+        "http://sandbox.localdomain/",
+        "https://sandbox:4243/",
+        "http://sandbox:0/",
+        "http://sandbox:65536/",
+        "http://sandbox:12ab/",
+        "http://sandbox.localdomain.evil:1/",
+        "",
     };
     struct wire_subscription s;
     struct wire_error err;
@@ -245,11 +257,12 @@ static void test_telemetry_records(void **state)
     s = wire_ev_report(T0 + 504, &r);
     /* The honeycomb cold-start capture's values, in RAPID's field order. */
     assert_string_equal(
-        s, "{\"time\":\"2026-07-28T19:02:12.307Z\",\"type\":\"platform.report\",\"record\":{"
-           "\"requestId\":\"8f60e725-45d2-4901-949c-482a936d20be\",\"status\":\"success\","
-           "\"metrics\":{\"durationMs\":503.84,\"billedDurationMs\":635,\"memorySizeMB\":128,"
-           "\"maxMemoryUsedMB\":26,\"initDurationMs\":131.048},\"spans\":[{\"name\":"
-           "\"extensionOverhead\",\"start\":\"2026-07-28T19:02:11.816Z\",\"durationMs\":490.29}]}}");
+        s,
+        "{\"time\":\"2026-07-28T19:02:12.307Z\",\"type\":\"platform.report\",\"record\":{"
+        "\"requestId\":\"8f60e725-45d2-4901-949c-482a936d20be\",\"status\":\"success\","
+        "\"metrics\":{\"durationMs\":503.84,\"billedDurationMs\":635,\"memorySizeMB\":128,"
+        "\"maxMemoryUsedMB\":26,\"initDurationMs\":131.048},\"spans\":[{\"name\":"
+        "\"extensionOverhead\",\"start\":\"2026-07-28T19:02:11.816Z\",\"durationMs\":490.29}]}}");
     free(s);
     s = wire_report_line(&r);
     assert_string_equal(s, "REPORT RequestId: 8f60e725-45d2-4901-949c-482a936d20be\t"
@@ -274,10 +287,10 @@ static void test_telemetry_records(void **state)
 static void test_billing(void **state)
 {
     (void)state;
-    assert_int_equal(wire_billed_ms(503.84, 131.048), 635);  /* cold, custom runtime */
-    assert_int_equal(wire_billed_ms(503.549, -1), 504);      /* warm */
-    assert_int_equal(wire_billed_ms(2.0000000001, -1), 2);   /* float noise is not a ms */
-    assert_int_equal(wire_billed_ms(2.0004, -1), 2);         /* durations are whole µs */
+    assert_int_equal(wire_billed_ms(503.84, 131.048), 635); /* cold, custom runtime */
+    assert_int_equal(wire_billed_ms(503.549, -1), 504);     /* warm */
+    assert_int_equal(wire_billed_ms(2.0000000001, -1), 2);  /* float noise is not a ms */
+    assert_int_equal(wire_billed_ms(2.0004, -1), 2);        /* durations are whole µs */
     assert_int_equal(wire_billed_ms(2.001, -1), 3);
     assert_int_equal(wire_billed_ms(0.2, -1), 1);
 }
@@ -297,6 +310,244 @@ static void test_uuid(void **state)
     assert_false(sim_is_uuid("3bb29c2f-a912-4282-a373-4d0c4547124"));
     assert_false(sim_is_uuid("3bb29c2fxa912-4282-a373-4d0c45471244"));
     assert_false(sim_is_uuid(""));
+}
+
+/* ---- Telemetry delivery: a listener that records every POSTed batch ------------------------ */
+
+#define MAX_BATCHES 64
+
+struct listener {
+    int fd;
+    unsigned port;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    int nbatches;
+    int items[MAX_BATCHES];
+    size_t bytes[MAX_BATCHES];
+    char *first_types[MAX_BATCHES]; /* "type" of each batch's first event */
+    int total;
+    int bad; /* bodies that were not a JSON array */
+    int stopped;
+};
+
+static void serve_one(struct listener *l, int c)
+{
+    static char req[2 * 1024 * 1024];
+    size_t len = 0;
+    char *hdr_end = NULL;
+    size_t want = 0;
+    cJSON *arr;
+
+    while (len < sizeof(req) - 1) {
+        ssize_t n = read(c, req + len, sizeof(req) - 1 - len);
+
+        if (n <= 0) {
+            return;
+        }
+        len += (size_t)n;
+        req[len] = '\0';
+        if (!hdr_end) {
+            hdr_end = strstr(req, "\r\n\r\n");
+            if (hdr_end) {
+                const char *cl = strstr(req, "Content-Length: ");
+
+                want = (size_t)(hdr_end + 4 - req) + (cl ? strtoul(cl + 16, NULL, 10) : 0);
+            }
+        }
+        if (hdr_end && len >= want) {
+            break;
+        }
+    }
+    arr = cJSON_ParseWithLength(hdr_end + 4, want - (size_t)(hdr_end + 4 - req));
+    pthread_mutex_lock(&l->mu);
+    if (cJSON_IsArray(arr) && l->nbatches < MAX_BATCHES) {
+        const cJSON *first = cJSON_GetArrayItem(arr, 0);
+        const cJSON *type = first ? cJSON_GetObjectItem(first, "type") : NULL;
+
+        l->items[l->nbatches] = cJSON_GetArraySize(arr);
+        l->bytes[l->nbatches] = want - (size_t)(hdr_end + 4 - req);
+        l->first_types[l->nbatches] = xstrdup(cJSON_IsString(type) ? type->valuestring : "?");
+        l->total += cJSON_GetArraySize(arr);
+        l->nbatches++;
+    } else {
+        l->bad++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    cJSON_Delete(arr);
+    if (write(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 57) < 0) {
+        return;
+    }
+}
+
+static void *listener_main(void *arg)
+{
+    struct listener *l = arg;
+
+    for (;;) {
+        int c = accept(l->fd, NULL, NULL);
+
+        if (c < 0) {
+            break;
+        }
+        serve_one(l, c);
+        close(c);
+    }
+    return NULL;
+}
+
+static void listener_start(struct listener *l)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+
+    memset(l, 0, sizeof(*l));
+    pthread_mutex_init(&l->mu, NULL);
+    l->fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(l->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(l->fd, 16), 0);
+    assert_int_equal(getsockname(l->fd, (struct sockaddr *)&a, &alen), 0);
+    l->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&l->thread, NULL, listener_main, l), 0);
+}
+
+static void listener_stop(struct listener *l)
+{
+    int i;
+
+    shutdown(l->fd, SHUT_RDWR);
+    close(l->fd);
+    pthread_join(l->thread, NULL);
+    for (i = 0; i < l->nbatches; i++) {
+        free(l->first_types[i]);
+    }
+    pthread_mutex_destroy(&l->mu);
+}
+
+static int listener_total(struct listener *l)
+{
+    int n;
+
+    pthread_mutex_lock(&l->mu);
+    n = l->total;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+/* Waits (up to 10 s: a bound, not a measurement) until the listener holds want events. */
+static void wait_total(struct listener *l, int want)
+{
+    int i;
+
+    for (i = 0; i < 1000 && listener_total(l) < want; i++) {
+        struct timespec d = {0, 10000000L};
+
+        nanosleep(&d, NULL);
+    }
+    assert_int_equal(listener_total(l), want);
+}
+
+static void subscription(struct wire_subscription *s, unsigned port, unsigned types,
+                         unsigned max_bytes)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->schema, sizeof(s->schema), "2022-12-13");
+    s->types = types;
+    s->max_items = 1000;
+    s->max_bytes = max_bytes;
+    s->timeout_ms = 25;
+    snprintf(s->host, sizeof(s->host), "sandbox.localdomain");
+    s->port = port;
+    snprintf(s->path, sizeof(s->path), "/telemetry");
+}
+
+static void test_tele_freeze_and_max_items(void **state)
+{
+    struct listener l;
+    struct tele_hub *hub = tele_hub_new();
+    struct wire_subscription s;
+    struct timespec d = {0, 200000000L};
+    int i;
+
+    (void)state;
+    listener_start(&l);
+    tele_hub_end_init(hub);
+    tele_hub_freeze(hub, 1);
+    subscription(&s, l.port, WIRE_T_PLATFORM, 262144);
+    tele_hub_subscribe(hub, "ext", &s); /* + platform.telemetrySubscription */
+    for (i = 0; i < 2500; i++) {
+        tele_hub_emit(hub, WIRE_T_PLATFORM, wire_ev_start(T0, "r", "arn", "$LATEST"), 0);
+    }
+    nanosleep(&d, NULL);
+    assert_int_equal(listener_total(&l), 0); /* frozen: nothing leaves */
+    assert_int_equal(tele_hub_pending(hub), 2501);
+    tele_hub_freeze(hub, 0);
+    wait_total(&l, 2501);
+    /* maxItems caps each batch; order kept (the subscription event first). */
+    assert_int_equal(l.items[0], 1000);
+    assert_int_equal(l.items[1], 1000);
+    assert_int_equal(l.items[2], 501);
+    assert_int_equal(l.nbatches, 3);
+    assert_string_equal(l.first_types[0], "platform.telemetrySubscription");
+    assert_int_equal(l.bad, 0);
+    tele_hub_free(hub);
+    listener_stop(&l);
+}
+
+static void test_tele_max_bytes_and_types(void **state)
+{
+    struct listener l;
+    struct tele_hub *hub = tele_hub_new();
+    struct wire_subscription s;
+    char line[2001];
+    int i;
+
+    (void)state;
+    memset(line, 'x', 2000);
+    line[2000] = '\0';
+    listener_start(&l);
+    tele_hub_end_init(hub);
+    tele_hub_freeze(hub, 1);
+    subscription(&s, l.port, WIRE_T_FUNCTION, 262144);
+    tele_hub_subscribe(hub, "ext", &s);
+    for (i = 0; i < 300; i++) {
+        tele_hub_emit(hub, WIRE_T_FUNCTION, wire_ev_log(T0, "function", line, 2000), 0);
+        tele_hub_emit(hub, WIRE_T_EXTENSION, wire_ev_log(T0, "extension", "x\n", 2), 0);
+    }
+    tele_hub_freeze(hub, 0);
+    /* function only: neither the extension lines nor the platform subscription event */
+    wait_total(&l, 300);
+    for (i = 0; i < l.nbatches; i++) {
+        if (l.bytes[i] > 262144) {
+            fail_msg("batch %d has %zu bytes, over maxBytes", i, l.bytes[i]);
+        }
+        assert_string_equal(l.first_types[i], "function");
+    }
+    assert_true(l.nbatches >= 3); /* 300 x ~2 KB = ~620 KB */
+    tele_hub_free(hub);
+    listener_stop(&l);
+}
+
+static void test_tele_init_replay(void **state)
+{
+    struct listener l;
+    struct tele_hub *hub = tele_hub_new();
+    struct wire_subscription s;
+
+    (void)state;
+    listener_start(&l);
+    /* produced before anyone subscribed, during init */
+    tele_hub_emit(hub, WIRE_T_PLATFORM,
+                  wire_ev_init_start(T0, "fn", "$LATEST", "i", 134217728, "init"), 0);
+    tele_hub_emit(hub, WIRE_T_EXTENSION, wire_ev_log(T0, "extension", "booting\n", 8), 0);
+    subscription(&s, l.port, WIRE_T_PLATFORM, 262144);
+    tele_hub_subscribe(hub, "late", &s);
+    wait_total(&l, 2);
+    assert_string_equal(l.first_types[0], "platform.initStart");
+    tele_hub_free(hub);
+    listener_stop(&l);
 }
 
 static int parse(const char *const *args, int n, struct sim_config *cfg, char *err)
@@ -319,8 +570,9 @@ static void test_config(void **state)
 {
     struct sim_config cfg;
     char err[256];
-    const char *ok[] = {"--function", "./bootstrap", "--env", "A=1", "--env", "B==x", "--memory",
-                        "512", "--max-envs", "3", "--port", "0", "--telemetry", "off"};
+    const char *ok[] = {"--function", "./bootstrap", "--env",       "A=1",        "--env",
+                        "B==x",       "--memory",    "512",         "--max-envs", "3",
+                        "--port",     "0",           "--telemetry", "off"};
     const char *bad_mem[] = {"--function", "x", "--memory", "127"};
     const char *bad_env[] = {"--function", "x", "--env", "NOEQUALS"};
     const char *bad_arg[] = {"--function", "x", "extra"};
@@ -411,8 +663,15 @@ int main(void)
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_config_extensions_dir),
+        cmocka_unit_test(test_tele_freeze_and_max_items),
+        cmocka_unit_test(test_tele_max_bytes_and_types),
+        cmocka_unit_test(test_tele_init_replay),
     };
+    int rc;
 
     mem_init();
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
 }
