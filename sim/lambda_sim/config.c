@@ -27,6 +27,8 @@ const char *sim_config_usage(void)
            "  --timeout S           function timeout in seconds, 1..900 (default 3)\n"
            "  --max-envs N          concurrent execution environments (default 10); an invoke\n"
            "                        beyond that gets 429 TooManyRequestsException\n"
+           "  --queue-ms MS         let such an invoke wait up to MS for an environment to\n"
+           "                        become idle first (default 0: 429 at once, as Lambda)\n"
            "  --logs DIR            one log stream file per environment (default: stderr)\n"
            "  --port P              invoke endpoint port on 127.0.0.1 (0 = a free one; default\n"
            "                        9000); prints 'lambda-sim listening on 127.0.0.1:PORT'\n"
@@ -49,6 +51,7 @@ enum opt_id {
     OPT_MEMORY,
     OPT_TIMEOUT,
     OPT_MAX_ENVS,
+    OPT_QUEUE,
     OPT_LOGS,
     OPT_PORT,
     OPT_READY,
@@ -69,6 +72,7 @@ static const struct option s_opts[] = {
     {"memory", required_argument, NULL, OPT_MEMORY},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"max-envs", required_argument, NULL, OPT_MAX_ENVS},
+    {"queue-ms", required_argument, NULL, OPT_QUEUE},
     {"logs", required_argument, NULL, OPT_LOGS},
     {"port", required_argument, NULL, OPT_PORT},
     {"ready-file", required_argument, NULL, OPT_READY},
@@ -218,6 +222,12 @@ enum stash_err sim_config_parse(int argc, char **argv, struct sim_config *cfg, i
         case OPT_MAX_ENVS:
             if (parse_uint(optarg, 1, 1000, &cfg->max_envs)) {
                 snprintf(err, errlen, "--max-envs %s: expected 1..1000", optarg);
+                return STASH_EINVAL;
+            }
+            break;
+        case OPT_QUEUE:
+            if (parse_uint(optarg, 0, 900000, &cfg->queue_ms)) {
+                snprintf(err, errlen, "--queue-ms %s: expected 0..900000", optarg);
                 return STASH_EINVAL;
             }
             break;

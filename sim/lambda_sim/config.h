@@ -28,6 +28,7 @@ struct sim_config {
     unsigned memory_mb;       /* --memory, 128..10240 */
     unsigned timeout_s;       /* --timeout, 1..900 */
     unsigned max_envs;        /* --max-envs */
+    unsigned queue_ms;        /* --queue-ms: wait for a busy environment before 429 */
     char *logs_dir;           /* --logs, or NULL: stream lines go to stderr */
     unsigned port;            /* --port, 0 = any free port */
     char *ready_file;         /* --ready-file, or NULL */

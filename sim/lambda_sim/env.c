@@ -963,6 +963,9 @@ static void *env_main(void *arg)
         if (o == OUT_STOP) {
             break;
         }
+        if (e->idle) {
+            e->idle(e->done_arg);
+        }
     }
 out:
     env_shutdown(e, reason);
@@ -997,7 +1000,7 @@ out:
 }
 
 struct env *env_start(const struct sim_config *cfg, unsigned seq, struct sim_job *first,
-                      env_done_fn done, void *arg)
+                      env_done_fn done, env_idle_fn idle, void *arg)
 {
     struct env *e = xcalloc(1, sizeof(*e));
     pthread_condattr_t ca;
@@ -1017,6 +1020,7 @@ struct env *env_start(const struct sim_config *cfg, unsigned seq, struct sim_job
     e->log_fd = -1;
     e->job = first;
     e->done = done;
+    e->idle = idle;
     e->done_arg = arg;
     sim_hex(e->token, 24);
     sim_hex(e->stream_hex, 16);

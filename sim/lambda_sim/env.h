@@ -54,10 +54,13 @@ void sim_job_release(struct sim_job *job);
 
 struct env;
 typedef void (*env_done_fn)(void *arg, struct env *env);
+/* Called (no environment lock held) each time the environment finishes an invoke and is idle. */
+typedef void (*env_idle_fn)(void *arg);
 
-/* Starts an environment that initialises and then runs first (may be NULL). */
+/* Starts an environment that initialises and then runs first (may be NULL).  done and idle get
+ * arg. */
 struct env *env_start(const struct sim_config *cfg, unsigned seq, struct sim_job *first,
-                      env_done_fn done, void *arg);
+                      env_done_fn done, env_idle_fn idle, void *arg);
 /* Gives job to an idle environment; 0 if it is not idle. */
 int env_try_assign(struct env *env, struct sim_job *job);
 /* 1 while the environment is shutting down after a timeout or failure (it frees its place

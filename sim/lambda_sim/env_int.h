@@ -99,6 +99,7 @@ struct env {
     unsigned invokes;
     pthread_t thread;
     env_done_fn done;
+    env_idle_fn idle;
     void *done_arg;
 };
 

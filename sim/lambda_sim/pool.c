@@ -35,6 +35,15 @@ struct pool *pool_new(const struct sim_config *cfg)
     return p;
 }
 
+static void on_env_idle(void *arg)
+{
+    struct pool *p = arg;
+
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void on_env_done(void *arg, struct env *env)
 {
     struct pool *p = arg;
@@ -73,7 +82,10 @@ void pool_invoke(struct pool *p, struct sim_job *job)
 {
     /* How long an invoke may wait for a resetting environment: its SHUTDOWN budget, plus
      * slack for the reaping. */
-    uint64_t deadline = clock_mono_ns() + ((uint64_t)p->cfg->shutdown_ms + 3000u) * 1000000u;
+    uint64_t start = clock_mono_ns();
+    uint64_t reset_deadline = start + ((uint64_t)p->cfg->shutdown_ms + 3000u) * 1000000u;
+    /* --queue-ms: how long an invoke may wait for a busy environment (0: Lambda's 429). */
+    uint64_t queue_deadline = start + (uint64_t)p->cfg->queue_ms * 1000000u;
     int assigned = 0;
     unsigned i;
 
@@ -81,6 +93,7 @@ void pool_invoke(struct pool *p, struct sim_job *job)
     for (;;) {
         int resetting = 0;
         int free_slot = -1;
+        uint64_t deadline;
         struct timespec ts;
 
         if (p->stopping) {
@@ -106,11 +119,15 @@ void pool_invoke(struct pool *p, struct sim_job *job)
             }
         }
         if (free_slot >= 0) {
-            p->envs[free_slot] = env_start(p->cfg, ++p->seq, job, on_env_done, p);
+            p->envs[free_slot] = env_start(p->cfg, ++p->seq, job, on_env_done, on_env_idle, p);
             assigned = 1;
             break;
         }
-        if (!resetting || clock_mono_ns() >= deadline) {
+        deadline = queue_deadline;
+        if (resetting && reset_deadline > deadline) {
+            deadline = reset_deadline;
+        }
+        if (clock_mono_ns() >= deadline) {
             break;
         }
         ts.tv_sec = (time_t)(deadline / 1000000000u);

@@ -4,7 +4,8 @@
  * --max-envs exist (its init runs first, as a cold start); when every environment is busy the
  * job is answered at once with 429 TooManyRequestsException, as Lambda answers an invoke over
  * the function's reserved concurrency.  Environments that are resetting after a timeout or a
- * crash free their place within the SHUTDOWN budget, so an invoke waits for them instead.
+ * crash free their place within the SHUTDOWN budget, so an invoke waits for them instead; with
+ * --queue-ms an invoke also waits that long for a busy environment to become idle.
  * Environments that ended are reaped (joined and freed) by later dispatches and by pool_stop.
  * Thread-safety: pool_invoke may be called from any number of threads; pool_stop once, after
  * which pool_invoke answers 503; pool_free last.

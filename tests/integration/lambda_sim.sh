@@ -145,6 +145,19 @@ invoke c5 '{"op":"echo"}'
 stop_sim
 py_checks concurrency "$REC" "$T/logs2" "$T/c1.b" "$T/c2.b" "$T/c3.b" "$T/c5.b"
 
+# ---- 2b. --queue-ms: an invoke waits for the busy environment instead of a 429 -----------------
+start_sim sim2b --function "$D/runtime.sh" --max-envs 1 --queue-ms 5000
+invoke q1 '{"op":"sleep","s":0.8}' &
+qpid=$!
+sleep 0.3
+invoke q2 '{"op":"echo"}'
+wait "$qpid"
+expect_eq "--queue-ms: the queued invoke is answered 200" 200 "$(head -1 "$T/q2.h" | cut -d' ' -f2)"
+expect_eq "--queue-ms: it ran in the same environment" \
+  "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$T/q1.b")" \
+  "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$T/q2.b")"
+stop_sim
+
 # ---- 3. timeout and crash reset the environment -----------------------------------------------
 mkdir -p "$T/ext3" "$T/logs3"
 cp "$D/ext.py" "$T/ext3/delta"
