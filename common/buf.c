@@ -88,7 +88,12 @@ enum stash_err buf_printf(struct buf *b, const char *fmt, ...)
         return rc;
     }
     va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    /* Same format, same arguments: the length cannot differ unless the output is broken. */
+    if (vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap) != n) {
+        va_end(ap);
+        b->data[b->len] = '\0';
+        return STASH_EINVAL;
+    }
     va_end(ap);
     b->len += (size_t)n;
     return STASH_OK;
@@ -103,24 +108,28 @@ enum stash_err buf_put_json_escaped(struct buf *b, const char *s, size_t n)
 
     for (i = 0; i < n && !rc; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[7];
+        char esc[6];
+        char letter = 0; /* the two-character escape's letter, if it has one */
         size_t elen = 0;
 
         if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            elen = 2;
+            letter = (char)c;
         } else if (c == '\n') {
-            memcpy(esc, "\\n", 2);
-            elen = 2;
+            letter = 'n';
         } else if (c == '\r') {
-            memcpy(esc, "\\r", 2);
-            elen = 2;
+            letter = 'r';
         } else if (c == '\t') {
-            memcpy(esc, "\\t", 2);
+            letter = 't';
+        }
+        if (letter) {
+            esc[0] = '\\';
+            esc[1] = letter;
             elen = 2;
         } else if (c < 0x20 || c == 0x7f) {
-            memcpy(esc, "\\u00", 4);
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
             esc[4] = hex[c >> 4];
             esc[5] = hex[c & 15];
             elen = 6;

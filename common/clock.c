@@ -35,18 +35,35 @@ double clock_ms_between(uint64_t start_ns, uint64_t end_ns)
     return (double)(end_ns - start_ns) / 1e6;
 }
 
+/* The last instant whose ISO form fits CLOCK_ISO_LEN: 9999-12-31T23:59:59.999Z. */
+#define CLOCK_ISO_LAST_MS 253402300799999ull
+
 void clock_format_iso(uint64_t epoch_ms, char out[CLOCK_ISO_LEN])
 {
-    time_t s = (time_t)(epoch_ms / 1000u);
+    time_t s;
     struct tm tm;
+    int n;
 
     /* Formatted through a roomy buffer: gcc cannot see that struct tm fields are in range. */
     char tmp[64];
 
-    gmtime_r(&s, &tm);
-    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (unsigned)(epoch_ms % 1000u));
+    /* Past year 9999 the form is longer than CLOCK_ISO_LEN: clamp rather than cut off the 'Z'. */
+    if (epoch_ms > CLOCK_ISO_LAST_MS) {
+        epoch_ms = CLOCK_ISO_LAST_MS;
+    }
+    s = (time_t)(epoch_ms / 1000u);
+    /* Cannot fail in range [1970, 9999]; a defined answer all the same. */
+    if (!gmtime_r(&s, &tm)) {
+        memset(&tm, 0, sizeof(tm));
+        tm.tm_year = 70;
+        tm.tm_mday = 1;
+    }
+    n = snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (unsigned)(epoch_ms % 1000u));
+    if (n != CLOCK_ISO_LEN - 1) {
+        memset(tmp, '?', CLOCK_ISO_LEN - 1);
+    }
     memcpy(out, tmp, CLOCK_ISO_LEN - 1);
     out[CLOCK_ISO_LEN - 1] = '\0';
 }
@@ -55,12 +72,21 @@ void clock_format_amz(int64_t epoch_s, char out[CLOCK_AMZ_LEN])
 {
     time_t s = (time_t)epoch_s;
     struct tm tm;
+    int n;
 
     char tmp[64];
 
-    gmtime_r(&s, &tm);
-    snprintf(tmp, sizeof(tmp), "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (!gmtime_r(&s, &tm)) {
+        memset(&tm, 0, sizeof(tm));
+        tm.tm_year = 70;
+        tm.tm_mday = 1;
+    }
+    n = snprintf(tmp, sizeof(tmp), "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    /* Outside years 0..9999 the form does not fit: an obviously invalid date, never a cut one. */
+    if (n != CLOCK_AMZ_LEN - 1) {
+        memset(tmp, '?', CLOCK_AMZ_LEN - 1);
+    }
     memcpy(out, tmp, CLOCK_AMZ_LEN - 1);
     out[CLOCK_AMZ_LEN - 1] = '\0';
 }
@@ -109,7 +135,8 @@ int clock_parse_iso(const char *s, uint64_t *epoch_ms)
     h = (s[11] - '0') * 10 + (s[12] - '0');
     mi = (s[14] - '0') * 10 + (s[15] - '0');
     sec = (s[17] - '0') * 10 + (s[18] - '0');
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+    /* epoch_ms is unsigned: a date before 1970 would wrap around to the far future. */
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
         return STASH_EINVAL;
     }
     p = s + 19;
@@ -130,6 +157,6 @@ int clock_parse_iso(const char *s, uint64_t *epoch_ms)
         return STASH_EINVAL;
     }
     days_from_civil(y, (unsigned)mo, (unsigned)d, &days);
-    *epoch_ms = (uint64_t)((days * 86400 + h * 3600 + mi * 60 + sec) * 1000) + ms;
+    *epoch_ms = (uint64_t)((days * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec) * 1000) + ms;
     return STASH_OK;
 }

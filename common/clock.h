@@ -20,11 +20,14 @@ double clock_ms_between(uint64_t start_ns, uint64_t end_ns);
 
 #define CLOCK_ISO_LEN 25 /* "2022-11-16T08:22:40.362Z" plus NUL */
 #define CLOCK_AMZ_LEN 17 /* "20150830T123600Z" plus NUL */
-/* Formats epoch milliseconds as ISO 8601 UTC with milliseconds and a Z. */
+/* Formats epoch milliseconds as ISO 8601 UTC with milliseconds and a Z; instants past the year
+ * 9999 are clamped to 9999-12-31T23:59:59.999Z (the form would not fit). */
 void clock_format_iso(uint64_t epoch_ms, char out[CLOCK_ISO_LEN]);
-/* Formats epoch seconds as SigV4's basic ISO 8601 date-time. */
+/* Formats epoch seconds as SigV4's basic ISO 8601 date-time ("????..." outside years 0..9999,
+ * which SigV4 then refuses as a malformed date). */
 void clock_format_amz(int64_t epoch_s, char out[CLOCK_AMZ_LEN]);
-/* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" to epoch milliseconds; STASH_EINVAL if malformed. */
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" to epoch milliseconds; STASH_EINVAL if malformed or before
+ * 1970 (the result is unsigned). */
 int clock_parse_iso(const char *s, uint64_t *epoch_ms);
 
 #endif

@@ -58,11 +58,14 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
     len = (size_t)head + (size_t)n;
     if (len > sizeof(line) - 2) {
         len = sizeof(line) - 2;
-        memcpy(line + len - 3, "...", 3);
+        memset(line + len - 3, '.', 3);
     }
-    /* A record never spans lines: CloudWatch would split it into two events. */
+    /* A record never spans lines (CloudWatch would split it into two events), and no other
+     * control character (a terminal escape in a hostile name) reaches the log; tabs stay. */
     for (size_t i = (size_t)head; i < len; i++) {
-        if (line[i] == '\n' || line[i] == '\r') {
+        unsigned char c = (unsigned char)line[i];
+
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
             line[i] = ' ';
         }
     }

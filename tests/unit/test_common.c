@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/clock.h"
@@ -89,6 +90,79 @@ static void test_clock_format_parse(void **state)
     assert_true(clock_mono_ns() > 0);
 }
 
+/* epoch_ms is unsigned: a date before 1970 used to wrap to ~1.8e19 ms, which then became an EMF
+ * _aws.Timestamp (and the ledger's "latest time seen") via a Telemetry event's "time". */
+static void test_clock_parse_rejects_pre_epoch(void **state)
+{
+    uint64_t ms = 42;
+
+    (void)state;
+    assert_int_equal(clock_parse_iso("1969-12-31T23:59:59.999Z", &ms), STASH_EINVAL);
+    assert_int_equal(ms, 0);
+    assert_int_equal(clock_parse_iso("0000-01-01T00:00:00Z", &ms), STASH_EINVAL);
+    assert_int_equal(clock_parse_iso("1970-01-01T00:00:00.000Z", &ms), STASH_OK);
+    assert_int_equal(ms, 0);
+    assert_int_equal(clock_parse_iso("9999-12-31T23:59:59.999Z", &ms), STASH_OK);
+    assert_int_equal(ms, 253402300799999ull);
+}
+
+/* Past year 9999 the ISO form no longer fits CLOCK_ISO_LEN: the output is clamped to the last
+ * representable instant instead of being cut (which lost the 'Z'). */
+static void test_clock_format_iso_clamps(void **state)
+{
+    char iso[CLOCK_ISO_LEN];
+
+    (void)state;
+    clock_format_iso(253402300799999ull, iso);
+    assert_string_equal(iso, "9999-12-31T23:59:59.999Z");
+    clock_format_iso(253402300800000ull, iso);
+    assert_string_equal(iso, "9999-12-31T23:59:59.999Z");
+    clock_format_iso(UINT64_MAX, iso);
+    assert_string_equal(iso, "9999-12-31T23:59:59.999Z");
+    clock_format_iso(0, iso);
+    assert_string_equal(iso, "1970-01-01T00:00:00.000Z");
+}
+
+/* Runs log_write with stderr redirected to a pipe; returns what was written. */
+static size_t capture_log(const char *msg, char *out, size_t cap)
+{
+    int fds[2];
+    int saved = dup(STDERR_FILENO);
+    ssize_t n;
+
+    assert_true(saved >= 0);
+    assert_int_equal(pipe(fds), 0);
+    assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+    log_write(LOG_LEVEL_WARN, "test", "%s", msg);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    close(fds[1]);
+    n = read(fds[0], out, cap - 1);
+    close(fds[0]);
+    assert_true(n > 0);
+    out[n] = '\0';
+    return (size_t)n;
+}
+
+/* A record is one line of text: no newline, carriage return or other control character (a
+ * terminal escape from a hostile name) gets through; tabs are kept. */
+static void test_log_line_sanitised(void **state)
+{
+    char out[LOG_LINE_MAX + 16];
+    char big[LOG_LINE_MAX * 2];
+    size_t n;
+
+    (void)state;
+    n = capture_log("a\nb\rc\x1b[31md\te\x7f", out, sizeof(out));
+    assert_string_equal(out, "[stash] WARN test: a b c [31md\te \n");
+    assert_int_equal(n, strlen(out));
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    n = capture_log(big, out, sizeof(out));
+    assert_int_equal(n, LOG_LINE_MAX - 1);
+    assert_memory_equal(out + n - 4, "...\n", 4);
+}
+
 static void test_mem_equal_ct(void **state)
 {
     (void)state;
@@ -116,6 +190,9 @@ int main(void)
         cmocka_unit_test(test_buf_ceiling),  cmocka_unit_test(test_buf_growth_and_printf),
         cmocka_unit_test(test_json_escape),  cmocka_unit_test(test_clock_format_parse),
         cmocka_unit_test(test_mem_equal_ct), cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_clock_parse_rejects_pre_epoch),
+        cmocka_unit_test(test_clock_format_iso_clamps),
+        cmocka_unit_test(test_log_line_sanitised),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
