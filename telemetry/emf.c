@@ -194,15 +194,15 @@ static enum stash_err parse_dims(struct emf_config *cfg, const char *spec)
     return STASH_OK;
 }
 
-enum stash_err emf_config_init(struct emf_config *cfg, const char *namespace_,
+enum stash_err emf_config_init(struct emf_config *cfg, const char *metric_namespace,
                                const char *function_name, const char *function_version,
                                const char *dims_spec, int per_key)
 {
     enum stash_err rc = STASH_EINVAL;
 
     memset(cfg, 0, sizeof(*cfg));
-    if (!namespace_ || !*namespace_) {
-        namespace_ = EMF_NAMESPACE_DEFAULT;
+    if (!metric_namespace || !*metric_namespace) {
+        metric_namespace = EMF_NAMESPACE_DEFAULT;
     }
     if (!function_name || !*function_name) {
         function_name = "unknown";
@@ -210,7 +210,7 @@ enum stash_err emf_config_init(struct emf_config *cfg, const char *namespace_,
     if (!function_version) {
         function_version = "";
     }
-    if (!namespace_ok(namespace_)) {
+    if (!namespace_ok(metric_namespace)) {
         goto out;
     }
     if (strlen(function_name) > EMF_DIM_VALUE_MAX ||
@@ -218,7 +218,7 @@ enum stash_err emf_config_init(struct emf_config *cfg, const char *namespace_,
         strlen(function_version) >= sizeof(cfg->function_version)) {
         goto out;
     }
-    memcpy(cfg->namespace_, namespace_, strlen(namespace_) + 1);
+    memcpy(cfg->namespace_, metric_namespace, strlen(metric_namespace) + 1);
     memcpy(cfg->function_name, function_name, strlen(function_name) + 1);
     memcpy(cfg->function_version, function_version, strlen(function_version) + 1);
     cfg->per_key = per_key ? 1 : 0;

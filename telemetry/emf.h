@@ -57,7 +57,7 @@
 #define EMF_DIM_VALUE_MAX     1024 /* spec: dimension value length */
 #define EMF_NAMESPACE_MAX     255  /* PutMetricData's limit, stricter than the schema's 1024 */
 #define EMF_AGG_VALUES_MAX    500  /* values kept per metric per aggregate interval */
-#define EMF_LINE_MAX          (256 * 1024) /* the old CloudWatch event limit: a line never passes it */
+#define EMF_LINE_MAX          ((size_t)256 * 1024) /* the old CloudWatch event limit: a line never passes it */
 
 enum emf_mode {
     EMF_MODE_INVOCATION = 0, /* one line per invocation (default) */
@@ -82,13 +82,13 @@ struct emf_config {
     int per_key;
 };
 
-/* Validates and copies.  namespace_: NULL or "" gives EMF_NAMESPACE_DEFAULT; must be printable
+/* Validates and copies.  metric_namespace: NULL or "" gives EMF_NAMESPACE_DEFAULT; must be printable
  * ASCII, <= EMF_NAMESPACE_MAX, not starting with "AWS/".  function_name: the FunctionName
  * dimension (NULL or "" gives "unknown").  function_version: property (NULL gives "").
  * dims_spec: NULL/"" or "Name=Value,Name=Value" (STASH_METRICS_DIMENSIONS), names and values
  * non-blank printable ASCII without ',' '=' '"' '\\', names not one we write ourselves.
  * STASH_EINVAL on any violation (cfg is then zeroed), never a silent fix. */
-enum stash_err emf_config_init(struct emf_config *cfg, const char *namespace_,
+enum stash_err emf_config_init(struct emf_config *cfg, const char *metric_namespace,
                                const char *function_name, const char *function_version,
                                const char *dims_spec, int per_key);
 

@@ -410,7 +410,8 @@ enum stash_err telemetry_batch_parse(const char *body, size_t len, struct teleme
         uint64_t time_ms;
 
         (void)parse_envelope(el, &type, &is_log, &time_ms);
-        if (is_log || type == TELEMETRY_UNKNOWN) {
+        /* i < nknown always holds (pass 1 counted these); checked so no path can overrun. */
+        if (is_log || type == TELEMETRY_UNKNOWN || i >= nknown) {
             continue;
         }
         events[i].type = type;

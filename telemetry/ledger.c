@@ -102,7 +102,7 @@ static void done_push(struct done *d, struct slot *s)
 {
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 4;
-        d->s = xrealloc(d->s, d->cap * sizeof(*d->s));
+        d->s = xrealloc(d->s, d->cap * sizeof(struct slot *));
     }
     d->s[d->n++] = s;
 }
@@ -112,7 +112,7 @@ static void take(struct ledger *l, size_t i, struct done *d)
 {
     struct slot *s = l->open[i];
 
-    memmove(&l->open[i], &l->open[i + 1], (l->nopen - i - 1) * sizeof(*l->open));
+    memmove(&l->open[i], &l->open[i + 1], (l->nopen - i - 1) * sizeof(struct slot *));
     l->nopen--;
     if (l->current == s) {
         l->current = NULL;
@@ -163,12 +163,13 @@ static struct slot *find(const struct ledger *l, const char *id)
     return NULL;
 }
 
-/* Adds s as the newest open record, evicting the oldest (never the current one) past max_open. */
+/* Adds s as the newest open record, evicting the oldest (never the current one) to stay within
+ * max_open.  Only this function adds, so nopen <= max_open on entry and one eviction makes room;
+ * evicting before s is added also means s itself can never be the one evicted. */
 static void add_open(struct ledger *l, struct slot *s, struct done *d)
 {
-    l->open = xrealloc(l->open, (l->nopen + 1) * sizeof(*l->open));
-    l->open[l->nopen++] = s;
-    while (l->nopen > l->cfg.max_open) {
+    if (l->nopen >= l->cfg.max_open) {
+        /* max_open >= 2, so when the oldest is the current record there is a second one. */
         size_t victim = l->open[0] == l->current ? 1 : 0;
         struct slot *v = l->open[victim];
 
@@ -179,6 +180,8 @@ static void add_open(struct ledger *l, struct slot *s, struct done *d)
         }
         take(l, victim, d);
     }
+    l->open = xrealloc(l->open, (l->nopen + 1) * sizeof(struct slot *));
+    l->open[l->nopen++] = s;
 }
 
 struct ledger *ledger_new(const struct ledger_config *cfg, uint64_t now_ms)

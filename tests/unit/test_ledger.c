@@ -445,6 +445,48 @@ static void test_bounds(void **state)
     ledger_free(l);
 }
 
+/* A flood of events for unknown ids (a hostile or confused Telemetry batch) evicts the oldest
+ * other records, never the current invocation, which still collects its facts. */
+static void test_flood_never_evicts_current(void **state)
+{
+    struct ledger *l = new_ledger(3, 0);
+    struct ledger_stats st;
+    struct telemetry_event ev;
+    struct facts f;
+    char id[16];
+
+    (void)state;
+    assert_int_equal(ledger_on_invoke(l, "cur", 0, 2000), STASH_OK);
+    for (int i = 0; i < 50; i++) {
+        memset(&ev, 0, sizeof(ev));
+        ev.type = TELEMETRY_RUNTIME_DONE;
+        snprintf(id, sizeof(id), "x%d", i);
+        snprintf(ev.request_id, sizeof(ev.request_id), "%s", id);
+        ledger_on_event(l, &ev);
+        ledger_stats(l, &st);
+        assert_true(st.open <= 3);
+    }
+    ledger_stats(l, &st);
+    assert_int_equal(st.evicted, 48);
+    f = mkfacts(FACTS_SVC_SSM, FACTS_HIT, 1.0, NULL, "p");
+    ledger_on_facts(l, &f);
+    ev = mkreport("cur", 5, 5, 0);
+    ledger_on_event(l, &ev);
+    ledger_on_shutdown(l);
+    ledger_flush(l);
+    for (size_t i = 0; i < s_ncap; i++) {
+        if (strcmp(s_cap[i].rec.request_id, "cur") == 0) {
+            assert_false(s_cap[i].rec.evicted);
+            assert_int_equal(s_cap[i].rec.counts.hits, 1);
+            assert_true(s_cap[i].rec.has & LEDGER_HAS_REPORT);
+            ledger_free(l);
+            return;
+        }
+    }
+    ledger_free(l);
+    fail_msg("the current record was never emitted");
+}
+
 static void test_invoke_validation(void **state)
 {
     struct ledger *l = new_ledger(0, 0);
@@ -546,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_telemetry_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoke_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flood_never_evicts_current, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_facts, setup, teardown),
     };
