@@ -10,12 +10,13 @@
  *    "max_us":..,"mean_us":..,"rps":..,"status":..,"body_bytes":..}
  *
  *   bench_hit --port P --path PATH [--keys K] [-H 'Name: value']... [-n N] [-w W] [-c C]
- *             [--method GET|POST] [--body-file F] [--max-ms MS] [--expect STATUS]
+ *             [--method GET|POST] [--body-file F] [--max-ms MS] [--expect STATUS] [--gap-us US]
  *
  * PATH may hold one "%d", replaced by the request's key index (0..K-1, round-robin, each
  * connection starting at a different key): the scaling runs over many cached keys.  --max-ms
  * bounds the run in time (requests not sent by then are not counted).  --expect makes any other
- * status an error.
+ * status an error.  --gap-us pauses between a connection's requests (the pause is not timed): a
+ * caller that reads a value now and then, whose server finds its caches cold.
  *
  * Exec mode: --exec-first ... -- CMD ARGS...: forks and execs CMD (environment inherited), then
  * polls the port with the request until an answer with the --expect status (default 200) arrives,
@@ -59,6 +60,7 @@ struct hit_cfg {
     long keys;
     long max_ms;
     int expect;
+    long gap_us; /* pause between requests (not timed): sparse callers, caches gone cold */
     int exec_first;
     char **cmd;
 };
@@ -263,6 +265,11 @@ static void *hit_worker_run(void *arg)
 
         if (hit_now_ns() > w->deadline_ns) {
             break;
+        }
+        if (cfg->gap_us > 0 && i > 0) {
+            struct timespec gap = {cfg->gap_us / 1000000, (cfg->gap_us % 1000000) * 1000};
+
+            nanosleep(&gap, NULL);
         }
         if (fd < 0) {
             fd = hit_connect(cfg->port);
@@ -540,6 +547,8 @@ static int hit_parse(int argc, char **argv, struct hit_cfg *cfg)
             }
         } else if (strcmp(a, "--max-ms") == 0) {
             cfg->max_ms = strtol(v, NULL, 10);
+        } else if (strcmp(a, "--gap-us") == 0) {
+            cfg->gap_us = strtol(v, NULL, 10);
         } else if (strcmp(a, "--expect") == 0) {
             cfg->expect = (int)strtol(v, NULL, 10);
         } else {
@@ -550,11 +559,12 @@ static int hit_parse(int argc, char **argv, struct hit_cfg *cfg)
     }
     if (cfg->port == 0 || cfg->port > 65535 || cfg->path == NULL || cfg->path[0] != '/' ||
         cfg->n < 1 || cfg->n > HIT_MAX_N || cfg->warmup < 0 || cfg->warmup > HIT_MAX_N ||
-        cfg->conns < 1 || cfg->conns > HIT_MAX_CONNS || cfg->keys < 0 ||
+        cfg->conns < 1 || cfg->conns > HIT_MAX_CONNS || cfg->keys < 0 || cfg->gap_us < 0 ||
+        cfg->gap_us > 10000000 ||
         (cfg->exec_first && (cfg->cmd == NULL || cfg->cmd[0] == NULL))) {
         fprintf(stderr, "usage: bench_hit --port P --path /PATH [-H 'K: V']... [-n N] [-w W] "
                         "[-c 1..%d] [--keys K] [--method M] [--body-file F] [--max-ms MS] "
-                        "[--expect STATUS] [--exec-first -- CMD ARGS...]\n",
+                        "[--expect STATUS] [--gap-us US] [--exec-first -- CMD ARGS...]\n",
                 HIT_MAX_CONNS);
         return -1;
     }

@@ -108,8 +108,13 @@ wait_listening() {
   return 1
 }
 
-# record SECTION NAME JSON: one measurement (JSON object of numbers) of one repeat.
+# record SECTION NAME JSON: one measurement (JSON object of numbers) of one repeat.  Fails (and
+# records nothing) when the measurement printed no JSON object.
 record() {
+  case "$3" in
+    \{*\}) ;;
+    *) say "$1/$2: no measurement"; return 1 ;;
+  esac
   printf '{"section":"%s","name":"%s","metrics":%s}\n' "$1" "$2" "$3" >>"$RAW"
 }
 
@@ -236,7 +241,7 @@ sec_hit_latency() {
 wrk_rps() {  # PORT CONNS: one wrk run; prints a JSON object
   local t=$(($2 < 2 ? 1 : 2))
   wrk -t"$t" -c"$2" -d"${WRK_SECS}s" --latency -H "$TOKEN_H" "http://127.0.0.1:$1$HOT_PATH" \
-    >"$W/wrk.out" 2>&1 || return 1
+    >"$W/wrk.out" 2>&1 || { say "wrk failed: $(tail -3 "$W/wrk.out")"; return 1; }
   $PY "$ROOT/bench/report.py" --parse-wrk "$W/wrk.out"
 }
 
