@@ -34,6 +34,8 @@ TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/tes
 FUZZERS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 # bench/floor.c is the bare libmicrohttpd responder the hit path is measured against.
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c bench/floor.c))
+# Test helpers in C (tests/tools/*.c), e.g. emf_sample: known records through the EMF writer.
+TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 
 EXT      := $(BUILD)/extensions/$(NAME)
 BINS     := $(EXT) $(if $(FAKEAWS_OBJ),$(BUILD)/bin/fake-aws) $(if $(SIM_OBJ),$(BUILD)/bin/lambda-sim)
@@ -84,12 +86,15 @@ $(FAKEAWS_FUZZERS): $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_OBJ) $(FAKEAWS_LIB)
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # `test` installs what is missing first, so a fresh machine needs nothing but this command.
 test: deps
 	$(Q)$(MAKE) --no-print-directory unit
 # The bench tools are built too: tests/integration/bench_quick.sh runs the quick benchmark.
-unit: $(BINS) $(TESTS) $(BENCHES)
+unit: $(BINS) $(TESTS) $(BENCHES) $(TOOLS)
 	$(Q)tests/run.sh $(BUILD)
 asan: deps
 	$(Q)$(MAKE) --no-print-directory unit BUILD=build/asan OPT="$(SANOPT)" \
