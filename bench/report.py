@@ -58,7 +58,8 @@ SECTIONS = [
      "latency and requests/s with 1 to 64 concurrent callers (one kept-alive connection each, "
      "all from one client process on the same 2 cores), stash and the floor (pool mode)."),
     ("lambda", "extensionOverhead in lambda-sim",
-     "The load-test function under lambda-sim with stash as its extension: `extensionOverhead` "
+     "The load-test function (work_ms 1) under lambda-sim, invoked one at a time with a 2 ms "
+     "pause (at most two environments), with stash as its extension: `extensionOverhead` "
      "per invoke from the platform.report / REPORT lines (time between the runtime's response "
      "and stash's next `next`, billed to the user). `invokes_refused`: invokes answered 429 "
      "because every environment was busy (lambda-sim's --max-envs), not counted."),
@@ -67,8 +68,9 @@ SECTIONS = [
      "and the second (warm), through stash with fetch, and without an extension with the AWS "
      "SDK v3. fake-aws adds latency like a real regional endpoint (see `fake_latency`)."),
     ("seed_upstream_calls", "Seed: upstream API calls under load by TTL",
-     "The load-test function (one parameter and one secret per invoke) under lambda-sim over a "
-     "few execution environments, with TTL 0, 1 and 300 s; upstream calls counted by fake-aws. "
+     "The load-test function (one parameter and one secret per invoke, work_ms 2) under "
+     "lambda-sim, two callers with a 1 ms pause, up to four execution environments, with TTL "
+     "0, 1 and 300 s; upstream calls counted by fake-aws. "
      "With 300 s: one call per key per environment. `invokes_refused`: invokes answered 429 "
      "(every environment busy), not counted in calls per invoke."),
 ]

@@ -438,7 +438,8 @@ sec_lambda() {
       fi
       invoke '{"work_ms":0}' >/dev/null || { WHY="first invoke failed"; return 1; }
       "$HIT" --port "$SIM_PORT" --path "$INVOKE_PATH" --method POST --body-file "$W/invoke.json" \
-        --expect 200 -n "$((N_LOAD / 4 + 10))" -w 0 --max-ms 60000 >"$W/invokes.json" ||
+        --expect 200 -n "$((N_LOAD / 4 + 10))" -w 0 --gap-us 2000 --max-ms 60000 \
+        >"$W/invokes.json" ||
         { WHY="invokes failed"; return 1; }
       stop "$SIM_PID" # SHUTDOWN: the last reports are delivered and written
       record lambda "$variant" "$($PY "$ROOT/bench/report.py" --parse-logs "$SIM_LOGS" \
@@ -489,7 +490,8 @@ sec_seed_upstream_calls() {
     esac
     before=$(fake_calls) || { WHY="fake-aws stats unreadable"; return 1; }
     "$HIT" --port "$SIM_PORT" --path "$INVOKE_PATH" --method POST --body-file "$W/invoke.json" \
-      --expect 200 -c 2 -n "$((N_LOAD / 2))" -w 0 --max-ms 120000 >"$W/invokes.json" ||
+      --expect 200 -c 2 -n "$((N_LOAD / 2))" -w 0 --gap-us 1000 --max-ms 120000 \
+      >"$W/invokes.json" ||
       { WHY="invokes failed"; return 1; }
     after=$(fake_calls) || { WHY="fake-aws stats unreadable"; return 1; }
     stop "$SIM_PID"
