@@ -419,6 +419,10 @@ export function report(t, opts = {}) {
         'if that means buying higher throughput, rerun with --ssm-throughput high');
     }
   }
+  if (metricHours && t.lastMs - t.firstMs < 3600000) {
+    notes.push('custom metrics are billed for each hour they receive data: a sample shorter than an hour ' +
+      'still pays a full hour of them, so its net is pessimistic; --invocations-per-month gives the monthly view');
+  }
   if (t.duplicates) notes.push(`${t.duplicates} duplicate lines ignored`);
   if (c.valuesSampledOut) notes.push(`aggregate lines sampled ${c.valuesSampledOut} values out; percentiles come from the sample`);
 

@@ -55,6 +55,11 @@ test('invocation mode: exact totals; per-key, split and init lines counted once'
   assert.equal(r.customMetricHours, 55);
   assert.equal(r.window.firstMs, 1785265200000);
   assert.equal(r.window.lastMs, 1785265200000 + 2 * 3600000 + 5000);
+  assert.ok(!r.notes.some((n) => n.includes('shorter than an hour')));
+  // The first hour alone (init, A, B: 61 s) pays a full hour of metrics, and says so.
+  const early = report(summarize(lines(out).filter((l) => !l.includes('"req-c"'))));
+  assert.equal(early.customMetricHours, 28);
+  assert.ok(early.notes.some((n) => n.includes('shorter than an hour')));
 });
 
 test('a continuation line adds values, never counts', () => {
