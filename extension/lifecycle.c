@@ -740,8 +740,10 @@ int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hook
         goto out;
     }
     if (opts->config_error) {
-        LOG_ERROR(MOD, "invalid configuration: %s", opts->config_error);
-        s_report_error(&s, "init/error", "Extension.ConfigInvalid", opts->config_error);
+        LOG_ERROR(MOD, "cannot work, reported to Lambda: %s", opts->config_error);
+        s_report_error(&s, "init/error",
+                       opts->error_type ? opts->error_type : "Extension.ConfigInvalid",
+                       opts->config_error);
         goto out;
     }
     if (m) {

@@ -8,7 +8,8 @@
  *
  * lifecycle_run() is the whole Lambda mode, called by main() once the local API is serving:
  *   register            failure: one ERROR line, returns 1 (nothing else can be reported to Lambda)
- *   config error        POST init/error "Extension.ConfigInvalid", returns 1
+ *   config error        POST init/error "Extension.ConfigInvalid" (or opts->error_type: stash
+ *                       cannot work, e.g. its local API could not bind), returns 1
  *   metrics             the EMF writer is made with register's functionName/functionVersion
  *   subscribe           types ["platform"] only, buffering 1000 items / 256 KiB / 25 ms so a
  *                       report is delivered as soon as the sandbox thaws; any refusal (RIE and
@@ -118,7 +119,8 @@ struct lifecycle_hooks {
 struct lifecycle_opts {
     const char *runtime_api;  /* AWS_LAMBDA_RUNTIME_API, "host:port" */
     const char *name;         /* Lambda-Extension-Name */
-    const char *config_error; /* non-NULL: configuration is invalid; reported by init/error */
+    const char *config_error; /* non-NULL: stash cannot work; reported by init/error, exit 1 */
+    const char *error_type;   /* its Category.Reason (NULL: "Extension.ConfigInvalid") */
     const char *schema;       /* telemetry schemaVersion (NULL: 2022-12-13) */
     const struct sockaddr *listen_addr; /* from listener_resolve() */
     socklen_t listen_addrlen;

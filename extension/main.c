@@ -247,6 +247,22 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         aopts.facts_ctx = metrics;
     }
     if (api_start(&aopts, &api) != STASH_OK) {
+        if (cfg->lambda_runtime_api) {
+            /* The function would get connection errors with no explanation: fail its init
+             * with the reason instead. */
+            char why[128];
+            struct lifecycle_opts lo = {.runtime_api = cfg->lambda_runtime_api,
+                                        .name = le->name,
+                                        .config_error = why,
+                                        .error_type = "Extension.LocalApiUnavailable"};
+
+            (void)snprintf(
+                why, sizeof(why),
+                "cannot listen on 127.0.0.1:%llu (PARAMETERS_SECRETS_EXTENSION_HTTP_PORT "
+                "in use?)",
+                (unsigned long long)cfg->http_port);
+            (void)lifecycle_run(&lo, NULL);
+        }
         goto out;
     }
     if (cfg->prefetch_secrets || cfg->prefetch_parameters) {
