@@ -1,0 +1,323 @@
+#!/usr/bin/env bash
+# stash as a Lambda extension, end to end: lambda-sim runs a bash+curl function with stash in its
+# extensions directory, against fake-aws.  The function makes a known list of local requests per
+# invoke; the EMF lines stash writes to the log stream must count exactly those hits and misses,
+# carry exactly the figures of the sim's REPORT lines (the same platform.report), flag the cold
+# start once, and the last invocation must be flushed at SHUTDOWN.  With --telemetry off the
+# cache must still serve and the metrics still be written, without Lambda's figures.
+source "$(dirname "$0")/lib.bash"
+
+SIM=$BUILD/bin/lambda-sim
+FA=$BUILD/bin/fake-aws
+STASH=$BUILD/extensions/stash
+DATA=$STASH_ROOT/sim/fake_aws/sample-data.json
+VALIDATE=$STASH_ROOT/tests/tools/emf_validate.py
+SCHEMA=$STASH_ROOT/../shared/reference/emf-schema.json
+[ -f "$SCHEMA" ] || SCHEMA=/work/shared/reference/emf-schema.json
+AKID=AKIDEXAMPLE
+SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+
+for f in "$SIM" "$FA" "$STASH"; do
+  if [ ! -x "$f" ]; then
+    echo "# missing $f"
+    expect_eq "built: $f" yes no
+    finish
+  fi
+done
+
+# ---- the function: a Runtime API loop in bash + curl ------------------------------------------
+# The invoke payload is a JSON string of space-separated requests, "sm:ID" or "ssm:NAME"; the
+# response is the list of HTTP statuses stash gave.  During init it reads one secret, as a
+# function's init code would (INIT_READ).
+cat >"$T/function.sh" <<'EOF'
+#!/usr/bin/env bash
+API=http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime
+LOCAL=http://127.0.0.1:$PARAMETERS_SECRETS_EXTENSION_HTTP_PORT
+get() {  # sm:ID | ssm:NAME -> prints the status
+  local kind=${1%%:*} id=${1#*:} url
+  if [ "$kind" = sm ]; then
+    url="$LOCAL/secretsmanager/get?secretId=$id"
+  else
+    url="$LOCAL/systemsmanager/parameters/get?name=$id"
+  fi
+  curl -s -o /dev/null -w '%{http_code}' -H "X-Aws-Parameters-Secrets-Token: $AWS_SESSION_TOKEN" \
+    "$url"
+}
+# stash serves from process start, but the runtime may start first: wait for /ping.
+for _ in $(seq 200); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$LOCAL/ping")" = 200 ] && break
+  sleep 0.02
+done
+[ -n "$INIT_READ" ] && echo "init read $INIT_READ: $(get "$INIT_READ")"
+while true; do
+  hdr=$(mktemp)
+  body=$(curl -s -D "$hdr" "$API/invocation/next") || exit 1
+  rid=$(tr -d '\r' <"$hdr" | sed -n 's/^[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: *//p')
+  rm -f "$hdr"
+  body=${body#\"}
+  body=${body%\"}
+  out=""
+  for req in $body; do
+    out="$out $(get "$req")"
+  done
+  curl -s -o /dev/null -X POST "$API/invocation/$rid/response" -d "\"${out# }\""
+done
+EOF
+chmod +x "$T/function.sh"
+# stash runs under its own name (Lambda matches the registered name with the file name); the
+# wrapper keeps argv[0] and records how stash exited, which the sim does not report.
+mkdir -p "$T/ext"
+cat >"$T/ext/stash" <<WRAP
+#!/usr/bin/env bash
+( exec -a "\$0" "$STASH" )
+echo "stash exit status \$?" >>"$T/stash-exit.log"
+WRAP
+chmod +x "$T/ext/stash"
+
+# ---- fake-aws -------------------------------------------------------------------------------
+bg fa "$FA" --port 0 --data "$DATA" --access-key "$AKID" --secret-key "$SECRET"
+for _ in $(seq 200); do grep -q 'listening on' "$T/fa.log" && break; sleep 0.05; done
+FAP=$(sed -n 's/^fake-aws listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/fa.log")
+check "fake-aws is up" test -n "$FAP"
+FABASE=http://127.0.0.1:$FAP
+
+# Starts lambda-sim (extra args appended) with stash and the function; sets SIMP and SIMPID.
+start_sim() {
+  local name=$1
+  shift
+  mkdir -p "$T/logs-$name"
+  "$SIM" --function "$T/function.sh" --extensions "$T/ext" --port 0 --logs "$T/logs-$name" \
+    --ready-file "$T/ready-$name" --function-name e2e-fn --max-envs 1 \
+    --env AWS_ACCESS_KEY_ID=$AKID --env AWS_SECRET_ACCESS_KEY=$SECRET \
+    --env AWS_ENDPOINT_URL=$FABASE --env INIT_READ=sm:prod/db \
+    --env PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=info "$@" >"$T/sim-$name.log" 2>&1 &
+  SIMPID=$!
+  _pids+=("$SIMPID")
+  SIMP=""
+  for _ in $(seq 200); do
+    [ -s "$T/ready-$name" ] && SIMP=$(cat "$T/ready-$name") && break
+    sleep 0.05
+  done
+}
+
+# Invokes with payload "$1"; prints "REQUEST_ID RESPONSE".
+invoke() {
+  local hdr=$T/invoke.hdr body rid
+  body=$(curl -s -D "$hdr" -X POST -d "\"$1\"" \
+    "http://127.0.0.1:$SIMP/2015-03-31/functions/function/invocations")
+  rid=$(tr -d '\r' <"$hdr" | sed -n 's/^[Xx]-[Aa]mzn-[Rr]equest[Ii]d: *//p')
+  echo "$rid $body"
+}
+
+# The caller has its answer as soon as the function responds, but the invoke ends (END line) only
+# once the runtime and every extension have called next again.  One environment (--max-envs 1)
+# takes the next invoke only then (else 429), and Lambda never spins an environment down in the
+# middle of an invoke: wait for the END line before either.
+wait_end() {
+  local dir=$1 rid=$2
+  for _ in $(seq 250); do
+    grep -aq "^END RequestId: $rid" "$dir"/* 2>/dev/null && return 0
+    sleep 0.02
+  done
+  echo "# no END line for $rid"
+  return 1
+}
+
+# SIGTERM makes lambda-sim spin every environment down (SHUTDOWN spindown).  With no arguments
+# (an init that failed: no invoke to wait for), at once.
+stop_sim() {
+  [ $# -eq 0 ] || wait_end "$1" "$2"
+  kill -TERM "$SIMPID" 2>/dev/null
+  wait "$SIMPID" 2>/dev/null
+}
+
+# The EMF lines of a log directory, one JSON object per line.
+emf_lines() {
+  cat "$1"/* 2>/dev/null | grep -a '^{"_aws"'
+}
+
+# Prints field F of the EMF line whose requestId is R ("-" if absent, "none" if no line).
+emf_field() {
+  local dir=$1 rid=$2 field=$3
+  emf_lines "$dir" | python3 -c '
+import json, sys
+rid, field = sys.argv[1], sys.argv[2]
+for line in sys.stdin:
+    d = json.loads(line)
+    if d.get("requestId") == rid:
+        v = d.get(field, "-")
+        print(json.dumps(v) if not isinstance(v, str) else v)
+        break
+else:
+    print("none")
+' "$rid" "$field"
+}
+
+# Prints field F ("Duration", "Billed Duration", ...) of the REPORT line of request R.
+report_field() {
+  local dir=$1 rid=$2 field=$3
+  cat "$dir"/* | grep -a "^REPORT RequestId: $rid" | tr '\t' '\n' |
+    sed -n "s/^$field: \([0-9.]*\) \(ms\|MB\)$/\1/p"
+}
+
+# ---- run 1: telemetry on --------------------------------------------------------------------
+start_sim on
+check "lambda-sim is up (telemetry on)" test -n "$SIMP"
+
+# What each invoke asks for, and what it must count (TTL 300 s: the second read is a hit).
+PAY=("sm:prod/db ssm:/app/prod/db/host ssm:/app/prod/db/host"
+  "sm:prod/api-key sm:prod/api-key sm:prod/db"
+  "sm:prod/db sm:prod/db sm:prod/db")
+WANT_HITS=(2 2 3)
+WANT_MISSES=(1 1 0)
+WANT_SM=(0 1 0)
+WANT_SSM=(1 0 0)
+RIDS=()
+LOGS=$T/logs-on
+for i in 0 1 2; do
+  read -r rid resp < <(invoke "${PAY[$i]}")
+  RIDS+=("$rid")
+  expect_eq "invoke $i answered by the function through stash" '"200 200 200"' "$resp"
+  [ "$i" = 2 ] || wait_end "$LOGS" "$rid"
+done
+stop_sim "$LOGS" "${RIDS[2]}"
+
+check "stash registered and subscribed" grep -aq 'subscribed to platform telemetry' "$LOGS"/*
+expect_eq "stash exited 0 after SHUTDOWN" "stash exit status 0" "$(tail -1 "$T/stash-exit.log")"
+check "SHUTDOWN reached stash and it flushed" grep -aq 'shutdown (spindown)' "$LOGS"/*
+check "no telemetry warning when the subscription succeeds" \
+  bash -c "! grep -aq 'telemetry unavailable' '$LOGS'/*"
+for i in 0 1 2; do
+  rid=${RIDS[$i]}
+  expect_eq "invoke $i: CacheHits" "${WANT_HITS[$i]}" "$(emf_field "$LOGS" "$rid" CacheHits)"
+  expect_eq "invoke $i: CacheMisses" "${WANT_MISSES[$i]}" "$(emf_field "$LOGS" "$rid" CacheMisses)"
+  expect_eq "invoke $i: SecretsManagerCalls" "${WANT_SM[$i]}" \
+    "$(emf_field "$LOGS" "$rid" SecretsManagerCalls)"
+  expect_eq "invoke $i: ParameterStoreCalls" "${WANT_SSM[$i]}" \
+    "$(emf_field "$LOGS" "$rid" ParameterStoreCalls)"
+  expect_eq "invoke $i: one FetchLatency value per request" 3 \
+    "$(emf_field "$LOGS" "$rid" FetchLatency | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+  # Lambda's figures: the same platform.report the sim printed as its REPORT line.
+  check "invoke $i: the sim printed its REPORT" test -n "$(report_field "$LOGS" "$rid" Duration)"
+  dur=$(emf_field "$LOGS" "$rid" Duration)
+  expect_eq "invoke $i: Duration matches REPORT" "$(report_field "$LOGS" "$rid" Duration)" \
+    "$(python3 -c "print('%.2f' % float('$dur'))" 2>/dev/null)"
+  expect_eq "invoke $i: BilledDuration matches REPORT" \
+    "$(report_field "$LOGS" "$rid" 'Billed Duration')" "$(emf_field "$LOGS" "$rid" BilledDuration)"
+  expect_eq "invoke $i: MaxMemoryUsed matches REPORT" \
+    "$(report_field "$LOGS" "$rid" 'Max Memory Used')" "$(emf_field "$LOGS" "$rid" MaxMemoryUsed)"
+    # The number belongs to the benchmarks; here only that Lambda's span came through.
+  check "invoke $i: ExtensionOverhead present" \
+    python3 -c "float('$(emf_field "$LOGS" "$rid" ExtensionOverhead)')"
+done
+# The first invocation carries the environment's init; the others do not.
+init=$(emf_field "$LOGS" "${RIDS[0]}" InitDuration)
+check "invoke 0: the REPORT has an Init Duration" \
+  test -n "$(report_field "$LOGS" "${RIDS[0]}" 'Init Duration')"
+expect_eq "invoke 0: InitDuration matches REPORT" \
+  "$(report_field "$LOGS" "${RIDS[0]}" 'Init Duration')" \
+  "$(python3 -c "print('%.2f' % float('$init'))" 2>/dev/null)"
+expect_eq "invoke 1: no InitDuration" "-" "$(emf_field "$LOGS" "${RIDS[1]}" InitDuration)"
+expect_eq "cold start flagged on the first invocation" 1 \
+  "$(emf_field "$LOGS" "${RIDS[0]}" ColdStart)"
+expect_eq "cold start flagged once per environment" 1 \
+  "$(emf_lines "$LOGS" | grep -c '"ColdStart":1')"
+# The read made by the function's init code is its own record (no requestId).
+expect_eq "init record: one miss, one Secrets Manager call" "1 1" \
+  "$(emf_lines "$LOGS" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    d = json.loads(line)
+    if not d.get("requestId"):
+        print(d.get("CacheMisses"), d.get("SecretsManagerCalls"))
+')"
+# Exactly one line per invocation plus the init record: nothing lost, nothing twice.
+expect_eq "one EMF line per invocation, plus init" 4 "$(emf_lines "$LOGS" | wc -l)"
+emf_lines "$LOGS" >"$T/emf-on.jsonl"
+if [ -f "$VALIDATE" ]; then
+  check "every EMF line passes the schema and the EMF rules" \
+    python3 "$VALIDATE" "$SCHEMA" "$T/emf-on.jsonl"
+fi
+check "no secret value in any EMF line" \
+  bash -c "! grep -aq -e 'n3w-Pa55word' -e 'sk_live_' -e 'db.internal' '$T/emf-on.jsonl'"
+
+# ---- run 2: telemetry refused (as AWS's emulator does) ---------------------------------------
+start_sim off --telemetry off
+check "lambda-sim is up (telemetry off)" test -n "$SIMP"
+RIDS=()
+LOGS=$T/logs-off
+for i in 0 1; do
+  read -r rid resp < <(invoke "${PAY[$i]}")
+  RIDS+=("$rid")
+  expect_eq "telemetry off: invoke $i still served by the cache" '"200 200 200"' "$resp"
+  [ "$i" = 1 ] || wait_end "$LOGS" "$rid"
+done
+stop_sim "$LOGS" "${RIDS[1]}"
+expect_eq "telemetry off: stash exited 0 after SHUTDOWN" "stash exit status 0" \
+  "$(tail -1 "$T/stash-exit.log")"
+expect_eq "telemetry off: exactly one warning" 1 \
+  "$(cat "$LOGS"/* | grep -ac 'telemetry unavailable')"
+for i in 0 1; do
+  expect_eq "telemetry off: invoke $i CacheHits" "${WANT_HITS[$i]}" \
+    "$(emf_field "$LOGS" "${RIDS[$i]}" CacheHits)"
+  expect_eq "telemetry off: invoke $i CacheMisses" "${WANT_MISSES[$i]}" \
+    "$(emf_field "$LOGS" "${RIDS[$i]}" CacheMisses)"
+  expect_eq "telemetry off: invoke $i has no Duration" "-" \
+    "$(emf_field "$LOGS" "${RIDS[$i]}" Duration)"
+done
+expect_eq "telemetry off: cold start still flagged on the first" 1 \
+  "$(emf_field "$LOGS" "${RIDS[0]}" ColdStart)"
+emf_lines "$LOGS" >"$T/emf-off.jsonl"
+if [ -f "$VALIDATE" ]; then
+  check "telemetry off: every EMF line valid" python3 "$VALIDATE" "$SCHEMA" "$T/emf-off.jsonl"
+fi
+
+# ---- run 3: aggregate mode: one line for the whole interval, written at SHUTDOWN -------------
+start_sim agg --env STASH_METRICS_MODE=aggregate --env STASH_AGGREGATE_INTERVAL_SECONDS=3600
+check "lambda-sim is up (aggregate)" test -n "$SIMP"
+LOGS=$T/logs-agg
+RIDS=()
+for i in 0 1 2; do
+  read -r rid resp < <(invoke "${PAY[$i]}")
+  RIDS+=("$rid")
+  expect_eq "aggregate: invoke $i served" '"200 200 200"' "$resp"
+  [ "$i" = 2 ] || wait_end "$LOGS" "$rid"
+done
+stop_sim "$LOGS" "${RIDS[2]}"
+expect_eq "aggregate: one line for the interval" 1 "$(emf_lines "$LOGS" | wc -l)"
+# Sums over the three invocations and the init record; Lambda's figures as arrays.
+want_durations=$(for rid in "${RIDS[@]}"; do report_field "$LOGS" "$rid" Duration; done |
+  LC_ALL=C sort | tr '\n' ' ')
+expect_eq "aggregate: counts summed, durations those of the REPORT lines" \
+  "3 1 7 3 1 1 3 ${want_durations% }" "$(emf_lines "$LOGS" | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.readline())
+durs = " ".join(sorted("%.2f" % v for v in d["Duration"]))
+print(d["invocations"], d["initRecords"], d["CacheHits"], d["CacheMisses"], d["ColdStart"],
+      d["ParameterStoreCalls"], len(d["ExtensionOverhead"]), durs)
+')"
+emf_lines "$LOGS" >"$T/emf-agg.jsonl"
+if [ -f "$VALIDATE" ]; then
+  check "aggregate: the line is valid EMF" python3 "$VALIDATE" "$SCHEMA" "$T/emf-agg.jsonl"
+fi
+
+# ---- run 4: an invalid setting is reported to Lambda, not hidden ------------------------------
+start_sim bad --env STASH_METRICS_MODE=loud
+check "lambda-sim is up (bad config)" test -n "$SIMP"
+read -r rid resp < <(invoke "sm:prod/db")
+stop_sim
+check "bad config: stash names the variable" grep -aq 'STASH_METRICS_MODE' "$T"/logs-bad/*
+check "bad config: init/error reached Lambda as Extension.ConfigInvalid" \
+  grep -aq 'Extension\.ConfigInvalid' "$T"/logs-bad/* "$T/sim-bad.log"
+# (Its exit status is not checked here: after an init error the platform may kill the
+# environment's processes before the wrapper records it.)
+
+# ---- run 5: the local API's port is taken: the init fails with the reason ---------------------
+start_sim busy --env PARAMETERS_SECRETS_EXTENSION_HTTP_PORT=$FAP
+check "lambda-sim is up (port taken)" test -n "$SIMP"
+read -r rid resp < <(invoke "sm:prod/db")
+stop_sim
+check "port taken: init/error reached Lambda as Extension.LocalApiUnavailable" \
+  grep -aq 'Extension\.LocalApiUnavailable' "$T"/logs-busy/* "$T/sim-busy.log"
+
+finish
