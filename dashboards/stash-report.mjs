@@ -52,6 +52,7 @@ const PROPS = ['requests', 'singleFlightWaits', 'bypass', 'invocations', 'initRe
 const HELP = `usage: stash-report [options] [FILE...]   (no FILE: stdin)
   --json | --markdown            output format (default: text)
   --namespace NS                 EMF namespace to read (default ${DEFAULTS.namespace})
+  --function NAME                only this FunctionName (default: every function in the input)
   --invocations-per-month N      also project the figures to N invocations a month
   --memory-mb N                  function memory (default: memorySizeMB from the lines, else ${DEFAULTS.memoryMbFallback})
   --arch x86_64|arm64            Lambda price per GB-s (default ${DEFAULTS.arch})
@@ -82,6 +83,7 @@ export function parseArgs(argv) {
   const o = { format: 'text', namespace: DEFAULTS.namespace, files: [], given: {} };
   const flags = {
     '--namespace': (v) => { o.namespace = v; },
+    '--function': (v) => { o.fn = v; },
     '--invocations-per-month': (v) => { o.invocationsPerMonth = num('--invocations-per-month', v, { min: 1 }); },
     '--memory-mb': (v) => { o.memoryMb = num('--memory-mb', v, { min: 1, max: 32768 }); },
     '--arch': (v) => {
@@ -179,18 +181,18 @@ function newRecord(phase) {
 
 // Reads lines into records (a record = its first line plus its continuation lines) and the line
 // level facts the costs need (bytes, custom metrics and the hours each received data).
-export function summarize(lines, namespace = DEFAULTS.namespace) {
+export function summarize(lines, namespace = DEFAULTS.namespace, fn = undefined) {
   const seen = new Set();
   const records = new Map();
   const t = {
-    namespace, lines: 0, perKeyLines: 0, continuationLines: 0, duplicates: 0, otherLines: 0,
+    namespace, functions: new Map(), lines: 0, perKeyLines: 0, continuationLines: 0, duplicates: 0, otherLines: 0,
     bytes: 0, firstMs: null, lastMs: null, metricHours: new Map(), memorySizes: new Map(),
     perKey: { SecretsManager: 0, ParameterStore: 0, hits: 0 }, records: [],
   };
   for (const raw of lines) {
     const p = parseLine(raw);
     const dirs = p?.doc._aws.CloudWatchMetrics.filter((d) => d && d.Namespace === namespace);
-    if (!p || !dirs.length) {
+    if (!p || !dirs.length || (fn !== undefined && p.doc.FunctionName !== fn)) {
       if (raw.trim()) t.otherLines++;
       continue;
     }
@@ -200,6 +202,7 @@ export function summarize(lines, namespace = DEFAULTS.namespace) {
     }
     seen.add(p.text);
     const doc = p.doc;
+    t.functions.set(doc.FunctionName, (t.functions.get(doc.FunctionName) ?? 0) + 1);
     const ts = Number(doc._aws.Timestamp);
     t.lines++;
     t.bytes += Buffer.byteLength(p.text) + 1; // the writer's "\n" is logged too
@@ -423,12 +426,17 @@ export function report(t, opts = {}) {
     notes.push('custom metrics are billed for each hour they receive data: a sample shorter than an hour ' +
       'still pays a full hour of them, so its net is pessimistic; --invocations-per-month gives the monthly view');
   }
+  if (t.functions.size > 1) {
+    notes.push(`lines of ${t.functions.size} functions summed (${[...t.functions.keys()].join(', ')}); ` +
+      '--function NAME reports one');
+  }
   if (t.duplicates) notes.push(`${t.duplicates} duplicate lines ignored`);
   if (c.valuesSampledOut) notes.push(`aggregate lines sampled ${c.valuesSampledOut} values out; percentiles come from the sample`);
 
   const ms = (xs) => ({ n: xs.length, p50: percentile(xs, 50), p99: percentile(xs, 99), mean: round(mean(xs), 3) });
   return {
     namespace: t.namespace,
+    functions: [...t.functions.keys()],
     window: { firstMs: t.firstMs, lastMs: t.lastMs },
     lines: { read: t.lines, perKey: t.perKeyLines, continuation: t.continuationLines,
       duplicates: t.duplicates, other: t.otherLines, bytes: t.bytes },
@@ -500,6 +508,7 @@ function assumptionRows(r) {
 export function renderText(r) {
   const out = [];
   const L = (k, v) => out.push(`${k.padEnd(26)}${v}`);
+  L('functions', r.functions.join(', '));
   L('namespace', `${r.namespace}   ${iso(r.window.firstMs)} .. ${iso(r.window.lastMs)}`);
   L('EMF lines', `${r.lines.read} (${r.lines.perKey} per-key, ${r.lines.continuation} continuation), ${r.lines.bytes} bytes`);
   L('invocations', `${r.invocations} (cold starts ${r.coldStarts}, init records ${r.initRecords})`);
@@ -528,7 +537,7 @@ export function renderText(r) {
 export function renderMarkdown(r) {
   const lat = r.latencyMs;
   const out = [
-    `### stash cache report (${r.namespace})`,
+    `### stash cache report: ${r.functions.join(', ')} (${r.namespace})`,
     '',
     `${r.invocations} invocations (cold starts: ${r.coldStarts}) from ${iso(r.window.firstMs)} to ${iso(r.window.lastMs)}, read from ${r.lines.read} EMF lines.`,
     '',
@@ -586,9 +595,10 @@ async function main() {
     process.stderr.write(`stash-report: ${e.message}\n`);
     return 2;
   }
-  const t = summarize(lines, o.namespace);
+  const t = summarize(lines, o.namespace, o.fn);
   if (!t.lines) {
-    process.stderr.write(`stash-report: no EMF line of namespace '${o.namespace}' in the input\n`);
+    process.stderr.write(`stash-report: no EMF line of namespace '${o.namespace}'` +
+      `${o.fn === undefined ? '' : ` and function '${o.fn}'`} in the input\n`);
     return 1;
   }
   let r;

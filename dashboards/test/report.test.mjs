@@ -163,6 +163,21 @@ test('noise, prefixes, duplicates and other namespaces are not counted', () => {
   assert.equal(r.lines.other, 4);
 });
 
+test('several functions: summed with a note, or one picked with --function', () => {
+  const all = lines(sample('invocation'));
+  const other = all.map((l) => l.replace('"FunctionName":"orders-api"', '"FunctionName":"billing"'));
+  const both = report(summarize([...all, ...other]));
+  assert.equal(both.cacheHits, 2 * 147);
+  assert.equal(both.invocations, 6);
+  assert.deepEqual(both.functions, ['orders-api', 'billing']);
+  assert.ok(both.notes.some((n) => n.includes('2 functions')));
+  const one = report(summarize([...all, ...other], 'Stash', 'billing'), parseArgs(['--function', 'billing']));
+  assertFour(one);
+  assert.deepEqual(one.functions, ['billing']);
+  assert.equal(one.lines.other, 13);
+  assert.ok(!one.notes.some((n) => n.includes('functions summed')));
+});
+
 test('percentile is nearest-rank', () => {
   const xs = Array.from({ length: 100 }, (_, i) => i + 1);
   assert.equal(percentile(xs, 50), 50);
