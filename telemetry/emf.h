@@ -57,7 +57,8 @@
 #define EMF_DIM_VALUE_MAX     1024 /* spec: dimension value length */
 #define EMF_NAMESPACE_MAX     255  /* PutMetricData's limit, stricter than the schema's 1024 */
 #define EMF_AGG_VALUES_MAX    500  /* values kept per metric per aggregate interval */
-#define EMF_LINE_MAX          ((size_t)256 * 1024) /* the old CloudWatch event limit: a line never passes it */
+/* The old CloudWatch event limit: a line never passes it. */
+#define EMF_LINE_MAX ((size_t)256 * 1024)
 
 enum emf_mode {
     EMF_MODE_INVOCATION = 0, /* one line per invocation (default) */
@@ -82,8 +83,8 @@ struct emf_config {
     int per_key;
 };
 
-/* Validates and copies.  metric_namespace: NULL or "" gives EMF_NAMESPACE_DEFAULT; must be printable
- * ASCII, <= EMF_NAMESPACE_MAX, not starting with "AWS/".  function_name: the FunctionName
+/* Validates and copies.  metric_namespace: NULL or "" gives EMF_NAMESPACE_DEFAULT; must be
+ * printable ASCII, <= EMF_NAMESPACE_MAX, not starting with "AWS/".  function_name: the FunctionName
  * dimension (NULL or "" gives "unknown").  function_version: property (NULL gives "").
  * dims_spec: NULL/"" or "Name=Value,Name=Value" (STASH_METRICS_DIMENSIONS), names and values
  * non-blank printable ASCII without ',' '=' '"' '\\', names not one we write ourselves.

@@ -194,6 +194,20 @@ enum stash_err fa_control_set_latency(struct fa_control *c, unsigned ms, unsigne
     return STASH_OK;
 }
 
+/* An error type goes into a JSON string and the x-amzn-ErrorType header: printable ASCII with no
+ * space, quote or backslash ("aws.protocoltests#FooError:http://..." is fine). */
+static int type_ok(const char *t)
+{
+    for (; *t; t++) {
+        unsigned char ch = (unsigned char)*t;
+
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 enum stash_err fa_control_add(struct fa_control *c, enum fa_fault_kind kind, enum fa_op op,
                               unsigned count, int status, const char *type, const char *message,
                               unsigned hang_ms)
@@ -208,7 +222,7 @@ enum stash_err fa_control_add(struct fa_control *c, enum fa_fault_kind kind, enu
     }
     if (kind == FA_FAULT_FAIL &&
         (status < 400 || status > 599 || !type || !type[0] || strlen(type) >= sizeof(r.type) ||
-         (message && strlen(message) >= sizeof(r.message)))) {
+         !type_ok(type) || (message && strlen(message) >= sizeof(r.message)))) {
         return STASH_EINVAL;
     }
     r.kind = kind;

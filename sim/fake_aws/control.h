@@ -71,7 +71,8 @@ void fa_control_take(struct fa_control *c, enum fa_op op, struct fa_fault *out);
 enum stash_err fa_control_set_latency(struct fa_control *c, unsigned ms, unsigned jitter_ms,
                                       unsigned cold_ms);
 /* op FA_OP_UNKNOWN means any operation.  STASH_EINVAL: a count of 0 or over
- * FA_FAULT_COUNT_MAX, a status outside 400..599, an empty type; STASH_ETOOBIG: the queue is
+ * FA_FAULT_COUNT_MAX, a status outside 400..599, an empty type or one with a space, quote,
+ * backslash or non-printable byte (it goes into JSON and a header); STASH_ETOOBIG: the queue is
  * full. */
 enum stash_err fa_control_add(struct fa_control *c, enum fa_fault_kind kind, enum fa_op op,
                               unsigned count, int status, const char *type, const char *message,

@@ -85,7 +85,9 @@ void fa_ops_error(struct fa_reply *r, int status, const char *type, const char *
     buf_reset(&r->body);
     r->status = status;
     r->error_type = type;
-    (void)buf_printf(&r->body, "{\"__type\":\"%s\"", type);
+    (void)buf_puts(&r->body, "{\"__type\":\"");
+    (void)buf_put_json_escaped(&r->body, type, strlen(type));
+    (void)buf_putc(&r->body, '"');
     if (message) {
         (void)buf_puts(&r->body, ",\"message\":\"");
         (void)buf_put_json_escaped(&r->body, message, strlen(message));

@@ -203,8 +203,8 @@ static enum MHD_Result control_fault(struct fa_server *s, struct MHD_Connection 
     }
     if (rc) {
         return send_error_json(conn, 400,
-                               "bad fault (type up to 63 characters, message up to "
-                               "255)");
+                               "bad fault (type: up to 63 printable characters, no space, quote "
+                               "or backslash; message: up to 255)");
     }
     (void)buf_printf(&b, "{\"ok\":true,\"op\":\"%s\",\"count\":%u}",
                      op == FA_OP_UNKNOWN ? "*" : fa_ops_name(op), count);

@@ -187,9 +187,12 @@ static void test_log_level_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_ceiling),  cmocka_unit_test(test_buf_growth_and_printf),
-        cmocka_unit_test(test_json_escape),  cmocka_unit_test(test_clock_format_parse),
-        cmocka_unit_test(test_mem_equal_ct), cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_buf_ceiling),
+        cmocka_unit_test(test_buf_growth_and_printf),
+        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_clock_format_parse),
+        cmocka_unit_test(test_mem_equal_ct),
+        cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_clock_parse_rejects_pre_epoch),
         cmocka_unit_test(test_clock_format_iso_clamps),
         cmocka_unit_test(test_log_line_sanitised),

@@ -1158,6 +1158,36 @@ static void test_control_faults(void **state)
     fa_control_free(c);
 }
 
+/* An injected error type travels in a JSON string and in the x-amzn-ErrorType header: one that
+ * could break either (a quote, a backslash, a control byte, a space) is refused when injected,
+ * and fa_ops_error escapes whatever it is given, so its body always parses. */
+static void test_control_fault_type_is_a_token(void **state)
+{
+    struct fa_control *c = fa_control_new(0, 0, 0);
+    static const char *const bad[] = {"Bad\"Type", "Bad\\Type", "Bad\r\nX-Evil: 1", "Bad Type",
+                                      "Bad\x7f"};
+    struct fa_reply r;
+    cJSON *j;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(fa_control_add(c, FA_FAULT_FAIL, FA_OP_UNKNOWN, 1, 500, bad[i], NULL, 0),
+                         STASH_EINVAL);
+    }
+    assert_int_equal(fa_control_add(c, FA_FAULT_FAIL, FA_OP_UNKNOWN, 1, 500,
+                                    "aws.protocoltests#FooError:http://x/", NULL, 0),
+                     STASH_OK);
+    fa_control_free(c);
+
+    fa_reply_init(&r);
+    fa_ops_error(&r, 500, "Bad\"Type\\", "m");
+    j = cJSON_ParseWithLength(r.body.data, r.body.len);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "__type")->valuestring, "Bad\"Type\\");
+    cJSON_Delete(j);
+    fa_reply_release(&r);
+}
+
 static void test_control_counters_and_delay(void **state)
 {
     struct fa_control *c = fa_control_new(10, 0, 90);
@@ -1257,6 +1287,7 @@ int main(void)
         cmocka_unit_test(test_ops_reference),
         cmocka_unit_test(test_ops_batch),
         cmocka_unit_test(test_control_faults),
+        cmocka_unit_test(test_control_fault_type_is_a_token),
         cmocka_unit_test(test_control_counters_and_delay),
     };
 
