@@ -903,6 +903,55 @@ static void do_call(const struct call *k, const struct buf *req, struct cache_va
 
 /* ---- public ------------------------------------------------------------------------------- */
 
+void aws_answer_from_response(int ssm, long status, const char *header, const void *body,
+                              size_t len, struct cache_value *out)
+{
+    struct aws_client c;
+    struct call k;
+    struct attempt a;
+    struct verdict v = {.last = OUT_TIMEOUT};
+    char sm_host[] = "secretsmanager.invalid";
+    char ssm_host[] = "ssm.invalid";
+
+    /* Only the fields judge() and final_answer() read are set: no pool, no credentials. */
+    memset(&c, 0, sizeof(c));
+    c.max_response = AWS_DEFAULT_MAX_RESPONSE;
+    c.sm.name = "secretsmanager";
+    c.sm.host = sm_host;
+    c.ssm.name = "ssm";
+    c.ssm.host = ssm_host;
+    k.c = &c;
+    k.s = ssm ? &c.ssm : &c.sm;
+    k.op = ssm ? "GetParameter" : "GetSecretValue";
+    k.target = ssm ? "AmazonSSM.GetParameter" : "secretsmanager.GetSecretValue";
+    k.name = "-";
+    k.shape = ssm ? shape_parameter : shape_secret;
+    memset(&a, 0, sizeof(a));
+    buf_init(&a.body, c.max_response);
+    a.cc = CURLE_OK;
+    a.status = status;
+    if (header) {
+        struct buf line = BUF_INIT(0);
+
+        (void)buf_puts(&line, header);
+        (void)on_header(line.data, 1, line.len, &a);
+        buf_release(&line);
+    }
+    /* As on_body() does it: past the ceiling the transfer fails as libcurl's would. */
+    if (len && buf_append(&a.body, body, len) != STASH_OK) {
+        a.too_big = 1;
+        a.cc = CURLE_WRITE_ERROR;
+    }
+    out->status = 0;
+    out->body = NULL;
+    out->len = 0;
+    judge(&k, &a, 0.0, &v, out, NULL);
+    if (v.last != OUT_OK) {
+        final_answer(&k, &v, 1, out);
+    }
+    buf_release_secret(&a.body);
+}
+
 static int service_init(struct aws_service *s, const char *name, const char *endpoint,
                         const char *region, long timeout_ms, unsigned max)
 {

@@ -87,6 +87,15 @@ void aws_get_secret_value(struct aws_client *c, const struct aws_sm_request *req
 void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
                        struct cache_value *out, struct facts *facts);
 
+/* What one upstream HTTP answer becomes, without the network: status and body as received, and
+ * header one raw response header line as libcurl hands it over ("X-Amzn-ErrorType: Foo\r\n";
+ * NULL: none).  ssm selects GetParameter's shape, else GetSecretValue's.  The answer is the one
+ * a call would give if this were its last attempt (a 200 reshaped, or an error as listed above).
+ * Added by the hardening pass so the parsing of upstream answers can be fuzzed and unit-tested
+ * directly (tests/fuzz/fuzz_aws_answer.c); the clients themselves use the same code. */
+void aws_answer_from_response(int ssm, long status, const char *header, const void *body,
+                              size_t len, struct cache_value *out);
+
 /* Builds an error body {"__type":type,"message":message}, correctly escaped. */
 void aws_error_value(int status, const char *type, const char *message, struct cache_value *out);
 

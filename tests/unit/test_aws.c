@@ -938,6 +938,62 @@ static void test_error_value_escaping(void **state)
     cache_value_release(&v);
 }
 
+/* aws_answer_from_response: the answer-parsing path on its own, as the fuzzer drives it. */
+static void test_answer_from_response(void **state)
+{
+    static const char sm_body[] =
+        "{\"ARN\":\"arn:a\",\"Name\":\"n\",\"SecretString\":\"s\\\"x\",\"CreatedDate\":"
+        "1523477145.713,\"VersionId\":\"v1\",\"VersionStages\":[\"AWSCURRENT\",7]}";
+    struct cache_value v;
+    char *big;
+    const char *msg;
+
+    (void)state;
+    aws_answer_from_response(0, 200, NULL, sm_body, sizeof(sm_body) - 1, &v);
+    assert_int_equal(v.status, 200);
+    assert_string_equal(v.body, "{\"ARN\":\"arn:a\",\"CreatedDate\":\"2018-04-11T20:05:45.713Z\","
+                                "\"Name\":\"n\",\"SecretBinary\":null,\"SecretString\":\"s\\\"x\","
+                                "\"VersionId\":\"v1\",\"VersionStages\":[\"AWSCURRENT\"],"
+                                "\"ResultMetadata\":{}}");
+    assert_int_equal(v.len, strlen(v.body));
+    cache_value_release(&v);
+
+    /* The header wins over the body; its namespace and ":..." suffix are dropped. */
+    aws_answer_from_response(1, 400, "x-amzn-ErrorType: ns#ParameterNotFound:http://x/\r\n",
+                             "{\"__type\":\"Other\"}", 18, &v);
+    assert_error(&v, 400, "ParameterNotFound");
+    cache_value_release(&v);
+
+    aws_answer_from_response(0, 500, NULL,
+                             "{\"__type\":\"a#InternalServiceError\",\"Message\":\"m\"}", 49, &v);
+    msg = assert_error(&v, 500, "InternalServiceError");
+    assert_string_equal(msg, "m");
+    cache_value_release(&v);
+
+    aws_answer_from_response(1, 429, NULL, "", 0, &v);
+    assert_error(&v, 429, "ThrottlingException");
+    cache_value_release(&v);
+
+    /* Unreadable 200s, redirects and oversized bodies are 502s, never a crash. */
+    aws_answer_from_response(1, 200, NULL, "{\"Parameter\":[]}", 16, &v);
+    assert_error(&v, 502, "ConnectionError");
+    cache_value_release(&v);
+    aws_answer_from_response(0, 200, NULL, "[1,2", 4, &v);
+    assert_error(&v, 502, "ConnectionError");
+    cache_value_release(&v);
+    aws_answer_from_response(0, 302, "Location: http://elsewhere/\r\n", "", 0, &v);
+    assert_error(&v, 502, "ConnectionError");
+    cache_value_release(&v);
+    big = calloc(1, (size_t)1024 * 1024 + 2);
+    assert_non_null(big);
+    memset(big, ' ', (size_t)1024 * 1024 + 1);
+    aws_answer_from_response(0, 200, NULL, big, (size_t)1024 * 1024 + 1, &v);
+    msg = assert_error(&v, 502, "ConnectionError");
+    assert_non_null(strstr(msg, "larger than"));
+    cache_value_release(&v);
+    free(big);
+}
+
 static void test_bad_config_and_request(void **state)
 {
     struct aws_config cfg = {0};
@@ -983,6 +1039,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrency, server_start, server_stop),
         cmocka_unit_test(test_error_value_escaping),
         cmocka_unit_test(test_bad_config_and_request),
+        cmocka_unit_test(test_answer_from_response),
     };
     int rc;
 
