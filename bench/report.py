@@ -484,6 +484,15 @@ def analysis(doc):
                        f"call to fake-aws {sdk:.0f} us (no TLS, no network: a real endpoint adds "
                        f"milliseconds), Powertools' in-process cache hit {pt:.1f} us (no IPC, "
                        f"but per process and language, with no single-flight or telemetry).")
+    prof = doc["sections"].get("hit_latency", {}).get("results", {}).get("profile_hit", {})
+    if prof:
+        parts = sorted(((k[:-4], v["median"]) for k, v in prof.items() if isinstance(v, dict)),
+                       key=lambda kv: -kv[1])
+        out.append("Where a hit's time goes (perf, stash's process while the raw client loops): "
+                   + ", ".join(f"{k} {v:.1f}%" for k, v in parts[:6])
+                   + ". The hit path is bound by loopback TCP and the wake-ups of the "
+                   "connection's thread in the kernel; stash's own code is a small share "
+                   "(call chains in profile-hit.txt).")
     seed = doc["sections"].get("seed_upstream_calls", {}).get("results", {})
     if seed:
         parts = []

@@ -10,7 +10,7 @@
 #
 # Full run: $OUT = bench/results (the committed results).  Quick run (--quick, a few seconds, for
 # CI): tiny counts, one repeat, $OUT = BUILD/bench/quick, so it never overwrites the real results.
-# BENCH_OUT overrides $OUT.  Every process started here is on 127.0.0.1 and stopped at exit;
+# BENCH_OUT overrides $OUT; BENCH_SECTIONS="hit_latency footprint ..." runs only those.  Every process started here is on 127.0.0.1 and stopped at exit;
 # every loop is bounded in count and time.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -234,8 +234,37 @@ sec_hit_latency() {
     WHY="npm packages missing (scripts/deps.sh)"
     return 1
   fi
+  [ "$QUICK" = 1 ] || profile_hit
   stop_floors
   stop "$STASH_PID"
+}
+
+# profile_hit: where a hit's time goes, sampled with perf while the raw client loops on the hot
+# key: share per binary/library (record hit_latency/profile_hit) and the top symbols with their
+# call chains in $OUT/profile-hit.txt.  Skipped when perf is missing or not allowed.
+profile_hit() {
+  command -v perf >/dev/null || { say "perf not found: no profile"; return 0; }
+  perf record -F 2999 -g -o "$W/perf.data" -p "$STASH_PID" -- sleep 3 >"$W/perf.log" 2>&1 &
+  local perf_pid=$!
+  sleep 0.3
+  hit "$STASH_PORT" "$HOT_PATH" -n 1000000 -w 100 --max-ms 2500 >/dev/null
+  wait "$perf_pid" || { say "perf record failed: $(tail -1 "$W/perf.log")"; return 0; }
+  perf report -i "$W/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null |
+    $PY -c '
+import json, re, sys
+out = {}
+for line in sys.stdin:
+    m = re.match(r"\s*([\d.]+)%\s+(\S+)", line)
+    if m:
+        name = m.group(2).strip("[]").split(".so")[0].replace("kernel.kallsyms", "kernel")
+        out[name + "_pct"] = out.get(name + "_pct", 0) + float(m.group(1))
+print(json.dumps(out))' >"$W/profile.json"
+  record hit_latency profile_hit "$(cat "$W/profile.json")" || return 0
+  {
+    echo "# perf: stash serving one kept-alive connection on the hot key (bench/run.sh)"
+    perf report -i "$W/perf.data" --stdio --no-children --sort dso,sym -g caller,0.5,callee \
+      --percent-limit 1 2>/dev/null | grep -v '^$' | head -200
+  } >"$OUT/profile-hit.txt"
 }
 
 wrk_rps() {  # PORT CONNS: one wrk run; prints a JSON object
@@ -515,6 +544,10 @@ print(json.dumps({"invokes": n, "environments": int(os.environ["E"]), "GetSecret
 section() {  # NAME NEEDS...: runs sec_NAME if every need holds
   local name=$1 need
   shift
+  if [ -n "${BENCH_SECTIONS:-}" ] && [[ " $BENCH_SECTIONS " != *" $name "* ]]; then
+    note "$name" skipped "not in BENCH_SECTIONS"
+    return 0
+  fi
   for need in "$@"; do
     if ! "$need"; then
       say "$name: skipped ($need is false)"
