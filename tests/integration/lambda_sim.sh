@@ -196,6 +196,31 @@ check "init timeout: Sandbox.Timedout" grep -q 'Sandbox.Timedout' "$T/i2.b"
 check "init timeout: answered after the init limit ($ms ms)" test "$ms" -ge 900 -a "$ms" -lt 2900
 stop_sim
 
+# ---- 4b. extension init/error and exit/error end the environment --------------------------------
+mkdir -p "$T/ext4b"
+cp "$D/ext.py" "$T/ext4b/eps"
+REC=$T/rec4b.log
+: >"$REC"
+start_sim sim4b --function "$D/runtime.sh" --extensions "$T/ext4b" --env EXT_REC="$REC" \
+  --env RT_REC="$REC" --env EXT_SUBSCRIBE=0 --env EXT_INIT_ERROR=1
+invoke e1 '{}'
+expect_eq "extension init/error: X-Amz-Function-Error" Unhandled "$(hdr e1 X-Amz-Function-Error)"
+check "extension init/error: Extension.InitError reaches the caller" grep -q '"errorType":"Extension.InitError"' "$T/e1.b"
+check "extension init/error: 202 {\"status\":\"OK\"}" grep -q 'eps init-error 202 {"status":"OK"}' "$REC"
+check "extension init/error: later calls are refused (403 InvalidExtensionState)" grep -q 'eps probe next-after-init-error 403 Extension.InvalidExtensionState' "$REC"
+check "extension init/error: no invoke reached the runtime" bash -c "! grep -q ' runtime got ' '$REC'"
+stop_sim
+: >"$REC"
+start_sim sim4c --function "$D/runtime.sh" --extensions "$T/ext4b" --env EXT_REC="$REC" \
+  --env RT_REC="$REC" --env EXT_SUBSCRIBE=0 --env EXT_EXIT_ERROR=1 --max-envs 1
+invoke e2 '{}'
+invoke e3 '{}'
+check "extension exit/error: 202" grep -q 'eps exit-error 202 {"status":"OK"}' "$REC"
+expect_eq "extension exit/error: the environment is replaced (a second init)" 2 \
+  "$(grep -c ' runtime env ' "$REC")"
+check "extension exit/error: no SHUTDOWN to the extension that reported it" bash -c "! grep -q ' eps event SHUTDOWN' '$REC'"
+stop_sim
+
 # ---- 5. SHUTDOWN budget: an extension that ignores SHUTDOWN is killed at the deadline ----------
 mkdir -p "$T/ext5"
 cp "$D/ext.py" "$T/ext5/stubborn"

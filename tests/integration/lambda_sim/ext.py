@@ -11,7 +11,8 @@ next-call, exit.
 Knobs (environment): EXT_REC, EXT_EVENTS (comma list), EXT_SUBSCRIBE (1), EXT_TYPES
 (platform,function), EXT_PROBE (1: try malformed calls during init), EXT_HOLD_MS (work per
 INVOKE before next), EXT_WAIT_RUNTIMEDONE (1: hold the invoke until runtimeDone arrives),
-EXT_SHUTDOWN_IGNORE (1: never exit on SHUTDOWN), EXT_INIT_SLEEP_MS (before register).
+EXT_SHUTDOWN_IGNORE (1: never exit on SHUTDOWN), EXT_INIT_ERROR (1: report an init error
+and exit), EXT_EXIT_ERROR (1: report an exit error at the first INVOKE and exit), EXT_INIT_SLEEP_MS (before register).
 EXT_<knob>_<extension file name> overrides EXT_<knob> for one extension; EXT_PROBE may name
 the one extension that probes.
 """
@@ -113,6 +114,15 @@ def main():
     ext_id = h.get("lambda-extension-identifier", "")
     rec("register", s, d.decode().strip())
     idh = {"Lambda-Extension-Identifier": ext_id}
+    if knob("INIT_ERROR", "0") == "1":
+        s, _, d = call("POST", "/2020-01-01/extension/init/error",
+                       json.dumps({"errorMessage": "bad config", "errorType": "ConfigInvalid"}),
+                       dict(idh, **{"Lambda-Extension-Function-Error-Type":
+                                    "Extension.ConfigInvalid"}))
+        rec("init-error", s, d.decode().strip())
+        s, _, d = call("GET", "/2020-01-01/extension/event/next", None, idh)
+        rec("probe", "next-after-init-error", s, err_type(d))
+        sys.exit(1)
     if probe:
         s, _, d = call("POST", "/2020-01-01/extension/register", json.dumps({"events": events}),
                        {"Lambda-Extension-Name": NAME})
@@ -201,6 +211,12 @@ def main():
             rec("event", "INVOKE", last, ev["deadlineMs"], tr,
                 h.get("lambda-extension-event-identifier", "-"))
             print("extension %s saw invoke %s" % (NAME, last), flush=True)
+            if knob("EXIT_ERROR", "0") == "1":
+                s2, _, d2 = call("POST", "/2020-01-01/extension/exit/error", b"{}",
+                                 dict(idh, **{"Lambda-Extension-Function-Error-Type":
+                                              "Extension.Broken"}))
+                rec("exit-error", s2, d2.decode().strip())
+                sys.exit(1)
             if probe and not probed_late:
                 probed_late = True
                 s2, _, d2 = call("POST", "/2020-01-01/extension/register",
