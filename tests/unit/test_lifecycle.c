@@ -350,6 +350,8 @@ struct fake {
     char exit_error[64];
     int late_status;    /* status of the delayed report POST */
     int report_refused; /* report POSTs the listener did not take */
+    int garbage_first;  /* post a malformed batch before each report */
+    int garbage_status; /* what the listener answered to it */
     pthread_t late;
     int late_started;
 };
@@ -515,6 +517,10 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *c, const ch
         if (k > 0 && f->request_ids[k - 1]) {
             inject_facts(f, f->hits_per_invoke + k - 1);
             if (f->subscribed && k < f->nevents && f->request_ids[k]) {
+                if (f->garbage_first) {
+                    /* A cut or corrupt batch first: refused, and nothing before it is lost. */
+                    f->garbage_status = (int)http_post(f->listener_port, "[{\"time\":", 9, "POST");
+                }
                 b = report_batch(f->request_ids[k - 1], report_duration(k - 1), k - 1 == 0);
                 if (http_post(f->listener_port, b, strlen(b), "POST") != 200) {
                     f->report_refused++;
@@ -748,6 +754,7 @@ static void test_run_invokes_and_shutdown(void **state)
     f.nevents = 3;
     f.hits_per_invoke = 2; /* req-1: 2 hits, req-2: 3 hits */
     f.deliver_last_report = 1;
+    f.garbage_first = 1;
 
     assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 0);
     /* Registration: the executable's name, both events, the identifier kept. */
@@ -768,6 +775,7 @@ static void test_run_invokes_and_shutdown(void **state)
     /* The last report came 100 ms after SHUTDOWN and was waited for. */
     assert_int_equal(f.late_status, 200);
     assert_int_equal(f.report_refused, 0);
+    assert_int_equal(f.garbage_status, 400);
 
     /* init record + two invocations, each with what happened and Lambda's figures. */
     assert_int_equal(n, 3);
