@@ -84,6 +84,9 @@ wait_port() {  # PORT [SECONDS]
 start() {
   local name=$1
   shift
+  # Emptied here, not only by the child's redirection: the child opens the file after the fork,
+  # and wait_listening must never read the port of an earlier process of the same name.
+  : >"$W/$name.log"
   "$@" >"$W/$name.log" 2>&1 &
   PID=$!
   PIDS+=("$PID")
