@@ -315,6 +315,11 @@ def fmt(x):
     return str(x)
 
 
+# Shown in bench.md (bench.json keeps everything): the figures a reader compares.
+MD_SKIP = {"requests", "conns", "status", "body_bytes", "p90_us", "min_us", "max_us", "mean_us"}
+METRIC_ORDER = {"p50_us": 0, "p99_us": 1, "rps": 2}
+
+
 def render_md(doc):
     L = []
     L.append("# stash benchmarks")
@@ -357,8 +362,10 @@ def render_md(doc):
         for rname, metrics in res.items():
             if metrics.get("best_mode"):
                 L.append(f"| {rname} | best libmicrohttpd mode | {metrics['best_mode']} | | | |")
-            for k, v in metrics.items():
-                if k.startswith("_") or not isinstance(v, dict):
+            for k, v in sorted(metrics.items(), key=lambda kv: METRIC_ORDER.get(kv[0], 50)):
+                if k.startswith("_") or not isinstance(v, dict) or k in MD_SKIP:
+                    continue
+                if k == "errors" and v["max"] == 0:
                     continue
                 L.append(f"| {rname} | {k} | {fmt(v['median'])} | {fmt(v['min'])} | "
                          f"{fmt(v['max'])} | {v['n']} |")
