@@ -932,8 +932,9 @@ static void *env_main(void *arg)
                 answer_error(e, job, e->fail_type, e->fail_msg);
             }
         }
+        /* A stop during init is still a spindown; anything else failed the init. */
+        reason = e->stop ? "spindown" : "failure";
         pthread_mutex_unlock(&e->mu);
-        reason = "failure";
         goto out;
     }
     for (;;) {
