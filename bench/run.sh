@@ -573,6 +573,7 @@ STASH_OK=0
 stash_ok() { [ "$STASH_OK" = 1 ]; }
 
 main() {
+  STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   gen_data || { say "cannot generate bench data"; exit 1; }
   if have_fake && start_fake; then
     stash_works && STASH_OK=1
@@ -586,7 +587,8 @@ main() {
   section lambda have_fake have_sim stash_ok have_node_pkgs
   section seed_cold_warm have_fake have_sim stash_ok have_node_pkgs
   section seed_upstream_calls have_fake have_sim stash_ok have_node_pkgs
-  $PY "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" $([ "$QUICK" = 1 ] && echo --quick)
+  $PY "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" --date "$STARTED" \
+    --load "$(cut -d' ' -f1-3 /proc/loadavg)" $([ "$QUICK" = 1 ] && echo --quick)
 }
 
 main
