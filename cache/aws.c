@@ -15,6 +15,12 @@
  * connections per service exist.  A caller with no idle handle waits on a condition variable
  * (bounded by its deadline, on the monotonic clock).
  *
+ * Stopping (aws_client_stop): every socket libcurl uses is opened and closed through our
+ * callbacks, which keep a registry of them; stop sets a flag and shuts every registered socket
+ * down, so a call blocked on a silent upstream returns at once instead of after its timeout or
+ * the 30 s stall limit.  The flag is also checked before each attempt, while waiting for a
+ * handle, during backoff and from libcurl's progress callback; no socket opens once it is set.
+ *
  * Secrets: the request body, the header list (token, Authorization) and the response body are
  * wiped before they are freed; so is every string of a parsed cJSON tree.  Copies libcurl makes
  * internally (its send buffer) are not ours to wipe.
@@ -26,12 +32,15 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache/sigv4.h"
 #include "common/buf.h"
@@ -74,6 +83,10 @@ struct aws_client {
     unsigned backoff_base_ms;
     struct aws_service sm;
     struct aws_service ssm;
+    atomic_int stopping;       /* aws_client_stop was called */
+    pthread_mutex_t sock_lock; /* guards socks; held across shutdown(2), never across I/O */
+    int *socks;                /* open sockets, -1 in free slots */
+    size_t nsocks;             /* slots */
 };
 
 /* What one HTTP exchange gave. */
@@ -96,6 +109,7 @@ enum outcome {
     OUT_TIMEOUT,    /* per-attempt timeout: retry while budget is left; 504 */
     OUT_UNREADABLE, /* oversized or unparsable: 502, no retry */
     OUT_FATAL,      /* TLS/config errors that a retry cannot fix: 502 */
+    OUT_STOPPED,    /* aws_client_stop: abandoned, no retry; 503 */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -477,6 +491,62 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+static int stopping(const struct aws_client *c)
+{
+    return atomic_load(&((struct aws_client *)c)->stopping);
+}
+
+/* libcurl opens every socket here, so aws_client_stop can shut it down.  None opens once stop
+ * was called.  A full registry (more sockets than 4 per pooled handle) still opens the socket;
+ * the progress callback then ends that transfer on stop, within about a second. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    struct aws_client *c = ud;
+    int fd = -1;
+    size_t i;
+
+    (void)purpose;
+    pthread_mutex_lock(&c->sock_lock);
+    if (!atomic_load(&c->stopping)) {
+        fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+        for (i = 0; fd >= 0 && i < c->nsocks; i++) {
+            if (c->socks[i] < 0) {
+                c->socks[i] = fd;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->sock_lock);
+    return fd >= 0 ? (curl_socket_t)fd : CURL_SOCKET_BAD;
+}
+
+static int on_close_socket(void *ud, curl_socket_t fd)
+{
+    struct aws_client *c = ud;
+    size_t i;
+
+    /* Out of the registry before close(): the number may be reused by another open. */
+    pthread_mutex_lock(&c->sock_lock);
+    for (i = 0; i < c->nsocks; i++) {
+        if (c->socks[i] == (int)fd) {
+            c->socks[i] = -1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->sock_lock);
+    return close((int)fd);
+}
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return stopping(ud); /* nonzero: CURLE_ABORTED_BY_CALLBACK */
+}
+
 static CURL *handle_new(const struct aws_client *c, const struct aws_service *s)
 {
     CURL *h = curl_easy_init();
@@ -497,6 +567,13 @@ static CURL *handle_new(const struct aws_client *c, const struct aws_service *s)
     /* A stalled answer must not hold a pooled handle forever when there is no overall bound. */
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, AWS_STALL_SECONDS);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, c);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     if (c->ca_bundle) {
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_bundle);
     }
@@ -504,7 +581,7 @@ static CURL *handle_new(const struct aws_client *c, const struct aws_service *s)
 }
 
 /* Takes an idle handle, or makes one when fewer than max exist, or waits for one.  NULL when
- * the deadline (monotonic ns, 0: none) passes first. */
+ * the deadline (monotonic ns, 0: none) passes first or the client is stopping. */
 static CURL *pool_acquire(const struct aws_client *c, struct aws_service *s, uint64_t deadline)
 {
     CURL *h = NULL;
@@ -512,6 +589,10 @@ static CURL *pool_acquire(const struct aws_client *c, struct aws_service *s, uin
 
     pthread_mutex_lock(&s->lock);
     while (s->nidle == 0 && s->created >= s->max) {
+        if (stopping(c)) {
+            pthread_mutex_unlock(&s->lock);
+            return NULL;
+        }
         if (deadline) {
             struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000u),
                                   .tv_nsec = (long)(deadline % 1000000000u)};
@@ -702,11 +783,16 @@ static uint64_t rng_next(uint64_t *x)
     return *x;
 }
 
-static void sleep_ms(uint64_t ms)
+/* Sleeps ms, in slices of at most 10 ms so that aws_client_stop cuts it short. */
+static void sleep_ms(const struct aws_client *c, uint64_t ms)
 {
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000u), .tv_nsec = (long)(ms % 1000u) * 1000000L};
+    while (ms && !stopping(c)) {
+        uint64_t n = ms < 10u ? ms : 10u;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)n * 1000000L};
 
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+        ms -= n;
     }
 }
 
@@ -783,8 +869,8 @@ static int backoff(const struct call *k, unsigned attempt, uint64_t deadline, ui
     if (deadline && clock_mono_ns() + wait * 1000000u >= deadline) {
         return 0;
     }
-    sleep_ms(wait);
-    return 1;
+    sleep_ms(k->c, wait);
+    return !stopping(k->c);
 }
 
 /* The local answer for a call that did not succeed. */
@@ -818,6 +904,11 @@ static void final_answer(const struct call *k, struct verdict *v, unsigned attem
                            "no answer from %s (every attempt timed out)", s->name);
         }
         aws_error_value(504, "TimeoutError", v->message, out);
+        break;
+    case OUT_STOPPED:
+        (void)snprintf(v->message, sizeof(v->message),
+                       "stash is shutting down: the call to %s was abandoned", s->name);
+        aws_error_value(503, "ServiceUnavailable", v->message, out);
         break;
     case OUT_OK:
     case OUT_TRANSPORT:
@@ -855,6 +946,10 @@ static void do_call(const struct call *k, const struct buf *req, struct cache_va
         CURL *h;
         enum stash_err rc;
 
+        if (stopping(k->c)) {
+            v.last = OUT_STOPPED;
+            break;
+        }
         if (deadline) {
             uint64_t now = clock_mono_ns();
 
@@ -866,7 +961,7 @@ static void do_call(const struct call *k, const struct buf *req, struct cache_va
         }
         h = pool_acquire(k->c, s, deadline);
         if (!h) {
-            v.last = OUT_TIMEOUT;
+            v.last = stopping(k->c) ? OUT_STOPPED : OUT_TIMEOUT;
             break;
         }
         memset(&a, 0, sizeof(a));
@@ -884,6 +979,10 @@ static void do_call(const struct call *k, const struct buf *req, struct cache_va
         }
         judge(k, &a, clock_ms_between(t0, clock_mono_ns()), &v, out, facts);
         buf_release_secret(&a.body);
+        if (v.last != OUT_OK && stopping(k->c)) {
+            v.last = OUT_STOPPED; /* whatever the transfer says, it was cut short by us */
+            break;
+        }
         if (v.last == OUT_OK) {
             LOG_DEBUG("aws", "%s %s %s: 200 after %u attempt(s)", s->name, k->op, k->name, attempt);
             return;
@@ -1063,6 +1162,13 @@ struct aws_client *aws_client_new(const struct aws_config *cfg)
     c->max_attempts = cfg->max_attempts ? cfg->max_attempts : 1;
     c->max_response = cfg->max_response_bytes ? cfg->max_response_bytes : AWS_DEFAULT_MAX_RESPONSE;
     c->backoff_base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms : AWS_BACKOFF_DEFAULT_MS;
+    pthread_mutex_init(&c->sock_lock, NULL);
+    /* Per handle: its connection, plus room for happy-eyeballs' second family and a reconnect. */
+    c->nsocks = (size_t)maxconn * 2u * 4u;
+    c->socks = xmalloc(c->nsocks * sizeof(*c->socks));
+    for (size_t i = 0; i < c->nsocks; i++) {
+        c->socks[i] = -1;
+    }
     if (!service_init(&c->sm, "secretsmanager", cfg->sm_endpoint, c->region, cfg->sm_timeout_ms,
                       maxconn)) {
         LOG_ERROR("aws", "Secrets Manager endpoint is not an http(s) URL without a query");
@@ -1082,14 +1188,44 @@ void aws_client_free(struct aws_client *c)
     if (!c) {
         return;
     }
-    service_release(&c->sm);
+    service_release(&c->sm); /* closes the handles' sockets through on_close_socket */
     service_release(&c->ssm);
+    if (c->socks) {
+        pthread_mutex_destroy(&c->sock_lock);
+        free(c->socks);
+    }
     free(c->region);
     free_secret_str(c->akid);
     free_secret_str(c->secret);
     free_secret_str(c->token);
     free(c->ca_bundle);
     free(c);
+}
+
+void aws_client_stop(struct aws_client *c)
+{
+    struct aws_service *svc[2];
+    size_t i;
+
+    if (!c) {
+        return;
+    }
+    atomic_store(&c->stopping, 1);
+    pthread_mutex_lock(&c->sock_lock);
+    for (i = 0; i < c->nsocks; i++) {
+        if (c->socks[i] >= 0) {
+            (void)shutdown(c->socks[i], SHUT_RDWR); /* its poll wakes: EOF, the call ends */
+        }
+    }
+    pthread_mutex_unlock(&c->sock_lock);
+    svc[0] = &c->sm;
+    svc[1] = &c->ssm;
+    for (i = 0; i < 2; i++) {
+        pthread_mutex_lock(&svc[i]->lock);
+        pthread_cond_broadcast(&svc[i]->freed); /* waiters for a handle see the flag */
+        pthread_mutex_unlock(&svc[i]->lock);
+    }
+    LOG_DEBUG("aws", "stopped: calls in flight are abandoned, new ones refused");
 }
 
 static enum stash_err put_json_field(struct buf *b, const char *sep, const char *key, const char *v)

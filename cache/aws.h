@@ -19,6 +19,7 @@
  *   unreachable, connection reset, TLS failure, oversized (max_response_bytes) or unreadable
  *   answer                           502 ConnectionError
  *   request not signable (bad id, bad config)   400 InvalidParameterException / 500 InternalFailure
+ *   abandoned by aws_client_stop     503 ServiceUnavailable
  * Retried: throttles (ThrottlingException, Throttling, TooManyRequestsException,
  * RequestLimitExceeded, TooManyUpdates, ... or HTTP 429), 5xx and internal-error types,
  * RequestTimeout, and transport errors (connect, reset, nothing received, per-attempt timeout).
@@ -86,6 +87,14 @@ void aws_get_secret_value(struct aws_client *c, const struct aws_sm_request *req
                           struct cache_value *out, struct facts *facts);
 void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
                        struct cache_value *out, struct facts *facts);
+
+/* Shutdown: every call in flight ends now (a silent upstream is not waited for: its socket is
+ * shut down, a backoff or a wait for a handle is cut short) and every later call fails at once,
+ * without a request, with 503 ServiceUnavailable; a call that already had its answer keeps it.
+ * Calls return within milliseconds; the client stays valid until aws_client_free.  Thread-safe;
+ * idempotent.  Lambda's SHUTDOWN and the agent's SIGTERM call it before stopping the local API,
+ * whose stop waits for the requests in flight. */
+void aws_client_stop(struct aws_client *c);
 
 /* What one upstream HTTP answer becomes, without the network: status and body as received, and
  * header one raw response header line as libcurl hands it over ("X-Amzn-ErrorType: Foo\r\n";

@@ -795,6 +795,74 @@ static void test_connection_refused(void **state)
     aws_client_free(cl);
 }
 
+/* A loopback port that accepts connections (the kernel completes the handshake into the
+ * backlog) and never answers: an upstream that has gone silent.  *fd is closed by the caller. */
+static unsigned short silent_port(int *fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(*fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(*fd, 16), 0);
+    assert_int_equal(getsockname(*fd, (struct sockaddr *)&sa, &len), 0);
+    return ntohs(sa.sin_port);
+}
+
+/* Shutdown against a silent upstream with no overall timeout (the default): without
+ * aws_client_stop these calls would wait for the 30 s stall limit, and the joins below would
+ * only return then, with 502.  With it: the call on the wire and the callers waiting for the
+ * one handle all end with 503 ServiceUnavailable, and a call made afterwards never reaches
+ * the network. */
+static void test_stop_abandons_calls(void **state)
+{
+    struct client_opts o = {0};
+    struct waiter w[3];
+    pthread_t t[3];
+    struct aws_client *cl;
+    struct cache_value v;
+    struct facts f;
+    struct timespec pause = {0, 200 * 1000000L};
+    int lfd;
+    int i;
+
+    (void)state;
+    o.port = silent_port(&lfd);
+    o.max_connections = 1;
+    o.max_attempts = 3;
+    o.timeout_ms = 0;
+    cl = client(&o);
+    memset(w, 0, sizeof(w));
+    for (i = 0; i < 3; i++) {
+        w[i].cl = cl;
+        assert_int_equal(pthread_create(&t[i], NULL, waiter_main, &w[i]), 0);
+    }
+    /* Not a timing assertion: the calls are blocked whenever stop comes; this only makes it
+     * likely that one is on the wire and two wait for the handle. */
+    nanosleep(&pause, NULL);
+    aws_client_stop(cl);
+    for (i = 0; i < 3; i++) {
+        const char *msg;
+
+        pthread_join(t[i], NULL);
+        msg = assert_error(&w[i].v, 503, "ServiceUnavailable");
+        assert_non_null(strstr(msg, "shutting down"));
+        assert_true(w[i].f.ncalls <= 1);
+        cache_value_release(&w[i].v);
+    }
+    /* After the stop: refused at once, nothing sent, nothing counted. */
+    get_secret(cl, "s", &v, &f);
+    assert_error(&v, 503, "ServiceUnavailable");
+    assert_int_equal(f.ncalls, 0);
+    cache_value_release(&v);
+    aws_client_stop(cl); /* idempotent */
+    aws_client_free(cl);
+    close(lfd);
+}
+
 static void test_oversized_and_unreadable(void **state)
 {
     static const struct canned c[] = {
@@ -1034,6 +1102,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout, server_start, server_stop),
         cmocka_unit_test_setup_teardown(test_pool_wait_bounded, server_start, server_stop),
         cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test(test_stop_abandons_calls),
         cmocka_unit_test_setup_teardown(test_oversized_and_unreadable, server_start, server_stop),
         cmocka_unit_test_setup_teardown(test_connection_reuse, server_start, server_stop),
         cmocka_unit_test_setup_teardown(test_concurrency, server_start, server_stop),
