@@ -14,7 +14,8 @@
  *          at SHUTDOWN: stop the API, flush the records, wipe the cache, exit 0.  The address
  *          sandbox.localdomain resolves to is looked up in main(), before any thread.
  *          An invalid configuration is still reported to Lambda (register, init/error).
- * Either way the end is the same: stop the API (in-flight requests finish), wipe the cache, exit 0.
+ * Either way the end is the same: abandon upstream calls in flight (their requests answer 503
+ * ServiceUnavailable at once), stop the API (in-flight requests finish), wipe the cache, exit 0.
  * Exit status 2: invalid configuration (the message names the variable); 1: could not start.
  */
 #include <curl/curl.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "cache/aws.h"
@@ -118,13 +120,18 @@ struct lambda_env {
 struct lambda_ctx {
     struct api **api;
     struct cache *cache;
+    struct aws_client *aws;
 };
 
-/* SHUTDOWN: no new local request after this; in-flight ones finish (their facts are recorded). */
+/* SHUTDOWN: no new local request after this.  Upstream calls in flight are abandoned first
+ * (their requests answer 503 at once), so the API's stop, which waits for in-flight requests,
+ * takes milliseconds however slow the upstream is, and the records and EMF lines that follow
+ * are written inside Lambda's deadline.  Their facts are recorded. */
 static void lambda_stop_serving(void *arg)
 {
     struct lambda_ctx *c = arg;
 
+    aws_client_stop(c->aws);
     api_stop(*c->api);
     *c->api = NULL;
 }
@@ -138,9 +145,10 @@ static void lambda_wipe(void *arg)
 
 /* Lambda mode: the Extensions API lifecycle until SHUTDOWN. */
 static int run_lambda(const struct config *cfg, const struct lambda_env *le, struct api **api,
-                      struct cache *cache, struct lifecycle_metrics *metrics)
+                      struct cache *cache, struct aws_client *aws,
+                      struct lifecycle_metrics *metrics)
 {
-    struct lambda_ctx ctx = {.api = api, .cache = cache};
+    struct lambda_ctx ctx = {.api = api, .cache = cache, .aws = aws};
     struct lifecycle_hooks hooks = {
         .ctx = &ctx,
         .stop_serving = lambda_stop_serving,
@@ -231,7 +239,6 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     sigaddset(&set, SIGINT);
     /* Before any thread: every thread inherits the mask, and only sigwait() takes the signals. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    (void)signal(SIGPIPE, SIG_IGN);
 
     cache = cache_new(&copts);
     aws = aws_client_new(&acfg);
@@ -272,14 +279,15 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         }
     }
     if (cfg->lambda_runtime_api) {
-        rc = run_lambda(cfg, le, &api, cache, metrics);
+        rc = run_lambda(cfg, le, &api, cache, aws, metrics);
     } else {
         rc = wait_for_signal(&set);
     }
 
 out:
     atomic_store(&pf.stop, 1);
-    api_stop(api); /* waits for in-flight requests */
+    aws_client_stop(aws); /* calls in flight end now (503): the wait in api_stop is short */
+    api_stop(api);
     if (pf.started) {
         pthread_join(pf.thread, NULL);
     }
@@ -315,6 +323,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* This process holds secrets in memory: no core dump may write them to disk, and no other
+     * process of the same user may ptrace it or read its /proc/PID/mem.  (RLIMIT_CORE alone
+     * would not do: a core_pattern pipe such as systemd-coredump may ignore it.) */
+    if (prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) != 0) {
+        LOG_WARN("main", "cannot disable core dumps (prctl PR_SET_DUMPABLE)");
+    }
+    (void)signal(SIGPIPE, SIG_IGN); /* a peer gone mid-answer is an error, not a death */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         LOG_ERROR("main", "curl_global_init failed");
         return 1;

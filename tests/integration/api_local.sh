@@ -138,6 +138,24 @@ PY
 check "the refusal is logged once as a WARN naming the variable" \
   bash -c "[ \$(grep -c 'WARN api: connection refused: STASH_MAX_INBOUND_CONNECTIONS' '$T/limited.log') = 1 ]"
 
+# Secrets in memory: stash makes itself non-dumpable (no core file, no ptrace or /proc/PID/mem
+# for other processes of its user).  The kernel shows it in who owns /proc/PID's files: root
+# instead of the process's user.  Needs root to run stash as another user.
+if [ "$(id -u)" = 0 ]; then
+  dport=$(free_port)
+  as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+  bg nobody "${as_nobody[@]}" "${base_env[@]}" PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$dport" "$STASH"
+  npid=${_pids[-1]}
+  wait_port "$dport"
+  bg control "${as_nobody[@]}" sleep 30
+  cpid=${_pids[-1]}
+  sleep 0.1
+  expect_eq "control: a dumpable process of nobody owns its /proc/PID/mem" 65534 \
+    "$(stat -c %u "/proc/$cpid/mem")"
+  expect_eq "stash run as nobody is not dumpable: /proc/PID/mem owned by root" 0 \
+    "$(stat -c %u "/proc/$npid/mem")"
+fi
+
 kill -TERM "$stash_pid"
 wait "$stash_pid"
 expect_eq "SIGTERM: exit 0" 0 $?

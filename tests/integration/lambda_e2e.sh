@@ -320,4 +320,39 @@ stop_sim
 check "port taken: init/error reached Lambda as Extension.LocalApiUnavailable" \
   grep -aq 'Extension\.LocalApiUnavailable' "$T"/logs-busy/* "$T/sim-busy.log"
 
+# ---- run 6: the function times out while stash waits on a silent upstream ---------------------
+# Lambda then sends SHUTDOWN (timeout) with a 2 s budget and kills what is still running.  The
+# upstream accepts connections and never answers, and no upstream timeout is set (AWS's default):
+# stash must abandon the call, answer its request, write the invocation's record and exit 0
+# inside the budget.  Without that it would sit in the call until the 30 s stall limit, be
+# killed, and the invocation's EMF line would be lost.
+python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print(s.getsockname()[1], flush=True)
+time.sleep(120)
+' >"$T/silent.port" &
+_pids+=($!)
+for _ in $(seq 100); do [ -s "$T/silent.port" ] && break; sleep 0.05; done
+SILENT=$(head -1 "$T/silent.port")
+check "a silent upstream is listening" test -n "$SILENT"
+exits_before=$(wc -l <"$T/stash-exit.log")
+start_sim hang --timeout 1 --env INIT_READ= --env AWS_ENDPOINT_URL=http://127.0.0.1:$SILENT
+check "lambda-sim is up (silent upstream)" test -n "$SIMP"
+LOGS=$T/logs-hang
+read -r rid resp < <(invoke "sm:prod/db")
+check "hang: the caller got the function's timeout" grep -q 'Task timed out\|timed out\|Timeout' <<<"$resp"
+for _ in $(seq 150); do
+  [ "$(wc -l <"$T/stash-exit.log")" -gt "$exits_before" ] && break
+  sleep 0.05
+done
+expect_eq "hang: stash exited 0 after SHUTDOWN (timeout)" "stash exit status 0" \
+  "$(tail -1 "$T/stash-exit.log")"
+check "hang: SHUTDOWN said timeout and stash flushed" grep -aq 'shutdown (timeout)' "$LOGS"/*
+expect_eq "hang: the invocation's record: 1 miss, 1 Secrets Manager call, 1 upstream error" \
+  "1 1 1" "$(emf_field "$LOGS" "$rid" CacheMisses) $(emf_field "$LOGS" "$rid" SecretsManagerCalls) $(emf_field "$LOGS" "$rid" UpstreamErrors)"
+stop_sim
+
 finish
