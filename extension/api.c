@@ -237,6 +237,13 @@ void api_route(const struct api_request *req, const char *token, size_t token_le
         (void)snprintf(out->message, sizeof(out->message), "%s", API_TOKEN_BODY);
         return;
     }
+    if (req->nul_byte) {
+        /* "prod/db%00x" would decode to "prod/db" and be served as that other secret. */
+        route_error(out, 400, "ValidationException",
+                    "the URL holds an encoded NUL byte (%%00), which no secret or parameter name "
+                    "can contain");
+        return;
+    }
     out->request_id = header_get(req, s_reqid_header);
     if (strcmp(path, "/secretsmanager/get") == 0 || strcmp(path, "/secretsmanager/get/") == 0) {
         route_secret(req, arg_get(req, "secretId"), "secretId", out);
@@ -482,6 +489,26 @@ static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_val
  * both of MHD's calls for a request, so no per-request allocation is needed to carry it. */
 static _Thread_local uint64_t s_start_ns;
 
+/* Set when the path or a query argument of the request being parsed on this thread decoded to a
+ * NUL byte; read and cleared when the request is answered.  MHD parses a request's line (and
+ * calls unescape() for it) before it calls on_request for that request, and the next request of
+ * the connection only after it has been answered, all on the connection's own thread. */
+static _Thread_local int s_nul_byte;
+
+/* MHD's own %XX decoding, plus a note when it produced a NUL: MHD hands strings on as
+ * NUL-terminated, so "a%00b" would silently become "a". */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    size_t n = MHD_http_unescape(s);
+
+    (void)cls;
+    (void)conn;
+    if (memchr(s, '\0', n)) {
+        s_nul_byte = 1;
+    }
+    return n;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -526,7 +553,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .url_bytes = strlen(url) + ca.bytes,
         .header_bytes = ch.bytes,
         .too_many = ca.too_many || ch.too_many,
+        .nul_byte = s_nul_byte,
     };
+    s_nul_byte = 0;
     api_route(&req, a->opts.token, a->opts.token_len, &r);
 
     memset(&facts, 0, sizeof(facts));
@@ -639,12 +668,13 @@ static struct MHD_Daemon *start_daemon(struct api *a, const struct sockaddr *add
                      MHD_USE_AUTO | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 
     /* The logger first: MHD prints options' complaints to stderr until it is set. */
-    return MHD_start_daemon(
-        flags, a->opts.port, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->opts.max_inbound,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MEMORY_LIMIT, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, v6 ? (void *)a : NULL, MHD_OPTION_END);
+    return MHD_start_daemon(flags, a->opts.port, NULL, NULL, on_request, a,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->opts.max_inbound,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MEMORY_LIMIT,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, v6 ? (void *)a : NULL,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 }
 
 enum stash_err api_start(const struct api_opts *opts, struct api **out)

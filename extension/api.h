@@ -10,8 +10,10 @@
  * case-insensitive) equal to the configured token, compared in constant time; otherwise 401
  * text/plain "bad session token or header key" with x-amzn-errortype: AccessDeniedException.
  * Checks run in this order: request size (413), X-Forwarded-For (400), method (405), /ping,
- * token (401), path (404), parameters (400).  Unknown query parameters are ignored, as AWS's
- * extension does (the agent rejects them).  Errors are JSON {"__type":..., "message":...}.
+ * token (401), an encoded NUL byte anywhere in the path or query (400: decoding would cut the
+ * name short and serve another secret), path (404), parameters (400).  Unknown query parameters are
+ * ignored, as AWS's extension does (the agent rejects them).  Errors are JSON {"__type":...,
+ * "message":...}.
  *
  * api_route() is the whole of routing and validation as a pure function, so it is unit-tested and
  * fuzzed without a server.  The server (api_start) answers each request on its own thread
@@ -62,6 +64,7 @@ struct api_request {
     size_t url_bytes;    /* path plus every argument's key and value */
     size_t header_bytes; /* every header's key and value */
     int too_many;        /* the server saw more than API_MAX_ARGS or API_MAX_HEADERS */
+    int nul_byte;        /* the path or a query argument decoded to a NUL byte (%00) */
 };
 
 enum api_route_kind {
@@ -122,8 +125,9 @@ enum stash_err api_start(const struct api_opts *opts, struct api **out);
 
 /* Fetches one secret (service FACTS_SVC_SECRETS_MANAGER) or parameter (FACTS_SVC_SSM, with
  * decryption) through the cache as a request would, so a later request is a hit.  Returns the
- * status.  Needs only opts' cache, client and TTLs, not a running server: a prefetch may outlive
- * api_stop (SHUTDOWN during INIT), so it must not depend on the server's lifetime.  Thread-safe. */
+ * status.  Needs only opts'
+ * cache, client and TTLs, not a running server: a prefetch may outlive api_stop (SHUTDOWN during
+ * INIT), so it must not depend on the server's lifetime.  Thread-safe. */
 int api_prefetch(const struct api_opts *opts, enum facts_service service, const char *id);
 
 /* Stops listening, waits for in-flight requests, frees.  Accepts NULL. */

@@ -337,6 +337,37 @@ static void test_ping_method_path(void **state)
     expect_error(&r, 400, NULL, "X-Forwarded-For");
 }
 
+/* The server flags a path or query that decoded to a NUL byte ("prod/db%00x" arrives as
+ * "prod/db"): refused after the token check, before any route or fetch. */
+static void test_nul_byte(void **state)
+{
+    struct req_builder b;
+    struct api_route r;
+
+    (void)state;
+    build(&b, "GET", "/secretsmanager/get", "secretId=prod/db", s_auth);
+    b.req.nul_byte = 1;
+    api_route(&b.req, TOKEN, strlen(TOKEN), &r);
+    expect_error(&r, 400, "ValidationException", "NUL byte");
+
+    build(&b, "GET", "/v1/prod/db", NULL, s_auth);
+    b.req.nul_byte = 1;
+    api_route(&b.req, TOKEN, strlen(TOKEN), &r);
+    expect_error(&r, 400, "ValidationException", "NUL byte");
+
+    /* No token: 401 first, as for any other request. */
+    build(&b, "GET", "/secretsmanager/get", "secretId=prod/db", NULL);
+    b.req.nul_byte = 1;
+    api_route(&b.req, TOKEN, strlen(TOKEN), &r);
+    assert_int_equal(r.status, 401);
+
+    /* Without the flag the same request routes. */
+    build(&b, "GET", "/secretsmanager/get", "secretId=prod/db", s_auth);
+    api_route(&b.req, TOKEN, strlen(TOKEN), &r);
+    assert_int_equal(r.kind, API_ROUTE_SECRET);
+    assert_string_equal(r.id, "prod/db");
+}
+
 static void test_ceilings(void **state)
 {
     static char big[API_MAX_URL_BYTES + 32];
@@ -454,17 +485,12 @@ static void test_cache_keys(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_secret_routes),
-        cmocka_unit_test(test_secret_errors),
-        cmocka_unit_test(test_refresh_now),
-        cmocka_unit_test(test_v1_path),
-        cmocka_unit_test(test_parameter_routes),
-        cmocka_unit_test(test_parameter_errors),
-        cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_ping_method_path),
-        cmocka_unit_test(test_ceilings),
-        cmocka_unit_test(test_request_id),
-        cmocka_unit_test(test_error_json_escaped),
+        cmocka_unit_test(test_secret_routes),    cmocka_unit_test(test_secret_errors),
+        cmocka_unit_test(test_refresh_now),      cmocka_unit_test(test_v1_path),
+        cmocka_unit_test(test_parameter_routes), cmocka_unit_test(test_parameter_errors),
+        cmocka_unit_test(test_tokens),           cmocka_unit_test(test_ping_method_path),
+        cmocka_unit_test(test_ceilings),         cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_request_id),       cmocka_unit_test(test_error_json_escaped),
         cmocka_unit_test(test_cache_keys),
     };
 
