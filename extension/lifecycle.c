@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -560,26 +561,75 @@ static void s_nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Stops the local API, closes the last record, waits (bounded) for the reports Lambda still
- * owes, stops the listener, writes everything, wipes the cache. */
+/* stop_serving() on its own thread, so that SHUTDOWN can go on writing the records when it
+ * takes long: it waits for the local API's requests in flight.  main abandons upstream calls
+ * first, so it normally takes milliseconds; but whatever else held a request would hold it past
+ * the SHUTDOWN deadline, when Lambda kills the process and every record owed is lost. */
+struct stopper {
+    const struct lifecycle_hooks *hooks;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+};
+
+static void *s_stopper_main(void *arg)
+{
+    struct stopper *st = arg;
+
+    st->hooks->stop_serving(st->hooks->ctx);
+    pthread_mutex_lock(&st->mu);
+    st->done = 1;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+/* Waits until the stopper is done or timeout_ms have passed; returns done. */
+static int s_stopper_wait(struct stopper *st, int64_t timeout_ms)
+{
+    struct timespec ts;
+    int done;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (timeout_ms > 0) {
+        ts.tv_sec += (time_t)(timeout_ms / 1000);
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&st->mu);
+    while (!st->done && timeout_ms > 0) {
+        if (pthread_cond_timedwait(&st->cv, &st->mu, &ts) != 0) {
+            break;
+        }
+    }
+    done = st->done;
+    pthread_mutex_unlock(&st->mu);
+    return done;
+}
+
+/* Stops the local API (bounded: see struct stopper), closes the last record, waits (bounded)
+ * for the reports Lambda still owes, stops the listener, writes everything, then waits for the
+ * local API to be stopped for good and wipes the cache. */
 static void s_finish(const struct lifecycle_event *ev, struct lifecycle_metrics *m,
                      const struct lifecycle_hooks *hooks, struct listener **lstp)
 {
     struct listener *lst = *lstp;
     struct ledger_stats ls;
     struct emf_writer_stats es;
+    struct stopper st = {.hooks = hooks};
+    pthread_t stop_thread;
+    int stopping = 0;
     int64_t budget = 0;
+    int64_t stop_wait;
+    uint64_t start = clock_mono_ms();
     uint64_t end;
     uint64_t now;
     uint64_t seen;
     size_t waiting;
 
-    if (hooks->stop_serving) {
-        hooks->stop_serving(hooks->ctx);
-    }
-    if (m && m->ledger) {
-        ledger_on_shutdown(m->ledger);
-    }
     if (ev) {
         budget = ev->deadline_ms > 0
                      ? ev->deadline_ms - (int64_t)clock_real_ms() - LIFECYCLE_SHUTDOWN_MARGIN_MS
@@ -588,8 +638,27 @@ static void s_finish(const struct lifecycle_event *ev, struct lifecycle_metrics 
             budget = LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
         }
     }
+    /* At most half the budget for the requests in flight, the rest for the reports.  After an
+     * event/next failure there is no deadline and no report to wait for. */
+    stop_wait = ev ? budget / 2 : LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
+    if (hooks->stop_serving) {
+        pthread_mutex_init(&st.mu, NULL);
+        pthread_cond_init(&st.cv, NULL);
+        stopping = pthread_create(&stop_thread, NULL, s_stopper_main, &st) == 0;
+        if (!stopping) {
+            hooks->stop_serving(hooks->ctx); /* no thread: the old way, unbounded */
+        } else if (!s_stopper_wait(&st, stop_wait)) {
+            LOG_WARN(MOD,
+                     "shutdown: local API requests still in flight after %lld ms (upstream not "
+                     "answering?); writing the records first",
+                     (long long)(stop_wait > 0 ? stop_wait : 0));
+        }
+    }
+    if (m && m->ledger) {
+        ledger_on_shutdown(m->ledger);
+    }
     if (lst && budget > 0) {
-        end = clock_mono_ms() + (uint64_t)budget;
+        end = start + (uint64_t)budget;
         seen = listener_batches(lst);
         while ((waiting = s_metrics_awaiting(m)) > 0) {
             now = clock_mono_ms();
@@ -608,6 +677,15 @@ static void s_finish(const struct lifecycle_event *ev, struct lifecycle_metrics 
     listener_stop(lst);
     *lstp = NULL;
     s_metrics_flush(m);
+    if (stopping) {
+        /* The records are out; now the local API may take as long as it needs to stop (no
+         * cached value may be wiped under a request still being answered). */
+        pthread_join(stop_thread, NULL);
+    }
+    if (hooks->stop_serving) {
+        pthread_cond_destroy(&st.cv);
+        pthread_mutex_destroy(&st.mu);
+    }
     if (hooks->wipe) {
         hooks->wipe(hooks->ctx);
     }

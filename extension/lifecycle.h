@@ -18,17 +18,21 @@
  *   INVOKE              ledger_on_invoke() (in memory), then event/next again at once, so the
  *                       extension adds no billed time.  (With telemetry off, the previous record
  *                       completes here and its line is written: one write(2).)
- *   SHUTDOWN (any)      stop_serving(); ledger_on_shutdown(); wait for the listener while reports
- *                       are owed, bounded by the event's deadline less LIFECYCLE_SHUTDOWN_MARGIN_MS
- *                       (and never more than LIFECYCLE_SHUTDOWN_WAIT_MAX_MS); stop the listener;
- *                       ledger_flush() and the writer's flush (every record goes out); wipe();
- *                       returns 0
+ *   SHUTDOWN (any)      stop_serving() on a thread of its own, waited for at most half the budget
+ *                       (the event's deadline less LIFECYCLE_SHUTDOWN_MARGIN_MS, never more than
+ *                       LIFECYCLE_SHUTDOWN_WAIT_MAX_MS): a local request stuck on an upstream that
+ *                       does not answer must not hold the records past the deadline;
+ *                       ledger_on_shutdown(); wait for the listener while reports are owed, within
+ *                       the rest of the budget; stop the listener; ledger_flush() and the writer's
+ *                       flush (every record goes out); then wait for stop_serving() to return,
+ *                       however long; wipe(); returns 0
  *   next fails          (the platform went away or refused us): the same flush, then POST
  *                       exit/error "Extension.EventNextFailed" if it was refused; returns 1
  *
  * Ownership: opts and hooks are borrowed for the duration of the call.
  * Thread-safety: lifecycle_run() runs on the main thread; the hooks are called on it, except
- * that opts->on_batch runs on the listener's thread (see telemetry/listener.h).  The hooks must
+ * stop_serving (a thread of its own, see SHUTDOWN) and opts->on_batch, which runs on the
+ * listener's thread (see telemetry/listener.h).  The hooks must
  * be safe against the local API's and the listener's threads (they go through the ledger).
  * curl_global_init() is main()'s job, before any thread starts.
  */
@@ -110,7 +114,8 @@ void lifecycle_metrics_stats(struct lifecycle_metrics *m, struct ledger_stats *l
 /* What lifecycle_run needs from the rest of the process (both may be NULL). */
 struct lifecycle_hooks {
     void *ctx;
-    /* SHUTDOWN (and a fatal event/next failure) first step: stop taking local API requests. */
+    /* SHUTDOWN (and a fatal event/next failure) first step: stop taking local API requests.
+     * Called on a thread of its own; lifecycle_run() returns only after it has returned. */
     void (*stop_serving)(void *ctx);
     /* Last step, after the records are written: wipe every cached value. */
     void (*wipe)(void *ctx);

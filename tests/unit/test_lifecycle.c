@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -592,13 +593,36 @@ struct hooks_log {
     int stopped;
     int wiped;
     int wiped_after_stop;
+    int stuck;               /* stop_serving acts as if a request waited on a hung upstream */
+    int out_fd;              /* the EMF lines' file */
+    int lines_while_stopped; /* stuck: the lines were written while stop_serving had not returned */
 };
+
+/* Set by a test before run(): the next run's stop_serving is stuck (see hooks_log.stuck). */
+static int s_stop_stuck;
 
 static void hook_stop(void *ctx)
 {
     struct hooks_log *h = ctx;
 
     h->stopped++;
+    if (h->stuck) {
+        /* Stuck until more EMF lines are out (the init record's went out at the first INVOKE),
+         * as long as an upstream timeout could hold it; the 10 s cap only keeps a broken
+         * lifecycle from hanging the test (which then fails). */
+        struct stat st;
+        off_t before = fstat(h->out_fd, &st) == 0 ? st.st_size : 0;
+
+        for (int i = 0; i < 2000; i++) {
+            struct timespec ts = {0, 5000000L};
+
+            if (fstat(h->out_fd, &st) == 0 && st.st_size > before) {
+                h->lines_while_stopped = 1;
+                break;
+            }
+            nanosleep(&ts, NULL);
+        }
+    }
 }
 
 static void hook_wipe(void *ctx)
@@ -656,6 +680,9 @@ static int run(struct fake *f, enum emf_mode mode, const char *config_error, cJS
     o.metrics = f->metrics;
     memset(&h, 0, sizeof(h));
     memset(hl, 0, sizeof(*hl));
+    hl->stuck = s_stop_stuck;
+    hl->out_fd = fileno(tmp);
+    s_stop_stuck = 0;
     h.ctx = hl;
     h.stop_serving = hook_stop;
     h.wipe = hook_wipe;
@@ -877,6 +904,44 @@ static void test_run_report_never_comes(void **state)
     free_lines(lines, n);
 }
 
+/* A function timed out because stash's request waited on an upstream that never answered:
+ * SHUTDOWN (timeout) comes while that request still holds stop_serving.  The records must be
+ * written anyway, before the deadline; the wipe still waits for the local API to stop. */
+static void test_run_shutdown_with_stuck_request(void **state)
+{
+    struct fake f;
+    struct hooks_log hl;
+    cJSON *lines[16];
+    size_t n;
+    char shutdown[128];
+    const cJSON *l1;
+
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    snprintf(shutdown, sizeof(shutdown),
+             "{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":%llu,\"shutdownReason\":\"timeout\"}",
+             (unsigned long long)(clock_real_ms() + 2000));
+    f.register_status = 200;
+    f.telemetry = TELEMETRY_OK;
+    f.events[0] = INVOKE("req-t");
+    f.request_ids[0] = "req-t";
+    f.events[1] = shutdown;
+    f.nevents = 2;
+    f.hits_per_invoke = 1;
+    f.deliver_last_report = 1;
+    s_stop_stuck = 1;
+
+    assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 0);
+    assert_int_equal(hl.stopped, 1);
+    assert_true(hl.lines_while_stopped);
+    assert_int_equal(hl.wiped, 1);
+    assert_true(hl.wiped_after_stop);
+    l1 = line_for(lines, n, "req-t");
+    assert_non_null(l1);
+    assert_int_equal(num(l1, "CacheHits"), 1);
+    free_lines(lines, n);
+}
+
 static void test_run_config_error(void **state)
 {
     struct fake f;
@@ -1025,6 +1090,7 @@ int main(void)
         cmocka_unit_test(test_run_invokes_and_shutdown),
         cmocka_unit_test(test_run_telemetry_refused),
         cmocka_unit_test(test_run_report_never_comes),
+        cmocka_unit_test(test_run_shutdown_with_stuck_request),
         cmocka_unit_test(test_run_config_error),
         cmocka_unit_test(test_run_register_refused),
         cmocka_unit_test(test_run_next_refused),
