@@ -561,6 +561,8 @@ static void s_nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+#define LIFECYCLE_STOP_WAIT_MIN_MS 10 /* the stop's wait even when SHUTDOWN came late */
+
 /* stop_serving() on its own thread, so that SHUTDOWN can go on writing the records when it
  * takes long: it waits for the local API's requests in flight.  main abandons upstream calls
  * first, so it normally takes milliseconds; but whatever else held a request would hold it past
@@ -641,6 +643,9 @@ static void s_finish(const struct lifecycle_event *ev, struct lifecycle_metrics 
     /* At most half the budget for the requests in flight, the rest for the reports.  After an
      * event/next failure there is no deadline and no report to wait for. */
     stop_wait = ev ? budget / 2 : LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
+    if (stop_wait < LIFECYCLE_STOP_WAIT_MIN_MS) {
+        stop_wait = LIFECYCLE_STOP_WAIT_MIN_MS; /* a late SHUTDOWN still lets a quick stop finish */
+    }
     if (hooks->stop_serving) {
         pthread_mutex_init(&st.mu, NULL);
         pthread_cond_init(&st.cv, NULL);
