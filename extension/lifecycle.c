@@ -37,6 +37,7 @@ struct session {
     char id[ID_MAX];
     CURL *next;
     CURL *ctl;
+    int shutdown_only; /* Lambda Managed Instances: registered for SHUTDOWN alone (no INVOKE) */
 };
 
 struct response {
@@ -429,6 +430,17 @@ static enum stash_err s_register(struct session *s, const char *name, struct lif
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
     rc = s_http(s->ctl, "POST", url, hdr, "{\"events\":[\"INVOKE\",\"SHUTDOWN\"]}",
                 CONTROL_TIMEOUT_MS, &r);
+    if (rc == STASH_OK && r.status == 403) {
+        s_error_type(&r, etype, sizeof(etype));
+        if (strcmp(etype, "Extension.InvalidEventType") == 0) {
+            /* Lambda Managed Instances take external extensions for SHUTDOWN only: the cache
+             * serves all the same, and invocations are known from the Telemetry API. */
+            s_response_release(&r);
+            rc = s_http(s->ctl, "POST", url, hdr, "{\"events\":[\"SHUTDOWN\"]}", CONTROL_TIMEOUT_MS,
+                        &r);
+            s->shutdown_only = 1;
+        }
+    }
     if (rc != STASH_OK) {
         LOG_ERROR(MOD, "register as \"%s\" failed: Extensions API at %s unreachable", name,
                   s->base);
@@ -448,7 +460,17 @@ static enum stash_err s_register(struct session *s, const char *name, struct lif
     fver = cJSON_GetObjectItemCaseSensitive(root, "functionVersion");
     s_metrics_start(m, cJSON_IsString(fname) ? fname->valuestring : NULL,
                     cJSON_IsString(fver) ? fver->valuestring : NULL);
-    LOG_INFO(MOD, "registered as \"%s\" for INVOKE, SHUTDOWN", name);
+    if (s->shutdown_only) {
+        LOG_INFO(MOD,
+                 "registered as \"%s\" for SHUTDOWN only (INVOKE refused, as on Lambda Managed "
+                 "Instances): invocations are known from the Telemetry API",
+                 name);
+        if (m && m->ledger) {
+            ledger_invokes_off(m->ledger);
+        }
+    } else {
+        LOG_INFO(MOD, "registered as \"%s\" for INVOKE, SHUTDOWN", name);
+    }
 out:
     cJSON_Delete(root);
     curl_slist_free_all(hdr);
@@ -715,7 +737,12 @@ static struct listener *s_telemetry_start(struct session *s, const struct lifecy
     if (listener_start(&lo, &lst) != STASH_OK) {
         LOG_WARN(MOD, "telemetry unavailable (cannot listen): cache metrics are emitted "
                       "without Lambda's duration, billing and memory figures");
-    } else if (!s_subscribe(s, opts->schema ? opts->schema : "2022-12-13", listener_port(lst))) {
+    } else if (!s_subscribe(s,
+                            /* Managed Instances accept 2025-01-29 only. */
+                            s->shutdown_only ? "2025-01-29"
+                            : opts->schema   ? opts->schema
+                                             : "2022-12-13",
+                            listener_port(lst))) {
         listener_stop(lst);
         lst = NULL;
     }

@@ -7,14 +7,16 @@
  * on GET event/next with no client timeout (the sandbox is frozen between events).
  *
  * lifecycle_run() is the whole Lambda mode, called by main() once the local API is serving:
- *   register            failure: one ERROR line, returns 1 (nothing else can be reported to Lambda)
- *   config error        POST init/error "Extension.ConfigInvalid" (or opts->error_type: stash
- *                       cannot work, e.g. its local API could not bind), returns 1
- *   metrics             the EMF writer is made with register's functionName/functionVersion
- *   subscribe           types ["platform"] only, buffering 1000 items / 256 KiB / 25 ms so a
- *                       report is delivered as soon as the sandbox thaws; any refusal (RIE and
- *                       emulators answer 202 Telemetry.NotSupported) or listener failure: one WARN
- *                       line, ledger_telemetry_off(), and the cache keeps serving with its metrics
+ *   register            failure: one ERROR line, returns 1 (nothing else can be reported to
+ * Lambda). Refused with 403 Extension.InvalidEventType (Lambda Managed Instances take external
+ * extensions for SHUTDOWN only): registers for SHUTDOWN alone, subscribes with schema 2025-01-29
+ * (the only one LMI takes) and calls ledger_invokes_off(): records come from the callers'
+ * X-Stash-Request-Id and the reports config error        POST init/error "Extension.ConfigInvalid"
+ * (or opts->error_type: stash cannot work, e.g. its local API could not bind), returns 1 metrics
+ * the EMF writer is made with register's functionName/functionVersion subscribe           types
+ * ["platform"] only, buffering 1000 items / 256 KiB / 25 ms so a report is delivered as soon as the
+ * sandbox thaws; any refusal (RIE and emulators answer 202 Telemetry.NotSupported) or listener
+ * failure: one WARN line, ledger_telemetry_off(), and the cache keeps serving with its metrics
  *   INVOKE              ledger_on_invoke() (in memory), then event/next again at once, so the
  *                       extension adds no billed time.  (With telemetry off, the previous record
  *                       completes here and its line is written: one write(2).)

@@ -29,6 +29,7 @@ struct ledger {
     int invoked_once;
     int shutdown;
     int telemetry_off;
+    int no_invokes; /* ledger_invokes_off(): records come from the Telemetry API alone */
     char recent[LEDGER_RECENT][TELEMETRY_ID_MAX]; /* ids of emitted records, ring */
     size_t recent_next;
     uint64_t last_ms; /* latest wall time seen (INVOKE, event): stands in for a missing one */
@@ -73,6 +74,9 @@ static int slot_empty_init(const struct slot *s)
 
 static int slot_complete(const struct ledger *l, const struct slot *s)
 {
+    if (l->no_invokes && !s->rec.is_init && (s->rec.has & LEDGER_HAS_REPORT)) {
+        return 1; /* no INVOKE will ever close it: the report marks the invocation's end */
+    }
     if (!s->local_closed) {
         return 0;
     }
@@ -383,9 +387,27 @@ static void count_key(struct slot *s, const struct facts *f)
     count_facts(&k->counts, f);
 }
 
+static void copy_id(char *dst, const char *src)
+{
+    size_t n = strnlen(src, TELEMETRY_ID_MAX - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* No-INVOKE mode: a record opened for an invocation counts as invoked (it takes facts by id),
+ * and the environment's first one is its cold start. */
+static void mark_invoked(struct ledger *l, struct slot *s)
+{
+    s->invoked = 1;
+    s->rec.cold_start = !l->invoked_once;
+    l->invoked_once = 1;
+}
+
 void ledger_on_facts(struct ledger *l, const struct facts *f)
 {
     struct slot *s = NULL;
+    struct done d = {0};
     unsigned recorded;
 
     if (!f) {
@@ -395,6 +417,14 @@ void ledger_on_facts(struct ledger *l, const struct facts *f)
     pthread_mutex_lock(&l->mu);
     if (f->request_id[0] && strnlen(f->request_id, sizeof(f->request_id)) < sizeof(f->request_id)) {
         s = find(l, f->request_id);
+        if (!s && l->no_invokes && !l->shutdown && !recently_emitted(l, f->request_id)) {
+            /* No INVOKE names invocations here: the caller's id opens its record, which its
+             * report completes. */
+            s = slot_new(NULL, l->last_ms);
+            copy_id(s->rec.request_id, f->request_id);
+            mark_invoked(l, s);
+            add_open(l, s, &d);
+        }
     }
     if (!s) {
         s = l->current;
@@ -417,14 +447,7 @@ void ledger_on_facts(struct ledger *l, const struct facts *f)
     }
 out:
     pthread_mutex_unlock(&l->mu);
-}
-
-static void copy_id(char *dst, const char *src)
-{
-    size_t n = strnlen(src, TELEMETRY_ID_MAX - 1);
-
-    memcpy(dst, src, n);
-    dst[n] = '\0';
+    sink_all(&l->cfg, &d); /* a record evicted to make room for a new one */
 }
 
 static void apply_runtime_done(struct ledger_record *r, const struct telemetry_event *ev)
@@ -515,9 +538,13 @@ static void on_event_locked(struct ledger *l, const struct telemetry_event *ev, 
             l->stats.late_events++;
             return;
         }
-        /* The listener beat the main thread to this INVOKE: open the record now. */
+        /* The listener beat the main thread to this INVOKE (or, with no INVOKE at all, this
+         * is how the invocation becomes known): open the record now. */
         s = slot_new(NULL, ev->time_ms ? ev->time_ms : l->last_ms);
         copy_id(s->rec.request_id, ev->request_id);
+        if (l->no_invokes) {
+            mark_invoked(l, s);
+        }
         add_open(l, s, d);
     }
     if (ev->tenant_id[0]) {
@@ -566,6 +593,17 @@ void ledger_telemetry_off(struct ledger *l)
 
     pthread_mutex_lock(&l->mu);
     l->telemetry_off = 1;
+    take_complete(l, &d);
+    pthread_mutex_unlock(&l->mu);
+    sink_all(&l->cfg, &d);
+}
+
+void ledger_invokes_off(struct ledger *l)
+{
+    struct done d = {0};
+
+    pthread_mutex_lock(&l->mu);
+    l->no_invokes = 1;
     take_complete(l, &d);
     pthread_mutex_unlock(&l->mu);
     sink_all(&l->cfg, &d);

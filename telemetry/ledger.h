@@ -154,6 +154,13 @@ void ledger_on_batch(struct ledger *l, const struct telemetry_batch *b);
 /* Telemetry is unavailable (subscription refused): records complete as soon as their local half
  * closes, and those already waiting for a report are emitted now. */
 void ledger_telemetry_off(struct ledger *l);
+/* Lambda Managed Instances: extensions may register only for SHUTDOWN, so no INVOKE ever comes
+ * and invocations may overlap.  From this call on, records come from the Telemetry API alone: a
+ * record is opened by the first facts naming its request id (X-Stash-Request-Id) or by its first
+ * platform event, and is complete as soon as its platform.report is in (no local half to close).
+ * The environment's first such record is its cold start.  Facts naming no open id go to the init
+ * record, which then stays open until SHUTDOWN. */
+void ledger_invokes_off(struct ledger *l);
 /* SHUTDOWN: closes the local half of the current record.  Records still missing their report stay
  * open so the caller can wait (bounded) for ledger_stats().awaiting_report to reach 0, then call
  * ledger_flush().  Later facts go to the current record while it is open. */

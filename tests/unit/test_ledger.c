@@ -389,6 +389,72 @@ static void test_telemetry_off(void **state)
     ledger_free(l);
 }
 
+/* Lambda Managed Instances: no INVOKE, overlapping invocations.  Records come from the callers'
+ * ids and the reports: each completes with its report, facts land where their id says, and what
+ * names no id stays in the init record until SHUTDOWN. */
+static void test_no_invokes(void **state)
+{
+    struct ledger *l = new_ledger(0, 0);
+    struct facts f;
+    struct telemetry_event ev;
+    struct ledger_stats st;
+
+    (void)state;
+    ledger_invokes_off(l);
+    /* Two invocations overlap: a hit for A, a miss with one call for B, another hit for A. */
+    f = mkfacts(FACTS_SVC_SECRETS_MANAGER, FACTS_HIT, 0.2, "inv-a", NULL);
+    ledger_on_facts(l, &f);
+    f = mkfacts(FACTS_SVC_SSM, FACTS_MISS, 12.0, "inv-b", NULL);
+    add_call(&f, 11.0, 200, 0, 0);
+    ledger_on_facts(l, &f);
+    f = mkfacts(FACTS_SVC_SECRETS_MANAGER, FACTS_HIT, 0.3, "inv-a", NULL);
+    ledger_on_facts(l, &f);
+    /* One request names no id. */
+    f = mkfacts(FACTS_SVC_SECRETS_MANAGER, FACTS_HIT, 0.1, NULL, NULL);
+    ledger_on_facts(l, &f);
+    assert_int_equal(s_ncap, 0);
+
+    /* B's report first: B is complete at once, A still waits for its own. */
+    ev = mkreport("inv-b", 20.5, 21, 0);
+    ledger_on_event(l, &ev);
+    assert_int_equal(s_ncap, 1);
+    assert_string_equal(s_cap[0].rec.request_id, "inv-b");
+    assert_int_equal(s_cap[0].rec.counts.misses, 1);
+    assert_int_equal(s_cap[0].rec.counts.ssm_calls, 1);
+    assert_int_equal(s_cap[0].rec.counts.hits, 0);
+    assert_true(s_cap[0].rec.duration_ms == 20.5);
+    assert_int_equal(s_cap[0].rec.cold_start, 0); /* A's facts came first: A is the cold start */
+
+    ev = mkreport("inv-a", 5.25, 6, 0);
+    ledger_on_event(l, &ev);
+    assert_int_equal(s_ncap, 2);
+    assert_string_equal(s_cap[1].rec.request_id, "inv-a");
+    assert_int_equal(s_cap[1].rec.counts.hits, 2);
+    assert_int_equal(s_cap[1].rec.counts.requests, 2);
+    assert_int_equal(s_cap[1].rec.cold_start, 1);
+
+    /* A report for an invocation that made no request: its own record, Lambda's figures only. */
+    ev = mkreport("inv-c", 1.0, 1, 0);
+    ledger_on_event(l, &ev);
+    assert_int_equal(s_ncap, 3);
+    assert_string_equal(s_cap[2].rec.request_id, "inv-c");
+    assert_int_equal(s_cap[2].rec.counts.requests, 0);
+    assert_int_equal(s_cap[2].rec.cold_start, 0);
+
+    /* Facts naming an id already emitted do not reopen it. */
+    f = mkfacts(FACTS_SVC_SECRETS_MANAGER, FACTS_HIT, 0.1, "inv-a", NULL);
+    ledger_on_facts(l, &f);
+    ledger_stats(l, &st);
+    assert_int_equal(st.open, 1); /* the init record only */
+
+    ledger_on_shutdown(l);
+    ledger_flush(l);
+    assert_int_equal(s_ncap, 4);
+    assert_true(s_cap[3].rec.is_init);
+    assert_int_equal(s_cap[3].rec.counts.hits, 2); /* the id-less hit and the late one */
+    ledger_free(l);
+}
+
 static void test_bounds(void **state)
 {
     struct ledger *l = new_ledger(4, 1);
@@ -586,6 +652,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cold_start_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_before_invoke_is_adopted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_telemetry_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_invokes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoke_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_never_evicts_current, setup, teardown),

@@ -338,6 +338,8 @@ struct fake {
     int nevents;
     int hits_per_invoke;     /* facts injected for each invoke */
     int deliver_last_report; /* post the last report after SHUTDOWN */
+    int lmi; /* Lambda Managed Instances: INVOKE refused at register, schema 2025-01-29 only; at
+              * the first next, requests named lmi-1 and lmi-2 and their reports arrive */
     struct lifecycle_metrics *metrics;
     /* what happened */
     char name[64];
@@ -423,6 +425,34 @@ static void inject_facts(struct fake *f, int n)
     }
 }
 
+/* Two overlapping invocations on a Managed Instance: each request names its invocation
+ * (X-Stash-Request-Id), one names none; then their reports, in the LMI shape (no runtimeDone). */
+static void lmi_invocations(struct fake *f)
+{
+    static const char batch[] =
+        "[{\"time\":\"2026-07-28T19:02:12.308Z\",\"type\":\"platform.report\","
+        "\"record\":{\"requestId\":\"lmi-2\",\"status\":\"success\","
+        "\"metrics\":{\"durationMs\":7.5}}},"
+        "{\"time\":\"2026-07-28T19:02:12.309Z\",\"type\":\"platform.report\","
+        "\"record\":{\"requestId\":\"lmi-1\",\"status\":\"success\","
+        "\"metrics\":{\"durationMs\":9.25}}}]";
+    static const char *const ids[] = {"lmi-1", "lmi-2", "lmi-1", ""};
+    struct facts fa;
+
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        memset(&fa, 0, sizeof(fa));
+        fa.service = FACTS_SVC_SECRETS_MANAGER;
+        fa.outcome = FACTS_HIT;
+        fa.status = 200;
+        fa.latency_ms = 0.5;
+        snprintf(fa.request_id, sizeof(fa.request_id), "%s", ids[i]);
+        lifecycle_metrics_on_facts(f->metrics, &fa);
+    }
+    if (f->subscribed && http_post(f->listener_port, batch, strlen(batch), "POST") != 200) {
+        f->report_refused++;
+    }
+}
+
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const char *body,
                               const char *hname, const char *hval)
 {
@@ -473,6 +503,12 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *c, const ch
         snprintf(f->register_body, sizeof(f->register_body), "%s",
                  req->body.data ? req->body.data : "");
         pthread_mutex_unlock(&f->lock);
+        if (f->lmi && strstr(f->register_body, "INVOKE")) {
+            return answer(c, 403,
+                          "{\"errorMessage\":\"INVOKE: ErrorInvalidEventType\","
+                          "\"errorType\":\"Extension.InvalidEventType\"}\n",
+                          NULL, NULL);
+        }
         if (f->register_status != 200) {
             return answer(c, (unsigned)f->register_status,
                           "{\"errorMessage\":\"Extension limit (10) reached\","
@@ -500,6 +536,12 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *c, const ch
         p = strstr(f->subscription, "sandbox.localdomain:");
         f->listener_port = p ? (uint16_t)atoi(p + strlen("sandbox.localdomain:")) : 0;
         pthread_mutex_unlock(&f->lock);
+        if (f->lmi && !strstr(f->subscription, "\"schemaVersion\":\"2025-01-29\"")) {
+            return answer(c, 400,
+                          "{\"errorMessage\":\"schemaVersion\","
+                          "\"errorType\":\"Telemetry.InvalidSchemaVersion\"}\n",
+                          NULL, NULL);
+        }
         if (f->telemetry == TELEMETRY_NOT_SUPPORTED) {
             return answer(c, 202,
                           "{\"errorMessage\":\"Telemetry API is not supported\","
@@ -528,6 +570,9 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *c, const ch
                 }
                 free(b);
             }
+        }
+        if (k == 0 && f->lmi) {
+            lmi_invocations(f);
         }
         if (k >= f->nevents) {
             return answer(c, 500, "{\"errorType\":\"Test.Exhausted\"}", NULL, NULL);
@@ -942,6 +987,54 @@ static void test_run_shutdown_with_stuck_request(void **state)
     free_lines(lines, n);
 }
 
+/* Lambda Managed Instances refuse INVOKE at register: stash registers for SHUTDOWN alone and
+ * keeps working (the function's init does not fail), subscribes with the schema LMI takes, and
+ * builds its records from the callers' ids and the reports. */
+static void test_run_managed_instances(void **state)
+{
+    struct fake f;
+    struct hooks_log hl;
+    cJSON *lines[16];
+    size_t n;
+    const cJSON *l1;
+    const cJSON *l2;
+    const cJSON *init;
+
+    (void)state;
+    memset(&f, 0, sizeof(f));
+    set_shutdown_far();
+    f.register_status = 200;
+    f.telemetry = TELEMETRY_OK;
+    f.lmi = 1;
+    f.events[0] = s_shutdown_far;
+    f.nevents = 1;
+
+    assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 0);
+    assert_string_equal(f.register_body, "{\"events\":[\"SHUTDOWN\"]}");
+    assert_true(f.subscribed);
+    assert_int_equal(f.report_refused, 0);
+    assert_string_equal(f.init_error, "");
+    assert_int_equal(hl.stopped, 1);
+    assert_int_equal(hl.wiped, 1);
+    assert_int_equal(n, 3);
+    l1 = line_for(lines, n, "lmi-1");
+    assert_non_null(l1);
+    assert_int_equal(num(l1, "CacheHits"), 2);
+    assert_true(num(l1, "Duration") == 9.25);
+    assert_int_equal(num(l1, "ColdStart"), 1);
+    l2 = line_for(lines, n, "lmi-2");
+    assert_non_null(l2);
+    assert_int_equal(num(l2, "CacheHits"), 1);
+    assert_true(num(l2, "Duration") == 7.5);
+    assert_int_equal(num(l2, "ColdStart"), 0);
+    /* The init read (run()'s) and the request that named no invocation. */
+    init = line_for(lines, n, NULL);
+    assert_non_null(init);
+    assert_int_equal(num(init, "CacheMisses"), 1);
+    assert_int_equal(num(init, "CacheHits"), 1);
+    free_lines(lines, n);
+}
+
 static void test_run_config_error(void **state)
 {
     struct fake f;
@@ -1091,6 +1184,7 @@ int main(void)
         cmocka_unit_test(test_run_telemetry_refused),
         cmocka_unit_test(test_run_report_never_comes),
         cmocka_unit_test(test_run_shutdown_with_stuck_request),
+        cmocka_unit_test(test_run_managed_instances),
         cmocka_unit_test(test_run_config_error),
         cmocka_unit_test(test_run_register_refused),
         cmocka_unit_test(test_run_next_refused),
