@@ -647,7 +647,10 @@ void ledger_stats(struct ledger *l, struct ledger_stats *out)
     for (size_t i = 0; i < l->nopen; i++) {
         const struct slot *s = l->open[i];
 
-        if (s->local_closed && !s->rec.is_init && !(s->rec.has & LEDGER_HAS_REPORT)) {
+        /* Without INVOKE no local half ever closes: every open invocation still owes its
+         * report. */
+        if ((s->local_closed || l->no_invokes) && !s->rec.is_init &&
+            !(s->rec.has & LEDGER_HAS_REPORT)) {
             out->awaiting_report++;
         }
     }

@@ -447,11 +447,27 @@ static void test_no_invokes(void **state)
     ledger_stats(l, &st);
     assert_int_equal(st.open, 1); /* the init record only */
 
+    /* At SHUTDOWN an invocation still running owes its report: SHUTDOWN waits for it. */
+    f = mkfacts(FACTS_SVC_SECRETS_MANAGER, FACTS_MISS, 3.0, "inv-d", NULL);
+    ledger_on_facts(l, &f);
     ledger_on_shutdown(l);
-    ledger_flush(l);
+    /* The init record closes now and goes out: the id-less hit and the late one. */
     assert_int_equal(s_ncap, 4);
     assert_true(s_cap[3].rec.is_init);
-    assert_int_equal(s_cap[3].rec.counts.hits, 2); /* the id-less hit and the late one */
+    assert_int_equal(s_cap[3].rec.counts.hits, 2);
+    ledger_stats(l, &st);
+    assert_int_equal(st.awaiting_report, 1);
+    ev = mkreport("inv-d", 4.0, 4, 0);
+    ledger_on_event(l, &ev);
+    ledger_stats(l, &st);
+    assert_int_equal(st.awaiting_report, 0);
+    assert_int_equal(s_ncap, 5);
+    assert_string_equal(s_cap[4].rec.request_id, "inv-d");
+    assert_int_equal(s_cap[4].rec.counts.misses, 1);
+    assert_true(s_cap[4].rec.duration_ms == 4.0);
+
+    ledger_flush(l);
+    assert_int_equal(s_ncap, 5);
     ledger_free(l);
 }
 
