@@ -26,14 +26,16 @@ py_checks() {
 }
 
 # start_sim NAME ARGS...: runs lambda-sim on a free port; sets PORT and SIM_PID.
+# --init-timeout 60 unless ARGS say otherwise (a later option wins): on a loaded machine three
+# environments starting python and bash at once can take longer than Lambda's 10 s, and only
+# the init-timeout scenario is about that limit.
 start_sim() {
-  local name=$1 i
+  local name=$1 end=$((${EPOCHREALTIME/./} + 30000000))
   shift
   rm -f "$T/$name.ready"
-  bg "$name" "$SIM" --port 0 --ready-file "$T/$name.ready" "$@"
+  bg "$name" "$SIM" --port 0 --ready-file "$T/$name.ready" --init-timeout 60 "$@"
   SIM_PID=${_pids[-1]}
-  for ((i = 0; i < 250; i++)); do
-    [ -s "$T/$name.ready" ] && break
+  until [ -s "$T/$name.ready" ] || [ "${EPOCHREALTIME/./}" -ge "$end" ]; do
     sleep 0.02
   done
   PORT=$(cat "$T/$name.ready" 2>/dev/null)
@@ -42,23 +44,54 @@ start_sim() {
 # invoke NAME PAYLOAD: POST to the invoke endpoint; headers in $T/NAME.h, body in $T/NAME.b,
 # "<epoch ns> caller answered <name>" appended to $T/caller.log when the answer is in.
 invoke() {
-  echo "$(date +%s%N) caller sending $1" >>"$T/caller.log"
+  echo "${EPOCHREALTIME/./}000 caller sending $1" >>"$T/caller.log"
   curl -sS -o "$T/$1.b" -D "$T/$1.h" -H 'Content-Type: application/json' --data-binary "$2" \
     "http://127.0.0.1:$PORT/2015-03-31/functions/function/invocations"
-  echo "$(date +%s%N) caller answered $1" >>"$T/caller.log"
+  echo "${EPOCHREALTIME/./}000 caller answered $1" >>"$T/caller.log"
 }
 
 hdr() {  # hdr NAME HEADER: value of a response header
   grep -i "^$2:" "$T/$1.h" | head -1 | cut -d' ' -f2- | tr -d '\r'
 }
 
+# wait_reports DIR N: waits until the log streams in DIR hold N REPORT lines in all, i.e. N invokes
+# have ended and their environments are idle again (lambda-sim writes an invoke's REPORT line and
+# marks its environment idle under one lock).  The limit is in time, and generous: on a loaded
+# machine each look costs a fork or two, and everything is slow.
+wait_reports() {
+  local n end=$((${EPOCHREALTIME/./} + 60000000))
+  while :; do
+    n=$(cat "$1"/*.log 2>/dev/null | grep -c '^REPORT RequestId')
+    [ "$n" -ge "$2" ] && return 0
+    [ "${EPOCHREALTIME/./}" -ge "$end" ] && break
+    sleep 0.02
+  done
+  echo "# $1: $n REPORT lines after 60 s, want $2" >&2
+  return 1
+}
+
+# wait_rec FILE PATTERN N: waits until FILE holds N lines matching the grep PATTERN.
+wait_rec() {
+  local n end=$((${EPOCHREALTIME/./} + 60000000))
+  while :; do
+    n=$(grep -c -- "$2" "$1" 2>/dev/null)
+    [ "${n:-0}" -ge "$3" ] && return 0
+    [ "${EPOCHREALTIME/./}" -ge "$end" ] && break
+    sleep 0.02
+  done
+  echo "# $1: ${n:-0} lines like '$2' after 60 s, want $3" >&2
+  return 1
+}
+
+# The clock is read without a fork (EPOCHREALTIME, µs): on a loaded machine a `date` process
+# alone can take a good part of the slack STOP_MS is checked against.
 stop_sim() {  # SIGTERM, wait, set STOP_MS to how long it took
-  local t0=$(date +%s%N)
-  echo "$t0 caller sigterm" >>"$T/caller.log"
+  local t0=${EPOCHREALTIME/./}
+  echo "${t0}000 caller sigterm" >>"$T/caller.log"
   kill -TERM "$SIM_PID"
   wait "$SIM_PID"
   SIM_RC=$?
-  STOP_MS=$((($(date +%s%N) - t0) / 1000000))
+  STOP_MS=$(((${EPOCHREALTIME/./} - t0) / 1000))
 }
 
 [ -x "$SIM" ] || { echo "not ok - $SIM is not built"; echo "0 passed, 1 failed"; exit 1; }
@@ -88,15 +121,21 @@ check "lambda-sim prints its port" grep -q "^lambda-sim listening on 127.0.0.1:$
 # beta: SHUTDOWN only, platform telemetry only, registers 300 ms late (EXT_<knob>_<name> picks
 # per extension).
 # Each invoke keeps the environment busy ~400 ms after the caller's answer (alpha's hold); an
-# invoke meanwhile would start a second environment, so the calls are spaced.
+# invoke meanwhile would start a second environment, so each next invoke waits until the last one
+# ended (its REPORT line), and 300 ms more: a report not held back by the freeze would be
+# delivered in that time (batches of timeoutMs 25), before the next invoke is sent.
 invoke inv1 '{"op":"echo","n":1}'
-sleep 1
+wait_reports "$T/logs1" 1
+sleep 0.3
 invoke inv2 '{"op":"echo","n":2}'
-sleep 0.8
+wait_reports "$T/logs1" 2
+sleep 0.3
 invoke inv3 '{"op":"error"}'
-sleep 0.8
+wait_reports "$T/logs1" 3
+sleep 0.3
 invoke inv4 '{"op":"bogus"}'
-sleep 0.8
+wait_reports "$T/logs1" 4
+sleep 0.3
 expect_eq "function response reaches the caller" true \
   "$(python3 -c 'import json,sys; print(str(json.load(open(sys.argv[1]))["ok"]).lower())' "$T/inv1.b")"
 expect_eq "invoke answers carry the request id" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$T/inv2.b")" "$(hdr inv2 X-Amzn-RequestId)"
@@ -129,29 +168,39 @@ mkdir -p "$T/ext2" "$T/logs2"
 cp "$D/ext.py" "$T/ext2/gamma"
 REC=$T/rec2.log
 : >"$REC"
+# The three invokes hold their environments until $T/release2 exists: c4 is sent while all three
+# run (their runtimes got them), c5 once all three ended (a REPORT line each).  --timeout 30: the
+# first environment's invoke must outlast the other two inits on a loaded machine.
 start_sim sim2 --function "$D/runtime.sh" --extensions "$T/ext2" --logs "$T/logs2" --max-envs 3 \
-  --env EXT_REC="$REC" --env RT_REC="$REC" --env EXT_SUBSCRIBE=0
+  --timeout 30 --env EXT_REC="$REC" --env RT_REC="$REC" --env EXT_SUBSCRIBE=0
 cpids=()
 for i in 1 2 3; do
-  invoke "c$i" '{"op":"sleep","s":1.2}' &
+  invoke "c$i" "{\"op\":\"hold\",\"f\":\"$T/release2\"}" &
   cpids+=($!)
 done
-sleep 0.6
+wait_rec "$REC" ' runtime got ' 3
 invoke c4 '{"op":"echo"}'
 expect_eq "beyond --max-envs: 429" 429 "$(head -1 "$T/c4.h" | cut -d' ' -f2)"
 expect_eq "beyond --max-envs: TooManyRequestsException" TooManyRequestsException "$(hdr c4 X-Amzn-ErrorType)"
+touch "$T/release2"
 wait "${cpids[@]}"
+wait_reports "$T/logs2" 3
 invoke c5 '{"op":"echo"}'
 stop_sim
 py_checks concurrency "$REC" "$T/logs2" "$T/c1.b" "$T/c2.b" "$T/c3.b" "$T/c5.b"
 
 # ---- 2b. --queue-ms: an invoke waits for the busy environment instead of a 429 -----------------
-start_sim sim2b --function "$D/runtime.sh" --max-envs 1 --queue-ms 5000
-invoke q1 '{"op":"sleep","s":0.8}' &
+# q1 holds the one environment until $T/release2b exists; q2 is sent once q1's runtime has it.
+start_sim sim2b --function "$D/runtime.sh" --max-envs 1 --queue-ms 5000 --timeout 30 \
+  --env RT_REC="$T/rec2b.log"
+invoke q1 "{\"op\":\"hold\",\"f\":\"$T/release2b\"}" &
 qpid=$!
-sleep 0.3
-invoke q2 '{"op":"echo"}'
-wait "$qpid"
+wait_rec "$T/rec2b.log" ' runtime got ' 1
+invoke q2 '{"op":"echo"}' &
+q2pid=$!
+sleep 0.5
+touch "$T/release2b"
+wait "$qpid" "$q2pid"
 expect_eq "--queue-ms: the queued invoke is answered 200" 200 "$(head -1 "$T/q2.h" | cut -d' ' -f2)"
 expect_eq "--queue-ms: it ran in the same environment" \
   "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' "$T/q1.b")" \
@@ -164,7 +213,9 @@ cp "$D/ext.py" "$T/ext3/delta"
 REC=$T/rec3.log
 : >"$REC"
 # --max-envs 1: the invoke after a reset waits for the environment's SHUTDOWN instead of a 429.
-start_sim sim3 --function "$D/runtime.sh" --extensions "$T/ext3" --logs "$T/logs3" --timeout 1 \
+# --timeout 2: t1 (4 s) times out; t2 must crash and t3 answer within it, on a loaded machine too
+# (with 1 s a bash runtime there sometimes timed out on the echo).
+start_sim sim3 --function "$D/runtime.sh" --extensions "$T/ext3" --logs "$T/logs3" --timeout 2 \
   --max-envs 1 \
   --env EXT_REC="$REC" --env RT_REC="$REC"
 invoke t1 '{"op":"sleep","s":4}'
@@ -172,7 +223,7 @@ invoke t2 '{"op":"crash"}'
 invoke t3 '{"op":"echo"}'
 expect_eq "timeout: X-Amz-Function-Error" Unhandled "$(hdr t1 X-Amz-Function-Error)"
 check "timeout: Sandbox.Timedout" grep -q '"errorType":"Sandbox.Timedout"' "$T/t1.b"
-check "timeout: message" grep -q 'Task timed out after 1.00 seconds' "$T/t1.b"
+check "timeout: message" grep -q 'Task timed out after 2.00 seconds' "$T/t1.b"
 check "crash: Runtime.ExitError" grep -q '"errorType":"Runtime.ExitError"' "$T/t2.b"
 check "crash: exit status in the message" grep -q 'exit status 3' "$T/t2.b"
 check "after the resets the next invoke works" grep -q '"ok":true' "$T/t3.b"
@@ -197,22 +248,29 @@ check "init timeout: answered after the init limit ($ms ms)" test "$ms" -ge 900 
 stop_sim
 
 # ---- 4b. extension init/error and exit/error end the environment --------------------------------
+# eps reports its init error once the runtime is up, and the runtime, on the SIGTERM that ends the
+# environment, waits until eps has recorded its next call: lambda-sim kills eps (no SHUTDOWN for
+# it) only once the runtime is gone, so eps always gets to record the 202 and the 403.
+# --shutdown-timeout 10000: the runtime may take 30 % of it.
 mkdir -p "$T/ext4b"
 cp "$D/ext.py" "$T/ext4b/eps"
 REC=$T/rec4b.log
 : >"$REC"
 start_sim sim4b --function "$D/runtime.sh" --extensions "$T/ext4b" --env EXT_REC="$REC" \
-  --env RT_REC="$REC" --env EXT_SUBSCRIBE=0 --env EXT_INIT_ERROR=1
+  --env RT_REC="$REC" --env EXT_SUBSCRIBE=0 --env EXT_INIT_ERROR=1 --env 'EXT_AFTER=runtime env' \
+  --env 'RT_TERM_AFTER=eps probe' --shutdown-timeout 10000
 invoke e1 '{}'
+stop_sim
 expect_eq "extension init/error: X-Amz-Function-Error" Unhandled "$(hdr e1 X-Amz-Function-Error)"
 check "extension init/error: Extension.InitError reaches the caller" grep -q '"errorType":"Extension.InitError"' "$T/e1.b"
 check "extension init/error: 202 {\"status\":\"OK\"}" grep -q 'eps init-error 202 {"status":"OK"}' "$REC"
 check "extension init/error: later calls are refused (403 InvalidExtensionState)" grep -q 'eps probe next-after-init-error 403 Extension.InvalidExtensionState' "$REC"
 check "extension init/error: no invoke reached the runtime" bash -c "! grep -q ' runtime got ' '$REC'"
-stop_sim
 : >"$REC"
+# The same for the exit error: the runtime outlives eps's record of the 202.
 start_sim sim4c --function "$D/runtime.sh" --extensions "$T/ext4b" --env EXT_REC="$REC" \
-  --env RT_REC="$REC" --env EXT_SUBSCRIBE=0 --env EXT_EXIT_ERROR=1 --max-envs 1
+  --env RT_REC="$REC" --env EXT_SUBSCRIBE=0 --env EXT_EXIT_ERROR=1 --max-envs 1 \
+  --env 'RT_TERM_AFTER=eps exit-error' --shutdown-timeout 10000
 invoke e2 '{}'
 invoke e3 '{}'
 check "extension exit/error: 202" grep -q 'eps exit-error 202 {"status":"OK"}' "$REC"
@@ -226,7 +284,9 @@ mkdir -p "$T/ext5"
 cp "$D/ext.py" "$T/ext5/stubborn"
 REC=$T/rec5.log
 : >"$REC"
-start_sim sim6 --function "$D/runtime.sh" --extensions "$T/ext5" --telemetry off \
+# --timeout 30: a function timeout would end the environment with SHUTDOWN timeout, not the
+# spindown this scenario is about (a loaded machine can make the bash runtime that slow).
+start_sim sim6 --function "$D/runtime.sh" --extensions "$T/ext5" --telemetry off --timeout 30 \
   --env EXT_REC="$REC" --env RT_REC="$REC" --env EXT_SHUTDOWN_IGNORE=1
 invoke s1 '{}'
 stop_sim

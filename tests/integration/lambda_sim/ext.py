@@ -12,7 +12,8 @@ Knobs (environment): EXT_REC, EXT_EVENTS (comma list), EXT_SUBSCRIBE (1), EXT_TY
 (platform,function), EXT_PROBE (1: try malformed calls during init), EXT_HOLD_MS (work per
 INVOKE before next), EXT_WAIT_RUNTIMEDONE (1: hold the invoke until runtimeDone arrives),
 EXT_SHUTDOWN_IGNORE (1: never exit on SHUTDOWN), EXT_INIT_ERROR (1: report an init error
-and exit), EXT_EXIT_ERROR (1: report an exit error at the first INVOKE and exit), EXT_INIT_SLEEP_MS (before register).
+and exit), EXT_EXIT_ERROR (1: report an exit error at the first INVOKE and exit), EXT_INIT_SLEEP_MS (before register),
+EXT_AFTER ("<who> <fact>": report the init error only once $EXT_REC holds such a line).
 EXT_<knob>_<extension file name> overrides EXT_<knob> for one extension; EXT_PROBE may name
 the one extension that probes.
 """
@@ -88,6 +89,20 @@ def wait_seen(typ, rid, timeout):
         return (typ, rid) in seen
 
 
+def recorded(who, fact, timeout):
+    """Waits until $EXT_REC holds a line of `who` with `fact`; False after timeout seconds."""
+    end = time.time() + timeout
+    while True:
+        with open(REC, errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[1] == who and parts[2] == fact:
+                    return True
+        if time.time() >= end:
+            return False
+        time.sleep(0.02)
+
+
 def knob(name, default):
     """EXT_<name>_<extension file name> wins over EXT_<name>."""
     return os.environ.get("EXT_%s_%s" % (name, NAME), os.environ.get("EXT_" + name, default))
@@ -115,6 +130,9 @@ def main():
     rec("register", s, d.decode().strip())
     idh = {"Lambda-Extension-Identifier": ext_id}
     if knob("INIT_ERROR", "0") == "1":
+        after = knob("AFTER", "").split()
+        if len(after) == 2:
+            recorded(after[0], after[1], 30.0)
         s, _, d = call("POST", "/2020-01-01/extension/init/error",
                        json.dumps({"errorMessage": "bad config", "errorType": "ConfigInvalid"}),
                        dict(idh, **{"Lambda-Extension-Function-Error-Type":
@@ -226,7 +244,9 @@ def main():
                     s2, _, d2 = call("PUT", "/2022-07-01/telemetry", json.dumps(good), idh)
                     rec("probe", "sub-after-init", s2, err_type(d2))
             if wait_rd:
-                ok = wait_seen("platform.runtimeDone", last, 2.0)
+                # Generous: the runtime may take long on a loaded machine (the bogus invoke makes
+                # seven calls first); the wait ends as soon as runtimeDone is in.
+                ok = wait_seen("platform.runtimeDone", last, 10.0)
                 rec("runtimedone-before-next", last, ok)
             if hold:
                 time.sleep(hold)
