@@ -82,12 +82,16 @@ check "fake-aws is up" test -n "$FAP"
 FABASE=http://127.0.0.1:$FAP
 
 # Starts lambda-sim (extra args appended) with stash and the function; sets SIMP and SIMPID.
+# --timeout 30 and --init-timeout 60 unless the extra args say otherwise (a later option wins):
+# on a loaded machine the bash function's curls through stash to fake-aws took over the default
+# 3 s, and a timeout resets the environment (a second stash, a second aggregate line).
 start_sim() {
   local name=$1
   shift
   mkdir -p "$T/logs-$name"
   "$SIM" --function "$T/function.sh" --extensions "$T/ext" --port 0 --logs "$T/logs-$name" \
-    --ready-file "$T/ready-$name" --function-name e2e-fn --max-envs 1 \
+    --ready-file "$T/ready-$name" --function-name e2e-fn --max-envs 1 --timeout 30 \
+    --init-timeout 60 \
     --env AWS_ACCESS_KEY_ID=$AKID --env AWS_SECRET_ACCESS_KEY=$SECRET \
     --env AWS_ENDPOINT_URL=$FABASE --env INIT_READ=sm:prod/db \
     --env PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=info "$@" >"$T/sim-$name.log" 2>&1 &
