@@ -20,8 +20,11 @@
  *
  * Exec mode: --exec-first ... -- CMD ARGS...: forks and execs CMD (environment inherited), then
  * polls the port with the request until an answer with the --expect status (default 200) arrives,
- * or --max-ms passes.  Prints {"exec_to_first_ms":..,"status":..,"attempts":..} and stops the
- * child with SIGTERM.  Exit status: 0 when measured, 1 on failure, 2 on bad usage.
+ * or --max-ms passes.  Prints {"exec_to_first_ms":..,"status":..,"attempts":..,"minflt":..,
+ * "hwm_kb":..} and stops the child with SIGTERM.  minflt and hwm_kb are the child's page faults
+ * and peak RSS when the answer arrived (from /proc/PID/stat and status; -1 if unreadable): the
+ * work done before the first answer, counted rather than timed, so a busy machine leaves them
+ * alone.  Exit status: 0 when measured, 1 on failure, 2 on bad usage.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -407,6 +410,52 @@ out:
     return rc;
 }
 
+/* Minor page faults of a process so far (field 10 of /proc/PID/stat), or -1. */
+static long proc_minflt(pid_t pid)
+{
+    char path[64];
+    char line[1024];
+    const char *p;
+    long v = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    if (fgets(line, sizeof(line), f) != NULL && (p = strrchr(line, ')')) != NULL) {
+        /* After "(comm)": state ppid pgrp session tty_nr tpgid flags minflt */
+        if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %ld", &v) != 1) {
+            v = -1;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+/* Peak RSS of a process so far in KiB (VmHWM in /proc/PID/status), or -1. */
+static long proc_hwm_kb(pid_t pid)
+{
+    char path[64];
+    char line[256];
+    long v = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmHWM: %ld", &v) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
 /* Exec mode: time from fork+exec to the first answer with the expected status. */
 static int hit_exec_first(const struct hit_cfg *cfg)
 {
@@ -450,8 +499,11 @@ static int hit_exec_first(const struct hit_cfg *cfg)
             }
             close(fd);
             if (status == cfg->expect) {
-                printf("{\"exec_to_first_ms\":%.3f,\"status\":%d,\"attempts\":%ld}\n",
-                       (double)(hit_now_ns() - t0) / 1e6, status, attempts);
+                double ms = (double)(hit_now_ns() - t0) / 1e6;
+
+                printf("{\"exec_to_first_ms\":%.3f,\"status\":%d,\"attempts\":%ld,"
+                       "\"minflt\":%ld,\"hwm_kb\":%ld}\n",
+                       ms, status, attempts, proc_minflt(pid), proc_hwm_kb(pid));
                 rc = 0;
                 break;
             }

@@ -8,6 +8,14 @@
  * Prints "floor listening on 127.0.0.1:<port>" on stdout once it accepts, then serves until
  * SIGTERM or SIGINT.  Modes: epoll (one internal epoll thread, MHD_USE_TURBO), thread (a thread per
  * connection), pool (--threads epoll threads).  A body file is capped at 1 MiB.
+ *
+ *   floor --loaded [curl]
+ *
+ * Prints {"rss_kb":..,"rss_file_kb":..,"rss_anon_kb":..,"minflt":..} of its own process as main()
+ * begins and exits: what a process linked like stash has resident, and the page faults it took,
+ * once the dynamic loader has loaded and relocated the libraries and before it does anything.
+ * With "curl", after curl_global_init(CURL_GLOBAL_DEFAULT) as stash calls it (libcurl's and
+ * OpenSSL's initialisation: the part of stash's start-up that is libraries' work, not its own).
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +24,7 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <pthread.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -91,6 +100,43 @@ out:
     return body;
 }
 
+/* floor --loaded [curl]: the resident set and faults of this process so far (see the top
+ * comment). */
+static int floor_loaded(int curl_init)
+{
+    long rss = -1;
+    long file = -1;
+    long anon = -1;
+    long minflt = -1;
+    char line[1024];
+    const char *p;
+    FILE *f;
+
+    if (curl_init && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        return 1;
+    }
+    f = fopen("/proc/self/status", "r");
+    if (f == NULL) {
+        return 1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        (void)(sscanf(line, "VmRSS: %ld", &rss) == 1 || sscanf(line, "RssFile: %ld", &file) == 1 ||
+               sscanf(line, "RssAnon: %ld", &anon) == 1);
+    }
+    fclose(f);
+    f = fopen("/proc/self/stat", "r");
+    if (f != NULL) {
+        if (fgets(line, sizeof(line), f) != NULL && (p = strrchr(line, ')')) != NULL &&
+            sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %ld", &minflt) != 1) {
+            minflt = -1;
+        }
+        fclose(f);
+    }
+    printf("{\"rss_kb\":%ld,\"rss_file_kb\":%ld,\"rss_anon_kb\":%ld,\"minflt\":%ld}\n", rss, file,
+           anon, minflt);
+    return rss < 0;
+}
+
 static int floor_parse(int argc, char **argv, struct floor_cfg *cfg)
 {
     int i;
@@ -142,6 +188,9 @@ int main(int argc, char **argv)
     int sig;
     int rc = 1;
 
+    if (argc >= 2 && strcmp(argv[1], "--loaded") == 0) {
+        return floor_loaded(argc == 3 && strcmp(argv[2], "curl") == 0);
+    }
     if (floor_parse(argc, argv, &cfg) != 0) {
         return 2;
     }

@@ -315,7 +315,8 @@ sec_miss_path() {
   stop "$STASH_PID"
 }
 
-# exec_first EXPECT [TOKEN_HEADER]: ms from fork+exec of stash to the first EXPECT answer.
+# exec_first EXPECT [TOKEN_HEADER]: bench_hit's JSON: ms from fork+exec of stash to the first
+# EXPECT answer, and stash's page faults and peak RSS at that moment.
 exec_first() {
   local -a h=()
   [ -n "${2:-}" ] && h=(-H "$2")
@@ -324,12 +325,56 @@ exec_first() {
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
     PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn \
     "$HIT" --exec-first --port "$STASH_PORT" --path "$HOT_PATH" "${h[@]}" --expect "$1" \
-    --max-ms 5000 -- "$STASH" 2>"$W/exec.err" |
-    $PY -c 'import json,sys; print(json.load(sys.stdin)["exec_to_first_ms"])'
+    --max-ms 5000 -- "$STASH" 2>"$W/exec.err"
+}
+
+jfield() {  # JSON FIELD: one number from a JSON object
+  $PY -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
+}
+
+# startup_instructions: where the instructions from exec to the first answer go, counted by
+# callgrind (repeatable, whatever the load): stash under valgrind answers one /ping and is
+# stopped.  Millions of instructions: the loader (mapping and relocating the libraries), the
+# libraries' constructors (_dl_init), curl_global_init, the rest of main (configuration, cache,
+# listeners, and the shutdown), and the threads (listeners and the request).  Skipped without
+# valgrind.
+startup_instructions() {
+  command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null ||
+    { say "valgrind not found: no instruction counts"; return 0; }
+  local port pid i
+  port=$(free_port)
+  env -u AWS_LAMBDA_RUNTIME_API PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$port" \
+    AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn \
+    valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out" "$STASH" \
+    >"$W/callgrind.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  for ((i = 0; i < 3000; i++)); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/ping" && break
+    sleep 0.01
+  done
+  stop "$pid"
+  callgrind_annotate --inclusive=yes --threshold=100 "$W/callgrind.out" 2>/dev/null | $PY -c '
+import json, re, sys
+inc = {}
+for line in sys.stdin:
+    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+\S*?:(\w+) \[", line)
+    if m and m.group(2) not in inc:
+        inc[m.group(2)] = int(m.group(1).replace(",", ""))
+need = ("_dl_start", "_dl_init", "main", "curl_global_init", "start_thread")
+if all(k in inc for k in need):
+    M = 1e6
+    print(json.dumps({"loader_minstr": round(inc["_dl_start"] / M, 2),
+                      "constructors_minstr": round(inc["_dl_init"] / M, 2),
+                      "curl_global_init_minstr": round(inc["curl_global_init"] / M, 2),
+                      "main_rest_minstr": round((inc["main"] - inc["curl_global_init"]) / M, 2),
+                      "threads_minstr": round(inc["start_thread"] / M, 2)}))' >"$W/startup.json"
+  record footprint startup_instructions "$(cat "$W/startup.json")" || return 0
 }
 
 sec_footprint() {
-  local r idle anon file full size served secret floor_kb libs
+  local r idle anon file full full_anon answer size served secret floor_kb libs
   head -c 4385 /dev/zero | tr '\0' x >"$W/floor-body"
   for ((r = 0; r < REPEATS; r++)); do
     start_stash stash || { WHY="stash did not start"; return 1; }
@@ -340,6 +385,9 @@ sec_footprint() {
     record footprint rss_by_mapping_idle "$($PY "$ROOT/bench/smaps.py" "$STASH_PID")"
     warm "$STASH_PORT" 1000 || { WHY="warming 1000 keys failed"; return 1; }
     full=$(rss_kb "$STASH_PID" VmHWM)
+    full_anon=$(rss_kb "$STASH_PID" RssAnon)
+    # The size of one cached answer (what the cache stores per key: the JSON stash serves).
+    answer=$(curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" | wc -c)
     record footprint rss_by_mapping_1000x4k "$($PY "$ROOT/bench/smaps.py" "$STASH_PID")"
     stop "$STASH_PID"
     # For scale: the floor (libmicrohttpd alone, no libcurl/OpenSSL/cJSON) idle.
@@ -348,26 +396,50 @@ sec_footprint() {
     sleep 0.1
     floor_kb=$(rss_kb "$PID" VmHWM)
     stop "$PID"
-    record footprint rss "{\"idle_kb\":$idle,\"idle_anon_kb\":$anon,\"idle_file_kb\":$file,\"cached_1000x4k_kb\":$full,\"floor_idle_kb\":$floor_kb}"
+    record footprint rss "{\"idle_kb\":$idle,\"idle_anon_kb\":$anon,\"idle_file_kb\":$file,\"cached_1000x4k_kb\":$full,\"cached_1000x4k_anon_kb\":$full_anon,\"answer_bytes\":$answer,\"floor_idle_kb\":$floor_kb}"
     # Exec to serving: the first answer to a request without the token (401: routed and
     # checked, nothing upstream); and to the first 200 for a secret (a miss: one fake-aws call).
     served=$(exec_first 401) || { WHY="exec to first 401: $(tail -1 "$W/exec.err")"; return 1; }
     secret=$(exec_first 200 "$TOKEN_H") ||
       { WHY="exec to first secret: $(tail -1 "$W/exec.err")"; return 1; }
     # What any process linked against the same libraries pays before main (the floor binary
-    # is linked like stash; started with a bad option it loads everything and exits at once).
+    # is linked like stash; started with a bad option it loads everything and exits at once):
+    # its time from exec to exit; and, with --loaded, its resident set and page faults as main()
+    # begins (the floor under stash's own), and after curl_global_init as stash calls it.  And
+    # the cost of one page fault on this machine now (anonymous memory, first touch): start-up
+    # is mostly faults, and their price varies with the load of the VM.
     libs=$($PY - "$FLOOR" <<'PY'
-import subprocess, sys, time
-t = []
+import json, mmap, subprocess, sys, time
+t, rss, flt, crss, cflt = [], [], [], [], []
+def loaded(*extra):
+    return json.loads(subprocess.run([sys.argv[1], "--loaded", *extra], capture_output=True,
+                                     text=True, check=True).stdout)
 for _ in range(20):
     t0 = time.perf_counter()
     subprocess.run([sys.argv[1], "--bad-option"], stderr=subprocess.DEVNULL)
     t.append((time.perf_counter() - t0) * 1000)
-print(round(sorted(t)[len(t) // 2], 3))
+    at_main, after_curl = loaded(), loaded("curl")
+    rss.append(at_main["rss_kb"])
+    flt.append(at_main["minflt"])
+    crss.append(after_curl["rss_kb"])
+    cflt.append(after_curl["minflt"])
+pages = 4096
+m = mmap.mmap(-1, pages * 4096)
+t0 = time.perf_counter()
+for i in range(0, pages * 4096, 4096):
+    m[i] = 1
+fault_us = (time.perf_counter() - t0) * 1e6 / pages
+med = lambda v: sorted(v)[len(v) // 2]
+print(json.dumps({"exec_to_exit_same_libs_ms": round(med(t), 3),
+                  "same_libs_rss_kb": med(rss), "same_libs_minflt": med(flt),
+                  "same_libs_curl_init_rss_kb": med(crss),
+                  "same_libs_curl_init_minflt": med(cflt),
+                  "page_fault_us": round(fault_us, 2)}))
 PY
 )
-    record footprint exec_first "{\"exec_to_first_ms\":$served,\"exec_to_first_secret_ms\":$secret,\"exec_to_exit_same_libs_ms\":$libs}"
+    record footprint exec_first "{\"exec_to_first_ms\":$(jfield "$served" exec_to_first_ms),\"faults_to_first\":$(jfield "$served" minflt),\"hwm_at_first_kb\":$(jfield "$served" hwm_kb),\"exec_to_first_secret_ms\":$(jfield "$secret" exec_to_first_ms),${libs#\{}"
   done
+  [ "$QUICK" = 1 ] || startup_instructions
   strip -o "$W/stash.stripped" "$STASH"
   size=$(stat -c %s "$W/stash.stripped")
   record footprint binary "{\"stripped_bytes\":$size,\"unstripped_bytes\":$(stat -c %s "$STASH")}"
