@@ -20,7 +20,10 @@ PKGS     := libmicrohttpd libcurl libcjson openssl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ALL_CPPFLAGS = -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(PKG_CFLAGS) -MMD -MP $(CPPFLAGS)
 ALL_CFLAGS   = -std=c11 $(OPT) $(WARN) $(SAN) $(CFLAGS)
-ALL_LDFLAGS  = $(SAN_LD) $(LDFLAGS)
+# --as-needed (Debian's gcc default, said here so it holds everywhere): a library is recorded as
+# needed only if something in the binary uses it, so LDLIBS can name every library of every
+# binary and stash maps none it does not use (each one costs every start a map and relocation).
+ALL_LDFLAGS  = -Wl,--as-needed $(SAN_LD) $(LDFLAGS)
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
 Q        := $(if $(V),,@)
 

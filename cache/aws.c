@@ -275,6 +275,24 @@ static enum stash_err put_string_or_null(struct buf *b, const cJSON *v)
     return rc;
 }
 
+/* x rounded to the nearest integer, halfway cases away from zero (llround's rule), for
+ * |x| < 2^63; the callers bound x far below that.  Not llround: it is the one libm function
+ * stash used, and linking libm costs every start a library to map and relocate (and about
+ * 0.3 MB of resident pages) for one rounding.  The cast truncates toward zero and, for |x| <
+ * 2^53, x - t is exact; beyond that every double is an integer and the fraction is 0. */
+static long long round_half_away(double x)
+{
+    long long t = (long long)x;
+    double frac = x - (double)t;
+
+    if (frac >= 0.5) {
+        t++;
+    } else if (frac <= -0.5) {
+        t--;
+    }
+    return t;
+}
+
 /* JSON 1.1 timestamps are epoch seconds (possibly fractional); the extension answers ISO 8601
  * with milliseconds.  A string is passed through (some emulators send ISO already). */
 static enum stash_err put_date_or_null(struct buf *b, const cJSON *v)
@@ -288,7 +306,7 @@ static enum stash_err put_date_or_null(struct buf *b, const cJSON *v)
         v->valuedouble > 253402300799.0) {
         return buf_puts(b, "null");
     }
-    clock_format_iso((uint64_t)llround(v->valuedouble * 1000.0), iso);
+    clock_format_iso((uint64_t)round_half_away(v->valuedouble * 1000.0), iso);
     return buf_printf(b, "\"%s\"", iso);
 }
 
@@ -297,7 +315,7 @@ static enum stash_err put_integer_or_null(struct buf *b, const cJSON *v)
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 9.0e15) {
         return buf_puts(b, "null");
     }
-    return buf_printf(b, "%lld", (long long)llround(v->valuedouble));
+    return buf_printf(b, "%lld", round_half_away(v->valuedouble));
 }
 
 static enum stash_err put_string_array_or_null(struct buf *b, const cJSON *v)
@@ -410,7 +428,12 @@ static enum stash_err shape_success(const struct buf *body, shape_fn shape, size
         goto out;
     }
     out->status = 200;
-    out->body = buf_detach(&b, &out->len);
+    /* An exact-sized copy, not the buffer (whose capacity doubled up to twice the answer): the
+     * cache stores an exact copy of it, and while this block lives, until the answer is sent,
+     * a block twice its size left the heap riddled with holes of that size between stored
+     * values (1.6 MB more resident with 1000 values of 4 KB in bench's footprint). */
+    out->len = b.len;
+    out->body = xmemdup(b.data, b.len);
 out:
     buf_release_secret(&b);
     json_free_secret(root);

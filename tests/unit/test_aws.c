@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -1006,6 +1007,93 @@ static void test_error_value_escaping(void **state)
     cache_value_release(&v);
 }
 
+/* Numbers upstream sends are rounded half away from zero (llround's rule, without libm): an SSM
+ * Version, and epoch seconds to the millisecond.  0.49999999999999994 is the value a naive
+ * x + 0.5 rounds up to 1; 0.0625 s is exactly 62.5 ms. */
+static void test_answer_rounding(void **state)
+{
+    static const struct {
+        const char *version;
+        const char *date;
+        const char *want;
+    } cases[] = {
+        {"7", "0",
+         "\"LastModifiedDate\":\"1970-01-01T00:00:00.000Z\",\"Name\":\"/p\","
+         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,\"Value\":null,"
+         "\"Version\":7}"},
+        {"2.5", "0.0625",
+         "\"LastModifiedDate\":\"1970-01-01T00:00:00.063Z\",\"Name\":\"/p\","
+         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,"
+         "\"Value\":null,\"Version\":3}"},
+        {"-2.5", "1523477145.7124",
+         "\"LastModifiedDate\":\"2018-04-11T20:05:45.712Z\","
+         "\"Name\":\"/p\",\"Selector\":null,\"SourceResult\":null,"
+         "\"Type\":null,\"Value\":null,\"Version\":-3}"},
+        {"0.49999999999999994", "1523477145.7126",
+         "\"LastModifiedDate\":\"2018-04-11T20:05:45.713Z\",\"Name\":\"/p\","
+         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,\"Value\":null,"
+         "\"Version\":0}"},
+        {"-0.5", "0.0004",
+         "\"LastModifiedDate\":\"1970-01-01T00:00:00.000Z\",\"Name\":\"/p\","
+         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,"
+         "\"Value\":null,\"Version\":-1}"},
+        {"9000000000000000", "253402300799",
+         "\"LastModifiedDate\":\"9999-12-31T23:59:59.000Z\",\"Name\":\"/p\","
+         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,\"Value\":null,"
+         "\"Version\":9000000000000000}"},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char body[256];
+        char want[512];
+        struct cache_value v;
+        int n = snprintf(body, sizeof(body),
+                         "{\"Parameter\":{\"Name\":\"/p\",\"LastModifiedDate\":%s,"
+                         "\"Version\":%s}}",
+                         cases[i].date, cases[i].version);
+
+        assert_true(n > 0 && (size_t)n < sizeof(body));
+        aws_answer_from_response(1, 200, NULL, body, (size_t)n, &v);
+        (void)snprintf(want, sizeof(want),
+                       "{\"Parameter\":{\"ARN\":null,\"DataType\":null,%s,"
+                       "\"ResultMetadata\":{}}",
+                       cases[i].want);
+        assert_int_equal(v.status, 200);
+        assert_string_equal(v.body, want);
+        cache_value_release(&v);
+    }
+}
+
+/* An answer is allocated at its size, not at the doubled capacity of the buffer it was built in:
+ * while it lives (until it is sent) a block twice its size would fragment the heap between the
+ * values the cache keeps.  A 4 KB secret's answer is 4.1 KB; its buffer grew to 8 KB. */
+static void test_answer_exact_size(void **state)
+{
+    size_t n = 4096;
+    size_t cap = 64 + n + 256;
+    char *body = malloc(cap);
+    struct cache_value v;
+    int len;
+
+    (void)state;
+    assert_non_null(body);
+    len = snprintf(body, cap, "{\"Name\":\"s\",\"SecretString\":\"");
+    memset(body + len, 'x', n);
+    len += (int)n;
+    len += snprintf(body + len, cap - (size_t)len, "\",\"VersionId\":\"v\"}");
+    aws_answer_from_response(0, 200, NULL, body, (size_t)len, &v);
+    assert_int_equal(v.status, 200);
+    assert_int_equal(v.len, strlen(v.body));
+    assert_true(v.len > n);
+    /* The allocator may round up by a few words, never to the next power of two. */
+    assert_true(malloc_usable_size(v.body) >= v.len + 1);
+    assert_true(malloc_usable_size(v.body) < v.len + 1 + 64);
+    cache_value_release(&v);
+    free(body);
+}
+
 /* aws_answer_from_response: the answer-parsing path on its own, as the fuzzer drives it. */
 static void test_answer_from_response(void **state)
 {
@@ -1109,6 +1197,8 @@ int main(void)
         cmocka_unit_test(test_error_value_escaping),
         cmocka_unit_test(test_bad_config_and_request),
         cmocka_unit_test(test_answer_from_response),
+        cmocka_unit_test(test_answer_rounding),
+        cmocka_unit_test(test_answer_exact_size),
     };
     int rc;
 
