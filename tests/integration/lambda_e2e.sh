@@ -4,7 +4,9 @@
 # invoke; the EMF lines stash writes to the log stream must count exactly those hits and misses,
 # carry exactly the figures of the sim's REPORT lines (the same platform.report), flag the cold
 # start once, and the last invocation must be flushed at SHUTDOWN.  With --telemetry off the
-# cache must still serve and the metrics still be written, without Lambda's figures.
+# cache must still serve and the metrics still be written, without Lambda's figures.  Further runs:
+# aggregate mode, configuration errors reported to Lambda, prefetch counted in the init record,
+# and SHUTDOWN after a function timeout while stash waits on a silent upstream.
 source "$(dirname "$0")/lib.bash"
 
 SIM=$BUILD/bin/lambda-sim
@@ -26,20 +28,20 @@ for f in "$SIM" "$FA" "$STASH"; do
 done
 
 # ---- the function: a Runtime API loop in bash + curl ------------------------------------------
-# The invoke payload is a JSON string of space-separated requests, "sm:ID" or "ssm:NAME"; the
-# response is the list of HTTP statuses stash gave.  During init it reads one secret, as a
+# The invoke payload is a JSON string of space-separated requests, "sm:ID", "ssm:NAME" or
+# "ssmd:NAME" (withDecryption=true); the response is the list of HTTP statuses stash gave.  During init it reads one secret, as a
 # function's init code would (INIT_READ).
 cat >"$T/function.sh" <<'EOF'
 #!/usr/bin/env bash
 API=http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime
 LOCAL=http://127.0.0.1:$PARAMETERS_SECRETS_EXTENSION_HTTP_PORT
-get() {  # sm:ID | ssm:NAME -> prints the status
+get() {  # sm:ID | ssm:NAME | ssmd:NAME -> prints the status
   local kind=${1%%:*} id=${1#*:} url
-  if [ "$kind" = sm ]; then
-    url="$LOCAL/secretsmanager/get?secretId=$id"
-  else
-    url="$LOCAL/systemsmanager/parameters/get?name=$id"
-  fi
+  case $kind in
+    sm) url="$LOCAL/secretsmanager/get?secretId=$id" ;;
+    ssm) url="$LOCAL/systemsmanager/parameters/get?name=$id" ;;
+    *) url="$LOCAL/systemsmanager/parameters/get?name=$id&withDecryption=true" ;;
+  esac
   curl -s -o /dev/null -w '%{http_code}' -H "X-Aws-Parameters-Secrets-Token: $AWS_SESSION_TOKEN" \
     "$url"
 }
@@ -80,6 +82,12 @@ for _ in $(seq 200); do grep -q 'listening on' "$T/fa.log" && break; sleep 0.05;
 FAP=$(sed -n 's/^fake-aws listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/fa.log")
 check "fake-aws is up" test -n "$FAP"
 FABASE=http://127.0.0.1:$FAP
+upstream_calls() {  # every call fake-aws answered so far
+  curl -s "$FABASE/_fake/stats" | python3 -c '
+import json, sys
+ops = json.load(sys.stdin)["ops"]
+print(ops["GetSecretValue"]["calls"] + ops["GetParameter"]["calls"])'
+}
 
 # Starts lambda-sim (extra args appended) with stash and the function; sets SIMP and SIMPID.
 # --timeout 30 and --init-timeout 60 unless the extra args say otherwise (a later option wins):
@@ -324,7 +332,53 @@ stop_sim
 check "port taken: init/error reached Lambda as Extension.LocalApiUnavailable" \
   grep -aq 'Extension\.LocalApiUnavailable' "$T"/logs-busy/* "$T/sim-busy.log"
 
-# ---- run 6: the function times out while stash waits on a silent upstream ---------------------
+# ---- run 6: prefetch work is counted, in the init record ---------------------------------------
+# Issue 4: "requests during init (and prefetch work) form an init record".  The function's init
+# code reads the last prefetched parameter (so the prefetch is done before the first INVOKE), then
+# one invoke reads the prefetched secret.  The EMF lines must account for every upstream call
+# fake-aws answered in this run: the two prefetch misses in the init record, none in the invoke.
+calls_before=$(upstream_calls)
+start_sim prefetch --env INIT_READ=ssmd:/app/prod/db/password \
+  --env STASH_PREFETCH_SECRETS=prod/api-key --env STASH_PREFETCH_PARAMETERS=/app/prod/db/password
+check "lambda-sim is up (prefetch)" test -n "$SIMP"
+LOGS=$T/logs-prefetch
+read -r rid resp < <(invoke "sm:prod/api-key")
+expect_eq "prefetch: the invoke read the prefetched secret" '"200"' "$resp"
+stop_sim "$LOGS" "$rid"
+emf_lines "$LOGS" >"$T/emf-prefetch.jsonl"
+calls=$(($(upstream_calls) - calls_before))
+expect_eq "prefetch: fake-aws answered the two prefetches and nothing else" 2 "$calls"
+expect_eq "prefetch: init record: misses, SM, SSM, upstream calls" "2 1 1 2" "$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if d.get("phase") == "init":
+        print(d["CacheMisses"], d["SecretsManagerCalls"], d["ParameterStoreCalls"],
+              d["UpstreamCalls"])
+        break
+else:
+    print("no init line")
+' "$T/emf-prefetch.jsonl")"
+expect_eq "prefetch: the init read was a hit or joined the prefetch" 1 "$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if d.get("phase") == "init":
+        print(d["CacheHits"] + d["singleFlightWaits"])
+' "$T/emf-prefetch.jsonl")"
+expect_eq "prefetch: invocation: one hit, no miss, no upstream call" "1 0 0" \
+  "$(emf_field "$LOGS" "$rid" CacheHits) $(emf_field "$LOGS" "$rid" CacheMisses) $(emf_field "$LOGS" "$rid" UpstreamCalls)"
+expect_eq "prefetch: the EMF lines count every upstream call fake-aws answered" "$calls" \
+  "$(python3 -c '
+import json, sys
+print(sum(json.loads(l).get("UpstreamCalls", 0) for l in open(sys.argv[1])))' "$T/emf-prefetch.jsonl")"
+if [ -f "$VALIDATE" ]; then
+  check "prefetch: every EMF line valid" python3 "$VALIDATE" "$SCHEMA" "$T/emf-prefetch.jsonl"
+fi
+check "prefetch: no secret value in any EMF line" \
+  bash -c "! grep -aq -e 'sk_live_' -e 's3cure' '$T/emf-prefetch.jsonl'"
+
+# ---- run 7: the function times out while stash waits on a silent upstream ---------------------
 # Lambda then sends SHUTDOWN (timeout) with a 2 s budget and kills what is still running.  The
 # upstream accepts connections and never answers, and no upstream timeout is set (AWS's default):
 # stash must abandon the call, answer its request, write the invocation's record and exit 0
