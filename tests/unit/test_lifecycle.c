@@ -795,12 +795,17 @@ static void free_lines(cJSON **lines, size_t n)
 
 static char s_shutdown_far[128];
 
+/* A SHUTDOWN event whose deadline is ms from now, for the given reason. */
+static void shutdown_event(char *buf, size_t len, unsigned ms, const char *reason)
+{
+    snprintf(buf, len, "{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":%llu,\"shutdownReason\":\"%s\"}",
+             (unsigned long long)(clock_real_ms() + ms), reason);
+}
+
 static void set_shutdown_far(void)
 {
     /* A SHUTDOWN deadline two seconds from now, as Lambda gives. */
-    snprintf(s_shutdown_far, sizeof(s_shutdown_far),
-             "{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":%llu,\"shutdownReason\":\"spindown\"}",
-             (unsigned long long)(clock_real_ms() + 2000));
+    shutdown_event(s_shutdown_far, sizeof(s_shutdown_far), 2000, "spindown");
 }
 
 static void test_run_invokes_and_shutdown(void **state)
@@ -929,9 +934,7 @@ static void test_run_report_never_comes(void **state)
     (void)state;
     memset(&f, 0, sizeof(f));
     /* A deadline 400 ms out leaves 100 ms of wait: the record goes out without its report. */
-    snprintf(shutdown, sizeof(shutdown),
-             "{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":%llu,\"shutdownReason\":\"timeout\"}",
-             (unsigned long long)(clock_real_ms() + 400));
+    shutdown_event(shutdown, sizeof(shutdown), 400, "timeout");
     f.register_status = 200;
     f.telemetry = TELEMETRY_OK;
     f.events[0] = INVOKE("req-x");
@@ -963,9 +966,7 @@ static void test_run_shutdown_with_stuck_request(void **state)
 
     (void)state;
     memset(&f, 0, sizeof(f));
-    snprintf(shutdown, sizeof(shutdown),
-             "{\"eventType\":\"SHUTDOWN\",\"deadlineMs\":%llu,\"shutdownReason\":\"timeout\"}",
-             (unsigned long long)(clock_real_ms() + 2000));
+    shutdown_event(shutdown, sizeof(shutdown), 2000, "timeout");
     f.register_status = 200;
     f.telemetry = TELEMETRY_OK;
     f.events[0] = INVOKE("req-t");
