@@ -1,5 +1,7 @@
 # stash: out-of-tree builds, one directory per variant; sources never see an object file.
-#   make            build/extensions/stash, build/bin/fake-aws, build/bin/lambda-sim
+#   make            build/extensions/stash (what ships: static, musl, the lean libraries),
+#                   build/bin/fake-aws, build/bin/lambda-sim
+#   make layer      build/layer/stash-x86_64.zip and stash-arm64.zip (the Lambda layers)
 #   make test       install what is missing, build, run every test (unit, integration)
 #   make asan       the same under ASan/UBSan (build/asan/...)
 #   make tsan       unit tests under ThreadSanitizer (build/tsan/...)
@@ -8,6 +10,7 @@
 #   make bench      benchmarks (QUICK=1 for the CI smoke run) -> bench/results/
 #   make fuzz       libFuzzer harnesses (clang) -> build/fuzz/fuzz/
 # Knobs: V=1 (echo commands)  WERROR=0 (allow warnings locally)  CFLAGS/LDFLAGS (yours)
+#        DEPS=system (build/extensions/stash linked against Debian's shared libraries instead)
 NAME     := stash
 BUILD    ?= build
 WERROR   ?= 1
@@ -43,8 +46,29 @@ TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*
 EXT      := $(BUILD)/extensions/$(NAME)
 BINS     := $(EXT) $(if $(FAKEAWS_OBJ),$(BUILD)/bin/fake-aws) $(if $(SIM_OBJ),$(BUILD)/bin/lambda-sim)
 
+# What ships.  DEPS=lean (the default): stash is linked statically against musl and against
+# OpenSSL, libcurl, libmicrohttpd and cJSON built from Debian's source packages by
+# scripts/lean-deps.sh, which keeps them in a cache outside the clone.  The result needs no
+# shared library at all, so it starts on any Lambda image (Amazon Linux 2 and 2023, x86_64 and
+# arm64).  DEPS=system links Debian's shared libraries: quicker to set up for local work, and
+# what the sanitizer, valgrind and fuzz builds use.  fake-aws, lambda-sim, the unit tests and
+# the bench tools are always system builds: they never ship.
+DEPS     ?= lean
+LEAN_PIE ?= -static-pie
+LEAN_OPT := -O2 -g -fPIE -fstack-protector-strong -ffunction-sections -fdata-sections
+LEAN_CROSS_x86_64 :=
+LEAN_CROSS_arm64  := aarch64-linux-gnu-
+lean_prefix = $(shell scripts/lean-deps.sh prefix $(1))
+LEAN_P_x86_64 := $(call lean_prefix,x86_64)
+LEAN_P_arm64  := $(call lean_prefix,arm64)
+LEAN_SRC := $(LIB_SRC) extension/main.c
+SYS_EXT  := $(BUILD)/system/extensions/$(NAME)
+LEAN_EXT_x86_64 := $(BUILD)/lean/x86_64/$(NAME)
+LEAN_EXT_arm64  := $(BUILD)/lean/arm64/$(NAME)
+LAYERS   := $(BUILD)/layer/$(NAME)-x86_64.zip $(BUILD)/layer/$(NAME)-arm64.zip
+
 .PHONY: all deps test unit asan tsan tsan-unit valgrind fuzz fuzz-build bench demo lint format \
-        format-check install clean
+        format-check install clean layer lean-deps
 all: $(BINS)
 
 deps:
@@ -53,9 +77,43 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
-$(EXT): $(BUILD)/obj/extension/main.o $(LIB_OBJ)
+$(SYS_EXT): $(BUILD)/obj/extension/main.o $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
+$(EXT): $(if $(filter system,$(DEPS)),$(SYS_EXT),$(LEAN_EXT_x86_64))
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+
+# The lean build, per architecture: its own objects, compiled by gcc (or the aarch64 cross gcc)
+# against musl through the specs file lean-deps.sh writes, and linked static (static PIE, so
+# the kernel still randomises where it loads).  scripts/check-static.sh refuses a result that
+# needs any shared library, naming what it needs.
+define lean_rules
+$$(LEAN_P_$(1))/manifest.txt:
+	$$(Q)scripts/lean-deps.sh build $(1)
+$$(BUILD)/lean/$(1)/obj/%.o: %.c | $$(LEAN_P_$(1))/manifest.txt
+	@mkdir -p $$(@D)
+	$$(Q)$$(LEAN_CROSS_$(1))gcc -specs=$$(LEAN_P_$(1))/musl.specs -I. -I$$(LEAN_P_$(1))/include \
+	  -idirafter$$(LEAN_P_$(1))/kernel -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP \
+	  $$(CPPFLAGS) -std=c11 $$(LEAN_OPT) $$(WARN) $$(CFLAGS) -c $$< -o $$@
+$$(LEAN_EXT_$(1)): $$(patsubst %.c,$$(BUILD)/lean/$(1)/obj/%.o,$$(LEAN_SRC))
+	@mkdir -p $$(@D)
+	$$(Q)$$(LEAN_CROSS_$(1))gcc -specs=$$(LEAN_P_$(1))/musl.specs $$(LEAN_PIE) -Wl,--gc-sections \
+	  -Wl,-z,relro,-z,now $$^ -o $$@ -L$$(LEAN_P_$(1))/lib -lcurl -lmicrohttpd -lcjson -lssl \
+	  -lcrypto -pthread
+	$$(Q)scripts/check-static.sh $$@
+endef
+$(eval $(call lean_rules,x86_64))
+$(eval $(call lean_rules,arm64))
+lean-deps: $(LEAN_P_x86_64)/manifest.txt $(LEAN_P_arm64)/manifest.txt
+
+# A layer zip holds extensions/stash (0755) and nothing else: Lambda puts /opt/lib on the
+# function's LD_LIBRARY_PATH, so a library shipped there would replace the runtime's own.
+# The zip is reproducible: one fixed timestamp, no extra attributes, fixed order.
+$(BUILD)/layer/$(NAME)-%.zip: $(BUILD)/lean/%/$(NAME)
+	$(Q)scripts/make-layer.sh $< $@ $(LEAN_CROSS_$*)strip
+layer: $(LAYERS)
+	$(Q)scripts/make-layer.sh --summary $(LAYERS)
 $(BUILD)/bin/fake-aws: $(FAKEAWS_OBJ) $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -97,25 +155,26 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJ)
 test: deps
 	$(Q)$(MAKE) --no-print-directory unit
 # The bench tools are built too: tests/integration/bench_quick.sh runs the quick benchmark.
-unit: $(BINS) $(TESTS) $(BENCHES) $(TOOLS)
-	$(Q)tests/run.sh $(BUILD)
+# With DEPS=lean the layers are built and tested too (tests/integration/lean_*.sh).
+unit: $(BINS) $(TESTS) $(BENCHES) $(TOOLS) $(if $(filter lean,$(DEPS)),$(LAYERS))
+	$(Q)STASH_DEPS=$(DEPS) tests/run.sh $(BUILD)
 asan: deps
-	$(Q)$(MAKE) --no-print-directory unit BUILD=build/asan OPT="$(SANOPT)" \
+	$(Q)$(MAKE) --no-print-directory unit BUILD=build/asan DEPS=system OPT="$(SANOPT)" \
 	  SAN=-fsanitize=address,undefined SAN_LD=-fsanitize=address,undefined
 # Unit tests only: the integration scripts start the release binaries.
 tsan: deps
-	$(Q)$(MAKE) --no-print-directory tsan-unit BUILD=build/tsan OPT="$(SANOPT)" \
+	$(Q)$(MAKE) --no-print-directory tsan-unit BUILD=build/tsan DEPS=system OPT="$(SANOPT)" \
 	  SAN=-fsanitize=thread SAN_LD=-fsanitize=thread
 tsan-unit: $(TESTS)
 	$(Q)tests/run.sh $(BUILD) --unit-only
 valgrind: deps $(BINS) $(TESTS)
 	$(Q)VALGRIND=1 tests/run.sh $(BUILD) --unit-only
 fuzz: deps
-	$(Q)$(MAKE) --no-print-directory fuzz-build BUILD=build/fuzz CC=clang OPT="$(SANOPT)" \
+	$(Q)$(MAKE) --no-print-directory fuzz-build BUILD=build/fuzz DEPS=system CC=clang OPT="$(SANOPT)" \
 	  SAN=-fsanitize=fuzzer-no-link,address,undefined SAN_LD=-fsanitize=fuzzer,address,undefined
 fuzz-build: $(FUZZERS)
 bench: deps
-	$(Q)$(MAKE) --no-print-directory $(BINS) $(BENCHES)
+	$(Q)$(MAKE) --no-print-directory $(BINS) $(SYS_EXT) $(BENCHES)
 	$(Q)bench/run.sh $(BUILD) $(if $(QUICK),--quick)
 demo: deps
 	$(Q)$(MAKE) --no-print-directory $(BINS)
@@ -139,4 +198,4 @@ install: all   # layer layout: $(PREFIX)/extensions/$(NAME)
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/lean -name '*.d' 2>/dev/null)

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cache/aws.h"
+#include "cache/cabundle.h"
 #include "cache/cache.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -198,6 +199,8 @@ static void usage(FILE *out)
 
 static int run(const struct config *cfg, const struct lambda_env *le)
 {
+    /* No CA path is built into libcurl: the bundle is found on the image, once (cabundle.h). */
+    char *ca_bundle = ca_bundle_find(cfg->ca_bundle, getenv("SSL_CERT_FILE"), NULL);
     struct cache_opts copts = {
         .max_items = cfg->cache_enabled ? (size_t)cfg->cache_size : 0,
         .max_bytes = (size_t)cfg->cache_max_bytes,
@@ -210,7 +213,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         .session_token = cfg->session_token,
         .sm_endpoint = cfg->sm_endpoint_used,
         .ssm_endpoint = cfg->ssm_endpoint_used,
-        .ca_bundle = cfg->ca_bundle,
+        .ca_bundle = ca_bundle,
         .sm_timeout_ms = (long)cfg->sm_timeout_ms,
         .ssm_timeout_ms = (long)cfg->ssm_timeout_ms,
         .max_connections = (unsigned)cfg->max_connections,
@@ -242,6 +245,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
 
     cache = cache_new(&copts);
     aws = aws_client_new(&acfg);
+    free(ca_bundle); /* the client keeps its own copy */
     if (!cache || !aws) {
         LOG_ERROR("main", "cannot create the %s", !cache ? "cache" : "upstream client");
         goto out;

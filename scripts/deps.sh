@@ -24,6 +24,19 @@ checks=(
   "/usr/lib/python3/dist-packages/jsonschema/__init__.py:python3-jsonschema"
   "/usr/bin/wrk:wrk"
   "/usr/bin/valgrind:valgrind"
+  # the lean build (scripts/lean-deps.sh), the layer zips and their tests
+  "/usr/bin/dpkg-source:dpkg-dev"
+  "/usr/bin/autoreconf:autoconf"
+  "/usr/bin/automake:automake"
+  "/usr/bin/libtoolize:libtool"
+  "/usr/bin/aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu"
+  "/usr/aarch64-linux-gnu/include/linux/mman.h:linux-libc-dev-arm64-cross"
+  "/usr/aarch64-linux-gnu/lib/libc.so.6:libc6-dev-arm64-cross"
+  "/usr/bin/qemu-aarch64:qemu-user"
+  "/usr/bin/zip:zip"
+  "/usr/bin/unzip:unzip"
+  "/usr/bin/socat:socat"
+  "/usr/bin/openssl:openssl"
 )
 
 missing=()
