@@ -112,8 +112,10 @@ lean-deps: $(LEAN_P_x86_64)/manifest.txt $(LEAN_P_arm64)/manifest.txt
 # The zip is reproducible: one fixed timestamp, no extra attributes, fixed order.
 $(BUILD)/layer/$(NAME)-%.zip: $(BUILD)/lean/%/$(NAME)
 	$(Q)scripts/make-layer.sh $< $@ $(LEAN_CROSS_$*)strip
-layer: $(LAYERS)
-	$(Q)scripts/make-layer.sh --summary $(LAYERS)
+layer:
+	$(Q)start=$$(date +%s); $(MAKE) --no-print-directory $(LAYERS) && \
+	  scripts/make-layer.sh --summary $(LAYERS) && \
+	  echo "layer: done in $$(($$(date +%s) - start)) s"
 $(BUILD)/bin/fake-aws: $(FAKEAWS_OBJ) $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)

@@ -26,15 +26,14 @@ static int readable(const char *path)
     char byte;
     size_t n = fread(&byte, 1, 1, f);
     int ok = n == 1;
-    fclose(f);
+    (void)fclose(f); /* read-only: nothing to lose on close */
     return ok;
 }
 
 static char *take(const char *path, const char *why)
 {
     LOG_DEBUG("tls", "CA bundle: %s (%s)", path, why);
-    char *copy = strdup(path);
-    return copy;
+    return strdup(path);
 }
 
 char *ca_bundle_find(const char *aws_ca_bundle, const char *ssl_cert_file,
