@@ -946,5 +946,6 @@ async function main() {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main();
+  // Not a top-level await: --html imports report-html.mjs, which imports this module back.
+  main().then((rc) => { process.exitCode = rc; });
 }

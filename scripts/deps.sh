@@ -37,6 +37,8 @@ checks=(
   "/usr/bin/unzip:unzip"
   "/usr/bin/socat:socat"
   "/usr/bin/openssl:openssl"
+  # the HTML cost report's browser test
+  "/usr/bin/chromium:chromium"
 )
 
 missing=()
