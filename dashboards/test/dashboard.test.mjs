@@ -231,20 +231,54 @@ test('make-dashboard: dimensions, namespace and region options; bad arguments re
   }
 });
 
-// Logs Insights: every field a query names is a member of the writer's lines, an @field, or a
-// name the query itself defines with "as".
-const KEYWORDS = new Set(['fields', 'filter', 'stats', 'sort', 'limit', 'by', 'as', 'and', 'or', 'not',
-  'asc', 'desc', 'expand', 'display', 'in', 'like']);
+// Logs Insights commands, from "CloudWatch Logs Insights language query syntax"
+// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax.html, its table of
+// commands, and its pages for unnest, dedup and the rest).  A word that is not one of them, such as
+// "expand", is not a command CloudWatch runs.
+const COMMANDS = new Set(['anomaly', 'addtotals', 'dedup', 'diff', 'display', 'fields', 'filter',
+  'filterIndex', 'limit', 'lookup', 'parse', 'pattern', 'sort', 'SOURCE', 'stats', 'unmask', 'unnest']);
 
-test('Logs Insights queries name only fields the writer emits', () => {
-  const files = readdirSync(path.join(DASH, 'queries')).filter((f) => f.endsWith('.txt'));
+function queryText(f) {
+  return readFileSync(path.join(DASH, 'queries', f), 'utf8')
+    .split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+}
+
+// Strings and regular expressions blanked, so a "|" or a word inside one is not read as syntax.
+function blankLiterals(q) {
+  return q.replace(/"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'/g, '""')
+    .replace(/(\blike\s+|=~\s*)\/(?:\\.|[^/\\])*\//g, '$1//');
+}
+
+// The first word of each command of a query (commands are separated by "|").
+export function queryCommands(q) {
+  return blankLiterals(q).split('|').map((c) => c.trim().match(/^[A-Za-z]+/)?.[0] ?? c.trim());
+}
+
+const queryFiles = () => readdirSync(path.join(DASH, 'queries')).filter((f) => f.endsWith('.txt'));
+
+test('Logs Insights queries use documented commands only', () => {
+  const files = queryFiles();
   assert.ok(files.length >= 4, files.join());
   for (const f of files) {
-    const q = readFileSync(path.join(DASH, 'queries', f), 'utf8')
-      .split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+    const cmds = queryCommands(queryText(f));
+    assert.ok(cmds.length >= 2, `${f}: ${cmds}`);
+    for (const c of cmds) assert.ok(COMMANDS.has(c), `${f}: '${c}' is not a Logs Insights command`);
+  }
+  // The check itself: an undocumented word is caught, a "|" inside a literal is not a command.
+  assert.deepEqual(queryCommands('filter x > 1 | expand FetchLatency | limit 5'), ['filter', 'expand', 'limit']);
+  assert.deepEqual(queryCommands('filter @message like /a|b/ and y = "c | d" | limit 5'), ['filter', 'limit']);
+});
+
+// Logs Insights: every field a query names is a member of the writer's lines, an @field, or a
+// name the query itself defines with "as" or "into".
+const KEYWORDS = new Set([...COMMANDS, 'by', 'as', 'into', 'and', 'or', 'not', 'asc', 'desc', 'in', 'like']);
+
+test('Logs Insights queries name only fields the writer emits', () => {
+  for (const f of queryFiles()) {
+    const q = queryText(f);
     assert.ok(q.trim(), `${f} is empty`);
-    const body = q.replace(/"[^"]*"/g, '""');
-    const aliases = new Set([...body.matchAll(/\bas\s+([A-Za-z_]\w*)/g)].map((m) => m[1]));
+    const body = blankLiterals(q);
+    const aliases = new Set([...body.matchAll(/\b(?:as|into)\s+([A-Za-z_]\w*)/g)].map((m) => m[1]));
     for (const m of body.matchAll(/(@?)\b([A-Za-z_]\w*)\b(\s*\()?/g)) {
       const [, at, name, call] = m;
       if (at || call || KEYWORDS.has(name) || aliases.has(name) || /^\d/.test(name)) continue;
