@@ -231,6 +231,61 @@ test('make-dashboard: dimensions, namespace and region options; bad arguments re
   }
 });
 
+const everyFunction = (body) => body.widgets.find((w) => w.properties?.title === 'Hit ratio of every function (%)');
+const visibleRows = (w) => w.properties.metrics.filter((r) => r[r.length - 1]?.visible !== false);
+
+test('hit ratio: a period without a lookup has no point, never 100 %', () => {
+  const main = committed.widgets.find((w) => w.properties?.title === 'Cache hit ratio (%)');
+  const ratio = visibleRows(main);
+  assert.equal(ratio.length, 1);
+  // IF without a false branch drops the data point where the condition is false.
+  assert.equal(ratio[0][0].expression, 'IF(lookups > 0, 100 * hits / lookups)');
+  for (const w of committed.widgets) {
+    for (const r of w.properties?.metrics ?? []) {
+      assert.doesNotMatch(r[0]?.expression ?? '', /IF\([^)]*\)\s*,\s*100\)|,\s*100\)$/, `${w.properties.title}: 100 when idle`);
+    }
+  }
+});
+
+test('"Hit ratio of every function": one line per function, not one fleet-wide line', () => {
+  // Without names: each metric's SEARCH returns one series per function; the visible ratio keeps
+  // them apart (no SUM) and its empty label leaves each line the function's own label.
+  const w = everyFunction(committed);
+  const rows = w.properties.metrics;
+  const search = Object.fromEntries(rows.filter((r) => /^SEARCH\(/.test(r[0].expression ?? ''))
+    .map((r) => [r[0].id, r[0].expression.match(/MetricName="(\w+)"/)[1]]));
+  assert.deepEqual(search, { h: 'CacheHits', m: 'CacheMisses', s: 'CacheStaleServed' });
+  const vis = visibleRows(w);
+  assert.equal(vis.length, 1);
+  assert.equal(vis[0][0].expression, '100 * h / (h + m + s)');
+  assert.equal(vis[0][0].label, '');
+  for (const r of rows) assert.doesNotMatch(r[0].expression ?? '', /\b(SUM|AVG|MAX|MIN)\(/, 'an aggregate makes one fleet line');
+
+  // With names: one expression per function over that function's own metrics.
+  const names = ['orders-api', 'billing', 'auth_v2'];
+  const { body } = makeDashboard({ functions: names, dims: [['Env', 'prod']] });
+  assert.deepEqual(validateBody(body), []);
+  const ew = everyFunction(body);
+  const lines = visibleRows(ew);
+  assert.deepEqual(lines.map((r) => r[0].label), names);
+  const metricRows = ew.properties.metrics.filter((r) => typeof r[0] === 'string');
+  lines.forEach((r, i) => {
+    const ids = [...r[0].expression.matchAll(/\b([a-z]\d+)\b/g)].map((m) => m[1]);
+    assert.deepEqual([...new Set(ids)].sort(), [`h${i}`, `m${i}`, `s${i}`], r[0].expression);
+    assert.match(r[0].expression, /^IF\(h\d+ \+ m\d+ \+ s\d+ > 0, 100 \* h\d+ \/ \(h\d+ \+ m\d+ \+ s\d+\)\)$/);
+    for (const id of ids) {
+      const row = metricRows.find((m) => m[m.length - 1].id === id);
+      assert.deepEqual(row.slice(2, -1), ['FunctionName', names[i], 'Env', 'prod'], id);
+    }
+  });
+  const run = (args) => spawnSync(process.execPath, [path.join(DASH, 'make-dashboard.mjs'), ...args], { encoding: 'utf8' });
+  assert.equal(run(['--functions', 'a,a']).status, 2);
+  assert.equal(run(['--functions', Array.from({ length: 101 }, (_, i) => `f${i}`).join(',')]).status, 2);
+  const ok = run(['--functions', 'orders-api, billing']);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(visibleRows(everyFunction(JSON.parse(ok.stdout))).length, 2);
+});
+
 // Logs Insights commands, from "CloudWatch Logs Insights language query syntax"
 // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax.html, its table of
 // commands, and its pages for unnest, dedup and the rest).  A word that is not one of them, such as
