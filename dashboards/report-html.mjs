@@ -197,6 +197,7 @@ function savingChart(u) {
     ['billed duration', u.savedDuration],
     ['EMF log ingestion', -u.costEmfIngestion],
     ['custom metrics', -u.costCustomMetrics],
+    ...(u.costDashboards ? [['dashboards', -u.costDashboards]] : []),
     ['extension overhead', -u.costExtension],
     ['net', u.net],
   ];
@@ -320,17 +321,20 @@ export function renderHtml(r, t) {
   const lookups = r.cacheHits + r.cacheMisses + r.staleServed;
   const title = `stash cache report: ${r.functions.length === 1 ? r.functions[0] : `${r.functions.length} functions`}`;
   const a = r.assumptions;
-  const monthly = r.monthly ? `<div class="d">${esc(usd(r.monthly.net))} a month at ${esc(r.monthly.invocations)} invocations (${esc(r.baseline)}); ` +
-    `${esc(usd(r.monthly.netByBaseline[other]))} ${esc(other)}</div>` : '';
   const cards = [
     ['calls avoided', cnt(r.callsAvoided), `${r.baseline} baseline; ${r.upstreamCalls} upstream calls made; ` +
       `${other}: ${cnt(r.baselines[other].callsAvoided)}`],
     ['hit ratio', pct(r.hitRatio), `${r.cacheHits} hits of ${lookups} lookups, ${r.singleFlightWaits} single-flight waits`],
-    ['net saving', usd(r.usd.net), `${r.baseline} (chosen); ${other}: ${usd(r.baselines[other].usd.net)}`, sign(r.usd.net)],
+    // With a projection the month is the figure to read: a short sample pays a whole hour of
+    // custom metrics, so its own net is pessimistic.
+    r.monthly
+      ? ['net saving a month', usd(r.monthly.net), `at ${r.monthly.invocations} invocations, ${r.baseline} (chosen); ` +
+        `${other}: ${usd(r.monthly.netByBaseline[other])}; these lines: ${usd(r.usd.net)}`, sign(r.monthly.net)]
+      : ['net saving', usd(r.usd.net), `${r.baseline} (chosen); ${other}: ${usd(r.baselines[other].usd.net)}`, sign(r.usd.net)],
     ['period', duration(t.lastMs - t.firstMs), `${iso(r.window.firstMs)} to ${iso(r.window.lastMs)}; ${r.invocations} invocations`],
   ];
-  const cardHtml = cards.map(([k, v, d, cls], i) => `<div class="card"><div class="k">${esc(k)}</div>` +
-    `<div class="v${cls ? ` ${cls}` : ''}">${esc(v)}</div><div class="d">${esc(d)}</div>${i === 2 ? monthly : ''}</div>`).join('');
+  const cardHtml = cards.map(([k, v, d, cls]) => `<div class="card"><div class="k">${esc(k)}</div>` +
+    `<div class="v${cls ? ` ${cls}` : ''}">${esc(v)}</div><div class="d">${esc(d)}</div></div>`).join('');
   const baseRows = BASELINES.map((b) => {
     const x = r.baselines[b];
     return `<tr><th scope="row">${esc(b)}${b === r.baseline ? ' (chosen)' : ''}</th><td class="num">${esc(cnt(x.callsAvoided))}</td>` +
@@ -374,7 +378,7 @@ export function renderHtml(r, t) {
 <div class="panel"><h3>Hit ratio over time, per function${r.byFunction.length > TOP ? ` (top ${TOP} by calls avoided, the rest summed)` : ''}</h3>${hitRatioChart(r, bz)}<p class="note">A bucket with no lookup has no point: an idle function shows a gap, not 100 %.</p></div>
 <div class="panel"><h3>Upstream calls made and avoided</h3>${callsChart(bz)}<p class="note">Avoided here is per request (hits + single-flight waits).</p></div>
 <div class="panel"><h3>Fetch latency, hits against misses</h3>${latencyChart(t.records)}<p class="note">In each record the CacheHits fastest FetchLatency values are counted as hits (a hit never waits for the network); misses include stale serves and single-flight waits.</p></div>
-<div class="panel"><h3>The saving in its parts (${esc(r.baseline)}, these lines)</h3>${savingChart(r.usd)}</div>
+<div class="panel"><h3>The saving in its parts (${esc(r.baseline)}, ${r.monthly ? `a month at ${esc(r.monthly.invocations)} invocations` : 'these lines'})</h3>${savingChart(r.monthly ?? r.usd)}</div>
 </div>
 
 <h2>Cost (USD, ${esc(r.baseline)})</h2>

@@ -61,6 +61,9 @@ test('invocation mode: exact totals; per-key, split and init lines counted once'
   // The first hour alone (init, A, B: 61 s) pays a full hour of metrics, and says so.
   const early = report(summarize(lines(out).filter((l) => !l.includes('"req-c"'))));
   assert.equal(early.customMetricHours, 28);
+  // No warm invocation among them: the fastest of the four calls (all on new connections).
+  assert.equal(early.assumptions.avoidedCallMs, 10);
+  assert.match(early.assumptions.avoidedCallSource, /^no call in a warm invocation: the fastest of 4 calls/);
   assert.ok(early.notes.some((n) => n.includes('shorter than an hour')));
 });
 
