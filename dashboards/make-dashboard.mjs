@@ -91,11 +91,12 @@ export function parseArgs(argv) {
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(o.region)) throw new Error(`--region '${o.region}' is not a region name`);
   if (!Number.isInteger(o.period) || o.period < 60 || o.period % 60) throw new Error('--period is a multiple of 60');
   if (!o.fn) throw new Error('--function is empty');
-  if (o.functions.length > FUNCTIONS_MAX) throw new Error(`--functions: at most ${FUNCTIONS_MAX} names (4 rows each, 500 per widget)`);
   for (const f of o.functions) {
     if (!/^[\x21-\x7e]{1,1024}$/.test(f)) throw new Error(`--functions: '${f}' is not a FunctionName value`);
   }
-  if (new Set(o.functions).size !== o.functions.length) throw new Error('--functions: a name given twice');
+  // list-metrics names a function once per dimension set (per-key metrics too): once is enough.
+  o.functions = [...new Set(o.functions)];
+  if (o.functions.length > FUNCTIONS_MAX) throw new Error(`--functions: at most ${FUNCTIONS_MAX} names (4 rows each, 500 per widget)`);
   return o;
 }
 

@@ -279,7 +279,10 @@ test('"Hit ratio of every function": one line per function, not one fleet-wide l
     }
   });
   const run = (args) => spawnSync(process.execPath, [path.join(DASH, 'make-dashboard.mjs'), ...args], { encoding: 'utf8' });
-  assert.equal(run(['--functions', 'a,a']).status, 2);
+  const twice = run(['--functions', 'a,b', '--functions', 'a,']);
+  assert.equal(twice.status, 0, twice.stderr);
+  assert.deepEqual(visibleRows(everyFunction(JSON.parse(twice.stdout))).map((r) => r[0].label), ['a', 'b']);
+  assert.equal(run(['--functions', 'a b']).status, 2);
   assert.equal(run(['--functions', Array.from({ length: 101 }, (_, i) => `f${i}`).join(',')]).status, 2);
   const ok = run(['--functions', 'orders-api, billing']);
   assert.equal(ok.status, 0, ok.stderr);
