@@ -30,7 +30,7 @@
 //   cost_emf       = bytes of EMF lines * price per GB + custom metrics (prorated by hour) * price
 //   cost_ext       = ExtensionOverhead ms * memory GB * price per GB-s
 //   net            = saved_sm + saved_ssm + saved_dur - cost_emf - cost_ext
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
 
@@ -54,7 +54,7 @@ export const DEFAULTS = Object.freeze({
 
 export const BASELINES = ['per-request', 'per-environment'];
 const AGG_VALUES_MAX = 500; // EMF_AGG_VALUES_MAX in telemetry/emf.h
-const INPUT_MAX = 1 << 30; // bytes read from one file (after gunzip): past it, a clear error
+const INPUT_MAX = 256 << 20; // bytes of one input (after gunzip): past it, a clear error, not a crash
 const COUNTS = ['CacheHits', 'CacheMisses', 'CacheStaleServed', 'UpstreamCalls',
   'SecretsManagerCalls', 'ParameterStoreCalls', 'UpstreamErrors', 'UpstreamThrottles', 'ColdStart'];
 const SERIES = ['FetchLatency', 'UpstreamLatency', 'Duration', 'BilledDuration', 'InitDuration',
@@ -66,7 +66,7 @@ const BUCKET_SIZES = [[60000, '1 minute'], [300000, '5 minutes'], [900000, '15 m
   [3600000, '1 hour'], [6 * 3600000, '6 hours'], [86400000, '1 day']];
 const BUCKETS_MAX = 60;
 
-const HELP = `usage: stash-report [options] [FILE...]   (no FILE: stdin; FILE may be gzip)
+const HELP = `usage: stash-report [options] [FILE...]   (no FILE: stdin; FILE may be gzip; at most 256 MiB each)
   --json | --markdown            output format on stdout (default: text)
   --html FILE                    also write a self-contained HTML report (charts, tables) to FILE
   --baseline per-request|per-environment
@@ -206,7 +206,13 @@ function eventLines(ev, out) {
 // for filter-log-events or get-log-events, else split into lines.  Each line: {text, stream?}.
 export function inputLines(buf) {
   let b = buf;
-  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) b = gunzipSync(b, { maxOutputLength: INPUT_MAX });
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) {
+    try {
+      b = gunzipSync(b, { maxOutputLength: INPUT_MAX });
+    } catch (e) {
+      throw new Error(e.code === 'ERR_BUFFER_TOO_LARGE' ? `gzip input larger than ${INPUT_MAX} bytes unpacked` : `gzip: ${e.message}`);
+    }
+  }
   if (b.length > INPUT_MAX) throw new Error(`input larger than ${INPUT_MAX} bytes`);
   const text = b.toString('utf8').replace(/^\uFEFF/, '');
   const head = text.trimStart()[0];
@@ -900,6 +906,7 @@ export async function readInputs(files) {
   const out = [];
   const names = files.length ? files : ['-'];
   for (const f of names) {
+    if (f !== '-' && statSync(f).size > INPUT_MAX) throw new Error(`${f}: larger than ${INPUT_MAX} bytes`);
     const buf = f === '-' ? await readAll(process.stdin) : readFileSync(f);
     for (const l of inputLines(buf)) out.push(l);
   }
