@@ -3,7 +3,8 @@
 // (shared/reference/emf-cost-wire.md section 3), on stdout.
 //
 //   node dashboards/make-dashboard.mjs [--namespace Stash] [--region us-east-1]
-//        [--function my-function] [--dimension Name=Value ...] [--period 300] > body.json
+//        [--function my-function] [--dimension Name=Value ...] [--period 300]
+//        [--functions a,b,c] > body.json
 //   aws cloudwatch put-dashboard --dashboard-name stash --dashboard-body file://body.json
 //
 // dashboards/stash-dashboard.json is this script's output with the defaults (a test keeps them
@@ -12,6 +13,17 @@
 // STASH_METRICS_DIMENSIONS says, because a CloudWatch metric is found by its exact dimension set.
 // Metric names are checked against telemetry/emf.c when it is there, so a renamed metric fails here
 // instead of drawing an empty graph.
+//
+// "Hit ratio of every function" draws one line per function.  CloudWatch's metric math table
+// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html, "Basic
+// arithmetic functions") lists arithmetic between two time series, or between an array of time
+// series and one series or a scalar; it does not list arithmetic between two arrays.  So with
+// --functions (the names, e.g. from `aws cloudwatch list-metrics --namespace Stash --metric-name
+// CacheHits`) each function gets its own expression over its own three metrics, using documented
+// operators only.  Without names, one SEARCH per metric returns every function's series and the
+// ratio is taken between those arrays, which the console draws as one line per function but which
+// the table above does not document: prefer --functions.  Either way a period without a lookup has
+// no point (IF without a false branch drops it; so does a division by zero), never 100 %.
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -26,8 +38,34 @@ export function writerMetricNames(src = readFileSync(EMF_C, 'utf8')) {
   return names;
 }
 
+const FUNCTIONS_MAX = 100;
+
+// The "every function" widget's rows: one visible ratio per function when the names are known,
+// else the SEARCH arrays and one ratio over them.
+function everyFunctionRows(o, dimSchema) {
+  const extra = o.dims.flat();
+  if (o.functions.length) {
+    return o.functions.flatMap((fn, i) => {
+      const dims = ['FunctionName', fn, ...extra];
+      return [
+        [o.namespace, 'CacheHits', ...dims, { id: `h${i}`, visible: false, stat: 'Sum' }],
+        [o.namespace, 'CacheMisses', ...dims, { id: `m${i}`, visible: false, stat: 'Sum' }],
+        [o.namespace, 'CacheStaleServed', ...dims, { id: `s${i}`, visible: false, stat: 'Sum' }],
+        [{ expression: `IF(h${i} + m${i} + s${i} > 0, 100 * h${i} / (h${i} + m${i} + s${i}))`, id: `r${i}`, label: fn }],
+      ];
+    });
+  }
+  const search = (name) => `SEARCH('{${dimSchema}} MetricName="${name}"', 'Sum', ${o.period})`;
+  return [
+    [{ expression: search('CacheHits'), id: 'h', visible: false }],
+    [{ expression: search('CacheMisses'), id: 'm', visible: false }],
+    [{ expression: search('CacheStaleServed'), id: 's', visible: false }],
+    [{ expression: '100 * h / (h + m + s)', id: 'ratio', label: '' }],
+  ];
+}
+
 export function parseArgs(argv) {
-  const o = { namespace: 'Stash', region: 'us-east-1', fn: 'my-function', dims: [], period: 300 };
+  const o = { namespace: 'Stash', region: 'us-east-1', fn: 'my-function', dims: [], period: 300, functions: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -38,6 +76,7 @@ export function parseArgs(argv) {
     else if (a === '--region') o.region = next();
     else if (a === '--function') o.fn = next();
     else if (a === '--period') o.period = Number(next());
+    else if (a === '--functions') o.functions.push(...next().split(',').map((x) => x.trim()).filter(Boolean));
     else if (a === '--dimension') {
       const v = next();
       const eq = v.indexOf('=');
@@ -52,11 +91,17 @@ export function parseArgs(argv) {
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(o.region)) throw new Error(`--region '${o.region}' is not a region name`);
   if (!Number.isInteger(o.period) || o.period < 60 || o.period % 60) throw new Error('--period is a multiple of 60');
   if (!o.fn) throw new Error('--function is empty');
+  for (const f of o.functions) {
+    if (!/^[\x21-\x7e]{1,1024}$/.test(f)) throw new Error(`--functions: '${f}' is not a FunctionName value`);
+  }
+  // list-metrics names a function once per dimension set (per-key metrics too): once is enough.
+  o.functions = [...new Set(o.functions)];
+  if (o.functions.length > FUNCTIONS_MAX) throw new Error(`--functions: at most ${FUNCTIONS_MAX} names (4 rows each, 500 per widget)`);
   return o;
 }
 
 export function makeDashboard(opts = {}) {
-  const o = { namespace: 'Stash', region: 'us-east-1', fn: 'my-function', dims: [], period: 300, ...opts };
+  const o = { namespace: 'Stash', region: 'us-east-1', fn: 'my-function', dims: [], period: 300, functions: [], ...opts };
   const used = new Set();
   const dimPairs = [['FunctionName', o.fn], ...o.dims].flat();
   const metric = (name, props = {}) => {
@@ -90,7 +135,7 @@ export function makeDashboard(opts = {}) {
         metric('CacheMisses', { id: 'misses', visible: false }),
         metric('CacheStaleServed', { id: 'stale', visible: false }),
         [{ expression: 'hits + misses + stale', id: 'lookups', visible: false, label: 'lookups' }],
-        [{ expression: 'IF(lookups > 0, 100 * hits / lookups, 100)', id: 'ratio', label: 'hit ratio % (100 when idle)' }],
+        [{ expression: 'IF(lookups > 0, 100 * hits / lookups)', id: 'ratio', label: 'hit ratio % (no point when idle)' }],
       ],
       yAxis: { left: { min: 0, max: 100, label: '%', showUnits: false } },
       annotations: { horizontal: [{ label: 'target 95 %', value: 95, fill: 'below', color: '#d62728' }] },
@@ -142,12 +187,7 @@ export function makeDashboard(opts = {}) {
       yAxis: { left: { min: 0, label: 'MB', showUnits: false } },
     }),
     widget(0, 26, 12, 6, 'Hit ratio of every function (%)', {
-      metrics: [
-        [{ expression: `SEARCH('{${dimSchema}} MetricName="CacheHits"', 'Sum', ${o.period})`, id: 'h', visible: false }],
-        [{ expression: `SEARCH('{${dimSchema}} MetricName="CacheMisses"', 'Sum', ${o.period})`, id: 'm', visible: false }],
-        [{ expression: `SEARCH('{${dimSchema}} MetricName="CacheStaleServed"', 'Sum', ${o.period})`, id: 's', visible: false }],
-        [{ expression: '100 * SUM(h) / (SUM(h) + SUM(m) + SUM(s))', id: 'fleet', label: 'all functions, hit ratio %' }],
-      ],
+      metrics: everyFunctionRows(o, dimSchema),
       yAxis: { left: { min: 0, max: 100, label: '%', showUnits: false } },
     }),
     widget(12, 26, 12, 6, 'EMF lines CloudWatch could not use (should stay at 0)', {
@@ -188,7 +228,7 @@ function main() {
     return 2;
   }
   if (o.help) {
-    process.stdout.write('usage: make-dashboard [--namespace NS] [--region R] [--function NAME] [--dimension Name=Value]... [--period S]\n');
+    process.stdout.write('usage: make-dashboard [--namespace NS] [--region R] [--function NAME] [--dimension Name=Value]... [--period S] [--functions A,B,...]\n');
     return 0;
   }
   const { body, used } = makeDashboard(o);

@@ -1,27 +1,37 @@
 #!/usr/bin/env node
-// stash-report: reads stash's EMF lines (files or stdin; any other line is skipped) and prints what
-// the cache did and what it saved, with every price and assumption it used, so a reader can check
-// the figure or redo it with their own numbers.
+// stash-report: reads stash's EMF lines and prints what the cache did and what it saved, per
+// function and in all, with every price and assumption it used, so a reader can check the figure
+// or redo it with their own numbers.
 //
 //   node dashboards/stash-report.mjs [options] [FILE...]      (--help lists the options)
+//
+// Input (files or stdin, each may be gzip-compressed): plain log lines (any text before the JSON,
+// such as an export's timestamp, is skipped), or the JSON the AWS CLI prints for
+// `aws logs filter-log-events` / `get-log-events` (an object with "events", several such objects
+// one after the other, or a list of events or of messages).  Lines that are not stash's EMF are
+// skipped and counted; a line seen twice is counted once.  An event's logStreamName names the
+// execution environment (Lambda writes one log stream per environment).
 //
 // What it reads (telemetry/emf.h): one line per invocation (invocation mode) or per interval
 // (aggregate mode), the init record (phase "init": requests served before the first INVOKE), the
 // continuation lines of a record split past 100 values (emfPart >= 2: array values only, never a
 // count), and the per-key lines (dimension Key: counts already in the main line, read only for the
-// Secrets Manager / Parameter Store split).  A line may carry a prefix before its JSON (a log
-// export's timestamp); a line seen twice is counted once.
+// Secrets Manager / Parameter Store split and for the per-environment baseline).
 //
-// Cost model (shared/reference/emf-cost-wire.md section 4.2), every input a flag:
-//   calls avoided  = cache hits + single-flight waits (each would have been an upstream call)
+// Cost model (shared/reference/emf-cost-wire.md section 4.2), every input a flag, computed for
+// each function with its own memory size and latencies; the totals are the sums:
+//   calls avoided  = per-request baseline: cache hits + single-flight waits (each would have been
+//                    an upstream call); per-environment baseline: the calls a value fetched once
+//                    per environment and kept in a global would make, minus stash's fetches
 //   saved_sm       = avoided Secrets Manager calls * price per call
 //   saved_ssm      = avoided Parameter Store calls * price per call (0 on standard throughput)
-//   saved_dur      = calls avoided * (avoided-call ms - hit ms) * memory GB * price per GB-s
+//   saved_dur      = calls avoided * avoided-call ms - (per-request: calls avoided, per-environment:
+//                    hits and waits) * hit ms, times memory GB * price per GB-s
 //   cost_emf       = bytes of EMF lines * price per GB + custom metrics (prorated by hour) * price
 //   cost_ext       = ExtensionOverhead ms * memory GB * price per GB-s
 //   net            = saved_sm + saved_ssm + saved_dur - cost_emf - cost_ext
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
 
 // us-east-1 list prices as of the reference notes (emf-cost-wire.md section 4.1).  Check them.
@@ -29,6 +39,7 @@ export const DEFAULTS = Object.freeze({
   namespace: 'Stash',
   arch: 'x86_64',
   ssmThroughput: 'standard',
+  baseline: 'per-request',
   smPer10k: 0.05, // Secrets Manager, USD per 10,000 API calls
   ssmPer10k: 0.05, // Parameter Store higher throughput / advanced, USD per 10,000 interactions
   gbSecond: { x86_64: 0.0000166667, arm64: 0.0000133334 }, // Lambda duration, first tier
@@ -41,24 +52,36 @@ export const DEFAULTS = Object.freeze({
   ssmStandardTps: 40, // default Parameter Store throughput, shared by GetParameter(s)(ByPath)
 });
 
+export const BASELINES = ['per-request', 'per-environment'];
 const AGG_VALUES_MAX = 500; // EMF_AGG_VALUES_MAX in telemetry/emf.h
+const INPUT_MAX = 256 << 20; // bytes of one input (after gunzip): past it, a clear error, not a crash
 const COUNTS = ['CacheHits', 'CacheMisses', 'CacheStaleServed', 'UpstreamCalls',
   'SecretsManagerCalls', 'ParameterStoreCalls', 'UpstreamErrors', 'UpstreamThrottles', 'ColdStart'];
 const SERIES = ['FetchLatency', 'UpstreamLatency', 'Duration', 'BilledDuration', 'InitDuration',
   'ExtensionOverhead', 'MaxMemoryUsed'];
 const PROPS = ['requests', 'singleFlightWaits', 'bypass', 'invocations', 'initRecords',
   'valuesSampledOut', 'fetchLatencyDropped', 'upstreamLatencyDropped', 'keysDropped'];
+// Time buckets of the series: the smallest that keeps the span within BUCKETS_MAX buckets.
+const BUCKET_SIZES = [[60000, '1 minute'], [300000, '5 minutes'], [900000, '15 minutes'],
+  [3600000, '1 hour'], [6 * 3600000, '6 hours'], [86400000, '1 day']];
+const BUCKETS_MAX = 60;
 
-const HELP = `usage: stash-report [options] [FILE...]   (no FILE: stdin)
-  --json | --markdown            output format (default: text)
+const HELP = `usage: stash-report [options] [FILE...]   (no FILE: stdin; FILE may be gzip; at most 256 MiB each)
+  --json | --markdown            output format on stdout (default: text)
+  --html FILE                    also write a self-contained HTML report (charts, tables) to FILE
+  --baseline per-request|per-environment
+                                 what stash is compared with (default ${DEFAULTS.baseline}: every request
+                                 would call upstream; per-environment: each value fetched once per
+                                 environment and kept in a global). Every output shows both.
   --namespace NS                 EMF namespace to read (default ${DEFAULTS.namespace})
   --function NAME                only this FunctionName (default: every function in the input)
   --invocations-per-month N      also project the figures to N invocations a month
-  --memory-mb N                  function memory (default: memorySizeMB from the lines, else ${DEFAULTS.memoryMbFallback})
+  --memory-mb N                  function memory (default: memorySizeMB from each function's lines, else ${DEFAULTS.memoryMbFallback})
   --arch x86_64|arm64            Lambda price per GB-s (default ${DEFAULTS.arch})
   --ssm-throughput standard|high|advanced
                                  Parameter Store calls are free on standard throughput (default)
-  --avoided-call-ms N            time one avoided call would have taken (default: mean UpstreamLatency)
+  --avoided-call-ms N            time one avoided call would have taken (default: median
+                                 UpstreamLatency of warm-connection calls, those of warm invocations)
   --hit-ms N                     time a cache hit takes (default: median FetchLatency of all-hit invocations)
   --sm-share F                   share (0..1) of avoided calls that were Secrets Manager
                                  (default: from per-key lines, else the upstream call mix)
@@ -82,6 +105,14 @@ function num(name, v, { min = 0, max = Infinity, integer = false } = {}) {
 export function parseArgs(argv) {
   const o = { format: 'text', namespace: DEFAULTS.namespace, files: [], given: {} };
   const flags = {
+    '--html': (v) => {
+      if (!v) throw new Error('--html needs a file name');
+      o.html = v;
+    },
+    '--baseline': (v) => {
+      if (!BASELINES.includes(v)) throw new Error('--baseline is per-request or per-environment');
+      o.baseline = v;
+    },
     '--namespace': (v) => { o.namespace = v; },
     '--function': (v) => { o.fn = v; },
     '--invocations-per-month': (v) => { o.invocationsPerMonth = num('--invocations-per-month', v, { min: 1 }); },
@@ -127,6 +158,77 @@ export function parseArgs(argv) {
   return o;
 }
 
+// Top-level JSON values of a text holding one or several (the AWS CLI's pages printed one after
+// the other), or null if it is not such a text.
+function jsonValues(text) {
+  const out = [];
+  let depth = 0;
+  let inStr = false;
+  let esc = false;
+  let start = -1;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (inStr) {
+      if (esc) esc = false;
+      else if (ch === '\\') esc = true;
+      else if (ch === '"') inStr = false;
+      continue;
+    }
+    if (ch === '"') inStr = true;
+    else if (ch === '{' || ch === '[') {
+      if (depth++ === 0) start = i;
+    } else if (ch === '}' || ch === ']') {
+      if (--depth < 0) return null;
+      if (depth === 0) {
+        try {
+          out.push(JSON.parse(text.slice(start, i + 1)));
+        } catch {
+          return null;
+        }
+      }
+    } else if (depth === 0 && !/\s/.test(ch)) return null;
+  }
+  return depth === 0 && out.length ? out : null;
+}
+
+function eventLines(ev, out) {
+  if (typeof ev === 'string') {
+    for (const l of ev.split('\n')) out.push({ text: l });
+  } else if (ev && typeof ev === 'object' && typeof ev.message === 'string') {
+    const stream = typeof ev.logStreamName === 'string' ? ev.logStreamName : undefined;
+    for (const l of ev.message.split('\n')) out.push({ text: l, stream });
+  } else {
+    out.push({ text: JSON.stringify(ev) }); // not an event: counted as another line
+  }
+}
+
+// The log lines of one input (a Buffer): gunzipped if gzip, unpacked if it is the AWS CLI's JSON
+// for filter-log-events or get-log-events, else split into lines.  Each line: {text, stream?}.
+export function inputLines(buf) {
+  let b = buf;
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) {
+    try {
+      b = gunzipSync(b, { maxOutputLength: INPUT_MAX });
+    } catch (e) {
+      throw new Error(e.code === 'ERR_BUFFER_TOO_LARGE' ? `gzip input larger than ${INPUT_MAX} bytes unpacked` : `gzip: ${e.message}`);
+    }
+  }
+  if (b.length > INPUT_MAX) throw new Error(`input larger than ${INPUT_MAX} bytes`);
+  const text = b.toString('utf8').replace(/^\uFEFF/, '');
+  const head = text.trimStart()[0];
+  if (head === '{' || head === '[') {
+    const docs = jsonValues(text);
+    const isPage = (d) => d && typeof d === 'object' && !Array.isArray(d) && Array.isArray(d.events);
+    const isList = (d) => Array.isArray(d) && d.every((e) => typeof e === 'string' ||
+      (e && typeof e === 'object' && typeof e.message === 'string'));
+    if (docs && docs.every((d) => isPage(d) || isList(d))) {
+      const out = [];
+      for (const d of docs) for (const ev of isPage(d) ? d.events : d) eventLines(ev, out);
+      return out;
+    }
+  }
+  return text.split(/\r?\n/).map((l) => ({ text: l }));
+}
 // The EMF document in a line, or null.  Lambda or a log export may put text before the JSON.
 export function parseLine(raw) {
   const s = raw.trim();
@@ -171,25 +273,95 @@ export function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function newRecord(phase) {
-  const r = { phase, firstLines: 0, parts: 0 };
+
+function newRecord(phase, fn, ts, stream, cold) {
+  const r = { phase, fn, ts, stream, cold, firstLines: 0, parts: 0 };
   for (const k of COUNTS) r[k] = 0;
   for (const k of PROPS) r[k] = 0;
   for (const k of SERIES) r[k] = [];
   return r;
 }
 
-// Reads lines into records (a record = its first line plus its continuation lines) and the line
-// level facts the costs need (bytes, custom metrics and the hours each received data).
+function newTally(namespace) {
+  return {
+    namespace, functions: new Map(), lines: 0, perKeyLines: 0, continuationLines: 0, duplicates: 0,
+    otherLines: 0, bytes: 0, firstMs: null, lastMs: null, metricHours: new Map(), memorySizes: new Map(),
+    perKey: { SecretsManager: 0, ParameterStore: 0, hits: 0 }, envKeys: new Set(), perKeyNoStream: 0,
+    records: new Map(),
+  };
+}
+
+// One EMF line (already parsed, not a duplicate) into a tally.
+function addLine(t, p, dirs, stream) {
+  const doc = p.doc;
+  t.functions.set(doc.FunctionName, (t.functions.get(doc.FunctionName) ?? 0) + 1);
+  const ts = Number(doc._aws.Timestamp);
+  t.lines++;
+  t.bytes += Buffer.byteLength(p.text) + 1; // the writer's "\n" is logged too
+  if (Number.isFinite(ts)) {
+    // An aggregate line is stamped at the end of its interval: the window starts at its start.
+    const from = typeof doc.intervalStartMs === 'number' ? Math.min(ts, doc.intervalStartMs) : ts;
+    t.firstMs = t.firstMs === null ? from : Math.min(t.firstMs, from);
+    t.lastMs = t.lastMs === null ? ts : Math.max(t.lastMs, ts);
+  }
+  // Every (metric name, dimension values) pair is one custom metric, billed per hour with data.
+  let perKey = false;
+  for (const d of dirs) {
+    for (const set of Array.isArray(d.Dimensions) ? d.Dimensions : []) {
+      if (set.includes('Key')) perKey = true;
+      const dims = set.map((k) => `${k}=${doc[k]}`).join(',');
+      for (const m of Array.isArray(d.Metrics) ? d.Metrics : []) {
+        const id = `${m.Name}{${dims}}`;
+        if (!t.metricHours.has(id)) t.metricHours.set(id, new Set());
+        if (Number.isFinite(ts)) t.metricHours.get(id).add(Math.floor(ts / 3600000));
+      }
+    }
+  }
+  if (perKey) {
+    t.perKeyLines++;
+    const hits = sum(values(doc.CacheHits));
+    if (doc.Service === 'SecretsManager' || doc.Service === 'ParameterStore') {
+      t.perKey[doc.Service] += hits;
+      t.perKey.hits += hits;
+    }
+    const lookups = hits + sum(values(doc.CacheMisses)) + sum(values(doc.CacheStaleServed));
+    if (stream === undefined) t.perKeyNoStream++;
+    else if (lookups > 0) t.envKeys.add(JSON.stringify([stream, doc.Service, doc.Key]));
+    return;
+  }
+  const phase = typeof doc.phase === 'string' ? doc.phase : 'invoke';
+  const key = JSON.stringify([doc.FunctionName, ts, phase, doc.requestId ?? '',
+    doc.intervalStartMs ?? '', doc.functionVersion ?? '', stream ?? '']);
+  if (!t.records.has(key)) {
+    const at = typeof doc.intervalStartMs === 'number' ? Math.min(ts, doc.intervalStartMs) : ts;
+    t.records.set(key, newRecord(phase, doc.FunctionName, Number.isFinite(at) ? at : null, stream,
+      doc.coldStart === true));
+  }
+  const r = t.records.get(key);
+  r.parts++;
+  if (doc.emfPart === undefined) {
+    r.firstLines++;
+    for (const k of COUNTS) r[k] += sum(values(doc[k]));
+    for (const k of PROPS) r[k] += sum(values(doc[k]));
+    if (typeof doc.memorySizeMB === 'number') {
+      t.memorySizes.set(doc.memorySizeMB, (t.memorySizes.get(doc.memorySizeMB) ?? 0) + 1);
+    }
+  } else {
+    t.continuationLines++;
+  }
+  for (const k of SERIES) r[k].push(...values(doc[k]));
+}
+
+// Reads lines (strings, or {text, stream} from inputLines) into records (a record = its first
+// line plus its continuation lines) and the line level facts the costs need (bytes, custom
+// metrics and the hours each received data), in all and per function (t.byFn).
 export function summarize(lines, namespace = DEFAULTS.namespace, fn = undefined) {
   const seen = new Set();
-  const records = new Map();
-  const t = {
-    namespace, functions: new Map(), lines: 0, perKeyLines: 0, continuationLines: 0, duplicates: 0, otherLines: 0,
-    bytes: 0, firstMs: null, lastMs: null, metricHours: new Map(), memorySizes: new Map(),
-    perKey: { SecretsManager: 0, ParameterStore: 0, hits: 0 }, records: [],
-  };
-  for (const raw of lines) {
+  const t = newTally(namespace);
+  t.byFn = new Map();
+  for (const line of lines) {
+    const raw = typeof line === 'string' ? line : line.text;
+    const stream = typeof line === 'string' ? undefined : line.stream;
     const p = parseLine(raw);
     const dirs = p?.doc._aws.CloudWatchMetrics.filter((d) => d && d.Namespace === namespace);
     if (!p || !dirs.length || (fn !== undefined && p.doc.FunctionName !== fn)) {
@@ -201,58 +373,12 @@ export function summarize(lines, namespace = DEFAULTS.namespace, fn = undefined)
       continue;
     }
     seen.add(p.text);
-    const doc = p.doc;
-    t.functions.set(doc.FunctionName, (t.functions.get(doc.FunctionName) ?? 0) + 1);
-    const ts = Number(doc._aws.Timestamp);
-    t.lines++;
-    t.bytes += Buffer.byteLength(p.text) + 1; // the writer's "\n" is logged too
-    if (Number.isFinite(ts)) {
-      // An aggregate line is stamped at the end of its interval: the window starts at its start.
-      const from = typeof doc.intervalStartMs === 'number' ? Math.min(ts, doc.intervalStartMs) : ts;
-      t.firstMs = t.firstMs === null ? from : Math.min(t.firstMs, from);
-      t.lastMs = t.lastMs === null ? ts : Math.max(t.lastMs, ts);
-    }
-    // Every (metric name, dimension values) pair is one custom metric, billed per hour with data.
-    let perKey = false;
-    for (const d of dirs) {
-      for (const set of Array.isArray(d.Dimensions) ? d.Dimensions : []) {
-        if (set.includes('Key')) perKey = true;
-        const dims = set.map((k) => `${k}=${doc[k]}`).join(',');
-        for (const m of Array.isArray(d.Metrics) ? d.Metrics : []) {
-          const id = `${m.Name}{${dims}}`;
-          if (!t.metricHours.has(id)) t.metricHours.set(id, new Set());
-          if (Number.isFinite(ts)) t.metricHours.get(id).add(Math.floor(ts / 3600000));
-        }
-      }
-    }
-    if (perKey) {
-      t.perKeyLines++;
-      const hits = sum(values(doc.CacheHits));
-      if (doc.Service === 'SecretsManager' || doc.Service === 'ParameterStore') {
-        t.perKey[doc.Service] += hits;
-        t.perKey.hits += hits;
-      }
-      continue;
-    }
-    const phase = typeof doc.phase === 'string' ? doc.phase : 'invoke';
-    const key = JSON.stringify([doc.FunctionName, ts, phase, doc.requestId ?? '',
-      doc.intervalStartMs ?? '', doc.functionVersion ?? '']);
-    if (!records.has(key)) records.set(key, newRecord(phase));
-    const r = records.get(key);
-    r.parts++;
-    if (doc.emfPart === undefined) {
-      r.firstLines++;
-      for (const k of COUNTS) r[k] += sum(values(doc[k]));
-      for (const k of PROPS) r[k] += sum(values(doc[k]));
-      if (typeof doc.memorySizeMB === 'number') {
-        t.memorySizes.set(doc.memorySizeMB, (t.memorySizes.get(doc.memorySizeMB) ?? 0) + 1);
-      }
-    } else {
-      t.continuationLines++;
-    }
-    for (const k of SERIES) r[k].push(...values(doc[k]));
+    const name = String(p.doc.FunctionName);
+    if (!t.byFn.has(name)) t.byFn.set(name, newTally(namespace));
+    addLine(t, p, dirs, stream);
+    addLine(t.byFn.get(name), p, dirs, stream);
   }
-  t.records = [...records.values()];
+  for (const x of [t, ...t.byFn.values()]) x.records = [...x.records.values()];
   return t;
 }
 
@@ -282,8 +408,73 @@ function round(x, d = 6) {
   return Math.round(x * f) / f;
 }
 
-export function report(t, opts = {}) {
-  const o = { ...opts, given: opts.given ?? {} };
+// The bucket size for a span of time: a minute up to a day.
+export function bucketFor(spanMs) {
+  for (const [ms, label] of BUCKET_SIZES) {
+    if (spanMs / ms < BUCKETS_MAX) return { ms, label };
+  }
+  const [ms, label] = BUCKET_SIZES[BUCKET_SIZES.length - 1];
+  return { ms, label };
+}
+
+// Per bucket (UTC-aligned, every bucket from the first to the last, empty ones included):
+// counts of the records that start in it.  fns: function names to split by (null: all together).
+export function bucketize(t, bucketMs, fns = null) {
+  if (t.firstMs === null) return { starts: [], all: [], byFn: new Map() };
+  const first = Math.floor(t.firstMs / bucketMs) * bucketMs;
+  const n = Math.floor(t.lastMs / bucketMs) - first / bucketMs + 1;
+  const starts = Array.from({ length: n }, (_, i) => first + i * bucketMs);
+  const empty = () => starts.map((startMs) => ({ startMs, cacheHits: 0, cacheMisses: 0,
+    upstreamCalls: 0, staleServed: 0, singleFlightWaits: 0 }));
+  const all = empty();
+  const byFn = new Map((fns ?? []).map((f) => [f, empty()]));
+  for (const r of t.records) {
+    if (r.ts === null) continue;
+    const i = Math.min(n - 1, Math.max(0, Math.floor((r.ts - first) / bucketMs)));
+    for (const b of [all[i], byFn.get(r.fn)?.[i]]) {
+      if (!b) continue;
+      b.cacheHits += r.CacheHits;
+      b.cacheMisses += r.CacheMisses;
+      b.upstreamCalls += r.UpstreamCalls;
+      b.staleServed += r.CacheStaleServed;
+      b.singleFlightWaits += r.singleFlightWaits;
+    }
+  }
+  return { starts, all, byFn };
+}
+
+const USD_KEYS = ['savedSecretsManager', 'savedParameterStore', 'savedDuration', 'costEmfIngestion',
+  'costCustomMetrics', 'costExtension'];
+
+function withNet(u) {
+  u.net = u.savedSecretsManager + u.savedParameterStore + u.savedDuration -
+    u.costEmfIngestion - u.costCustomMetrics - u.costExtension;
+  return u;
+}
+
+// The calls a value fetched once per environment and kept in a global would have made: one per
+// key an environment used.  Exact when every line names its environment (a log stream) and the
+// per-key lines are complete, else the misses of the records that begin an environment.
+function environmentFills(t, all, c) {
+  const mainNoStream = all.some((r) => r.stream === undefined);
+  const perKeyComplete = t.perKeyLines > 0 && c.keysDropped === 0 && t.perKey.hits === c.CacheHits;
+  if (!mainNoStream && perKeyComplete && t.perKeyNoStream === 0) {
+    const envs = new Set(all.map((r) => r.stream)).size;
+    return { fills: t.envKeys.size, environments: envs,
+      source: `exact: ${t.envKeys.size} keys used in ${envs} environments (log streams and per-key lines)` };
+  }
+  const starts = all.filter((r) => r.phase === 'init' || r.cold ||
+    (r.phase === 'aggregate' && (r.initRecords > 0 || r.ColdStart > 0)));
+  const fills = sum(starts.map((r) => r.CacheMisses));
+  const agg = starts.some((r) => r.phase === 'aggregate');
+  return { fills, environments: c.ColdStart,
+    source: `estimated: the ${fills} misses of init records and cold-start invocations` +
+      `${agg ? ' (aggregate lines: of the intervals holding a cold start, an overestimate)' : ''}` +
+      '; exact with log-stream names (filter-log-events JSON) and STASH_METRICS_PER_KEY' };
+}
+
+// Every figure of one set of records (one function, or all of them pooled).
+function reportOne(t, o) {
   const notes = [];
   const all = t.records;
   const c = {};
@@ -296,47 +487,60 @@ export function report(t, opts = {}) {
   for (const k of SERIES) series[k] = all.flatMap((r) => r[k]);
   const lookups = c.CacheHits + c.CacheMisses + c.CacheStaleServed;
   const waits = c.singleFlightWaits;
-  const avoided = c.CacheHits + waits;
+  const avoidedReq = c.CacheHits + waits;
 
   // Which service the avoided calls would have gone to.
   let smShare;
-  let smHits;
   let shareSource;
   const perKeyComplete = t.perKeyLines > 0 && c.keysDropped === 0 && t.perKey.hits === c.CacheHits;
   const apiCalls = c.SecretsManagerCalls + c.ParameterStoreCalls;
   if (o.smShare !== undefined) {
     smShare = o.smShare;
-    smHits = c.CacheHits * smShare;
     shareSource = 'given (--sm-share)';
   } else if (perKeyComplete) {
     smShare = c.CacheHits ? t.perKey.SecretsManager / c.CacheHits : 0.5;
-    smHits = t.perKey.SecretsManager;
     shareSource = 'per-key lines (exact for hits; waits split in the same ratio)';
   } else if (apiCalls > 0) {
     smShare = c.SecretsManagerCalls / apiCalls;
-    smHits = c.CacheHits * smShare;
     shareSource = 'upstream call mix (SecretsManagerCalls / all calls)';
     if (t.perKeyLines > 0) notes.push('per-key lines are incomplete (keys dropped), not used for the split');
   } else {
     smShare = 0.5;
-    smHits = c.CacheHits * smShare;
     shareSource = 'no upstream call seen: assumed half and half (set --sm-share)';
   }
+  const smHits = perKeyComplete && o.smShare === undefined ? t.perKey.SecretsManager : c.CacheHits * smShare;
   const avoidedSm = smHits + waits * smShare;
-  const avoidedSsm = avoided - avoidedSm;
+  const avoidedSsm = avoidedReq - avoidedSm;
 
-  // Time an avoided call would have cost, less what a hit costs.
-  const pureHit = all.filter((r) => r.phase === 'invoke' && r.firstLines === 1 && r.CacheHits > 0 &&
-    r.CacheMisses === 0 && r.CacheStaleServed === 0 && r.singleFlightWaits === 0 &&
-    r.fetchLatencyDropped === 0 && r.FetchLatency.length === r.CacheHits).flatMap((r) => r.FetchLatency);
+  // Time an avoided call would have cost: a call on a warm connection (the first call of an
+  // environment also pays the TCP and TLS handshakes, which a function keeping its SDK client in a
+  // global pays once too), less what a hit costs.
+  const warmCalls = all.filter((r) => r.phase === 'invoke' && !r.cold).flatMap((r) => r.UpstreamLatency);
   let avoidedCallMs = o.avoidedCallMs;
   let avoidedCallSource = 'given (--avoided-call-ms)';
   if (avoidedCallMs === undefined) {
-    avoidedCallMs = mean(series.UpstreamLatency) ?? 0;
-    avoidedCallSource = series.UpstreamLatency.length
-      ? `mean UpstreamLatency of ${series.UpstreamLatency.length} calls`
-      : 'no upstream call seen: 0 (set --avoided-call-ms)';
+    if (warmCalls.length) {
+      avoidedCallMs = median(warmCalls);
+      avoidedCallSource = `warm connection: median UpstreamLatency of ${warmCalls.length} calls in warm invocations` +
+        ' (calls of init records and cold starts left out)';
+    } else if (all.some((r) => r.phase === 'aggregate') && series.UpstreamLatency.length) {
+      avoidedCallMs = median(series.UpstreamLatency);
+      avoidedCallSource = `median UpstreamLatency of all ${series.UpstreamLatency.length} calls` +
+        ' (aggregate lines do not tell warm-connection calls from cold ones)';
+    } else if (series.UpstreamLatency.length) {
+      // Every call paid a new connection: the fastest is the nearest to a warm call, and still
+      // above one, so the saving is overstated rather than invented.
+      avoidedCallMs = Math.min(...series.UpstreamLatency);
+      avoidedCallSource = `no call in a warm invocation: the fastest of ${series.UpstreamLatency.length} calls, ` +
+        'all on new connections (a warm call is faster; set --avoided-call-ms)';
+    } else {
+      avoidedCallMs = 0;
+      avoidedCallSource = 'no upstream call seen: 0 (set --avoided-call-ms)';
+    }
   }
+  const pureHit = all.filter((r) => r.phase === 'invoke' && r.firstLines === 1 && r.CacheHits > 0 &&
+    r.CacheMisses === 0 && r.CacheStaleServed === 0 && r.singleFlightWaits === 0 &&
+    r.fetchLatencyDropped === 0 && r.FetchLatency.length === r.CacheHits).flatMap((r) => r.FetchLatency);
   let hitMs = o.hitMs;
   let hitSource = 'given (--hit-ms)';
   if (hitMs === undefined) {
@@ -380,55 +584,44 @@ export function report(t, opts = {}) {
   if (ext.n === 0 && invocations > 0) notes.push('no ExtensionOverhead in the lines (telemetry off?): its cost is not counted');
   const billed = seriesTotal(all, 'BilledDuration');
   const metricHours = sum([...t.metricHours.values()].map((h) => h.size));
-
-  const window = {
-    savedSecretsManager: avoidedSm * prices.secretsManagerPer10k / 10000,
-    savedParameterStore: avoidedSsm * prices.parameterStorePer10k / 10000,
-    savedDuration: avoided * (savedMsPerCall / 1000) * gb * prices.lambdaPerGbSecond,
+  const msUsd = (ms) => (ms / 1000) * gb * prices.lambdaPerGbSecond;
+  const costs = {
     costEmfIngestion: (t.bytes / 1e9) * prices.logsIngestionPerGb,
     costCustomMetrics: metricHours * prices.customMetricPerMonth / DEFAULTS.hoursPerMonth,
-    costExtension: (extMsTotal / 1000) * gb * prices.lambdaPerGbSecond,
+    costExtension: msUsd(extMsTotal),
   };
-  window.net = window.savedSecretsManager + window.savedParameterStore + window.savedDuration -
-    window.costEmfIngestion - window.costCustomMetrics - window.costExtension;
+  const perRequest = withNet({
+    savedSecretsManager: avoidedSm * prices.secretsManagerPer10k / 10000,
+    savedParameterStore: avoidedSsm * prices.parameterStorePer10k / 10000,
+    savedDuration: msUsd(avoidedReq * savedMsPerCall),
+    ...costs,
+  });
+  // Per environment: a global makes the fills; stash makes every miss and every stale-served
+  // refresh attempt.  A global read costs nothing, a hit costs hitMs.
+  const env = environmentFills(t, all, c);
+  const fetches = c.CacheMisses + c.CacheStaleServed;
+  const avoidedEnv = env.fills - fetches;
+  const perEnvironment = withNet({
+    savedSecretsManager: avoidedEnv * smShare * prices.secretsManagerPer10k / 10000,
+    savedParameterStore: avoidedEnv * (1 - smShare) * prices.parameterStorePer10k / 10000,
+    savedDuration: msUsd(avoidedEnv * avoidedCallMs - avoidedReq * hitMs),
+    ...costs,
+  });
+  const baselines = {
+    'per-request': { callsAvoided: avoidedReq, callsAvoidedSecretsManager: avoidedSm,
+      callsAvoidedParameterStore: avoidedSsm, usd: perRequest,
+      means: 'without stash, every request would have called Secrets Manager or Parameter Store' },
+    'per-environment': { callsAvoided: avoidedEnv, callsAvoidedSecretsManager: avoidedEnv * smShare,
+      callsAvoidedParameterStore: avoidedEnv * (1 - smShare), usd: perEnvironment,
+      globalFetches: env.fills, stashFetches: fetches, environments: env.environments, fillsSource: env.source,
+      means: 'without stash, each value fetched once per environment and kept in a global (never refreshed): ' +
+        'only the cost of stash\'s freshness (refreshes, hits served over HTTP) is counted' },
+  };
+  const chosen = baselines[o.baseline ?? DEFAULTS.baseline];
 
-  let monthly = null;
-  if (o.invocationsPerMonth !== undefined) {
-    if (!invocations) throw new Error('--invocations-per-month needs lines with at least one invocation');
-    const k = o.invocationsPerMonth / invocations;
-    const dashboards = o.dashboards ?? DEFAULTS.dashboards;
-    monthly = {
-      invocations: o.invocationsPerMonth,
-      scale: k,
-      callsAvoided: avoided * k,
-      upstreamCalls: c.UpstreamCalls * k,
-      savedSecretsManager: window.savedSecretsManager * k,
-      savedParameterStore: window.savedParameterStore * k,
-      savedDuration: window.savedDuration * k,
-      costEmfIngestion: window.costEmfIngestion * k,
-      customMetrics: t.metricHours.size,
-      costCustomMetrics: t.metricHours.size * prices.customMetricPerMonth,
-      dashboards,
-      costDashboards: dashboards * prices.dashboardPerMonth,
-      costExtension: window.costExtension * k,
-      // Parameter Store load without the cache, for the throughput tier question.
-      ssmTpsWithoutCache: ((c.ParameterStoreCalls + avoidedSsm) * k) / (DEFAULTS.hoursPerMonth * 3600),
-    };
-    monthly.net = monthly.savedSecretsManager + monthly.savedParameterStore + monthly.savedDuration -
-      monthly.costEmfIngestion - monthly.costCustomMetrics - monthly.costDashboards - monthly.costExtension;
-    if (ssmThroughput === 'standard' && monthly.ssmTpsWithoutCache > DEFAULTS.ssmStandardTps / 4) {
-      notes.push(`without the cache Parameter Store would average ${monthly.ssmTpsWithoutCache.toFixed(1)} TPS ` +
-        `(standard throughput: ${DEFAULTS.ssmStandardTps} TPS shared, bursts above it are throttled); ` +
-        'if that means buying higher throughput, rerun with --ssm-throughput high');
-    }
-  }
   if (metricHours && t.lastMs - t.firstMs < 3600000) {
     notes.push('custom metrics are billed for each hour they receive data: a sample shorter than an hour ' +
       'still pays a full hour of them, so its net is pessimistic; --invocations-per-month gives the monthly view');
-  }
-  if (t.functions.size > 1) {
-    notes.push(`lines of ${t.functions.size} functions summed (${[...t.functions.keys()].join(', ')}); ` +
-      '--function NAME reports one');
   }
   if (t.duplicates) notes.push(`${t.duplicates} duplicate lines ignored`);
   if (c.valuesSampledOut) notes.push(`aggregate lines sampled ${c.valuesSampledOut} values out; percentiles come from the sample`);
@@ -447,7 +640,8 @@ export function report(t, opts = {}) {
     upstreamCalls: c.UpstreamCalls, secretsManagerCalls: c.SecretsManagerCalls,
     parameterStoreCalls: c.ParameterStoreCalls, upstreamErrors: c.UpstreamErrors,
     upstreamThrottles: c.UpstreamThrottles,
-    callsAvoided: avoided, callsAvoidedSecretsManager: avoidedSm, callsAvoidedParameterStore: avoidedSsm,
+    callsAvoided: chosen.callsAvoided, callsAvoidedSecretsManager: chosen.callsAvoidedSecretsManager,
+    callsAvoidedParameterStore: chosen.callsAvoidedParameterStore,
     latencyMs: {
       fetch: ms(series.FetchLatency), upstream: ms(series.UpstreamLatency),
       extensionOverhead: ms(series.ExtensionOverhead), duration: ms(series.Duration),
@@ -456,8 +650,12 @@ export function report(t, opts = {}) {
     maxMemoryUsedMb: series.MaxMemoryUsed.length ? Math.max(...series.MaxMemoryUsed) : null,
     billedMsTotal: billed.total, extensionOverheadMsTotal: extMsTotal,
     customMetrics: t.metricHours.size, customMetricHours: metricHours,
-    usd: window, monthly,
+    baseline: o.baseline ?? DEFAULTS.baseline,
+    baselines,
+    usd: { ...chosen.usd },
+    monthly: null,
     assumptions: {
+      baseline: o.baseline ?? DEFAULTS.baseline,
       memoryMb, memorySource, arch, ssmThroughput,
       smShare, smShareSource: shareSource,
       avoidedCallMs, avoidedCallSource, hitMs, hitSource, savedMsPerCall,
@@ -465,16 +663,101 @@ export function report(t, opts = {}) {
       flagsGiven: Object.keys(o.given),
     },
     notes,
+    // For the monthly projection.
+    _ssmCalls: c.ParameterStoreCalls,
   };
 }
 
-const usd = (x) => (x === null || x === undefined ? '-' : `${x < 0 ? '-' : ''}$${Math.abs(x).toFixed(x !== 0 && Math.abs(x) < 0.01 ? 6 : 2)}`);
-const n3 = (x) => (x === null || x === undefined ? '-' : `${round(x, 3)}`);
-const cnt = (x) => (Number.isInteger(x) ? `${x}` : x.toFixed(1));
-const pct = (x) => (x === null ? '-' : `${(100 * x).toFixed(1)} %`);
-const iso = (ms) => (ms === null ? '-' : new Date(ms).toISOString());
+function sumUsd(list) {
+  const u = {};
+  for (const k of USD_KEYS) u[k] = sum(list.map((x) => x[k]));
+  return withNet(u);
+}
 
-function costRows(u, monthly) {
+export function report(t, opts = {}) {
+  const o = { ...opts, given: opts.given ?? {} };
+  const byFn = t.byFn ?? new Map([[String([...t.functions.keys()][0]), t]]);
+  const per = [...byFn.entries()].map(([name, sub]) => [name, reportOne(sub, o)]);
+  const r = reportOne(t, o);
+  // Each function is costed with its own memory and latencies; the totals are their sums.
+  if (per.length > 1) {
+    for (const b of BASELINES) r.baselines[b].usd = sumUsd(per.map(([, x]) => x.baselines[b].usd));
+    r.usd = { ...r.baselines[r.baseline].usd };
+    r.notes = r.notes.filter((n) => !n.startsWith('several memory sizes'));
+    r.notes.push(`lines of ${per.length} functions (${per.map(([n]) => n).join(', ')}): each is costed with its own ` +
+      'memory size and latencies, the totals are their sums; --function NAME reports one');
+    const mems = new Set(per.map(([, x]) => x.assumptions.memoryMb));
+    if (mems.size > 1) {
+      r.assumptions.memorySource = `per function: ${per.map(([n, x]) => `${n} ${x.assumptions.memoryMb} MB`).join(', ')}`;
+    }
+  }
+  r.byFunction = per.map(([name, x]) => ({
+    functionName: name, invocations: x.invocations, cacheHits: x.cacheHits, cacheMisses: x.cacheMisses,
+    staleServed: x.staleServed, singleFlightWaits: x.singleFlightWaits, hitRatio: x.hitRatio,
+    upstreamCalls: x.upstreamCalls, callsAvoided: x.callsAvoided,
+    usd: { net: x.usd.net, ...Object.fromEntries(USD_KEYS.map((k) => [k, x.usd[k]])) },
+    netByBaseline: Object.fromEntries(BASELINES.map((b) => [b, x.baselines[b].usd.net])),
+    assumptions: { memoryMb: x.assumptions.memoryMb, avoidedCallMs: x.assumptions.avoidedCallMs,
+      hitMs: x.assumptions.hitMs, smShare: x.assumptions.smShare },
+  })).sort((a, b) => b.callsAvoided - a.callsAvoided || a.functionName.localeCompare(b.functionName));
+
+  const bucket = bucketFor(t.lastMs === null ? 0 : t.lastMs - t.firstMs);
+  const names = r.byFunction.map((f) => f.functionName);
+  const bz = bucketize(t, bucket.ms, names);
+  const four = (b) => ({ startMs: b.startMs, cacheHits: b.cacheHits, cacheMisses: b.cacheMisses,
+    upstreamCalls: b.upstreamCalls });
+  r.series = { bucketMs: bucket.ms, bucket: bucket.label, overall: bz.all.map(four),
+    byFunction: names.map((n) => ({ functionName: n, buckets: bz.byFn.get(n).map(four) })) };
+
+  const ssmCalls = r._ssmCalls;
+  delete r._ssmCalls;
+  if (o.invocationsPerMonth !== undefined) {
+    if (!r.invocations) throw new Error('--invocations-per-month needs lines with at least one invocation');
+    const k = o.invocationsPerMonth / r.invocations;
+    const dashboards = o.dashboards ?? DEFAULTS.dashboards;
+    const prices = r.assumptions.prices;
+    const m = {
+      invocations: o.invocationsPerMonth,
+      scale: k,
+      callsAvoided: r.callsAvoided * k,
+      upstreamCalls: r.upstreamCalls * k,
+      savedSecretsManager: r.usd.savedSecretsManager * k,
+      savedParameterStore: r.usd.savedParameterStore * k,
+      savedDuration: r.usd.savedDuration * k,
+      costEmfIngestion: r.usd.costEmfIngestion * k,
+      customMetrics: r.customMetrics,
+      costCustomMetrics: r.customMetrics * prices.customMetricPerMonth,
+      dashboards,
+      costDashboards: dashboards * prices.dashboardPerMonth,
+      costExtension: r.usd.costExtension * k,
+      // Parameter Store load without the cache, for the throughput tier question.
+      ssmTpsWithoutCache: ((ssmCalls + r.baselines['per-request'].callsAvoidedParameterStore) * k) /
+        (DEFAULTS.hoursPerMonth * 3600),
+    };
+    m.net = m.savedSecretsManager + m.savedParameterStore + m.savedDuration -
+      m.costEmfIngestion - m.costCustomMetrics - m.costDashboards - m.costExtension;
+    m.netByBaseline = Object.fromEntries(BASELINES.map((b) => {
+      const u = r.baselines[b].usd;
+      return [b, (u.savedSecretsManager + u.savedParameterStore + u.savedDuration - u.costEmfIngestion -
+        u.costExtension) * k - m.costCustomMetrics - m.costDashboards];
+    }));
+    r.monthly = m;
+    if (r.assumptions.ssmThroughput === 'standard' && m.ssmTpsWithoutCache > DEFAULTS.ssmStandardTps / 4) {
+      r.notes.push(`without the cache Parameter Store would average ${m.ssmTpsWithoutCache.toFixed(1)} TPS ` +
+        `(standard throughput: ${DEFAULTS.ssmStandardTps} TPS shared, bursts above it are throttled); ` +
+        'if that means buying higher throughput, rerun with --ssm-throughput high');
+    }
+  }
+  return r;
+}
+
+export const usd = (x) => (x === null || x === undefined ? '-' : `${x < 0 ? '-' : ''}$${Math.abs(x).toFixed(x !== 0 && Math.abs(x) < 0.01 ? 6 : 2)}`);
+export const n3 = (x) => (x === null || x === undefined ? '-' : `${round(x, 3)}`);
+export const cnt = (x) => (Number.isInteger(x) ? `${x}` : x.toFixed(1));
+export const pct = (x) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)} %`);
+export const iso = (ms) => (ms === null ? '-' : new Date(ms).toISOString());
+
+export function costRows(u, monthly) {
   const rows = [
     ['Secrets Manager calls avoided', u.savedSecretsManager, monthly?.savedSecretsManager],
     ['Parameter Store calls avoided', u.savedParameterStore, monthly?.savedParameterStore],
@@ -488,10 +771,13 @@ function costRows(u, monthly) {
   return rows;
 }
 
-function assumptionRows(r) {
+export function assumptionRows(r) {
   const a = r.assumptions;
   const p = a.prices;
+  const env = r.baselines['per-environment'];
   return [
+    ['baseline', a.baseline, r.baselines[a.baseline].means],
+    ['per-environment fills', `${env.globalFetches} calls a global would make, stash made ${env.stashFetches}`, env.fillsSource],
     ['memory', `${a.memoryMb} MB`, a.memorySource],
     ['architecture', a.arch, `Lambda ${p.lambdaPerGbSecond} USD per GB-s`],
     ['Secrets Manager price', `${p.secretsManagerPer10k} USD / 10,000 calls`, 'list price, us-east-1'],
@@ -505,17 +791,36 @@ function assumptionRows(r) {
   ];
 }
 
+// Both baselines in one line each: the chosen one first.
+export function baselineRows(r) {
+  const order = [r.baseline, ...BASELINES.filter((b) => b !== r.baseline)];
+  return order.map((b) => {
+    const x = r.baselines[b];
+    return [b === r.baseline ? `${b} (chosen)` : b, x.callsAvoided, x.usd.net,
+      r.monthly ? r.monthly.netByBaseline[b] : undefined];
+  });
+}
+
+export const FUNCTION_COLUMNS = ['function', 'invocations', 'hits', 'misses', 'hit ratio', 'upstream calls',
+  'calls avoided', 'net USD'];
+export function functionRow(f) {
+  return [f.functionName, `${f.invocations}`, `${f.cacheHits}`, `${f.cacheMisses}`, pct(f.hitRatio),
+    `${f.upstreamCalls}`, cnt(f.callsAvoided), usd(f.usd.net)];
+}
+
 export function renderText(r) {
   const out = [];
   const L = (k, v) => out.push(`${k.padEnd(26)}${v}`);
   L('functions', r.functions.join(', '));
   L('namespace', `${r.namespace}   ${iso(r.window.firstMs)} .. ${iso(r.window.lastMs)}`);
-  L('EMF lines', `${r.lines.read} (${r.lines.perKey} per-key, ${r.lines.continuation} continuation), ${r.lines.bytes} bytes`);
+  L('baseline', `${r.baseline} (--baseline per-request|per-environment)`);
+  L('EMF lines', `${r.lines.read} (${r.lines.perKey} per-key, ${r.lines.continuation} continuation), ${r.lines.bytes} bytes; ` +
+    `${r.lines.duplicates} duplicates, ${r.lines.other} other lines skipped`);
   L('invocations', `${r.invocations} (cold starts ${r.coldStarts}, init records ${r.initRecords})`);
   L('local requests', `${r.requests}`);
   L('hits / misses / stale', `${r.cacheHits} / ${r.cacheMisses} / ${r.staleServed}   hit ratio ${pct(r.hitRatio)}   single-flight waits ${r.singleFlightWaits}`);
   L('upstream calls', `${r.upstreamCalls} (Secrets Manager ${r.secretsManagerCalls}, Parameter Store ${r.parameterStoreCalls}; errors ${r.upstreamErrors}, throttles ${r.upstreamThrottles})`);
-  L('calls avoided', `${r.callsAvoided} (Secrets Manager ${cnt(r.callsAvoidedSecretsManager)}, Parameter Store ${cnt(r.callsAvoidedParameterStore)})`);
+  L('calls avoided', `${cnt(r.callsAvoided)} (Secrets Manager ${cnt(r.callsAvoidedSecretsManager)}, Parameter Store ${cnt(r.callsAvoidedParameterStore)})`);
   const lat = r.latencyMs;
   for (const [k, name] of [['fetch', 'FetchLatency'], ['upstream', 'UpstreamLatency'],
     ['extensionOverhead', 'ExtensionOverhead'], ['duration', 'Duration'], ['billedDuration', 'BilledDuration']]) {
@@ -523,9 +828,18 @@ export function renderText(r) {
   }
   L('MaxMemoryUsed', r.maxMemoryUsedMb === null ? '-' : `${r.maxMemoryUsedMb} MB`);
   out.push('');
-  out.push(`${'USD'.padEnd(34)}${'these lines'.padStart(14)}${r.monthly ? `${r.monthly.invocations} inv/month`.padStart(22) : ''}`);
-  for (const [k, w, m] of costRows(r.usd, r.monthly)) {
-    out.push(`${k.padEnd(34)}${usd(w).padStart(14)}${r.monthly ? usd(m).padStart(22) : ''}`);
+  out.push(`${'baseline'.padEnd(26)}${'calls avoided'.padStart(14)}${'net, these lines'.padStart(18)}${r.monthly ? 'net / month'.padStart(16) : ''}`);
+  for (const [b, calls, net, m] of baselineRows(r)) {
+    out.push(`${b.padEnd(26)}${cnt(calls).padStart(14)}${usd(net).padStart(18)}${r.monthly ? usd(m).padStart(16) : ''}`);
+  }
+  out.push('');
+  const rows = [FUNCTION_COLUMNS, ...r.byFunction.map(functionRow)];
+  const w = FUNCTION_COLUMNS.map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) out.push(row.map((v, i) => (i ? v.padStart(w[i]) : v.padEnd(w[i]))).join('  '));
+  out.push('');
+  out.push(`${`USD (${r.baseline})`.padEnd(34)}${'these lines'.padStart(14)}${r.monthly ? `${r.monthly.invocations} inv/month`.padStart(22) : ''}`);
+  for (const [k, wv, m] of costRows(r.usd, r.monthly)) {
+    out.push(`${k.padEnd(34)}${usd(wv).padStart(14)}${r.monthly ? usd(m).padStart(22) : ''}`);
   }
   out.push('');
   out.push('assumptions:');
@@ -536,10 +850,16 @@ export function renderText(r) {
 
 export function renderMarkdown(r) {
   const lat = r.latencyMs;
+  const md = (s) => String(s).replace(/\|/g, '\\|');
   const out = [
-    `### stash cache report: ${r.functions.join(', ')} (${r.namespace})`,
+    `### stash cache report: ${r.functions.map(md).join(', ')} (${md(r.namespace)})`,
     '',
-    `${r.invocations} invocations (cold starts: ${r.coldStarts}) from ${iso(r.window.firstMs)} to ${iso(r.window.lastMs)}, read from ${r.lines.read} EMF lines.`,
+    `${r.invocations} invocations (cold starts: ${r.coldStarts}) from ${iso(r.window.firstMs)} to ${iso(r.window.lastMs)}, read from ${r.lines.read} EMF lines. ` +
+      `Baseline: **${r.baseline}**.`,
+    '',
+    '| baseline | calls avoided | net, these lines |' + (r.monthly ? ' net / month |' : ''),
+    '|---|---:|---:|' + (r.monthly ? '---:|' : ''),
+    ...baselineRows(r).map(([b, c, n, m]) => `| ${b} | ${cnt(c)} | ${usd(n)} |${r.monthly ? ` ${usd(m)} |` : ''}`),
     '',
     '| what | value |',
     '|---|---|',
@@ -549,29 +869,46 @@ export function renderMarkdown(r) {
     `| single-flight waits | ${r.singleFlightWaits} |`,
     `| upstream calls (Secrets Manager / Parameter Store) | ${r.upstreamCalls} (${r.secretsManagerCalls} / ${r.parameterStoreCalls}) |`,
     `| upstream errors / throttles | ${r.upstreamErrors} / ${r.upstreamThrottles} |`,
-    `| calls avoided | ${r.callsAvoided} |`,
+    `| calls avoided (${r.baseline}) | ${cnt(r.callsAvoided)} |`,
     `| FetchLatency p50 / p99 | ${n3(lat.fetch.p50)} / ${n3(lat.fetch.p99)} ms |`,
     `| UpstreamLatency p50 / p99 | ${n3(lat.upstream.p50)} / ${n3(lat.upstream.p99)} ms |`,
     `| ExtensionOverhead p50 / p99 | ${n3(lat.extensionOverhead.p50)} / ${n3(lat.extensionOverhead.p99)} ms |`,
     '',
-    `| USD | these lines |${r.monthly ? ` ${r.monthly.invocations} invocations / month |` : ''}`,
+    `| ${FUNCTION_COLUMNS.join(' | ')} |`,
+    `|---|${FUNCTION_COLUMNS.slice(1).map(() => '---:').join('|')}|`,
+    ...r.byFunction.map((f) => `| ${functionRow(f).map(md).join(' | ')} |`),
+    '',
+    `| USD (${r.baseline}) | these lines |${r.monthly ? ` ${r.monthly.invocations} invocations / month |` : ''}`,
     `|---|---:|${r.monthly ? '---:|' : ''}`,
     ...costRows(r.usd, r.monthly).map(([k, w, m]) => `| ${k} | ${usd(w)} |${r.monthly ? ` ${usd(m)} |` : ''}`),
     '',
     '| assumption | value | source |',
     '|---|---|---|',
-    ...assumptionRows(r).map(([k, v, s]) => `| ${k} | ${v} | ${s} |`),
+    ...assumptionRows(r).map(([k, v, s]) => `| ${k} | ${md(v)} | ${md(s)} |`),
   ];
   if (r.notes.length) out.push('', ...r.notes.map((n) => `- ${n}`));
   out.push('', 'Prices are AWS list prices (us-east-1) as of the reference notes; check them before quoting.');
   return `${out.join('\n')}\n`;
 }
 
-async function readLines(files) {
+async function readAll(stream) {
+  const chunks = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += c.length;
+    if (n > INPUT_MAX) throw new Error(`input larger than ${INPUT_MAX} bytes`);
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function readInputs(files) {
   const out = [];
-  const streams = files.length ? files.map((f) => (f === '-' ? process.stdin : createReadStream(f))) : [process.stdin];
-  for (const s of streams) {
-    for await (const line of createInterface({ input: s, crlfDelay: Infinity })) out.push(line);
+  const names = files.length ? files : ['-'];
+  for (const f of names) {
+    if (f !== '-' && statSync(f).size > INPUT_MAX) throw new Error(`${f}: larger than ${INPUT_MAX} bytes`);
+    const buf = f === '-' ? await readAll(process.stdin) : readFileSync(f);
+    for (const l of inputLines(buf)) out.push(l);
   }
   return out;
 }
@@ -590,7 +927,7 @@ async function main() {
   }
   let lines;
   try {
-    lines = await readLines(o.files);
+    lines = await readInputs(o.files);
   } catch (e) {
     process.stderr.write(`stash-report: ${e.message}\n`);
     return 2;
@@ -598,12 +935,17 @@ async function main() {
   const t = summarize(lines, o.namespace, o.fn);
   if (!t.lines) {
     process.stderr.write(`stash-report: no EMF line of namespace '${o.namespace}'` +
-      `${o.fn === undefined ? '' : ` and function '${o.fn}'`} in the input\n`);
+      `${o.fn === undefined ? '' : ` and function '${o.fn}'`} in the input ` +
+      `(${t.otherLines} other lines skipped)\n`);
     return 1;
   }
   let r;
   try {
     r = report(t, o);
+    if (o.html) {
+      const { renderHtml } = await import('./report-html.mjs');
+      writeFileSync(o.html, renderHtml(r, t));
+    }
   } catch (e) {
     process.stderr.write(`stash-report: ${e.message}\n`);
     return 2;
@@ -615,5 +957,6 @@ async function main() {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main();
+  // Not a top-level await: --html imports report-html.mjs, which imports this module back.
+  main().then((rc) => { process.exitCode = rc; });
 }

@@ -6,7 +6,8 @@
 # per invoke) twice over the same burst of invocations: once calling AWS directly with the AWS SDK
 # for JavaScript (what functions do without a cache), once through stash as a Lambda extension.
 # Prints what stash did, read back from the EMF lines it wrote to its log streams, and what
-# fake-aws counted.  Without lambda-sim (an older checkout) it runs stash standalone instead.
+# fake-aws counted, and ends by writing the HTML report to BUILD/demo/report.html.  Without
+# lambda-sim (an older checkout) it runs stash standalone instead.
 #   scripts/demo.sh [BUILD]      DEMO_INVOKES (default 60)  DEMO_CONCURRENCY (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -108,7 +109,10 @@ if [ -x "$BUILD/bin/lambda-sim" ]; then
   echo "  upstream API calls counted by fake-aws: $(upstream_calls)"
   echo
   echo "-- what stash did, from its EMF lines"
-  cat "$T"/logs-stash/* | node dashboards/stash-report.mjs --memory-mb 512
+  mkdir -p "$BUILD/demo"
+  rm -f "$BUILD/demo/report.html"
+  cat "$T"/logs-stash/* | node dashboards/stash-report.mjs --memory-mb 512 --invocations-per-month 10000000 \
+    --html "$BUILD/demo/report.html"
 else
   echo "== lambda-sim is not built: stash standalone against fake-aws"
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -123,4 +127,16 @@ else
       "http://127.0.0.1:$PORT/secretsmanager/get?secretId=$SECRET_ID"
   done | awk '{t[NR]=$1*1000} END {printf "  first fetch %.2f ms, last fetch %.2f ms\n", t[1], t[NR]}'
   echo "  $INVOKES requests, upstream API calls: $(upstream_calls)"
+  kill -TERM "${pids[-1]}"   # stash flushes its records on SIGTERM
+  wait "${pids[-1]}" 2>/dev/null || true
+  echo
+  echo "-- what stash did, from its EMF lines"
+  mkdir -p "$BUILD/demo"
+  rm -f "$BUILD/demo/report.html"
+  node dashboards/stash-report.mjs --html "$BUILD/demo/report.html" "$T/stash.out" ||
+    echo "  (standalone stash wrote no EMF line: no report)"
+fi
+if [ -f "$BUILD/demo/report.html" ]; then
+  echo
+  echo "HTML report (charts, per function, every assumption): $(cd "$BUILD/demo" && pwd)/report.html"
 fi

@@ -2,7 +2,7 @@
 # Installs what building, testing, benchmarking and the demo need, and nothing when it is all
 # there already (a fast path: make test calls this every time).
 # Debian packages via apt-get when root; otherwise names what is missing and fails.
-# npm packages (the AWS SDK for JavaScript, Powertools) into tests/node/node_modules.
+# npm packages (the AWS SDK for JavaScript, Powertools, an HCL parser) into tests/node/node_modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,7 @@ checks=(
   "/usr/bin/python3:python3"
   "/usr/lib/python3/dist-packages/botocore/__init__.py:python3-botocore"
   "/usr/lib/python3/dist-packages/jsonschema/__init__.py:python3-jsonschema"
+  "/usr/lib/python3/dist-packages/yaml/__init__.py:python3-yaml"
   "/usr/bin/wrk:wrk"
   "/usr/bin/valgrind:valgrind"
   # the lean build (scripts/lean-deps.sh), the layer zips and their tests
@@ -37,6 +38,8 @@ checks=(
   "/usr/bin/unzip:unzip"
   "/usr/bin/socat:socat"
   "/usr/bin/openssl:openssl"
+  # the HTML cost report's browser test
+  "/usr/bin/chromium:chromium"
 )
 
 missing=()
@@ -65,7 +68,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm packages used by the tests, the sample functions and the benchmarks.
-if [ -f tests/node/package.json ] && [ ! -f tests/node/node_modules/.stash-installed ]; then
+# Installed again when package.json is newer than the last install (a package was added).
+if [ -f tests/node/package.json ] && { [ ! -f tests/node/node_modules/.stash-installed ] ||
+   [ tests/node/package.json -nt tests/node/node_modules/.stash-installed ]; }; then
   echo "deps: installing npm packages in tests/node" >&2
   (cd tests/node && npm install --no-audit --no-fund --loglevel=error >&2 &&
      touch node_modules/.stash-installed)

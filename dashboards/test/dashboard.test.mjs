@@ -231,20 +231,112 @@ test('make-dashboard: dimensions, namespace and region options; bad arguments re
   }
 });
 
-// Logs Insights: every field a query names is a member of the writer's lines, an @field, or a
-// name the query itself defines with "as".
-const KEYWORDS = new Set(['fields', 'filter', 'stats', 'sort', 'limit', 'by', 'as', 'and', 'or', 'not',
-  'asc', 'desc', 'expand', 'display', 'in', 'like']);
+const everyFunction = (body) => body.widgets.find((w) => w.properties?.title === 'Hit ratio of every function (%)');
+const visibleRows = (w) => w.properties.metrics.filter((r) => r[r.length - 1]?.visible !== false);
 
-test('Logs Insights queries name only fields the writer emits', () => {
-  const files = readdirSync(path.join(DASH, 'queries')).filter((f) => f.endsWith('.txt'));
+test('hit ratio: a period without a lookup has no point, never 100 %', () => {
+  const main = committed.widgets.find((w) => w.properties?.title === 'Cache hit ratio (%)');
+  const ratio = visibleRows(main);
+  assert.equal(ratio.length, 1);
+  // IF without a false branch drops the data point where the condition is false.
+  assert.equal(ratio[0][0].expression, 'IF(lookups > 0, 100 * hits / lookups)');
+  for (const w of committed.widgets) {
+    for (const r of w.properties?.metrics ?? []) {
+      assert.doesNotMatch(r[0]?.expression ?? '', /IF\([^)]*\)\s*,\s*100\)|,\s*100\)$/, `${w.properties.title}: 100 when idle`);
+    }
+  }
+});
+
+test('"Hit ratio of every function": one line per function, not one fleet-wide line', () => {
+  // Without names: each metric's SEARCH returns one series per function; the visible ratio keeps
+  // them apart (no SUM) and its empty label leaves each line the function's own label.
+  const w = everyFunction(committed);
+  const rows = w.properties.metrics;
+  const search = Object.fromEntries(rows.filter((r) => /^SEARCH\(/.test(r[0].expression ?? ''))
+    .map((r) => [r[0].id, r[0].expression.match(/MetricName="(\w+)"/)[1]]));
+  assert.deepEqual(search, { h: 'CacheHits', m: 'CacheMisses', s: 'CacheStaleServed' });
+  const vis = visibleRows(w);
+  assert.equal(vis.length, 1);
+  assert.equal(vis[0][0].expression, '100 * h / (h + m + s)');
+  assert.equal(vis[0][0].label, '');
+  for (const r of rows) assert.doesNotMatch(r[0].expression ?? '', /\b(SUM|AVG|MAX|MIN)\(/, 'an aggregate makes one fleet line');
+
+  // With names: one expression per function over that function's own metrics.
+  const names = ['orders-api', 'billing', 'auth_v2'];
+  const { body } = makeDashboard({ functions: names, dims: [['Env', 'prod']] });
+  assert.deepEqual(validateBody(body), []);
+  const ew = everyFunction(body);
+  const lines = visibleRows(ew);
+  assert.deepEqual(lines.map((r) => r[0].label), names);
+  const metricRows = ew.properties.metrics.filter((r) => typeof r[0] === 'string');
+  lines.forEach((r, i) => {
+    const ids = [...r[0].expression.matchAll(/\b([a-z]\d+)\b/g)].map((m) => m[1]);
+    assert.deepEqual([...new Set(ids)].sort(), [`h${i}`, `m${i}`, `s${i}`], r[0].expression);
+    assert.match(r[0].expression, /^IF\(h\d+ \+ m\d+ \+ s\d+ > 0, 100 \* h\d+ \/ \(h\d+ \+ m\d+ \+ s\d+\)\)$/);
+    for (const id of ids) {
+      const row = metricRows.find((m) => m[m.length - 1].id === id);
+      assert.deepEqual(row.slice(2, -1), ['FunctionName', names[i], 'Env', 'prod'], id);
+    }
+  });
+  const run = (args) => spawnSync(process.execPath, [path.join(DASH, 'make-dashboard.mjs'), ...args], { encoding: 'utf8' });
+  const twice = run(['--functions', 'a,b', '--functions', 'a,']);
+  assert.equal(twice.status, 0, twice.stderr);
+  assert.deepEqual(visibleRows(everyFunction(JSON.parse(twice.stdout))).map((r) => r[0].label), ['a', 'b']);
+  assert.equal(run(['--functions', 'a b']).status, 2);
+  assert.equal(run(['--functions', Array.from({ length: 101 }, (_, i) => `f${i}`).join(',')]).status, 2);
+  const ok = run(['--functions', 'orders-api, billing']);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(visibleRows(everyFunction(JSON.parse(ok.stdout))).length, 2);
+});
+
+// Logs Insights commands, from "CloudWatch Logs Insights language query syntax"
+// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax.html, its table of
+// commands, and its pages for unnest, dedup and the rest).  A word that is not one of them, such as
+// "expand", is not a command CloudWatch runs.
+const COMMANDS = new Set(['anomaly', 'addtotals', 'dedup', 'diff', 'display', 'fields', 'filter',
+  'filterIndex', 'limit', 'lookup', 'parse', 'pattern', 'sort', 'SOURCE', 'stats', 'unmask', 'unnest']);
+
+function queryText(f) {
+  return readFileSync(path.join(DASH, 'queries', f), 'utf8')
+    .split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+}
+
+// Strings and regular expressions blanked, so a "|" or a word inside one is not read as syntax.
+function blankLiterals(q) {
+  return q.replace(/"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'/g, '""')
+    .replace(/(\blike\s+|=~\s*)\/(?:\\.|[^/\\])*\//g, '$1//');
+}
+
+// The first word of each command of a query (commands are separated by "|").
+export function queryCommands(q) {
+  return blankLiterals(q).split('|').map((c) => c.trim().match(/^[A-Za-z]+/)?.[0] ?? c.trim());
+}
+
+const queryFiles = () => readdirSync(path.join(DASH, 'queries')).filter((f) => f.endsWith('.txt'));
+
+test('Logs Insights queries use documented commands only', () => {
+  const files = queryFiles();
   assert.ok(files.length >= 4, files.join());
   for (const f of files) {
-    const q = readFileSync(path.join(DASH, 'queries', f), 'utf8')
-      .split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+    const cmds = queryCommands(queryText(f));
+    assert.ok(cmds.length >= 2, `${f}: ${cmds}`);
+    for (const c of cmds) assert.ok(COMMANDS.has(c), `${f}: '${c}' is not a Logs Insights command`);
+  }
+  // The check itself: an undocumented word is caught, a "|" inside a literal is not a command.
+  assert.deepEqual(queryCommands('filter x > 1 | expand FetchLatency | limit 5'), ['filter', 'expand', 'limit']);
+  assert.deepEqual(queryCommands('filter @message like /a|b/ and y = "c | d" | limit 5'), ['filter', 'limit']);
+});
+
+// Logs Insights: every field a query names is a member of the writer's lines, an @field, or a
+// name the query itself defines with "as" or "into".
+const KEYWORDS = new Set([...COMMANDS, 'by', 'as', 'into', 'and', 'or', 'not', 'asc', 'desc', 'in', 'like']);
+
+test('Logs Insights queries name only fields the writer emits', () => {
+  for (const f of queryFiles()) {
+    const q = queryText(f);
     assert.ok(q.trim(), `${f} is empty`);
-    const body = q.replace(/"[^"]*"/g, '""');
-    const aliases = new Set([...body.matchAll(/\bas\s+([A-Za-z_]\w*)/g)].map((m) => m[1]));
+    const body = blankLiterals(q);
+    const aliases = new Set([...body.matchAll(/\b(?:as|into)\s+([A-Za-z_]\w*)/g)].map((m) => m[1]));
     for (const m of body.matchAll(/(@?)\b([A-Za-z_]\w*)\b(\s*\()?/g)) {
       const [, at, name, call] = m;
       if (at || call || KEYWORDS.has(name) || aliases.has(name) || /^\d/.test(name)) continue;

@@ -32,7 +32,6 @@ function assertFour(r) {
   for (const [k, v] of Object.entries(FOUR)) assert.equal(r[k], v, k);
   assert.equal(r.latencyMs.fetch.n, 160);
   assert.equal(r.latencyMs.upstream.n, 6);
-  close(r.assumptions.avoidedCallMs, 281 / 6, 'mean UpstreamLatency');
   assert.equal(r.hitRatio, 147 / 152);
   assert.equal(r.billedMsTotal, 321);
 }
@@ -49,6 +48,9 @@ test('invocation mode: exact totals; per-key, split and init lines counted once'
   assert.equal(r.maxMemoryUsedMb, 90);
   assert.equal(r.assumptions.memoryMb, 512); // memorySizeMB from the lines
   assert.equal(r.assumptions.hitMs, 0.35); // median of B's four all-hit fetches
+  // An avoided call is a warm-connection call: C's two (120, 80), not init's or cold A's.
+  assert.equal(r.assumptions.avoidedCallMs, 100);
+  assert.match(r.assumptions.avoidedCallSource, /^warm connection: median UpstreamLatency of 2 calls/);
   assert.match(r.assumptions.smShareSource, /per-key/);
   close(r.assumptions.smShare, 74 / 147, 'Secrets Manager share');
   assert.equal(r.customMetrics, 28); // 16 names on the main line + 6 per key x 2 keys
@@ -59,6 +61,9 @@ test('invocation mode: exact totals; per-key, split and init lines counted once'
   // The first hour alone (init, A, B: 61 s) pays a full hour of metrics, and says so.
   const early = report(summarize(lines(out).filter((l) => !l.includes('"req-c"'))));
   assert.equal(early.customMetricHours, 28);
+  // No warm invocation among them: the fastest of the four calls (all on new connections).
+  assert.equal(early.assumptions.avoidedCallMs, 10);
+  assert.match(early.assumptions.avoidedCallSource, /^no call in a warm invocation: the fastest of 4 calls/);
   assert.ok(early.notes.some((n) => n.includes('shorter than an hour')));
 });
 
@@ -89,6 +94,9 @@ test('aggregate mode gives the same totals as invocation mode', () => {
   assert.equal(r.lines.read, 2);
   assert.equal(r.lines.continuation, 1);
   assert.equal(r.window.firstMs, 1785265200000); // intervalStartMs, not the flush time
+  // One line cannot tell warm calls from cold ones: the median of all six, and it says so.
+  assert.equal(r.assumptions.avoidedCallMs, 26.5);
+  assert.match(r.assumptions.avoidedCallSource, /aggregate lines do not tell/);
   // The aggregate line carries no memorySizeMB: the default is used and said so.
   assert.equal(r.assumptions.memoryMb, 128);
   assert.match(r.assumptions.memorySource, /--memory-mb/);
@@ -131,8 +139,8 @@ test('standard SSM throughput: Parameter Store calls save nothing', () => {
   assert.equal(r.usd.savedParameterStore, 0);
   assert.equal(r.assumptions.prices.parameterStorePer10k, 0);
   assert.equal(r.assumptions.prices.lambdaPerGbSecond, 0.0000166667);
-  // Default duration inputs: mean upstream call 281/6 ms, a hit 0.35 ms, 512 MB.
-  close(r.usd.savedDuration, 155 * ((281 / 6 - 0.35) / 1000) * 0.5 * 0.0000166667, 'saved_dur');
+  // Default duration inputs: a warm upstream call 100 ms, a hit 0.35 ms, 512 MB.
+  close(r.usd.savedDuration, 155 * ((100 - 0.35) / 1000) * 0.5 * 0.0000166667, 'saved_dur');
 });
 
 test('monthly projection scales per-invocation figures, charges metrics and dashboards per month', () => {
@@ -195,7 +203,7 @@ test('text and markdown outputs carry the figures and every assumption', () => {
     assert.match(s, /147 \/ 3 \/ 2/);
     assert.match(s, /512 MB/);
     assert.match(s, /0\.05 USD \/ 10,000 calls/);
-    assert.match(s, /mean UpstreamLatency of 6 calls/);
+    assert.match(s, /warm connection: median UpstreamLatency of 2 calls/);
     assert.match(s, /10000000/);
   }
   assert.match(md, /^### stash cache report/);

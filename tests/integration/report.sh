@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# dashboards/: the cost report and the dashboard body, checked with node's test runner against EMF
-# lines from stash's own writer ($BUILD/tools/emf_sample).  Each node test becomes one ok/not ok
-# line here, so tests/run.sh counts them.
+# dashboards/: the cost report (its HTML in headless Chromium too), the dashboard body, the queries
+# and the alarms, checked with node's test runner against EMF lines from stash's own writer
+# ($BUILD/tools/emf_sample).  Each node test becomes one ok/not ok line here, so tests/run.sh
+# counts them.
 source "$(dirname "$0")/lib.bash"
 cd "$STASH_ROOT" || exit 1
 
