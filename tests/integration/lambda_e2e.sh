@@ -14,8 +14,7 @@ FA=$BUILD/bin/fake-aws
 STASH=$BUILD/extensions/stash
 DATA=$STASH_ROOT/sim/fake_aws/sample-data.json
 VALIDATE=$STASH_ROOT/tests/tools/emf_validate.py
-SCHEMA=$STASH_ROOT/../shared/reference/emf-schema.json
-[ -f "$SCHEMA" ] || SCHEMA=/work/shared/reference/emf-schema.json
+SCHEMA=$STASH_ROOT/tests/data/emf-schema.json
 AKID=AKIDEXAMPLE
 SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
 

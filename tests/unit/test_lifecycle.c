@@ -33,19 +33,18 @@
 #include "common/mem.h"
 #include "extension/lifecycle.h"
 #include "telemetry/listener.h"
+#include "tests/unit/refdir.h"
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-/* shared/reference next to the checkout ($STASH_ROOT/../shared), else /work/shared. */
+/* A file of the repository's test data (tests/data/). */
 static const char *ref(const char *rel)
 {
     static char path[1024];
-    const char *root = getenv("STASH_ROOT");
+    char dir[512];
 
-    snprintf(path, sizeof(path), "%s/../shared/reference/%s", root ? root : ".", rel);
-    if (access(path, R_OK) != 0) {
-        snprintf(path, sizeof(path), "/work/shared/reference/%s", rel);
-    }
+    assert_int_equal(refdir_find(dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
     return path;
 }
 
