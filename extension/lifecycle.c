@@ -1,6 +1,6 @@
 /* extension/lifecycle.c: the Extensions API and Telemetry API client (libcurl) and the Lambda-mode
- * event loop.  Wire facts: shared/reference/lambda-apis.md §1 (Extensions API) and §2.1
- * (subscription). */
+ * event loop.  Wire facts: the AWS Lambda Developer Guide's pages "Lambda Extensions API" and
+ * "Lambda Telemetry API" (the subscription). */
 #include "extension/lifecycle.h"
 
 #include <cjson/cJSON.h>

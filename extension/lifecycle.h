@@ -1,10 +1,10 @@
 /* extension/lifecycle.h: stash as a Lambda extension: the Extensions API (register, event/next,
  * init/error, exit/error) and the Telemetry API subscription, and the Lambda-mode main loop.
  *
- * Protocol (see shared/reference/lambda-apis.md §1-§2): POST register with
- * `Lambda-Extension-Name: <executable file name>` for INVOKE and SHUTDOWN, keep the
- * `Lambda-Extension-Identifier` it answers, PUT the telemetry subscription during init, then block
- * on GET event/next with no client timeout (the sandbox is frozen between events).
+ * Protocol (AWS Lambda Developer Guide, "Lambda Extensions API" and "Lambda Telemetry API"):
+ * POST register with `Lambda-Extension-Name: <executable file name>` for INVOKE and SHUTDOWN, keep
+ * the `Lambda-Extension-Identifier` it answers, PUT the telemetry subscription during init, then
+ * block on GET event/next with no client timeout (the sandbox is frozen between events).
  *
  * lifecycle_run() is the whole Lambda mode, called by main() once the local API is serving:
  *   register            failure: one ERROR line, returns 1 (nothing else can be reported to

@@ -1,6 +1,7 @@
 /* telemetry/emf.h: CloudWatch Embedded Metric Format lines from ledger records.
  *
- * Format (emf-cost-wire.md section 1): one compact JSON object per line, "\n"-terminated:
+ * Format (CloudWatch's "Specification: Embedded metric format"): one compact JSON object per
+ * line, "\n"-terminated:
  *   {"_aws":{"Timestamp":<int ms>,"CloudWatchMetrics":[{"Namespace":"Stash",
  *     "Dimensions":[["FunctionName",<extra dims>]],"Metrics":[{"Name":"CacheHits","Unit":"Count"},
  *     ...]}]},"FunctionName":"...",<extra dims>,"CacheHits":3,...,"FetchLatency":[0.41,12.5],

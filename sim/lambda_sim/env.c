@@ -1,6 +1,7 @@
 /* sim/lambda_sim/env.c: the lifecycle controller of one execution environment (see env.h).
  *
- * Order of events, as RAPID runs them (shared/reference/lambda-apis.md 1.4, 2.4):
+ * Order of events, as RAPID runs them (the AWS Lambda Developer Guide's extension and telemetry
+ * pages, and the rapid package of aws/aws-lambda-runtime-interface-emulator):
  *   init:   initStart; extensions launched; all external ones register; runtime launched; the
  *           runtime and every registered extension call next; initRuntimeDone, one
  *           platform.extension per extension, initReport.

@@ -9,7 +9,8 @@
  *   POST /2020-01-01/extension/init/error | /exit/error
  *   PUT  /2022-07-01/telemetry
  *   PUT  /2020-08-15/logs                              (202 Logs.NotSupported, as RIE)
- * Errors use RAPID's statuses, types and messages (shared/reference/lambda-apis.md 1, 3).  The
+ * Errors use RAPID's statuses, types and messages (as aws-lambda-runtime-interface-emulator
+ * renders them).  The
  * long polls block their connection's thread on env->cv until the controller hands out an event
  * or the environment dies.
  */

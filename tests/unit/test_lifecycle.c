@@ -218,7 +218,8 @@ static void test_subscription_body(void **state)
     assert_int_equal(cJSON_GetArraySize(types), 1);
     assert_string_equal(cJSON_GetArrayItem(types, 0)->valuestring, "platform");
     buffering = cJSON_GetObjectItem(root, "buffering");
-    /* Within the API's limits (lambda-apis.md §2.1), and prompt. */
+    /* Within the Telemetry API's buffering limits (timeoutMs 25-30000, maxItems 1000-10000,
+     * maxBytes 262144-1048576), and prompt. */
     t = cJSON_GetObjectItem(buffering, "timeoutMs")->valuedouble;
     assert_true(t >= 25 && t <= 100);
     assert_true(cJSON_GetObjectItem(buffering, "maxItems")->valuedouble >= 1000);
