@@ -614,15 +614,7 @@ static int s_stopper_wait(struct stopper *st, int64_t timeout_ms)
     struct timespec ts;
     int done;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (timeout_ms > 0) {
-        ts.tv_sec += (time_t)(timeout_ms / 1000);
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-    }
+    clock_cond_deadline(timeout_ms > 0 ? (uint64_t)timeout_ms : 0, &ts);
     pthread_mutex_lock(&st->mu);
     while (!st->done && timeout_ms > 0) {
         if (pthread_cond_timedwait(&st->cv, &st->mu, &ts) != 0) {
@@ -670,7 +662,7 @@ static void s_finish(const struct lifecycle_event *ev, struct lifecycle_metrics 
     }
     if (hooks->stop_serving) {
         pthread_mutex_init(&st.mu, NULL);
-        pthread_cond_init(&st.cv, NULL);
+        clock_cond_init(&st.cv);
         stopping = pthread_create(&stop_thread, NULL, s_stopper_main, &st) == 0;
         if (!stopping) {
             hooks->stop_serving(hooks->ctx); /* no thread: the old way, unbounded */

@@ -6,8 +6,11 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -106,6 +109,35 @@ static void test_clock_parse_rejects_pre_epoch(void **state)
     assert_int_equal(ms, 253402300799999ull);
 }
 
+/* A condition variable from clock_cond_init times out on the monotonic clock, at the deadline
+ * clock_cond_deadline gave: not before it (a wall-clock condition would take the monotonic
+ * instant, years before now, as long past and return at once), and the deadline is in the future. */
+static void test_clock_cond_monotonic(void **state)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    struct timespec deadline, now;
+    int rc;
+
+    (void)state;
+    assert_int_equal(clock_cond_init(&cv), 0);
+    clock_cond_deadline(20, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    assert_true(deadline.tv_sec > now.tv_sec ||
+                (deadline.tv_sec == now.tv_sec && deadline.tv_nsec > now.tv_nsec));
+    assert_true(deadline.tv_nsec >= 0 && deadline.tv_nsec < 1000000000L);
+    pthread_mutex_lock(&mu);
+    do {
+        rc = pthread_cond_timedwait(&cv, &mu, &deadline);
+    } while (rc == 0); /* a spurious wake-up: wait again for the same deadline */
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(rc, ETIMEDOUT);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    assert_true(now.tv_sec > deadline.tv_sec ||
+                (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec));
+    pthread_cond_destroy(&cv);
+}
+
 /* Past year 9999 the ISO form no longer fits CLOCK_ISO_LEN: the output is clamped to the last
  * representable instant instead of being cut (which lost the 'Z'). */
 static void test_clock_format_iso_clamps(void **state)
@@ -191,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_buf_growth_and_printf),
         cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_clock_format_parse),
+        cmocka_unit_test(test_clock_cond_monotonic),
         cmocka_unit_test(test_mem_equal_ct),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_clock_parse_rejects_pre_epoch),
