@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/str.h"
 
 static void test_buf_ceiling(void **state)
 {
@@ -33,6 +34,61 @@ static void test_buf_ceiling(void **state)
     assert_int_equal(buf_putc(&b, 'x'), STASH_ETOOBIG);
     buf_release_secret(&b);
     assert_null(b.data);
+}
+
+/* The buffer keeps the first failed append's error through later appends, successful or not,
+ * so a document is checked once at its end; reset and detach forget it. */
+static void test_buf_first_error(void **state)
+{
+    struct buf b = BUF_INIT(8);
+    char *s;
+
+    (void)state;
+    assert_int_equal(buf_error(&b), STASH_OK);
+    (void)buf_puts(&b, "1234");
+    assert_int_equal(buf_error(&b), STASH_OK);
+    assert_int_equal(buf_printf(&b, "%s", "too long"), STASH_ETOOBIG);
+    assert_int_equal(buf_error(&b), STASH_ETOOBIG);
+    assert_int_equal(buf_putc(&b, '5'), STASH_OK); /* still appends... */
+    assert_int_equal(buf_error(&b), STASH_ETOOBIG); /* ...but the document stays failed */
+    assert_int_equal(buf_fail(&b, STASH_EINVAL), STASH_EINVAL);
+    assert_int_equal(buf_error(&b), STASH_ETOOBIG); /* the first error wins */
+    assert_int_equal(buf_put_json_escaped(&b, "\n\n\n", 3), STASH_ETOOBIG);
+    buf_reset(&b);
+    assert_int_equal(buf_error(&b), STASH_OK);
+    assert_int_equal(buf_fail(&b, STASH_EINVAL), STASH_EINVAL);
+    assert_int_equal(buf_error(&b), STASH_EINVAL);
+    s = buf_detach(&b, NULL);
+    free(s);
+    assert_int_equal(buf_error(&b), STASH_OK);
+    buf_release(&b);
+}
+
+/* Truncating copy, printable-ASCII check and the xorshift64 step. */
+static void test_str_helpers(void **state)
+{
+    char small[4];
+    char one[1];
+    uint64_t st = 1;
+
+    (void)state;
+    assert_int_equal(str_copy_trunc(small, sizeof(small), "abcdef"), 3);
+    assert_string_equal(small, "abc");
+    assert_int_equal(str_copy_trunc(small, sizeof(small), "ab"), 2);
+    assert_string_equal(small, "ab");
+    assert_int_equal(str_copy_trunc(one, sizeof(one), "abc"), 0);
+    assert_int_equal(one[0], '\0');
+    assert_true(str_printable("Env=prod ~", 10));
+    assert_false(str_printable("   ", 3)); /* blank */
+    assert_false(str_printable("", 0));
+    assert_false(str_printable("caf\xc3\xa9", 5));
+    assert_false(str_printable("a\tb", 3));
+    assert_false(str_printable("a\x7f", 2));
+    assert_true(str_printable("a\x7f", 1)); /* only n bytes are looked at */
+    /* 1 -> 1 ^ 1<<13 = 0x2001; ^ >>7 (0x40) = 0x2041; ^ <<17 = 0x40822041 */
+    assert_int_equal(xorshift64(&st), 0x40822041ULL);
+    assert_int_equal(st, 0x40822041ULL);
+    assert_true(xorshift64(&st) != 0x40822041ULL);
 }
 
 static void test_buf_growth_and_printf(void **state)
@@ -220,6 +276,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_ceiling),
+        cmocka_unit_test(test_buf_first_error),
+        cmocka_unit_test(test_str_helpers),
         cmocka_unit_test(test_buf_growth_and_printf),
         cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_clock_format_parse),
