@@ -157,9 +157,9 @@ static enum stash_err parse_dims(struct emf_config *cfg, const char *spec)
             !copy_trimmed(d->value, sizeof(d->value), eq + 1, len - (size_t)(eq - p) - 1)) {
             return STASH_EINVAL;
         }
-        if (!str_printable(d->name, strlen(d->name)) || !str_printable(d->value, strlen(d->value)) ||
-            d->name[0] == ':' || strpbrk(d->name, "=\"\\") || strpbrk(d->value, "=\"\\") ||
-            reserved(d->name)) {
+        if (!str_printable(d->name, strlen(d->name)) ||
+            !str_printable(d->value, strlen(d->value)) || d->name[0] == ':' ||
+            strpbrk(d->name, "=\"\\") || strpbrk(d->value, "=\"\\") || reserved(d->name)) {
             return STASH_EINVAL;
         }
         for (size_t i = 0; i < cfg->ndims; i++) {
@@ -179,46 +179,67 @@ static enum stash_err parse_dims(struct emf_config *cfg, const char *spec)
     return STASH_OK;
 }
 
-enum stash_err emf_config_init(struct emf_config *cfg, const char *metric_namespace,
-                               const char *function_name, const char *function_version,
-                               const char *dims_spec, int per_key)
+enum stash_err emf_config_set_namespace(struct emf_config *cfg, const char *metric_namespace)
 {
-    enum stash_err rc = STASH_EINVAL;
-
-    memset(cfg, 0, sizeof(*cfg));
     if (!metric_namespace || !*metric_namespace) {
         metric_namespace = EMF_NAMESPACE_DEFAULT;
     }
+    if (!namespace_ok(metric_namespace)) {
+        cfg->namespace_[0] = '\0';
+        return STASH_EINVAL;
+    }
+    memcpy(cfg->namespace_, metric_namespace, strlen(metric_namespace) + 1);
+    return STASH_OK;
+}
+
+enum stash_err emf_config_set_function(struct emf_config *cfg, const char *function_name,
+                                       const char *function_version)
+{
     if (!function_name || !*function_name) {
         function_name = "unknown";
     }
     if (!function_version) {
         function_version = "";
     }
-    if (!namespace_ok(metric_namespace)) {
-        goto out;
-    }
     if (strlen(function_name) > EMF_DIM_VALUE_MAX ||
         !str_printable(function_name, strlen(function_name)) ||
         strlen(function_version) >= sizeof(cfg->function_version)) {
-        goto out;
+        cfg->function_name[0] = '\0';
+        cfg->function_version[0] = '\0';
+        return STASH_EINVAL;
     }
-    memcpy(cfg->namespace_, metric_namespace, strlen(metric_namespace) + 1);
     memcpy(cfg->function_name, function_name, strlen(function_name) + 1);
     memcpy(cfg->function_version, function_version, strlen(function_version) + 1);
-    cfg->per_key = per_key ? 1 : 0;
+    return STASH_OK;
+}
+
+enum stash_err emf_config_set_dims(struct emf_config *cfg, const char *dims_spec)
+{
+    enum stash_err rc = STASH_OK;
+
     if (dims_spec && *dims_spec) {
         rc = parse_dims(cfg, dims_spec);
-        if (rc != STASH_OK) {
-            goto out;
-        }
     }
-    rc = STASH_OK;
-out:
     if (rc != STASH_OK) {
-        memset(cfg, 0, sizeof(*cfg));
+        memset(cfg->dims, 0, sizeof(cfg->dims));
+        cfg->ndims = 0;
     }
     return rc;
+}
+
+enum stash_err emf_config_init(struct emf_config *cfg, const char *metric_namespace,
+                               const char *function_name, const char *function_version,
+                               const char *dims_spec, int per_key)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->per_key = per_key ? 1 : 0;
+    if (emf_config_set_namespace(cfg, metric_namespace) != STASH_OK ||
+        emf_config_set_function(cfg, function_name, function_version) != STASH_OK ||
+        emf_config_set_dims(cfg, dims_spec) != STASH_OK) {
+        memset(cfg, 0, sizeof(*cfg));
+        return STASH_EINVAL;
+    }
+    return STASH_OK;
 }
 
 void emf_lines_release(struct emf_lines *lines)
@@ -551,8 +572,7 @@ static void prop_number(struct buf *b, unsigned has, unsigned bit, const char *n
 }
 
 /* Properties shared by every line of a record: the id, version, phase, cold start. */
-static void props_common(struct buf *b, const struct emf_config *cfg,
-                         const struct ledger_record *r)
+static void props_common(struct buf *b, const struct emf_config *cfg, const struct ledger_record *r)
 {
     (void)buf_puts(b, ""); /* an empty property set is still a string, never NULL */
     if (!r->is_init) {

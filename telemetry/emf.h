@@ -93,6 +93,13 @@ struct emf_config {
 enum stash_err emf_config_init(struct emf_config *cfg, const char *metric_namespace,
                                const char *function_name, const char *function_version,
                                const char *dims_spec, int per_key);
+/* The three parts of emf_config_init, each checked as described there, for a caller that checks
+ * the configured parts once and sets the function's name later.  On STASH_EINVAL that part of
+ * cfg is left empty; set_dims adds to the dimensions already there. */
+enum stash_err emf_config_set_namespace(struct emf_config *cfg, const char *metric_namespace);
+enum stash_err emf_config_set_function(struct emf_config *cfg, const char *function_name,
+                                       const char *function_version);
+enum stash_err emf_config_set_dims(struct emf_config *cfg, const char *dims_spec);
 
 struct emf_lines {
     char **line; /* each NUL-terminated and ending in "\n" */
