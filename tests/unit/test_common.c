@@ -49,7 +49,7 @@ static void test_buf_first_error(void **state)
     assert_int_equal(buf_error(&b), STASH_OK);
     assert_int_equal(buf_printf(&b, "%s", "too long"), STASH_ETOOBIG);
     assert_int_equal(buf_error(&b), STASH_ETOOBIG);
-    assert_int_equal(buf_putc(&b, '5'), STASH_OK); /* still appends... */
+    assert_int_equal(buf_putc(&b, '5'), STASH_OK);  /* still appends... */
     assert_int_equal(buf_error(&b), STASH_ETOOBIG); /* ...but the document stays failed */
     assert_int_equal(buf_fail(&b, STASH_EINVAL), STASH_EINVAL);
     assert_int_equal(buf_error(&b), STASH_ETOOBIG); /* the first error wins */
@@ -167,7 +167,8 @@ static void test_clock_parse_rejects_pre_epoch(void **state)
 
 /* A condition variable from clock_cond_init times out on the monotonic clock, at the deadline
  * clock_cond_deadline gave: not before it (a wall-clock condition would take the monotonic
- * instant, years before now, as long past and return at once), and the deadline is in the future. */
+ * instant, years before now, as long past and return at once), and the deadline is in the future.
+ */
 static void test_clock_cond_monotonic(void **state)
 {
     pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
