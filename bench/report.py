@@ -8,7 +8,7 @@ Raw lines: {"section","name","metrics":{...numbers}} (one per repeat) and
 {"section","status","reason"} (one per section).  Every metric is reported as the median over
 its repeats with min and max; every comparison is a ratio of two things measured in the same
 run, taken per repeat (the i-th stash run against the i-th baseline run) and then its median.
-Targets are issue 5's; each is reported met or missed, and by how much.  In --quick mode the
+Each target is reported met or missed, and by how much.  In --quick mode the
 exit status says whether every section produced numbers (values are not judged)."""
 import argparse
 import datetime
@@ -342,7 +342,7 @@ def render_md(doc):
     L.append("- produced by `make bench` (bench/run.sh, bench/report.py); raw measurements in "
              "raw.jsonl")
     L.append("")
-    L.append("## Targets (issue 5)")
+    L.append("## Targets")
     L.append("")
     L.append("| target | measured median [min, max] | goal | verdict |")
     L.append("|---|---|---|---|")
@@ -385,8 +385,8 @@ def render_md(doc):
                 L.append(f"| {k} | {fmt(v['median'])} | {fmt(v['min'])} | {fmt(v['max'])} |")
         L.append("")
     if doc.get("analysis"):
-        L.insert(L.index("## Targets (issue 5)"), "")
-        at = L.index("## Targets (issue 5)")
+        L.insert(L.index("## Targets"), "")
+        at = L.index("## Targets")
         L[at:at] = ["## What bounds the figures (computed from this run)", ""] + \
             [f"- {x}" for x in doc["analysis"]] + [""]
     if doc.get("notes"):
@@ -589,7 +589,7 @@ def analysis(doc):
     except KeyError:
         best_rep = hit
     if hit is not None:
-        out.append(f"Issue 5's reference figures for the floor (about 55 us p50, 27k and 33k "
+        out.append(f"The earlier reference figures for the floor (about 55 us p50, 27k and 33k "
                    f"req/s at 8 and 64 connections) resemble what this harness's first floor "
                    f"measured while it closed the connection after every answer (a "
                    f"libmicrohttpd answer queued before the request is read does that; fixed in "

@@ -100,8 +100,8 @@ void aws_client_stop(struct aws_client *c);
  * header one raw response header line as libcurl hands it over ("X-Amzn-ErrorType: Foo\r\n";
  * NULL: none).  ssm selects GetParameter's shape, else GetSecretValue's.  The answer is the one
  * a call would give if this were its last attempt (a 200 reshaped, or an error as listed above).
- * Added by the hardening pass so the parsing of upstream answers can be fuzzed and unit-tested
- * directly (tests/fuzz/fuzz_aws_answer.c); the clients themselves use the same code. */
+ * Public so the parsing of upstream answers can be fuzzed and unit-tested directly
+ * (tests/fuzz/fuzz_aws_answer.c); the clients themselves use the same code. */
 void aws_answer_from_response(int ssm, long status, const char *header, const void *body,
                               size_t len, struct cache_value *out);
 

@@ -13,6 +13,16 @@ void buf_init(struct buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->err = STASH_OK;
+}
+
+/* Every failed append ends here: the buffer keeps its first error (see buf_error()). */
+enum stash_err buf_fail(struct buf *b, enum stash_err rc)
+{
+    if (b->err == STASH_OK) {
+        b->err = rc;
+    }
+    return rc;
 }
 
 static enum stash_err buf_grow(struct buf *b, size_t n)
@@ -51,7 +61,7 @@ enum stash_err buf_append(struct buf *b, const void *p, size_t n)
     enum stash_err rc = buf_grow(b, n);
 
     if (rc) {
-        return rc;
+        return buf_fail(b, rc);
     }
     if (n) {
         memcpy(b->data + b->len, p, n);
@@ -81,18 +91,18 @@ enum stash_err buf_printf(struct buf *b, const char *fmt, ...)
     n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (n < 0) {
-        return STASH_EINVAL;
+        return buf_fail(b, STASH_EINVAL);
     }
     rc = buf_grow(b, (size_t)n);
     if (rc) {
-        return rc;
+        return buf_fail(b, rc);
     }
     va_start(ap, fmt);
     /* Same format, same arguments: the length cannot differ unless the output is broken. */
     if (vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap) != n) {
         va_end(ap);
         b->data[b->len] = '\0';
-        return STASH_EINVAL;
+        return buf_fail(b, STASH_EINVAL);
     }
     va_end(ap);
     b->len += (size_t)n;
@@ -157,6 +167,7 @@ void buf_reset(struct buf *b)
         b->data[0] = '\0';
     }
     b->len = 0;
+    b->err = STASH_OK;
 }
 
 void buf_release(struct buf *b)

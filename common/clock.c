@@ -35,6 +35,37 @@ double clock_ms_between(uint64_t start_ns, uint64_t end_ns)
     return (double)(end_ns - start_ns) / 1e6;
 }
 
+int clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc;
+
+    rc = pthread_condattr_init(&ca);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0) {
+        rc = pthread_cond_init(cv, &ca);
+    }
+    (void)pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+void clock_cond_deadline(uint64_t timeout_ms, struct timespec *out)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(timeout_ms / 1000);
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    *out = ts;
+}
+
 /* The last instant whose ISO form fits CLOCK_ISO_LEN: 9999-12-31T23:59:59.999Z. */
 #define CLOCK_ISO_LAST_MS 253402300799999ull
 

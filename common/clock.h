@@ -2,14 +2,18 @@
  *
  * Monotonic time (CLOCK_MONOTONIC) measures TTLs, deadlines and latencies.  Wall time
  * (CLOCK_REALTIME) is used only where a protocol wants a date: SigV4's X-Amz-Date, EMF's
- * _aws.Timestamp, ISO dates in responses and Telemetry events.
+ * _aws.Timestamp, ISO dates in responses and Telemetry events.  Condition variables with a timed
+ * wait are made by clock_cond_init and given clock_cond_deadline's times, both monotonic, so a
+ * step of the wall clock neither stretches nor cuts short a bounded wait.
  * Thread-safety: all functions are thread-safe (gmtime_r, no static buffers).
  */
 #ifndef STASH_COMMON_CLOCK_H
 #define STASH_COMMON_CLOCK_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 uint64_t clock_mono_ns(void);
 uint64_t clock_mono_ms(void);
@@ -17,6 +21,12 @@ uint64_t clock_mono_ms(void);
 uint64_t clock_real_ms(void);
 /* Milliseconds between two clock_mono_ns() readings, as a fraction. */
 double clock_ms_between(uint64_t start_ns, uint64_t end_ns);
+/* Initialises cv so that pthread_cond_timedwait reads its deadline on CLOCK_MONOTONIC; returns
+ * pthread_cond_init's result. */
+int clock_cond_init(pthread_cond_t *cv);
+/* The CLOCK_MONOTONIC instant timeout_ms from now, the deadline for a condition variable made by
+ * clock_cond_init. */
+void clock_cond_deadline(uint64_t timeout_ms, struct timespec *out);
 
 #define CLOCK_ISO_LEN 25 /* "2022-11-16T08:22:40.362Z" plus NUL */
 #define CLOCK_AMZ_LEN 17 /* "20150830T123600Z" plus NUL */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // make-dashboard: the CloudWatch dashboard body for stash's EMF metrics
-// (shared/reference/emf-cost-wire.md section 3), on stdout.
+// (CloudWatch API Reference, "Dashboard Body Structure and Syntax"), on stdout.
 //
 //   node dashboards/make-dashboard.mjs [--namespace Stash] [--region us-east-1]
 //        [--function my-function] [--dimension Name=Value ...] [--period 300]

@@ -18,7 +18,7 @@
 // count), and the per-key lines (dimension Key: counts already in the main line, read only for the
 // Secrets Manager / Parameter Store split and for the per-environment baseline).
 //
-// Cost model (shared/reference/emf-cost-wire.md section 4.2), every input a flag, computed for
+// Cost model (prices from the AWS pricing pages named below), every input a flag, computed for
 // each function with its own memory size and latencies; the totals are the sums:
 //   calls avoided  = per-request baseline: cache hits + single-flight waits (each would have been
 //                    an upstream call); per-environment baseline: the calls a value fetched once
@@ -34,7 +34,8 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
 
-// us-east-1 list prices as of the reference notes (emf-cost-wire.md section 4.1).  Check them.
+// us-east-1 list prices from aws.amazon.com/{secrets-manager,systems-manager,lambda,cloudwatch}/pricing.
+// They change: check them.
 export const DEFAULTS = Object.freeze({
   namespace: 'Stash',
   arch: 'x86_64',
@@ -887,7 +888,7 @@ export function renderMarkdown(r) {
     ...assumptionRows(r).map(([k, v, s]) => `| ${k} | ${md(v)} | ${md(s)} |`),
   ];
   if (r.notes.length) out.push('', ...r.notes.map((n) => `- ${n}`));
-  out.push('', 'Prices are AWS list prices (us-east-1) as of the reference notes; check them before quoting.');
+  out.push('', 'Prices are AWS list prices (us-east-1) from AWS\'s pricing pages; check them before quoting.');
   return `${out.join('\n')}\n`;
 }
 

@@ -610,8 +610,8 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
     fetch(opts, &r, &facts, &v);
     status = v.status;
     cache_value_release(&v);
-    /* Reported as a request is: its upstream calls are real ones, and they belong to the init
-     * record (issue 4: "requests during init (and prefetch work) form an init record"). */
+    /* Reported as a request is: its upstream calls are real ones, and like every request made
+     * during init they belong to the init record. */
     facts.status = status;
     facts.latency_ms = clock_ms_between(start_ns, clock_mono_ns());
     facts.ncalls_recorded = facts.ncalls < FACTS_MAX_CALLS ? facts.ncalls : FACTS_MAX_CALLS;

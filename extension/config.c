@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/mem.h"
-#include "telemetry/emf.h"
+#include "telemetry/telemetry.h"
 
 enum config_kind {
     CONFIG_BOOL,      /* int: TRUE/FALSE (also 1/0), case-insensitive */
@@ -104,8 +104,8 @@ static const struct config_var s_vars[] = {
      "comma-separated parameter names fetched at start (withDecryption=true)"},
 
     /* Metrics (CloudWatch EMF lines on stdout) and the Telemetry API subscription. */
-    {"STASH_METRICS_NAMESPACE", CONFIG_STRING, F(metrics_namespace), EMF_NAMESPACE_DEFAULT, 0, 0,
-     NULL, "CloudWatch namespace of the metrics (printable ASCII, not starting with AWS/)"},
+    {"STASH_METRICS_NAMESPACE", CONFIG_STRING, F(metrics_namespace), TELEMETRY_NAMESPACE_DEFAULT, 0,
+     0, NULL, "CloudWatch namespace of the metrics (printable ASCII, not starting with AWS/)"},
     {"STASH_METRICS_MODE", CONFIG_CHOICE, F(metrics_mode), "invocation", 0, 0,
      "invocation|aggregate|off",
      "invocation: one EMF line per invocation; aggregate: one per interval (cheaper for busy "
@@ -406,28 +406,19 @@ static enum stash_err resolve_token(struct config *cfg, char *err, size_t errlen
     return STASH_EINVAL;
 }
 
-/* The namespace and dimensions must be ones CloudWatch accepts: the EMF writer's own check, run
- * now so a mistake stops the start with the variable named instead of losing the metrics. */
-static enum stash_err check_metrics(const struct config *cfg, char *err, size_t errlen)
+/* The namespace and dimensions must be ones CloudWatch accepts: checked once, now, so a mistake
+ * stops the start with the variable named instead of losing the metrics. */
+static enum stash_err check_metrics(struct config *cfg, char *err, size_t errlen)
 {
-    struct emf_config ec;
+    struct telemetry_config tc = {
+        .mode = cfg->metrics_mode,
+        .namespace_ = cfg->metrics_namespace,
+        .dimensions = cfg->metrics_dimensions,
+        .per_key = cfg->metrics_per_key,
+        .interval_ms = cfg->aggregate_interval_s * 1000,
+    };
 
-    if (emf_config_init(&ec, cfg->metrics_namespace, NULL, NULL, NULL, 0) != STASH_OK) {
-        set_err(err, errlen,
-                "STASH_METRICS_NAMESPACE=\"%.64s\" is not a valid namespace; valid: printable "
-                "ASCII, at most %d characters, not starting with AWS/",
-                cfg->metrics_namespace, EMF_NAMESPACE_MAX);
-        return STASH_EINVAL;
-    }
-    if (emf_config_init(&ec, NULL, NULL, NULL, cfg->metrics_dimensions, 0) != STASH_OK) {
-        set_err(err, errlen,
-                "STASH_METRICS_DIMENSIONS=\"%.64s\" is not valid; valid: up to %d Name=Value "
-                "pairs separated by commas (printable ASCII, no quotes or backslashes, not "
-                "FunctionName or other names stash writes)",
-                cfg->metrics_dimensions, EMF_EXTRA_DIMS_MAX);
-        return STASH_EINVAL;
-    }
-    return STASH_OK;
+    return telemetry_settings_new(&tc, &cfg->metrics, err, errlen);
 }
 
 static enum stash_err check_required(struct config *cfg, char *err, size_t errlen)
@@ -510,6 +501,7 @@ void config_release(struct config *cfg)
     if (cfg->api_token) {
         xfree_secret(cfg->api_token, cfg->api_token_len);
     }
+    telemetry_settings_free(cfg->metrics);
     memset(cfg, 0, sizeof(*cfg));
 }
 

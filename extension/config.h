@@ -27,6 +27,8 @@
 #include "common/err.h"
 #include "common/log.h"
 
+struct telemetry_settings; /* telemetry/telemetry.h */
+
 #define STASH_VERSION       "0.1.0"
 
 #define CONFIG_MAX_WARNINGS 8
@@ -75,7 +77,7 @@ struct config {
 
     /* Metrics and telemetry (Lambda mode) */
     char *metrics_namespace;       /* EMF namespace, validated like CloudWatch's */
-    char *metrics_mode;            /* "invocation", "aggregate" or "off" (emf_mode_parse) */
+    char *metrics_mode;            /* "invocation", "aggregate" or "off" */
     char *metrics_dimensions;      /* "Name=Value,..." extra dimensions, or NULL */
     int metrics_per_key;           /* secret / parameter names as a dimension (opt-in) */
     char *telemetry_schema;        /* Telemetry API schemaVersion */
@@ -87,7 +89,8 @@ struct config {
     const char *ssm_endpoint_used; /* NULL: the regional AWS endpoint */
     char *api_token;               /* owned, secret: what callers must send */
     size_t api_token_len;
-    const char *api_token_source; /* name of the variable it came from */
+    const char *api_token_source;       /* name of the variable it came from */
+    struct telemetry_settings *metrics; /* owned: the STASH_METRICS_* above, checked */
 
     char warnings[CONFIG_MAX_WARNINGS][CONFIG_WARNING_MAX];
     unsigned nwarnings;

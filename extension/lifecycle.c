@@ -1,6 +1,6 @@
 /* extension/lifecycle.c: the Extensions API and Telemetry API client (libcurl) and the Lambda-mode
- * event loop.  Wire facts: shared/reference/lambda-apis.md §1 (Extensions API) and §2.1
- * (subscription). */
+ * event loop.  Wire facts: the AWS Lambda Developer Guide's pages "Lambda Extensions API" and
+ * "Lambda Telemetry API" (the subscription). */
 #include "extension/lifecycle.h"
 
 #include <cjson/cJSON.h>
@@ -17,7 +17,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "telemetry/events.h"
+#include "common/str.h"
 
 #define MOD            "lifecycle"
 
@@ -48,17 +48,6 @@ struct response {
 
 /* ---- pure helpers ---------------------------------------------------------------------- */
 
-static void s_copy_str(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-
-    if (n >= cap) {
-        n = cap - 1;
-    }
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 enum stash_err lifecycle_parse_event(const char *body, size_t len, struct lifecycle_event *out)
 {
     cJSON *root;
@@ -88,13 +77,13 @@ enum stash_err lifecycle_parse_event(const char *body, size_t len, struct lifecy
             rc = STASH_EINVAL;
             goto out;
         }
-        s_copy_str(out->request_id, sizeof(out->request_id), item->valuestring);
+        str_copy_trunc(out->request_id, sizeof(out->request_id), item->valuestring);
     } else if (strcasecmp(type->valuestring, "SHUTDOWN") == 0) {
         out->type = LIFECYCLE_EVENT_SHUTDOWN;
         item = cJSON_GetObjectItemCaseSensitive(root, "shutdownReason");
         /* The docs print SPINDOWN, the platform sends spindown: keep one spelling. */
         if (cJSON_IsString(item) && item->valuestring) {
-            s_copy_str(out->shutdown_reason, sizeof(out->shutdown_reason), item->valuestring);
+            str_copy_trunc(out->shutdown_reason, sizeof(out->shutdown_reason), item->valuestring);
             for (char *p = out->shutdown_reason; *p; p++) {
                 *p = (char)tolower((unsigned char)*p);
             }
@@ -134,178 +123,6 @@ char *lifecycle_subscription_body(const char *schema, uint16_t port)
                      "\"URI\":\"http://sandbox.localdomain:%u/\"}}",
                      schema, (unsigned)port);
     return buf_detach(&b, NULL);
-}
-
-/* ---- metrics ------------------------------------------------------------------------- */
-
-struct lifecycle_metrics {
-    struct lifecycle_metrics_config cfg; /* strings below are our copies */
-    char *namespace_;
-    char *dimensions;
-    char *function_name;
-    char *function_version;
-    struct ledger *ledger;
-    /* Set once by s_metrics_start() on the main thread, after register and before the first
-     * INVOKE or listener thread: no record can complete before that (the init record closes at
-     * the first INVOKE), and the ledger's mutex orders this store before every sink call. */
-    struct emf_writer *writer;
-    int telemetry; /* platform events are expected */
-};
-
-static char *s_dup_or_null(const char *s)
-{
-    return s && s[0] ? xstrdup(s) : NULL;
-}
-
-static void s_metrics_sink(const struct ledger_record *rec, void *ctx)
-{
-    struct lifecycle_metrics *m = ctx;
-
-    if (m->writer) {
-        emf_writer_sink(rec, m->writer);
-    }
-}
-
-enum stash_err lifecycle_metrics_new(const struct lifecycle_metrics_config *cfg,
-                                     struct lifecycle_metrics **out, char *err, size_t errlen)
-{
-    struct lifecycle_metrics *m;
-    struct emf_config ec;
-    struct ledger_config lc;
-
-    *out = NULL;
-    if (emf_config_init(&ec, cfg->namespace_, "check", NULL, cfg->dimensions, cfg->per_key) !=
-        STASH_OK) {
-        (void)snprintf(
-            err, errlen,
-            "STASH_METRICS_NAMESPACE or STASH_METRICS_DIMENSIONS is invalid: the namespace "
-            "must be printable ASCII, at most %d characters, not starting with \"AWS/\"; "
-            "dimensions are Name=Value pairs separated by commas (at most %d)",
-            EMF_NAMESPACE_MAX, EMF_EXTRA_DIMS_MAX);
-        return STASH_EINVAL;
-    }
-    m = xcalloc(1, sizeof(*m));
-    m->cfg = *cfg;
-    m->namespace_ = s_dup_or_null(cfg->namespace_);
-    m->dimensions = s_dup_or_null(cfg->dimensions);
-    m->function_name = s_dup_or_null(cfg->function_name);
-    m->function_version = s_dup_or_null(cfg->function_version);
-    m->cfg.namespace_ = m->namespace_;
-    m->cfg.dimensions = m->dimensions;
-    m->cfg.function_name = m->function_name;
-    m->cfg.function_version = m->function_version;
-    if (cfg->mode != EMF_MODE_OFF) {
-        memset(&lc, 0, sizeof(lc));
-        lc.per_key = cfg->per_key;
-        lc.sink = s_metrics_sink;
-        lc.sink_ctx = m;
-        m->ledger = ledger_new(&lc, clock_real_ms());
-    }
-    *out = m;
-    return STASH_OK;
-}
-
-void lifecycle_metrics_free(struct lifecycle_metrics *m)
-{
-    if (!m) {
-        return;
-    }
-    ledger_free(m->ledger);
-    emf_writer_free(m->writer);
-    free(m->namespace_);
-    free(m->dimensions);
-    free(m->function_name);
-    free(m->function_version);
-    free(m);
-}
-
-void lifecycle_metrics_on_facts(void *ctx, const struct facts *f)
-{
-    struct lifecycle_metrics *m = ctx;
-
-    if (m && m->ledger) {
-        ledger_on_facts(m->ledger, f);
-    }
-}
-
-enum stash_err lifecycle_metrics_on_batch(void *ctx, const char *body, size_t len)
-{
-    struct lifecycle_metrics *m = ctx;
-    struct telemetry_batch b;
-    enum stash_err rc;
-
-    memset(&b, 0, sizeof(b));
-    rc = telemetry_batch_parse(body, len, &b);
-    if (rc == STASH_OK && m->ledger) {
-        ledger_on_batch(m->ledger, &b);
-    }
-    telemetry_batch_release(&b);
-    return rc;
-}
-
-void lifecycle_metrics_stats(struct lifecycle_metrics *m, struct ledger_stats *ledger,
-                             struct emf_writer_stats *emf)
-{
-    if (ledger) {
-        memset(ledger, 0, sizeof(*ledger));
-        if (m && m->ledger) {
-            ledger_stats(m->ledger, ledger);
-        }
-    }
-    if (emf) {
-        memset(emf, 0, sizeof(*emf));
-        if (m && m->writer) {
-            emf_writer_stats(m->writer, emf);
-        }
-    }
-}
-
-/* Register answered: make the writer, named after the function Lambda says we run in. */
-static void s_metrics_start(struct lifecycle_metrics *m, const char *fname, const char *fver)
-{
-    struct emf_config ec;
-
-    if (!m || !m->ledger || m->writer) {
-        return;
-    }
-    if (!fname || !fname[0]) {
-        fname = m->cfg.function_name;
-    }
-    if (!fver || !fver[0]) {
-        fver = m->cfg.function_version;
-    }
-    /* Validated in lifecycle_metrics_new(); a function name Lambda allows is a valid dimension
-     * value, but fall back to "unknown" rather than lose the metrics if it were not. */
-    if (emf_config_init(&ec, m->cfg.namespace_, fname, fver, m->cfg.dimensions, m->cfg.per_key) !=
-            STASH_OK &&
-        emf_config_init(&ec, m->cfg.namespace_, NULL, NULL, m->cfg.dimensions, m->cfg.per_key) !=
-            STASH_OK) {
-        return;
-    }
-    m->writer = emf_writer_new(&ec, m->cfg.mode, m->cfg.fd, m->cfg.interval_ms, clock_real_ms());
-}
-
-/* Everything goes out: records with what arrived, then any aggregate interval. */
-static void s_metrics_flush(struct lifecycle_metrics *m)
-{
-    if (!m || !m->ledger) {
-        return;
-    }
-    ledger_flush(m->ledger);
-    if (m->writer) {
-        emf_writer_flush(m->writer, clock_real_ms());
-    }
-}
-
-static size_t s_metrics_awaiting(struct lifecycle_metrics *m)
-{
-    struct ledger_stats st;
-
-    if (!m || !m->ledger) {
-        return 0;
-    }
-    ledger_stats(m->ledger, &st);
-    return st.awaiting_report;
 }
 
 /* ---- HTTP ------------------------------------------------------------------------------ */
@@ -399,7 +216,7 @@ static void s_error_type(const struct response *r, char *out, size_t cap)
     root = cJSON_ParseWithLength(r->body.data, r->body.len);
     t = cJSON_GetObjectItemCaseSensitive(root, "errorType");
     if (cJSON_IsString(t) && t->valuestring) {
-        s_copy_str(out, cap, t->valuestring);
+        str_copy_trunc(out, cap, t->valuestring);
     }
     cJSON_Delete(root);
 }
@@ -412,7 +229,7 @@ static struct curl_slist *s_id_header(const struct session *s, struct curl_slist
     return curl_slist_append(list, line);
 }
 
-static enum stash_err s_register(struct session *s, const char *name, struct lifecycle_metrics *m)
+static enum stash_err s_register(struct session *s, const char *name, struct telemetry *t)
 {
     char url[320];
     char line[320];
@@ -454,20 +271,17 @@ static enum stash_err s_register(struct session *s, const char *name, struct lif
         rc = STASH_EUPSTREAM;
         goto out;
     }
-    s_copy_str(s->id, sizeof(s->id), r.id);
+    str_copy_trunc(s->id, sizeof(s->id), r.id);
     root = cJSON_ParseWithLength(r.body.data ? r.body.data : "", r.body.len);
     fname = cJSON_GetObjectItemCaseSensitive(root, "functionName");
     fver = cJSON_GetObjectItemCaseSensitive(root, "functionVersion");
-    s_metrics_start(m, cJSON_IsString(fname) ? fname->valuestring : NULL,
-                    cJSON_IsString(fver) ? fver->valuestring : NULL);
+    telemetry_start(t, cJSON_IsString(fname) ? fname->valuestring : NULL,
+                    cJSON_IsString(fver) ? fver->valuestring : NULL, !s->shutdown_only);
     if (s->shutdown_only) {
         LOG_INFO(MOD,
                  "registered as \"%s\" for SHUTDOWN only (INVOKE refused, as on Lambda Managed "
                  "Instances): invocations are known from the Telemetry API",
                  name);
-        if (m && m->ledger) {
-            ledger_invokes_off(m->ledger);
-        }
     } else {
         LOG_INFO(MOD, "registered as \"%s\" for INVOKE, SHUTDOWN", name);
     }
@@ -591,6 +405,7 @@ static void s_nap_ms(long ms)
  * the SHUTDOWN deadline, when Lambda kills the process and every record owed is lost. */
 struct stopper {
     const struct lifecycle_hooks *hooks;
+    pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int done;
@@ -614,15 +429,7 @@ static int s_stopper_wait(struct stopper *st, int64_t timeout_ms)
     struct timespec ts;
     int done;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (timeout_ms > 0) {
-        ts.tv_sec += (time_t)(timeout_ms / 1000);
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-    }
+    clock_cond_deadline(timeout_ms > 0 ? (uint64_t)timeout_ms : 0, &ts);
     pthread_mutex_lock(&st->mu);
     while (!st->done && timeout_ms > 0) {
         if (pthread_cond_timedwait(&st->cv, &st->mu, &ts) != 0) {
@@ -634,80 +441,69 @@ static int s_stopper_wait(struct stopper *st, int64_t timeout_ms)
     return done;
 }
 
-/* Stops the local API (bounded: see struct stopper), closes the last record, waits (bounded)
- * for the reports Lambda still owes, stops the listener, writes everything, then waits for the
- * local API to be stopped for good and wipes the cache. */
-static void s_finish(const struct lifecycle_event *ev, struct lifecycle_metrics *m,
-                     const struct lifecycle_hooks *hooks, struct listener **lstp)
+/* The SHUTDOWN budget: the event's deadline less the margin, at most
+ * LIFECYCLE_SHUTDOWN_WAIT_MAX_MS; 0 without an event (nothing to wait for). */
+static int64_t s_shutdown_budget(const struct lifecycle_event *ev)
 {
-    struct listener *lst = *lstp;
-    struct ledger_stats ls;
-    struct emf_writer_stats es;
-    struct stopper st = {.hooks = hooks};
-    pthread_t stop_thread;
-    int stopping = 0;
-    int64_t budget = 0;
-    int64_t stop_wait;
-    uint64_t start = clock_mono_ms();
-    uint64_t end;
-    uint64_t now;
-    uint64_t seen;
-    size_t waiting;
+    int64_t budget;
 
-    if (ev) {
-        budget = ev->deadline_ms > 0
-                     ? ev->deadline_ms - (int64_t)clock_real_ms() - LIFECYCLE_SHUTDOWN_MARGIN_MS
-                     : LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
-        if (budget > LIFECYCLE_SHUTDOWN_WAIT_MAX_MS) {
-            budget = LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
-        }
+    if (!ev) {
+        return 0;
     }
+    budget = ev->deadline_ms > 0
+                 ? ev->deadline_ms - (int64_t)clock_real_ms() - LIFECYCLE_SHUTDOWN_MARGIN_MS
+                 : LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
+    return budget > LIFECYCLE_SHUTDOWN_WAIT_MAX_MS ? LIFECYCLE_SHUTDOWN_WAIT_MAX_MS : budget;
+}
+
+/* Starts stop_serving() on its own thread and waits for it at most stop_wait ms; returns 1 if the
+ * thread runs (the caller joins it), 0 if stop_serving() already ran on this thread. */
+static int s_stop_serving(struct stopper *st, int64_t stop_wait)
+{
+    pthread_t *th = &st->thread;
+
+    pthread_mutex_init(&st->mu, NULL);
+    clock_cond_init(&st->cv);
+    if (pthread_create(th, NULL, s_stopper_main, st) != 0) {
+        st->hooks->stop_serving(st->hooks->ctx); /* no thread: the old way, unbounded */
+        return 0;
+    }
+    if (!s_stopper_wait(st, stop_wait)) {
+        LOG_WARN(MOD,
+                 "shutdown: local API requests still in flight after %lld ms (upstream not "
+                 "answering?); writing the records first",
+                 (long long)(stop_wait > 0 ? stop_wait : 0));
+    }
+    return 1;
+}
+
+/* Stops the local API (bounded: see struct stopper), closes the last record, waits (bounded)
+ * for the reports Lambda still owes, writes everything, then waits for the local API to be
+ * stopped for good and wipes the cache. */
+static void s_finish(const struct lifecycle_event *ev, struct telemetry *t,
+                     const struct lifecycle_hooks *hooks)
+{
+    struct telemetry_stats ts;
+    struct stopper st = {.hooks = hooks};
+    int stopping = 0;
+    uint64_t start = clock_mono_ms();
+    int64_t budget = s_shutdown_budget(ev);
     /* At most half the budget for the requests in flight, the rest for the reports.  After an
      * event/next failure there is no deadline and no report to wait for. */
-    stop_wait = ev ? budget / 2 : LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
+    int64_t stop_wait = ev ? budget / 2 : LIFECYCLE_SHUTDOWN_WAIT_MAX_MS;
+
     if (stop_wait < LIFECYCLE_STOP_WAIT_MIN_MS) {
         stop_wait = LIFECYCLE_STOP_WAIT_MIN_MS; /* a late SHUTDOWN still lets a quick stop finish */
     }
     if (hooks->stop_serving) {
-        pthread_mutex_init(&st.mu, NULL);
-        pthread_cond_init(&st.cv, NULL);
-        stopping = pthread_create(&stop_thread, NULL, s_stopper_main, &st) == 0;
-        if (!stopping) {
-            hooks->stop_serving(hooks->ctx); /* no thread: the old way, unbounded */
-        } else if (!s_stopper_wait(&st, stop_wait)) {
-            LOG_WARN(MOD,
-                     "shutdown: local API requests still in flight after %lld ms (upstream not "
-                     "answering?); writing the records first",
-                     (long long)(stop_wait > 0 ? stop_wait : 0));
-        }
+        stopping = s_stop_serving(&st, stop_wait);
     }
-    if (m && m->ledger) {
-        ledger_on_shutdown(m->ledger);
-    }
-    if (lst && budget > 0) {
-        end = start + (uint64_t)budget;
-        seen = listener_batches(lst);
-        while ((waiting = s_metrics_awaiting(m)) > 0) {
-            now = clock_mono_ms();
-            if (now >= end) {
-                LOG_WARN(MOD,
-                         "shutdown: %zu platform.report(s) not in after %lld ms; writing "
-                         "those records without Lambda's figures",
-                         waiting, (long long)budget);
-                break;
-            }
-            /* Re-check at least every 50 ms, in case a batch landed before `seen` was read. */
-            seen = listener_wait(lst, seen, end - now < 50 ? end - now : 50);
-        }
-    }
-    /* No batch may land while records are written: what came later stays out, consistently. */
-    listener_stop(lst);
-    *lstp = NULL;
-    s_metrics_flush(m);
+    telemetry_on_shutdown(t, start, budget);
+    telemetry_stop(t);
     if (stopping) {
         /* The records are out; now the local API may take as long as it needs to stop (no
          * cached value may be wiped under a request still being answered). */
-        pthread_join(stop_thread, NULL);
+        pthread_join(st.thread, NULL);
     }
     if (hooks->stop_serving) {
         pthread_cond_destroy(&st.cv);
@@ -716,46 +512,34 @@ static void s_finish(const struct lifecycle_event *ev, struct lifecycle_metrics 
     if (hooks->wipe) {
         hooks->wipe(hooks->ctx);
     }
-    lifecycle_metrics_stats(m, &ls, &es);
+    telemetry_stats(t, &ts);
     LOG_INFO(MOD, "shutdown (%s): %llu record(s), %llu EMF line(s) written",
              ev && ev->shutdown_reason[0] ? ev->shutdown_reason : "no event",
-             (unsigned long long)es.records, (unsigned long long)es.lines);
+             (unsigned long long)ts.records, (unsigned long long)ts.lines);
 }
 
 /* Starts the listener and subscribes; on any failure telemetry is off (one warning). */
-static struct listener *s_telemetry_start(struct session *s, const struct lifecycle_opts *opts,
-                                          struct lifecycle_metrics *m)
+static void s_telemetry_start(struct session *s, const struct lifecycle_opts *opts,
+                              struct telemetry *t)
 {
-    struct listener *lst = NULL;
-    struct listener_opts lo;
+    uint16_t port;
 
-    memset(&lo, 0, sizeof(lo));
-    lo.addr = opts->listen_addr;
-    lo.addrlen = opts->listen_addrlen;
-    lo.on_batch = lifecycle_metrics_on_batch;
-    lo.ctx = m;
-    if (listener_start(&lo, &lst) != STASH_OK) {
+    if (telemetry_listen(t, opts->listen_addr, opts->listen_addrlen, &port) != STASH_OK) {
         LOG_WARN(MOD, "telemetry unavailable (cannot listen): cache metrics are emitted "
                       "without Lambda's duration, billing and memory figures");
+        telemetry_unavailable(t);
     } else if (!s_subscribe(s,
                             /* Managed Instances accept 2025-01-29 only. */
                             s->shutdown_only ? "2025-01-29"
                             : opts->schema   ? opts->schema
                                              : "2022-12-13",
-                            listener_port(lst))) {
-        listener_stop(lst);
-        lst = NULL;
+                            port)) {
+        telemetry_unavailable(t);
     }
-    m->telemetry = lst != NULL;
-    if (!m->telemetry) {
-        ledger_telemetry_off(m->ledger);
-    }
-    return lst;
 }
 
 /* event/next until SHUTDOWN (returns 0) or a failure we cannot work past (returns 1). */
-static int s_loop(struct session *s, struct lifecycle_metrics *m,
-                  const struct lifecycle_hooks *hooks, struct listener **lstp)
+static int s_loop(struct session *s, struct telemetry *t, const struct lifecycle_hooks *hooks)
 {
     struct curl_slist *hdr = s_id_header(s, NULL);
     struct lifecycle_event ev;
@@ -779,7 +563,7 @@ static int s_loop(struct session *s, struct lifecycle_metrics *m,
         if (rc != STASH_OK) {
             LOG_ERROR(MOD, "event/next failed: %s; writing metrics and exiting",
                       stash_strerror(rc));
-            s_finish(NULL, m, hooks, lstp);
+            s_finish(NULL, t, hooks);
             if (rc == STASH_EUPSTREAM) {
                 s_report_error(s, "exit/error", "Extension.EventNextFailed",
                                "event/next was refused");
@@ -788,17 +572,12 @@ static int s_loop(struct session *s, struct lifecycle_metrics *m,
         }
         failures = 0;
         bad = 0;
-        if (ev.type == LIFECYCLE_EVENT_INVOKE && m) {
+        if (ev.type == LIFECYCLE_EVENT_INVOKE) {
             /* In memory only; the call to next just below is what ends our part of the
              * invoke, so nothing else may come between them. */
-            (void)ledger_on_invoke(m->ledger, ev.request_id,
-                                   ev.deadline_ms > 0 ? (uint64_t)ev.deadline_ms : 0,
-                                   clock_real_ms());
-            if (m->writer && m->cfg.mode == EMF_MODE_AGGREGATE) {
-                emf_writer_tick(m->writer, clock_real_ms());
-            }
+            telemetry_on_invoke(t, ev.request_id, ev.deadline_ms);
         } else if (ev.type == LIFECYCLE_EVENT_SHUTDOWN) {
-            s_finish(&ev, m, hooks, lstp);
+            s_finish(&ev, t, hooks);
             status = 0;
             break;
         }
@@ -807,21 +586,9 @@ static int s_loop(struct session *s, struct lifecycle_metrics *m,
     return status;
 }
 
-int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hooks *hooks)
+/* 0 if the runtime API address and the name can go into a request; else logs why, returns 1. */
+static int s_check_opts(const struct lifecycle_opts *opts)
 {
-    static const struct lifecycle_hooks no_hooks;
-    struct lifecycle_metrics *m = opts->metrics;
-    struct session s;
-    struct listener *lst = NULL;
-    int status = 1;
-
-    if (!hooks) {
-        hooks = &no_hooks;
-    }
-    if (m && !m->ledger) {
-        m = NULL; /* metrics off */
-    }
-    memset(&s, 0, sizeof(s));
     if (!opts->runtime_api || !opts->runtime_api[0] || !opts->name || !opts->name[0]) {
         LOG_ERROR(MOD, "cannot register: AWS_LAMBDA_RUNTIME_API or extension name empty");
         return 1;
@@ -839,6 +606,23 @@ int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hook
             return 1;
         }
     }
+    return 0;
+}
+
+int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hooks *hooks)
+{
+    static const struct lifecycle_hooks no_hooks;
+    struct telemetry *t = opts->metrics;
+    struct session s;
+    int status = 1;
+
+    if (!hooks) {
+        hooks = &no_hooks;
+    }
+    memset(&s, 0, sizeof(s));
+    if (s_check_opts(opts) != 0) {
+        return 1;
+    }
     (void)snprintf(s.base, sizeof(s.base), "http://%s", opts->runtime_api);
     s.next = curl_easy_init();
     s.ctl = curl_easy_init();
@@ -846,7 +630,7 @@ int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hook
         LOG_ERROR(MOD, "cannot register: libcurl handle allocation failed");
         goto out;
     }
-    if (s_register(&s, opts->name, m) != STASH_OK) {
+    if (s_register(&s, opts->name, t) != STASH_OK) {
         goto out;
     }
     if (opts->config_error) {
@@ -856,12 +640,11 @@ int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hook
                        opts->config_error);
         goto out;
     }
-    if (m) {
-        lst = s_telemetry_start(&s, opts, m);
+    if (t) {
+        s_telemetry_start(&s, opts, t);
     }
-    status = s_loop(&s, m, hooks, &lst);
+    status = s_loop(&s, t, hooks);
 out:
-    listener_stop(lst);
     if (s.next) {
         curl_easy_cleanup(s.next);
     }

@@ -1,41 +1,43 @@
 /* extension/lifecycle.h: stash as a Lambda extension: the Extensions API (register, event/next,
  * init/error, exit/error) and the Telemetry API subscription, and the Lambda-mode main loop.
  *
- * Protocol (see shared/reference/lambda-apis.md §1-§2): POST register with
- * `Lambda-Extension-Name: <executable file name>` for INVOKE and SHUTDOWN, keep the
- * `Lambda-Extension-Identifier` it answers, PUT the telemetry subscription during init, then block
- * on GET event/next with no client timeout (the sandbox is frozen between events).
+ * Protocol (AWS Lambda Developer Guide, "Lambda Extensions API" and "Lambda Telemetry API"):
+ * POST register with `Lambda-Extension-Name: <executable file name>` for INVOKE and SHUTDOWN, keep
+ * the `Lambda-Extension-Identifier` it answers, PUT the telemetry subscription during init, then
+ * block on GET event/next with no client timeout (the sandbox is frozen between events).
  *
  * lifecycle_run() is the whole Lambda mode, called by main() once the local API is serving:
  *   register            failure: one ERROR line, returns 1 (nothing else can be reported to
- * Lambda). Refused with 403 Extension.InvalidEventType (Lambda Managed Instances take external
- * extensions for SHUTDOWN only): registers for SHUTDOWN alone, subscribes with schema 2025-01-29
- * (the only one LMI takes) and calls ledger_invokes_off(): records come from the callers'
- * X-Stash-Request-Id and the reports config error        POST init/error "Extension.ConfigInvalid"
- * (or opts->error_type: stash cannot work, e.g. its local API could not bind), returns 1 metrics
- * the EMF writer is made with register's functionName/functionVersion subscribe           types
- * ["platform"] only, buffering 1000 items / 256 KiB / 25 ms so a report is delivered as soon as the
- * sandbox thaws; any refusal (RIE and emulators answer 202 Telemetry.NotSupported) or listener
- * failure: one WARN line, ledger_telemetry_off(), and the cache keeps serving with its metrics
- *   INVOKE              ledger_on_invoke() (in memory), then event/next again at once, so the
+ *                       Lambda).  Refused with 403 Extension.InvalidEventType (Lambda Managed
+ *                       Instances take external extensions for SHUTDOWN only): registers for
+ *                       SHUTDOWN alone, subscribes with schema 2025-01-29 (the only one LMI
+ *                       takes) and starts telemetry with invokes off: records come from the
+ *                       callers' X-Stash-Request-Id and the reports
+ *   config error        POST init/error "Extension.ConfigInvalid" (or opts->error_type: stash
+ *                       cannot work, e.g. its local API could not bind), returns 1
+ *   metrics             telemetry_start() with register's functionName / functionVersion
+ *   subscribe           types ["platform"] only, buffering 1000 items / 256 KiB / 25 ms so a
+ *                       report is delivered as soon as the sandbox thaws; any refusal (RIE and
+ *                       emulators answer 202 Telemetry.NotSupported) or listener failure: one
+ *                       WARN line, telemetry_unavailable(), and the cache keeps serving with its
+ *                       metrics
+ *   INVOKE              telemetry_on_invoke() (in memory), then event/next again at once, so the
  *                       extension adds no billed time.  (With telemetry off, the previous record
  *                       completes here and its line is written: one write(2).)
  *   SHUTDOWN (any)      stop_serving() on a thread of its own, waited for at most half the budget
  *                       (the event's deadline less LIFECYCLE_SHUTDOWN_MARGIN_MS, never more than
  *                       LIFECYCLE_SHUTDOWN_WAIT_MAX_MS): a local request stuck on an upstream that
  *                       does not answer must not hold the records past the deadline;
- *                       ledger_on_shutdown(); wait for the listener while reports are owed, within
- *                       the rest of the budget; stop the listener; ledger_flush() and the writer's
- *                       flush (every record goes out); then wait for stop_serving() to return,
- *                       however long; wipe(); returns 0
+ *                       telemetry_on_shutdown() (waits for the reports owed within the rest of
+ *                       the budget); telemetry_stop() (every record goes out); then wait for
+ *                       stop_serving() to return, however long; wipe(); returns 0
  *   next fails          (the platform went away or refused us): the same flush, then POST
  *                       exit/error "Extension.EventNextFailed" if it was refused; returns 1
  *
  * Ownership: opts and hooks are borrowed for the duration of the call.
  * Thread-safety: lifecycle_run() runs on the main thread; the hooks are called on it, except
- * stop_serving (a thread of its own, see SHUTDOWN) and opts->on_batch, which runs on the
- * listener's thread (see telemetry/listener.h).  The hooks must
- * be safe against the local API's and the listener's threads (they go through the ledger).
+ * stop_serving (a thread of its own, see SHUTDOWN).  The hooks must be safe against the local
+ * API's threads.
  * curl_global_init() is main()'s job, before any thread starts.
  */
 #ifndef STASH_EXTENSION_LIFECYCLE_H
@@ -46,10 +48,7 @@
 #include <sys/socket.h>
 
 #include "common/err.h"
-#include "common/facts.h"
-#include "telemetry/emf.h"
-#include "telemetry/ledger.h"
-#include "telemetry/listener.h"
+#include "telemetry/telemetry.h"
 
 #define LIFECYCLE_REQUEST_ID_MAX       64
 #define LIFECYCLE_SHUTDOWN_MARGIN_MS   300  /* left for flushing and exiting before the deadline */
@@ -81,36 +80,6 @@ const char *lifecycle_name_from_argv0(const char *argv0);
 /* The subscription body for schema (e.g. "2022-12-13") and the listener's port; caller frees. */
 char *lifecycle_subscription_body(const char *schema, uint16_t port);
 
-/* ---- metrics: the ledger and the EMF writer, wired for Lambda mode --------------------- */
-
-struct lifecycle_metrics_config {
-    enum emf_mode mode;           /* EMF_MODE_OFF: no ledger, no subscription, no lines */
-    const char *namespace_;       /* STASH_METRICS_NAMESPACE (NULL: Stash) */
-    const char *dimensions;       /* STASH_METRICS_DIMENSIONS "Name=Value,..." (NULL: none) */
-    int per_key;                  /* STASH_METRICS_PER_KEY */
-    uint64_t interval_ms;         /* aggregate interval (0: 60 s) */
-    const char *function_name;    /* AWS_LAMBDA_FUNCTION_NAME, used if register gives none */
-    const char *function_version; /* AWS_LAMBDA_FUNCTION_VERSION, likewise */
-    int fd;                       /* where EMF lines go: STDOUT_FILENO */
-};
-
-struct lifecycle_metrics;
-
-/* Validates the EMF settings (namespace, dimensions) and makes the ledger, so facts can be
- * recorded from process start (the init record).  STASH_EINVAL with a one-line reason in err. */
-enum stash_err lifecycle_metrics_new(const struct lifecycle_metrics_config *cfg,
-                                     struct lifecycle_metrics **out, char *err, size_t errlen);
-/* Frees everything; emits nothing (lifecycle_run's SHUTDOWN flushes).  Accepts NULL. */
-void lifecycle_metrics_free(struct lifecycle_metrics *m);
-/* The local API's on_facts (an api_facts_fn; ctx: struct lifecycle_metrics, or NULL): one
- * request's facts into the ledger.  Thread-safe. */
-void lifecycle_metrics_on_facts(void *ctx, const struct facts *f);
-/* A listener_batch_fn (ctx: struct lifecycle_metrics): parse, then hand to the ledger. */
-enum stash_err lifecycle_metrics_on_batch(void *ctx, const char *body, size_t len);
-/* The writer's and ledger's counters, for tests and the shutdown log line. */
-void lifecycle_metrics_stats(struct lifecycle_metrics *m, struct ledger_stats *ledger,
-                             struct emf_writer_stats *emf);
-
 /* ---- the Lambda-mode loop ---------------------------------------------------------------- */
 
 /* What lifecycle_run needs from the rest of the process (both may be NULL). */
@@ -131,7 +100,7 @@ struct lifecycle_opts {
     const char *schema;       /* telemetry schemaVersion (NULL: 2022-12-13) */
     const struct sockaddr *listen_addr; /* from listener_resolve() */
     socklen_t listen_addrlen;
-    struct lifecycle_metrics *metrics; /* NULL (or mode off): no telemetry, no EMF */
+    struct telemetry *metrics; /* NULL: no telemetry, no EMF */
 };
 
 /* Runs Lambda mode to its end; returns the process exit status. */

@@ -36,8 +36,8 @@
 #include "extension/api.h"
 #include "extension/config.h"
 #include "extension/lifecycle.h"
-#include "telemetry/emf.h"
 #include "telemetry/listener.h"
+#include "telemetry/telemetry.h"
 
 /* Ceiling on one upstream answer: a secret is at most 64 KiB, and base64 grows a binary one. */
 #define UPSTREAM_MAX_RESPONSE_BYTES ((size_t)1024 * 1024)
@@ -146,8 +146,7 @@ static void lambda_wipe(void *arg)
 
 /* Lambda mode: the Extensions API lifecycle until SHUTDOWN. */
 static int run_lambda(const struct config *cfg, const struct lambda_env *le, struct api **api,
-                      struct cache *cache, struct aws_client *aws,
-                      struct lifecycle_metrics *metrics)
+                      struct cache *cache, struct aws_client *aws, struct telemetry *metrics)
 {
     struct lambda_ctx ctx = {.api = api, .cache = cache, .aws = aws};
     struct lifecycle_hooks hooks = {
@@ -167,29 +166,12 @@ static int run_lambda(const struct config *cfg, const struct lambda_env *le, str
     return lifecycle_run(&opts, &hooks);
 }
 
-/* The metrics half of Lambda mode, made before the API starts so INIT requests are recorded. */
-static struct lifecycle_metrics *lambda_metrics(const struct config *cfg)
+/* The metrics half of Lambda mode, made before the API starts so INIT requests are recorded
+ * (NULL when metrics are off). */
+static struct telemetry *lambda_metrics(const struct config *cfg)
 {
-    struct lifecycle_metrics_config mc = {
-        .namespace_ = cfg->metrics_namespace,
-        .dimensions = cfg->metrics_dimensions,
-        .per_key = cfg->metrics_per_key,
-        .interval_ms = cfg->aggregate_interval_s * 1000,
-        .function_name = cfg->lambda_function_name,
-        .function_version = cfg->lambda_function_version,
-        .fd = STDOUT_FILENO,
-    };
-    struct lifecycle_metrics *m = NULL;
-    char err[256] = "STASH_METRICS_MODE";
-
-    /* Both were validated by config_load; a failure here is a bug, and metrics are not worth
-     * taking the cache away for. */
-    if (emf_mode_parse(cfg->metrics_mode, &mc.mode) != STASH_OK ||
-        lifecycle_metrics_new(&mc, &m, err, sizeof(err)) != STASH_OK) {
-        LOG_ERROR("main", "metrics disabled: %s", err);
-        return NULL;
-    }
-    return m;
+    return telemetry_new(cfg->metrics, STDOUT_FILENO, cfg->lambda_function_name,
+                         cfg->lambda_function_version);
 }
 
 static void usage(FILE *out)
@@ -233,7 +215,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     struct cache *cache = NULL;
     struct aws_client *aws = NULL;
     struct api *api = NULL;
-    struct lifecycle_metrics *metrics = NULL;
+    struct telemetry *metrics = NULL;
     sigset_t set;
     int rc = 1;
 
@@ -254,7 +236,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     aopts.aws = aws;
     if (cfg->lambda_runtime_api) {
         metrics = lambda_metrics(cfg);
-        aopts.on_facts = lifecycle_metrics_on_facts;
+        aopts.on_facts = telemetry_on_facts;
         aopts.facts_ctx = metrics;
     }
     if (api_start(&aopts, &api) != STASH_OK) {
@@ -299,7 +281,7 @@ out:
     if (cache) {
         cache_free(cache); /* wipes every value */
     }
-    lifecycle_metrics_free(metrics);
+    telemetry_free(metrics);
     return rc;
 }
 

@@ -40,6 +40,8 @@ checks=(
   "/usr/bin/openssl:openssl"
   # the HTML cost report's browser test
   "/usr/bin/chromium:chromium"
+  # make lint (CI)
+  "/usr/bin/clang-tidy:clang-tidy"
 )
 
 missing=()

@@ -20,6 +20,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/str.h"
 
 #define EMF_NUMBER_LIMIT 1e15 /* larger values are nonsense here and would print long */
 
@@ -90,27 +91,11 @@ enum stash_err emf_mode_parse(const char *s, enum emf_mode *out)
     return STASH_EINVAL;
 }
 
-/* Non-blank printable ASCII. */
-static int ascii_ok(const char *s, size_t n)
-{
-    int nonblank = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c < 0x20 || c > 0x7e) {
-            return 0;
-        }
-        nonblank |= c != ' ';
-    }
-    return nonblank;
-}
-
 static int namespace_ok(const char *s)
 {
     size_t n = strlen(s);
 
-    if (n == 0 || n > EMF_NAMESPACE_MAX || !ascii_ok(s, n) || strncmp(s, "AWS/", 4) == 0) {
+    if (n == 0 || n > EMF_NAMESPACE_MAX || !str_printable(s, n) || strncmp(s, "AWS/", 4) == 0) {
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -172,9 +157,9 @@ static enum stash_err parse_dims(struct emf_config *cfg, const char *spec)
             !copy_trimmed(d->value, sizeof(d->value), eq + 1, len - (size_t)(eq - p) - 1)) {
             return STASH_EINVAL;
         }
-        if (!ascii_ok(d->name, strlen(d->name)) || !ascii_ok(d->value, strlen(d->value)) ||
-            d->name[0] == ':' || strpbrk(d->name, "=\"\\") || strpbrk(d->value, "=\"\\") ||
-            reserved(d->name)) {
+        if (!str_printable(d->name, strlen(d->name)) ||
+            !str_printable(d->value, strlen(d->value)) || d->name[0] == ':' ||
+            strpbrk(d->name, "=\"\\") || strpbrk(d->value, "=\"\\") || reserved(d->name)) {
             return STASH_EINVAL;
         }
         for (size_t i = 0; i < cfg->ndims; i++) {
@@ -194,46 +179,67 @@ static enum stash_err parse_dims(struct emf_config *cfg, const char *spec)
     return STASH_OK;
 }
 
-enum stash_err emf_config_init(struct emf_config *cfg, const char *metric_namespace,
-                               const char *function_name, const char *function_version,
-                               const char *dims_spec, int per_key)
+enum stash_err emf_config_set_namespace(struct emf_config *cfg, const char *metric_namespace)
 {
-    enum stash_err rc = STASH_EINVAL;
-
-    memset(cfg, 0, sizeof(*cfg));
     if (!metric_namespace || !*metric_namespace) {
         metric_namespace = EMF_NAMESPACE_DEFAULT;
     }
+    if (!namespace_ok(metric_namespace)) {
+        cfg->namespace_[0] = '\0';
+        return STASH_EINVAL;
+    }
+    memcpy(cfg->namespace_, metric_namespace, strlen(metric_namespace) + 1);
+    return STASH_OK;
+}
+
+enum stash_err emf_config_set_function(struct emf_config *cfg, const char *function_name,
+                                       const char *function_version)
+{
     if (!function_name || !*function_name) {
         function_name = "unknown";
     }
     if (!function_version) {
         function_version = "";
     }
-    if (!namespace_ok(metric_namespace)) {
-        goto out;
-    }
     if (strlen(function_name) > EMF_DIM_VALUE_MAX ||
-        !ascii_ok(function_name, strlen(function_name)) ||
+        !str_printable(function_name, strlen(function_name)) ||
         strlen(function_version) >= sizeof(cfg->function_version)) {
-        goto out;
+        cfg->function_name[0] = '\0';
+        cfg->function_version[0] = '\0';
+        return STASH_EINVAL;
     }
-    memcpy(cfg->namespace_, metric_namespace, strlen(metric_namespace) + 1);
     memcpy(cfg->function_name, function_name, strlen(function_name) + 1);
     memcpy(cfg->function_version, function_version, strlen(function_version) + 1);
-    cfg->per_key = per_key ? 1 : 0;
+    return STASH_OK;
+}
+
+enum stash_err emf_config_set_dims(struct emf_config *cfg, const char *dims_spec)
+{
+    enum stash_err rc = STASH_OK;
+
     if (dims_spec && *dims_spec) {
         rc = parse_dims(cfg, dims_spec);
-        if (rc != STASH_OK) {
-            goto out;
-        }
     }
-    rc = STASH_OK;
-out:
     if (rc != STASH_OK) {
-        memset(cfg, 0, sizeof(*cfg));
+        memset(cfg->dims, 0, sizeof(cfg->dims));
+        cfg->ndims = 0;
     }
     return rc;
+}
+
+enum stash_err emf_config_init(struct emf_config *cfg, const char *metric_namespace,
+                               const char *function_name, const char *function_version,
+                               const char *dims_spec, int per_key)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->per_key = per_key ? 1 : 0;
+    if (emf_config_set_namespace(cfg, metric_namespace) != STASH_OK ||
+        emf_config_set_function(cfg, function_name, function_version) != STASH_OK ||
+        emf_config_set_dims(cfg, dims_spec) != STASH_OK) {
+        memset(cfg, 0, sizeof(*cfg));
+        return STASH_EINVAL;
+    }
+    return STASH_OK;
 }
 
 void emf_lines_release(struct emf_lines *lines)
@@ -259,7 +265,7 @@ static void lines_push(struct emf_lines *out, char *line, size_t len)
 }
 
 /* A JSON number for a finite value: "%.3f" without trailing zeros. */
-static enum stash_err put_number(struct buf *b, double v)
+static void put_number(struct buf *b, double v)
 {
     char tmp[64];
     int n;
@@ -269,7 +275,8 @@ static enum stash_err put_number(struct buf *b, double v)
     }
     n = snprintf(tmp, sizeof(tmp), "%.3f", v);
     if (n <= 0 || (size_t)n >= sizeof(tmp)) {
-        return STASH_EINVAL;
+        (void)buf_fail(b, STASH_EINVAL);
+        return;
     }
     while (n > 1 && tmp[n - 1] == '0') {
         n--;
@@ -277,7 +284,7 @@ static enum stash_err put_number(struct buf *b, double v)
     if (tmp[n - 1] == '.') {
         n--;
     }
-    return buf_append(b, tmp, (size_t)n);
+    (void)buf_append(b, tmp, (size_t)n);
 }
 
 static int number_ok(double v)
@@ -287,23 +294,17 @@ static int number_ok(double v)
 
 /* A JSON string of s, control characters escaped and every byte above 0x7e replaced by '?', so
  * a line is always ASCII (and valid UTF-8) whatever an id or name carried. */
-static enum stash_err put_string(struct buf *b, const char *s)
+static void put_string(struct buf *b, const char *s)
 {
-    enum stash_err rc = buf_putc(b, '"');
-
-    for (const char *p = s; *p && rc == STASH_OK; p++) {
-        unsigned char c = (unsigned char)*p;
-
-        if (c > 0x7e) {
-            rc = buf_putc(b, '?');
+    (void)buf_putc(b, '"');
+    for (const char *p = s; *p; p++) {
+        if ((unsigned char)*p > 0x7e) {
+            (void)buf_putc(b, '?');
         } else {
-            rc = buf_put_json_escaped(b, p, 1);
+            (void)buf_put_json_escaped(b, p, 1);
         }
     }
-    if (rc == STASH_OK) {
-        rc = buf_putc(b, '"');
-    }
-    return rc;
+    (void)buf_putc(b, '"');
 }
 
 enum metric_kind {
@@ -363,31 +364,26 @@ static int on_line(const struct metric *m, size_t part, size_t *from, size_t *co
     return 1;
 }
 
-/* How many values of an array are finite enough to print; the rest are skipped when printing. */
-static enum stash_err put_values(struct buf *b, const double *v, size_t from, size_t count)
+/* [v, ...] of the values finite enough to print; the others are skipped. */
+static void put_values(struct buf *b, const double *v, size_t from, size_t count)
 {
-    enum stash_err rc = buf_putc(b, '[');
     int first = 1;
 
-    for (size_t i = from; i < from + count && rc == STASH_OK; i++) {
+    (void)buf_putc(b, '[');
+    for (size_t i = from; i < from + count; i++) {
         if (!number_ok(v[i])) {
             continue;
         }
         if (!first) {
-            rc = buf_putc(b, ',');
+            (void)buf_putc(b, ',');
         }
-        if (rc == STASH_OK) {
-            rc = put_number(b, v[i]);
-        }
+        put_number(b, v[i]);
         first = 0;
     }
-    if (rc == STASH_OK && first) {
-        rc = put_number(b, 0); /* an all-non-finite slice cannot happen (ledger filters) */
+    if (first) {
+        put_number(b, 0); /* an all-non-finite slice cannot happen (ledger filters) */
     }
-    if (rc == STASH_OK) {
-        rc = buf_putc(b, ']');
-    }
-    return rc;
+    (void)buf_putc(b, ']');
 }
 
 /* Dimensions beyond FunctionName and the configured ones (per-key lines). */
@@ -396,110 +392,113 @@ struct line_dims {
     const char *key;
 };
 
+/* {"_aws":{...}}: the metadata that tells CloudWatch which members below are metrics, in which
+ * namespace, with which dimensions. */
+static void put_directive(struct buf *b, const struct emf_config *cfg, uint64_t ts,
+                          const struct metric_list *ml, size_t part, const struct line_dims *ld)
+{
+    size_t from = 0, count = 0;
+    const char *sep = "";
+
+    (void)buf_printf(b, "{\"_aws\":{\"Timestamp\":%llu,\"CloudWatchMetrics\":[{\"Namespace\":",
+                     (unsigned long long)ts);
+    put_string(b, cfg->namespace_);
+    (void)buf_puts(b, ",\"Dimensions\":[[\"FunctionName\"");
+    for (size_t i = 0; i < cfg->ndims; i++) {
+        (void)buf_putc(b, ',');
+        put_string(b, cfg->dims[i].name);
+    }
+    if (ld && ld->service) {
+        (void)buf_puts(b, ",\"Service\",\"Key\"");
+    }
+    (void)buf_puts(b, "]],\"Metrics\":[");
+    for (size_t i = 0; i < ml->n; i++) {
+        if (on_line(&ml->m[i], part, &from, &count)) {
+            (void)buf_printf(b, "%s{\"Name\":\"%s\",\"Unit\":\"%s\"}", sep, ml->m[i].name,
+                             ml->m[i].unit);
+            sep = ",";
+        }
+    }
+    (void)buf_puts(b, "]}]}");
+}
+
+/* ,"FunctionName":"...",<extra dimensions>[,"Service":"...","Key":"..."] */
+static void put_dimension_values(struct buf *b, const struct emf_config *cfg,
+                                 const struct line_dims *ld)
+{
+    (void)buf_puts(b, ",\"FunctionName\":");
+    put_string(b, cfg->function_name);
+    for (size_t i = 0; i < cfg->ndims; i++) {
+        (void)buf_putc(b, ',');
+        put_string(b, cfg->dims[i].name);
+        (void)buf_putc(b, ':');
+        put_string(b, cfg->dims[i].value);
+    }
+    if (ld && ld->service) {
+        (void)buf_puts(b, ",\"Service\":");
+        put_string(b, ld->service);
+        (void)buf_puts(b, ",\"Key\":");
+        put_string(b, ld->key);
+    }
+}
+
+/* ,"Metric":value for each metric on this line (its slice of values, for an array). */
+static void put_metric_values(struct buf *b, const struct metric_list *ml, size_t part)
+{
+    size_t from = 0, count = 0;
+
+    for (size_t i = 0; i < ml->n; i++) {
+        const struct metric *m = &ml->m[i];
+
+        if (!on_line(m, part, &from, &count)) {
+            continue;
+        }
+        (void)buf_printf(b, ",\"%s\":", m->name);
+        if (m->kind == MK_COUNT) {
+            (void)buf_printf(b, "%llu", (unsigned long long)m->u);
+        } else if (m->kind == MK_NUMBER) {
+            put_number(b, m->d);
+        } else {
+            put_values(b, m->arr, from, count);
+        }
+    }
+}
+
+/* Hands a finished line to out, or drops it if any append failed. */
+static enum stash_err lines_take(struct emf_lines *out, struct buf *b)
+{
+    enum stash_err rc = buf_error(b);
+    char *line;
+    size_t len;
+
+    if (rc != STASH_OK) {
+        buf_release(b);
+        return rc;
+    }
+    line = buf_detach(b, &len);
+    lines_push(out, line, len);
+    return STASH_OK;
+}
+
+/* One line: the directive, the dimension values, the metrics, then the properties. */
 static enum stash_err render_line(const struct emf_config *cfg, uint64_t ts,
                                   const struct metric_list *ml, size_t part,
                                   const struct line_dims *ld, const char *props,
                                   struct emf_lines *out)
 {
     struct buf b = BUF_INIT(EMF_LINE_MAX);
-    enum stash_err rc;
-    int first = 1;
-    size_t from = 0, count = 0;
-    char *line;
-    size_t len;
 
-    rc = buf_printf(&b, "{\"_aws\":{\"Timestamp\":%llu,\"CloudWatchMetrics\":[{\"Namespace\":",
-                    (unsigned long long)ts);
-    if (rc == STASH_OK) {
-        rc = put_string(&b, cfg->namespace_);
+    put_directive(&b, cfg, ts, ml, part, ld);
+    put_dimension_values(&b, cfg, ld);
+    put_metric_values(&b, ml, part);
+    if (part > 0) {
+        (void)buf_printf(&b, ",\"emfPart\":%zu", part + 1);
     }
-    if (rc == STASH_OK) {
-        rc = buf_puts(&b, ",\"Dimensions\":[[\"FunctionName\"");
+    if (props) {
+        (void)buf_puts(&b, props);
     }
-    for (size_t i = 0; i < cfg->ndims && rc == STASH_OK; i++) {
-        rc = buf_putc(&b, ',');
-        if (rc == STASH_OK) {
-            rc = put_string(&b, cfg->dims[i].name);
-        }
-    }
-    if (rc == STASH_OK && ld && ld->service) {
-        rc = buf_puts(&b, ",\"Service\",\"Key\"");
-    }
-    if (rc == STASH_OK) {
-        rc = buf_puts(&b, "]],\"Metrics\":[");
-    }
-    for (size_t i = 0; i < ml->n && rc == STASH_OK; i++) {
-        if (!on_line(&ml->m[i], part, &from, &count)) {
-            continue;
-        }
-        rc = buf_printf(&b, "%s{\"Name\":\"%s\",\"Unit\":\"%s\"}", first ? "" : ",", ml->m[i].name,
-                        ml->m[i].unit);
-        first = 0;
-    }
-    if (rc == STASH_OK) {
-        rc = buf_puts(&b, "]}]},\"FunctionName\":");
-    }
-    if (rc == STASH_OK) {
-        rc = put_string(&b, cfg->function_name);
-    }
-    for (size_t i = 0; i < cfg->ndims && rc == STASH_OK; i++) {
-        rc = buf_putc(&b, ',');
-        if (rc == STASH_OK) {
-            rc = put_string(&b, cfg->dims[i].name);
-        }
-        if (rc == STASH_OK) {
-            rc = buf_putc(&b, ':');
-        }
-        if (rc == STASH_OK) {
-            rc = put_string(&b, cfg->dims[i].value);
-        }
-    }
-    if (rc == STASH_OK && ld && ld->service) {
-        rc = buf_puts(&b, ",\"Service\":");
-        if (rc == STASH_OK) {
-            rc = put_string(&b, ld->service);
-        }
-        if (rc == STASH_OK) {
-            rc = buf_puts(&b, ",\"Key\":");
-        }
-        if (rc == STASH_OK) {
-            rc = put_string(&b, ld->key);
-        }
-    }
-    for (size_t i = 0; i < ml->n && rc == STASH_OK; i++) {
-        const struct metric *m = &ml->m[i];
-
-        if (!on_line(m, part, &from, &count)) {
-            continue;
-        }
-        rc = buf_printf(&b, ",\"%s\":", m->name);
-        if (rc != STASH_OK) {
-            break;
-        }
-        if (m->kind == MK_COUNT) {
-            rc = buf_printf(&b, "%llu", (unsigned long long)m->u);
-        } else if (m->kind == MK_NUMBER) {
-            rc = put_number(&b, m->d);
-        } else {
-            rc = put_values(&b, m->arr, from, count);
-        }
-    }
-    if (rc == STASH_OK && part > 0) {
-        rc = buf_printf(&b, ",\"emfPart\":%zu", part + 1);
-    }
-    if (rc == STASH_OK && props) {
-        rc = buf_puts(&b, props);
-    }
-    if (rc == STASH_OK) {
-        rc = buf_puts(&b, "}\n");
-    }
-    if (rc != STASH_OK) {
-        buf_release(&b);
-        return rc;
-    }
-    line = buf_detach(&b, &len);
-    lines_push(out, line, len);
-    return STASH_OK;
+    (void)buf_puts(&b, "}\n");
+    return lines_take(out, &b);
 }
 
 /* Lines for a metric list: as many as the longest array needs; props_first on the first line,
@@ -563,106 +562,120 @@ static const char *status_name(enum telemetry_status s)
 }
 
 /* ,"name":<number> when the bit is set and the value prints. */
-static enum stash_err prop_number(struct buf *b, unsigned has, unsigned bit, const char *name,
-                                  double v)
+static void prop_number(struct buf *b, unsigned has, unsigned bit, const char *name, double v)
 {
-    enum stash_err rc;
-
     if (!(has & bit) || !number_ok(v)) {
-        return STASH_OK;
+        return;
     }
-    rc = buf_printf(b, ",\"%s\":", name);
-    return rc == STASH_OK ? put_number(b, v) : rc;
+    (void)buf_printf(b, ",\"%s\":", name);
+    put_number(b, v);
 }
 
 /* Properties shared by every line of a record: the id, version, phase, cold start. */
-static enum stash_err props_common(struct buf *b, const struct emf_config *cfg,
-                                   const struct ledger_record *r)
+static void props_common(struct buf *b, const struct emf_config *cfg, const struct ledger_record *r)
 {
-    enum stash_err rc = STASH_OK;
-
+    (void)buf_puts(b, ""); /* an empty property set is still a string, never NULL */
     if (!r->is_init) {
-        rc = buf_puts(b, ",\"requestId\":");
-        if (rc == STASH_OK) {
-            rc = put_string(b, r->request_id);
-        }
+        (void)buf_puts(b, ",\"requestId\":");
+        put_string(b, r->request_id);
     }
-    if (rc == STASH_OK) {
-        rc = buf_puts(b, ",\"functionVersion\":");
+    (void)buf_puts(b, ",\"functionVersion\":");
+    put_string(b, cfg->function_version);
+    (void)buf_printf(b, ",\"phase\":\"%s\",\"coldStart\":%s", r->is_init ? "init" : "invoke",
+                     r->cold_start ? "true" : "false");
+}
+
+/* ,"name":n for a count that is not zero. */
+static void prop_count_nonzero(struct buf *b, const char *name, uint64_t n)
+{
+    if (n) {
+        (void)buf_printf(b, ",\"%s\":%llu", name, (unsigned long long)n);
     }
-    if (rc == STASH_OK) {
-        rc = put_string(b, cfg->function_version);
-    }
-    if (rc == STASH_OK) {
-        rc = buf_printf(b, ",\"phase\":\"%s\",\"coldStart\":%s", r->is_init ? "init" : "invoke",
-                        r->cold_start ? "true" : "false");
-    }
-    return rc;
 }
 
 /* Properties of the first line only (things a Logs Insights query may sum). */
-static enum stash_err props_first(struct buf *b, const struct ledger_record *r)
+static void props_first(struct buf *b, const struct ledger_record *r)
 {
-    enum stash_err rc;
     const char *st = status_name(r->status);
+    unsigned has = r->has;
 
-    rc = buf_printf(b, ",\"requests\":%llu,\"singleFlightWaits\":%llu,\"bypass\":%llu",
-                    (unsigned long long)r->counts.requests, (unsigned long long)r->counts.waits,
-                    (unsigned long long)r->counts.bypass);
-    if (rc == STASH_OK && r->fetch_dropped) {
-        rc = buf_printf(b, ",\"fetchLatencyDropped\":%llu", (unsigned long long)r->fetch_dropped);
+    (void)buf_printf(b, ",\"requests\":%llu,\"singleFlightWaits\":%llu,\"bypass\":%llu",
+                     (unsigned long long)r->counts.requests, (unsigned long long)r->counts.waits,
+                     (unsigned long long)r->counts.bypass);
+    prop_count_nonzero(b, "fetchLatencyDropped", r->fetch_dropped);
+    prop_count_nonzero(b, "upstreamLatencyDropped", r->upstream_dropped);
+    prop_count_nonzero(b, "keysDropped", r->keys_dropped);
+    if (r->evicted) {
+        (void)buf_puts(b, ",\"evicted\":true");
     }
-    if (rc == STASH_OK && r->upstream_dropped) {
-        rc = buf_printf(b, ",\"upstreamLatencyDropped\":%llu",
-                        (unsigned long long)r->upstream_dropped);
+    if (st) {
+        (void)buf_printf(b, ",\"status\":\"%s\"", st);
     }
-    if (rc == STASH_OK && r->keys_dropped) {
-        rc = buf_printf(b, ",\"keysDropped\":%llu", (unsigned long long)r->keys_dropped);
+    if (r->tenant_id[0]) {
+        (void)buf_puts(b, ",\"tenantId\":");
+        put_string(b, r->tenant_id);
     }
-    if (rc == STASH_OK && r->evicted) {
-        rc = buf_puts(b, ",\"evicted\":true");
-    }
-    if (rc == STASH_OK && st) {
-        rc = buf_printf(b, ",\"status\":\"%s\"", st);
-    }
-    if (rc == STASH_OK && r->tenant_id[0]) {
-        rc = buf_puts(b, ",\"tenantId\":");
-        if (rc == STASH_OK) {
-            rc = put_string(b, r->tenant_id);
-        }
-    }
-    if (rc == STASH_OK) {
-        rc = prop_number(b, r->has, LEDGER_HAS_RUNTIME_DURATION, "runtimeDurationMs",
-                         r->runtime_duration_ms);
-    }
-    if (rc == STASH_OK) {
-        rc = prop_number(b, r->has, LEDGER_HAS_RESPONSE_LATENCY, "responseLatencyMs",
-                         r->response_latency_ms);
-    }
-    if (rc == STASH_OK) {
-        rc = prop_number(b, r->has, LEDGER_HAS_RESPONSE_DURATION, "responseDurationMs",
-                         r->response_duration_ms);
-    }
-    if (rc == STASH_OK) {
-        rc = prop_number(b, r->has, LEDGER_HAS_RUNTIME_OVERHEAD, "runtimeOverheadMs",
-                         r->runtime_overhead_ms);
-    }
-    if (rc == STASH_OK) {
-        rc = prop_number(b, r->has, LEDGER_HAS_PRODUCED_BYTES, "producedBytes", r->produced_bytes);
-    }
-    if (rc == STASH_OK) {
-        rc = prop_number(b, r->has, LEDGER_HAS_RESTORE_DURATION, "restoreDurationMs",
-                         r->restore_duration_ms);
-    }
-    if (rc == STASH_OK) {
-        rc = prop_number(b, r->has, LEDGER_HAS_MEMORY_SIZE, "memorySizeMB", r->memory_size_mb);
-    }
-    return rc;
+    prop_number(b, has, LEDGER_HAS_RUNTIME_DURATION, "runtimeDurationMs", r->runtime_duration_ms);
+    prop_number(b, has, LEDGER_HAS_RESPONSE_LATENCY, "responseLatencyMs", r->response_latency_ms);
+    prop_number(b, has, LEDGER_HAS_RESPONSE_DURATION, "responseDurationMs",
+                r->response_duration_ms);
+    prop_number(b, has, LEDGER_HAS_RUNTIME_OVERHEAD, "runtimeOverheadMs", r->runtime_overhead_ms);
+    prop_number(b, has, LEDGER_HAS_PRODUCED_BYTES, "producedBytes", r->produced_bytes);
+    prop_number(b, has, LEDGER_HAS_RESTORE_DURATION, "restoreDurationMs", r->restore_duration_ms);
+    prop_number(b, has, LEDGER_HAS_MEMORY_SIZE, "memorySizeMB", r->memory_size_mb);
 }
 
 static int record_empty_init(const struct ledger_record *r)
 {
     return r->is_init && r->counts.requests == 0 && r->counts.upstream_calls == 0;
+}
+
+/* The metrics of a record's main line, in the order they are written. */
+static void record_metrics(struct metric_list *ml, const struct ledger_record *rec)
+{
+    add_counts(ml, &rec->counts, 1);
+    if (!rec->is_init) {
+        add_count(ml, "ColdStart", rec->cold_start ? 1 : 0);
+    }
+    add_array(ml, "FetchLatency", "Milliseconds", rec->fetch_ms, rec->nfetch);
+    add_array(ml, "UpstreamLatency", "Milliseconds", rec->upstream_ms, rec->nupstream);
+    if (rec->has & LEDGER_HAS_DURATION) {
+        add_number(ml, "Duration", "Milliseconds", rec->duration_ms);
+    }
+    if (rec->has & LEDGER_HAS_BILLED) {
+        add_number(ml, "BilledDuration", "Milliseconds", rec->billed_duration_ms);
+    }
+    if (rec->has & LEDGER_HAS_INIT_DURATION) {
+        add_number(ml, "InitDuration", "Milliseconds", rec->init_duration_ms);
+    }
+    if (rec->has & LEDGER_HAS_EXT_OVERHEAD) {
+        add_number(ml, "ExtensionOverhead", "Milliseconds", rec->extension_overhead_ms);
+    }
+    if (rec->has & LEDGER_HAS_MAX_MEMORY) {
+        add_number(ml, "MaxMemoryUsed", "Megabytes", rec->max_memory_used_mb);
+    }
+}
+
+/* One line per key with its counts (per_key on); props: the record's common properties. */
+static enum stash_err render_keys(const struct emf_config *cfg, const struct ledger_record *rec,
+                                  const char *props, struct emf_lines *out)
+{
+    enum stash_err rc = STASH_OK;
+
+    for (size_t k = 0; k < rec->nkeys && rc == STASH_OK; k++) {
+        const struct ledger_key *key = &rec->keys[k];
+        struct metric_list kl = {.n = 0};
+        struct line_dims ld = {service_name(key->service), key->name};
+        size_t n = strnlen(key->name, sizeof(key->name));
+
+        if (key->service == FACTS_SVC_NONE || n == 0 || n > EMF_DIM_VALUE_MAX ||
+            !str_printable(key->name, n)) {
+            continue; /* the ledger keeps only good names; checked again at the boundary */
+        }
+        add_counts(&kl, &key->counts, 0);
+        rc = render_line(cfg, rec->invoke_ms, &kl, 0, &ld, props, out);
+    }
+    return rc;
 }
 
 enum stash_err emf_render_record(const struct emf_config *cfg, const struct ledger_record *rec,
@@ -677,53 +690,16 @@ enum stash_err emf_render_record(const struct emf_config *cfg, const struct ledg
     if (record_empty_init(rec)) {
         return STASH_OK;
     }
-    add_counts(&ml, &rec->counts, 1);
-    if (!rec->is_init) {
-        add_count(&ml, "ColdStart", rec->cold_start ? 1 : 0);
-    }
-    add_array(&ml, "FetchLatency", "Milliseconds", rec->fetch_ms, rec->nfetch);
-    add_array(&ml, "UpstreamLatency", "Milliseconds", rec->upstream_ms, rec->nupstream);
-    if (rec->has & LEDGER_HAS_DURATION) {
-        add_number(&ml, "Duration", "Milliseconds", rec->duration_ms);
-    }
-    if (rec->has & LEDGER_HAS_BILLED) {
-        add_number(&ml, "BilledDuration", "Milliseconds", rec->billed_duration_ms);
-    }
-    if (rec->has & LEDGER_HAS_INIT_DURATION) {
-        add_number(&ml, "InitDuration", "Milliseconds", rec->init_duration_ms);
-    }
-    if (rec->has & LEDGER_HAS_EXT_OVERHEAD) {
-        add_number(&ml, "ExtensionOverhead", "Milliseconds", rec->extension_overhead_ms);
-    }
-    if (rec->has & LEDGER_HAS_MAX_MEMORY) {
-        add_number(&ml, "MaxMemoryUsed", "Megabytes", rec->max_memory_used_mb);
-    }
-    /* "" so that an empty property set still yields a string, never NULL. */
-    rc = buf_puts(&common, "");
-    if (rc == STASH_OK) {
-        rc = props_common(&common, cfg, rec);
-    }
-    if (rc == STASH_OK) {
-        rc = buf_puts(&first, common.data);
-    }
-    if (rc == STASH_OK) {
-        rc = props_first(&first, rec);
-    }
+    record_metrics(&ml, rec);
+    props_common(&common, cfg, rec);
+    (void)buf_puts(&first, common.data ? common.data : "");
+    props_first(&first, rec);
+    rc = buf_error(&common) != STASH_OK ? buf_error(&common) : buf_error(&first);
     if (rc == STASH_OK) {
         rc = render_split(cfg, rec->invoke_ms, &ml, NULL, first.data, common.data, out);
     }
-    for (size_t k = 0; k < rec->nkeys && cfg->per_key && rc == STASH_OK; k++) {
-        const struct ledger_key *key = &rec->keys[k];
-        struct metric_list kl = {.n = 0};
-        struct line_dims ld = {service_name(key->service), key->name};
-        size_t n = strnlen(key->name, sizeof(key->name));
-
-        if (key->service == FACTS_SVC_NONE || n == 0 || n > EMF_DIM_VALUE_MAX ||
-            !ascii_ok(key->name, n)) {
-            continue; /* the ledger keeps only good names; checked again at the boundary */
-        }
-        add_counts(&kl, &key->counts, 0);
-        rc = render_line(cfg, rec->invoke_ms, &kl, 0, &ld, common.data, out);
+    if (rc == STASH_OK && cfg->per_key) {
+        rc = render_keys(cfg, rec, common.data, out);
     }
     buf_release(&common);
     buf_release(&first);
@@ -741,15 +717,6 @@ void emf_agg_reset(struct emf_agg *a)
     a->rng = 0x9e3779b97f4a7c15ULL;
 }
 
-static uint64_t agg_rand(struct emf_agg *a)
-{
-    /* xorshift64: deterministic, enough to pick reservoir slots. */
-    a->rng ^= a->rng << 13;
-    a->rng ^= a->rng >> 7;
-    a->rng ^= a->rng << 17;
-    return a->rng;
-}
-
 /* Algorithm R: keeps a uniform sample of at most EMF_AGG_VALUES_MAX values. */
 static void series_add(struct emf_agg *a, struct emf_agg_series *s, double v)
 {
@@ -762,7 +729,7 @@ static void series_add(struct emf_agg *a, struct emf_agg_series *s, double v)
         return;
     }
     {
-        uint64_t j = agg_rand(a) % s->seen;
+        uint64_t j = xorshift64(&a->rng) % s->seen; /* deterministic */
 
         if (j < EMF_AGG_VALUES_MAX) {
             s->v[j] = v;
@@ -859,28 +826,19 @@ enum stash_err emf_render_agg(const struct emf_config *cfg, const struct emf_agg
     add_array(&ml, "InitDuration", "Milliseconds", a->init.v, a->init.n);
     add_array(&ml, "ExtensionOverhead", "Milliseconds", a->overhead.v, a->overhead.n);
     add_array(&ml, "MaxMemoryUsed", "Megabytes", a->memory.v, a->memory.n);
-    rc = buf_puts(&common, ",\"functionVersion\":");
-    if (rc == STASH_OK) {
-        rc = put_string(&common, cfg->function_version);
-    }
-    if (rc == STASH_OK) {
-        rc = buf_printf(&common,
-                        ",\"phase\":\"aggregate\",\"intervalStartMs\":%llu,"
-                        "\"intervalEndMs\":%llu",
-                        (unsigned long long)a->start_ms, (unsigned long long)a->end_ms);
-    }
-    if (rc == STASH_OK) {
-        rc = buf_puts(&first, common.data);
-    }
-    if (rc == STASH_OK) {
-        rc = buf_printf(&first,
-                        ",\"invocations\":%llu,\"initRecords\":%llu,\"requests\":%llu,"
-                        "\"singleFlightWaits\":%llu,\"bypass\":%llu,"
-                        "\"valuesSampledOut\":%llu",
-                        (unsigned long long)a->invocations, (unsigned long long)a->init_records,
-                        (unsigned long long)a->counts.requests, (unsigned long long)a->counts.waits,
-                        (unsigned long long)a->counts.bypass, (unsigned long long)left_out);
-    }
+    (void)buf_puts(&common, ",\"functionVersion\":");
+    put_string(&common, cfg->function_version);
+    (void)buf_printf(&common,
+                     ",\"phase\":\"aggregate\",\"intervalStartMs\":%llu,\"intervalEndMs\":%llu",
+                     (unsigned long long)a->start_ms, (unsigned long long)a->end_ms);
+    (void)buf_puts(&first, common.data ? common.data : "");
+    (void)buf_printf(&first,
+                     ",\"invocations\":%llu,\"initRecords\":%llu,\"requests\":%llu,"
+                     "\"singleFlightWaits\":%llu,\"bypass\":%llu,\"valuesSampledOut\":%llu",
+                     (unsigned long long)a->invocations, (unsigned long long)a->init_records,
+                     (unsigned long long)a->counts.requests, (unsigned long long)a->counts.waits,
+                     (unsigned long long)a->counts.bypass, (unsigned long long)left_out);
+    rc = buf_error(&common) != STASH_OK ? buf_error(&common) : buf_error(&first);
     if (rc == STASH_OK) {
         rc = render_split(cfg, ts_ms, &ml, NULL, first.data, common.data, out);
     }

@@ -1,6 +1,7 @@
 /* telemetry/emf.h: CloudWatch Embedded Metric Format lines from ledger records.
  *
- * Format (emf-cost-wire.md section 1): one compact JSON object per line, "\n"-terminated:
+ * Format (CloudWatch's "Specification: Embedded metric format"): one compact JSON object per
+ * line, "\n"-terminated:
  *   {"_aws":{"Timestamp":<int ms>,"CloudWatchMetrics":[{"Namespace":"Stash",
  *     "Dimensions":[["FunctionName",<extra dims>]],"Metrics":[{"Name":"CacheHits","Unit":"Count"},
  *     ...]}]},"FunctionName":"...",<extra dims>,"CacheHits":3,...,"FetchLatency":[0.41,12.5],
@@ -92,6 +93,13 @@ struct emf_config {
 enum stash_err emf_config_init(struct emf_config *cfg, const char *metric_namespace,
                                const char *function_name, const char *function_version,
                                const char *dims_spec, int per_key);
+/* The three parts of emf_config_init, each checked as described there, for a caller that checks
+ * the configured parts once and sets the function's name later.  On STASH_EINVAL that part of
+ * cfg is left empty; set_dims adds to the dimensions already there. */
+enum stash_err emf_config_set_namespace(struct emf_config *cfg, const char *metric_namespace);
+enum stash_err emf_config_set_function(struct emf_config *cfg, const char *function_name,
+                                       const char *function_version);
+enum stash_err emf_config_set_dims(struct emf_config *cfg, const char *dims_spec);
 
 struct emf_lines {
     char **line; /* each NUL-terminated and ending in "\n" */

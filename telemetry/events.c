@@ -1,7 +1,8 @@
 /* telemetry/events.c: Telemetry API batch parser (contract in events.h).
  *
- * Two passes over the cJSON tree: the first counts and validates every envelope, the second fills
- * the events array, so a batch is either wholly accepted or leaves nothing behind.
+ * One pass over the cJSON tree: each element is checked and, if it is a known platform event,
+ * stored in an array that grows as they come (a batch of log lines allocates nothing).  The first
+ * malformed element frees what was stored, so a batch is wholly accepted or leaves nothing behind.
  */
 #include "telemetry/events.h"
 
@@ -12,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/mem.h"
+#include "common/str.h"
 
 struct type_name {
     const char *name;
@@ -64,18 +66,6 @@ const struct telemetry_span *telemetry_event_span(const struct telemetry_event *
     return NULL;
 }
 
-/* Copies a string, truncating to fit. */
-static void copy_trunc(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-
-    if (n >= cap) {
-        n = cap - 1;
-    }
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* Optional string field: absent is fine, present must be a string (copied, truncated). */
 static enum stash_err opt_text(const cJSON *obj, const char *key, char *dst, size_t cap)
 {
@@ -87,7 +77,7 @@ static enum stash_err opt_text(const cJSON *obj, const char *key, char *dst, siz
     if (!cJSON_IsString(it) || !it->valuestring) {
         return STASH_EPARSE;
     }
-    copy_trunc(dst, cap, it->valuestring);
+    str_copy_trunc(dst, cap, it->valuestring);
     return STASH_OK;
 }
 
@@ -226,7 +216,7 @@ static enum stash_err parse_spans(const cJSON *rec, struct telemetry_event *ev)
             continue;
         }
         out = &ev->spans[ev->nspans++];
-        copy_trunc(out->name, sizeof(out->name), name->valuestring);
+        str_copy_trunc(out->name, sizeof(out->name), name->valuestring);
         out->duration_ms = dur->valuedouble;
         out->start_ms = 0;
         if (cJSON_IsString(start) && start->valuestring) {
@@ -311,7 +301,7 @@ static enum stash_err parse_record(const cJSON *rec, struct telemetry_event *ev)
     return rc;
 }
 
-/* Envelope check shared by both passes: type and time.  *type is TELEMETRY_UNKNOWN for log
+/* Envelope check: type and time.  *type is TELEMETRY_UNKNOWN for log
  * records and unknown types; *is_log tells the two apart. */
 static enum stash_err parse_envelope(const cJSON *el, enum telemetry_type *type, int *is_log,
                                      uint64_t *time_ms)
@@ -339,14 +329,73 @@ static enum stash_err parse_envelope(const cJSON *el, enum telemetry_type *type,
     return STASH_OK;
 }
 
+/* The next free slot of b's events, zeroed; the array doubles when full. */
+static struct telemetry_event *batch_slot(struct telemetry_batch *b, size_t *cap)
+{
+    if (b->n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        b->events = xrealloc(b->events, *cap * sizeof(*b->events));
+    }
+    memset(&b->events[b->n], 0, sizeof(b->events[0]));
+    return &b->events[b->n];
+}
+
+/* One element of the array: stored as an event, or counted as a log record or an unknown type. */
+static enum stash_err parse_element(const cJSON *el, struct telemetry_batch *b, size_t *cap)
+{
+    enum telemetry_type type;
+    int is_log;
+    uint64_t time_ms;
+    struct telemetry_event *ev;
+    enum stash_err rc = parse_envelope(el, &type, &is_log, &time_ms);
+
+    if (rc != STASH_OK) {
+        return rc;
+    }
+    if (is_log) {
+        b->nlogs++;
+        return STASH_OK;
+    }
+    if (type == TELEMETRY_UNKNOWN) {
+        b->nignored++;
+        return STASH_OK;
+    }
+    ev = batch_slot(b, cap);
+    ev->type = type;
+    ev->time_ms = time_ms;
+    rc = parse_record(cJSON_GetObjectItemCaseSensitive(el, "record"), ev);
+    if (rc == STASH_OK) {
+        b->n++;
+    }
+    return rc;
+}
+
+/* The body as a JSON array with nothing but whitespace after it, or NULL. */
+static cJSON *parse_array(const char *body, size_t len)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+
+    if (!root) {
+        return NULL;
+    }
+    while (end && (size_t)(end - body) < len &&
+           (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
+        end++;
+    }
+    if (!end || (size_t)(end - body) != len || !cJSON_IsArray(root)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
 enum stash_err telemetry_batch_parse(const char *body, size_t len, struct telemetry_batch *out)
 {
-    enum stash_err rc = STASH_EPARSE;
-    cJSON *root = NULL;
-    const char *end = NULL;
+    enum stash_err rc = STASH_OK;
+    cJSON *root;
     const cJSON *el;
-    size_t nel = 0, nknown = 0, nlogs = 0, nignored = 0, i = 0;
-    struct telemetry_event *events = NULL;
+    size_t nel = 0, cap = 0;
 
     memset(out, 0, sizeof(*out));
     if (!body) {
@@ -355,79 +404,25 @@ enum stash_err telemetry_batch_parse(const char *body, size_t len, struct teleme
     if (len > TELEMETRY_BODY_MAX) {
         return STASH_ETOOBIG;
     }
-    root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    root = parse_array(body, len);
     if (!root) {
-        goto out;
+        return STASH_EPARSE;
     }
-    /* Nothing but whitespace may follow the array. */
-    while (end && (size_t)(end - body) < len &&
-           (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
-        end++;
-    }
-    if (!end || (size_t)(end - body) != len || !cJSON_IsArray(root)) {
-        goto out;
-    }
-    /* Pass 1: validate everything, count what will be stored. */
     cJSON_ArrayForEach(el, root)
     {
-        enum telemetry_type type;
-        int is_log;
-        uint64_t time_ms;
-        struct telemetry_event scratch;
-
         if (++nel > TELEMETRY_EVENTS_MAX) {
             rc = STASH_ETOOBIG;
-            goto out;
+            break;
         }
-        rc = parse_envelope(el, &type, &is_log, &time_ms);
+        rc = parse_element(el, out, &cap);
         if (rc != STASH_OK) {
-            goto out;
+            break;
         }
-        if (is_log) {
-            nlogs++;
-            continue;
-        }
-        if (type == TELEMETRY_UNKNOWN) {
-            nignored++;
-            continue;
-        }
-        memset(&scratch, 0, sizeof(scratch));
-        scratch.type = type;
-        rc = parse_record(cJSON_GetObjectItemCaseSensitive(el, "record"), &scratch);
-        if (rc != STASH_OK) {
-            goto out;
-        }
-        nknown++;
     }
-    /* Pass 2: fill (cannot fail: pass 1 has seen every field). */
-    if (nknown > 0) {
-        events = xcalloc(nknown, sizeof(*events));
-    }
-    cJSON_ArrayForEach(el, root)
-    {
-        enum telemetry_type type;
-        int is_log;
-        uint64_t time_ms;
-
-        (void)parse_envelope(el, &type, &is_log, &time_ms);
-        /* i < nknown always holds (pass 1 counted these); checked so no path can overrun. */
-        if (is_log || type == TELEMETRY_UNKNOWN || i >= nknown) {
-            continue;
-        }
-        events[i].type = type;
-        events[i].time_ms = time_ms;
-        (void)parse_record(cJSON_GetObjectItemCaseSensitive(el, "record"), &events[i]);
-        i++;
-    }
-    out->events = events;
-    out->n = nknown;
-    out->nlogs = nlogs;
-    out->nignored = nignored;
-    events = NULL;
-    rc = STASH_OK;
-out:
-    free(events);
     cJSON_Delete(root);
+    if (rc != STASH_OK) {
+        telemetry_batch_release(out);
+    }
     return rc;
 }
 

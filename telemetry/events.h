@@ -1,7 +1,8 @@
 /* telemetry/events.h: one Telemetry API POST body, parsed into typed events.
  *
  * Protocol: Lambda POSTs a JSON array of envelopes {"time":"<ISO ms Z>","type":"...","record":...}
- * to the subscriber (lambda-apis.md section 2).  Schemas 2022-07-01, 2022-12-13 and 2025-01-29
+ * to the subscriber (AWS Lambda Developer Guide, "Lambda Telemetry API" and its schema
+ * reference).  Schemas 2022-07-01, 2022-12-13 and 2025-01-29
  * are accepted: every field but the envelope and `requestId` (platform.start, runtimeDone,
  * report) is optional, unknown fields are ignored, unknown `type`s are counted and ignored, and
  * `function` / `extension` log records (strings or objects) are counted, never stored.

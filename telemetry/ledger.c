@@ -1,8 +1,9 @@
 /* telemetry/ledger.c: per-invocation records (contract in ledger.h).
  *
- * Open records live in `open[]`, oldest first.  Each state change ends by moving every complete
- * record out of `open[]` into a local list under the lock; the sink is called on that list after
- * the lock is released, so the EMF writer's write(2) never runs under the ledger's mutex.
+ * Open records live in `open[]`, oldest first.  Every state change is a step run by run_step():
+ * under the lock it changes the state and moves every complete record out of `open[]` into a
+ * local list; the sink is called on that list after the lock is released, so the EMF writer's
+ * write(2) never runs under the ledger's mutex.
  */
 #include "telemetry/ledger.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "common/str.h"
 
 struct slot {
     struct ledger_record rec;
@@ -157,6 +159,24 @@ static void sink_all(const struct ledger_config *cfg, struct done *d)
     d->n = d->cap = 0;
 }
 
+/* A change of state, made under the lock; records it takes out go to d. */
+typedef enum stash_err (*step_fn)(struct ledger *l, const void *arg, struct done *d);
+
+/* Every public change goes through here: the step runs under the lock, every record it completed
+ * is moved out, and they reach the sink after the lock is released.  Returns the step's result. */
+static enum stash_err run_step(struct ledger *l, step_fn step, const void *arg)
+{
+    struct done d = {0};
+    enum stash_err rc;
+
+    pthread_mutex_lock(&l->mu);
+    rc = step(l, arg, &d);
+    take_complete(l, &d);
+    pthread_mutex_unlock(&l->mu);
+    sink_all(&l->cfg, &d);
+    return rc;
+}
+
 static struct slot *find(const struct ledger *l, const char *id)
 {
     for (size_t i = 0; i < l->nopen; i++) {
@@ -226,11 +246,59 @@ void ledger_free(struct ledger *l)
     free(l);
 }
 
+/* Closes the local half of the current record (and of the init record). */
+static void close_local(struct ledger *l)
+{
+    for (size_t i = 0; i < l->nopen; i++) {
+        if (l->open[i] == l->current || l->open[i]->rec.is_init) {
+            l->open[i]->local_closed = 1;
+        }
+    }
+}
+
+struct invoke {
+    const char *request_id;
+    uint64_t deadline_ms, now_ms;
+};
+
+static enum stash_err step_invoke(struct ledger *l, const void *arg, struct done *d)
+{
+    const struct invoke *in = arg;
+    struct slot *s;
+
+    if (l->shutdown) {
+        return STASH_ESTATE;
+    }
+    close_local(l); /* the previous invocation's, and the init record's at the first INVOKE */
+    if (in->now_ms > l->last_ms) {
+        l->last_ms = in->now_ms;
+    }
+    s = find(l, in->request_id);
+    if (s && s->invoked) {
+        /* The same INVOKE twice: keep the record as it is, make it current again. */
+        s->local_closed = 0;
+        l->current = s;
+        return STASH_OK;
+    }
+    if (s) {
+        /* Opened by an early platform event: adopt it. */
+        s->rec.invoke_ms = in->now_ms;
+    } else {
+        s = slot_new(in->request_id, in->now_ms);
+        add_open(l, s, d);
+    }
+    s->invoked = 1;
+    s->rec.deadline_ms = in->deadline_ms;
+    s->rec.cold_start = !l->invoked_once;
+    l->invoked_once = 1;
+    l->current = s;
+    return STASH_OK;
+}
+
 enum stash_err ledger_on_invoke(struct ledger *l, const char *request_id, uint64_t deadline_ms,
                                 uint64_t now_ms)
 {
-    struct done d = {0};
-    struct slot *s;
+    struct invoke in = {request_id, deadline_ms, now_ms};
     size_t n;
 
     if (!request_id) {
@@ -240,44 +308,7 @@ enum stash_err ledger_on_invoke(struct ledger *l, const char *request_id, uint64
     if (n == 0 || n >= TELEMETRY_ID_MAX) {
         return STASH_EINVAL;
     }
-    pthread_mutex_lock(&l->mu);
-    if (l->shutdown) {
-        pthread_mutex_unlock(&l->mu);
-        return STASH_ESTATE;
-    }
-    /* Close the previous invocation's local half, and the init record's at the first INVOKE. */
-    for (size_t i = 0; i < l->nopen; i++) {
-        if (l->open[i] == l->current || l->open[i]->rec.is_init) {
-            l->open[i]->local_closed = 1;
-        }
-    }
-    if (now_ms > l->last_ms) {
-        l->last_ms = now_ms;
-    }
-    s = find(l, request_id);
-    if (s && s->invoked) {
-        /* The same INVOKE twice: keep the record as it is, make it current again. */
-        s->local_closed = 0;
-        l->current = s;
-        goto out;
-    }
-    if (s) {
-        /* Opened by an early platform event: adopt it. */
-        s->rec.invoke_ms = now_ms;
-    } else {
-        s = slot_new(request_id, now_ms);
-        add_open(l, s, &d);
-    }
-    s->invoked = 1;
-    s->rec.deadline_ms = deadline_ms;
-    s->rec.cold_start = !l->invoked_once;
-    l->invoked_once = 1;
-    l->current = s;
-out:
-    take_complete(l, &d);
-    pthread_mutex_unlock(&l->mu);
-    sink_all(&l->cfg, &d);
-    return STASH_OK;
+    return run_step(l, step_invoke, &in);
 }
 
 static void push_value(double **arr, size_t *n, size_t *cap, uint64_t *dropped, double v)
@@ -336,21 +367,6 @@ static void count_facts(struct ledger_counts *c, const struct facts *f)
     }
 }
 
-static int printable_ascii(const char *s, size_t n)
-{
-    int nonblank = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c < 0x20 || c > 0x7e) {
-            return 0;
-        }
-        nonblank |= c != ' ';
-    }
-    return nonblank;
-}
-
 static void count_key(struct slot *s, const struct facts *f)
 {
     struct ledger_record *r = &s->rec;
@@ -360,7 +376,7 @@ static void count_key(struct slot *s, const struct facts *f)
     if (f->service == FACTS_SVC_NONE) {
         return;
     }
-    if (n == 0 || n >= FACTS_NAME_MAX || !printable_ascii(f->name, n)) {
+    if (n == 0 || n >= FACTS_NAME_MAX || !str_printable(f->name, n)) {
         r->keys_dropped++;
         return;
     }
@@ -387,14 +403,6 @@ static void count_key(struct slot *s, const struct facts *f)
     count_facts(&k->counts, f);
 }
 
-static void copy_id(char *dst, const char *src)
-{
-    size_t n = strnlen(src, TELEMETRY_ID_MAX - 1);
-
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* No-INVOKE mode: a record opened for an invocation counts as invoked (it takes facts by id),
  * and the environment's first one is its cold start. */
 static void mark_invoked(struct ledger *l, struct slot *s)
@@ -404,34 +412,35 @@ static void mark_invoked(struct ledger *l, struct slot *s)
     l->invoked_once = 1;
 }
 
-void ledger_on_facts(struct ledger *l, const struct facts *f)
+/* The record facts go to: the open one their request id names, else the current one (NULL once
+ * every record is out). */
+static struct slot *facts_slot(struct ledger *l, const struct facts *f, struct done *d)
 {
     struct slot *s = NULL;
-    struct done d = {0};
-    unsigned recorded;
 
-    if (!f) {
-        return;
-    }
-    recorded = f->ncalls_recorded < FACTS_MAX_CALLS ? f->ncalls_recorded : FACTS_MAX_CALLS;
-    pthread_mutex_lock(&l->mu);
     if (f->request_id[0] && strnlen(f->request_id, sizeof(f->request_id)) < sizeof(f->request_id)) {
         s = find(l, f->request_id);
         if (!s && l->no_invokes && !l->shutdown && !recently_emitted(l, f->request_id)) {
             /* No INVOKE names invocations here: the caller's id opens its record, which its
              * report completes. */
             s = slot_new(NULL, l->last_ms);
-            copy_id(s->rec.request_id, f->request_id);
+            str_copy_trunc(s->rec.request_id, sizeof(s->rec.request_id), f->request_id);
             mark_invoked(l, s);
-            add_open(l, s, &d);
+            add_open(l, s, d); /* may evict a record, which d takes to the sink */
         }
     }
-    if (!s) {
-        s = l->current;
-    }
+    return s ? s : l->current;
+}
+
+static enum stash_err step_facts(struct ledger *l, const void *arg, struct done *d)
+{
+    const struct facts *f = arg;
+    unsigned recorded = f->ncalls_recorded < FACTS_MAX_CALLS ? f->ncalls_recorded : FACTS_MAX_CALLS;
+    struct slot *s = facts_slot(l, f, d);
+
     if (!s) {
         l->stats.facts_after_shutdown++;
-        goto out;
+        return STASH_OK;
     }
     count_facts(&s->rec.counts, f);
     if (f->outcome != FACTS_LOCAL) {
@@ -445,9 +454,14 @@ void ledger_on_facts(struct ledger *l, const struct facts *f)
     if (l->cfg.per_key) {
         count_key(s, f);
     }
-out:
-    pthread_mutex_unlock(&l->mu);
-    sink_all(&l->cfg, &d); /* a record evicted to make room for a new one */
+    return STASH_OK;
+}
+
+void ledger_on_facts(struct ledger *l, const struct facts *f)
+{
+    if (f) {
+        (void)run_step(l, step_facts, f);
+    }
 }
 
 static void apply_runtime_done(struct ledger_record *r, const struct telemetry_event *ev)
@@ -541,14 +555,14 @@ static void on_event_locked(struct ledger *l, const struct telemetry_event *ev, 
         /* The listener beat the main thread to this INVOKE (or, with no INVOKE at all, this
          * is how the invocation becomes known): open the record now. */
         s = slot_new(NULL, ev->time_ms ? ev->time_ms : l->last_ms);
-        copy_id(s->rec.request_id, ev->request_id);
+        str_copy_trunc(s->rec.request_id, sizeof(s->rec.request_id), ev->request_id);
         if (l->no_invokes) {
             mark_invoked(l, s);
         }
         add_open(l, s, d);
     }
     if (ev->tenant_id[0]) {
-        copy_id(s->rec.tenant_id, ev->tenant_id);
+        str_copy_trunc(s->rec.tenant_id, sizeof(s->rec.tenant_id), ev->tenant_id);
     }
     if (ev->type == TELEMETRY_RUNTIME_DONE) {
         apply_runtime_done(&s->rec, ev);
@@ -557,85 +571,89 @@ static void on_event_locked(struct ledger *l, const struct telemetry_event *ev, 
     }
 }
 
+static enum stash_err step_event(struct ledger *l, const void *arg, struct done *d)
+{
+    on_event_locked(l, arg, d);
+    return STASH_OK;
+}
+
 void ledger_on_event(struct ledger *l, const struct telemetry_event *ev)
 {
-    struct done d = {0};
-
-    if (!ev) {
-        return;
+    if (ev) {
+        (void)run_step(l, step_event, ev);
     }
-    pthread_mutex_lock(&l->mu);
-    on_event_locked(l, ev, &d);
-    take_complete(l, &d);
-    pthread_mutex_unlock(&l->mu);
-    sink_all(&l->cfg, &d);
+}
+
+static enum stash_err step_batch(struct ledger *l, const void *arg, struct done *d)
+{
+    const struct telemetry_batch *b = arg;
+
+    for (size_t i = 0; i < b->n; i++) {
+        on_event_locked(l, &b->events[i], d);
+    }
+    return STASH_OK;
 }
 
 void ledger_on_batch(struct ledger *l, const struct telemetry_batch *b)
 {
-    struct done d = {0};
+    if (b) {
+        (void)run_step(l, step_batch, b);
+    }
+}
 
-    if (!b) {
-        return;
-    }
-    pthread_mutex_lock(&l->mu);
-    for (size_t i = 0; i < b->n; i++) {
-        on_event_locked(l, &b->events[i], &d);
-    }
-    take_complete(l, &d);
-    pthread_mutex_unlock(&l->mu);
-    sink_all(&l->cfg, &d);
+static enum stash_err step_telemetry_off(struct ledger *l, const void *arg, struct done *d)
+{
+    (void)arg;
+    (void)d;
+    l->telemetry_off = 1;
+    return STASH_OK;
 }
 
 void ledger_telemetry_off(struct ledger *l)
 {
-    struct done d = {0};
+    (void)run_step(l, step_telemetry_off, NULL);
+}
 
-    pthread_mutex_lock(&l->mu);
-    l->telemetry_off = 1;
-    take_complete(l, &d);
-    pthread_mutex_unlock(&l->mu);
-    sink_all(&l->cfg, &d);
+static enum stash_err step_invokes_off(struct ledger *l, const void *arg, struct done *d)
+{
+    (void)arg;
+    (void)d;
+    l->no_invokes = 1;
+    return STASH_OK;
 }
 
 void ledger_invokes_off(struct ledger *l)
 {
-    struct done d = {0};
+    (void)run_step(l, step_invokes_off, NULL);
+}
 
-    pthread_mutex_lock(&l->mu);
-    l->no_invokes = 1;
-    take_complete(l, &d);
-    pthread_mutex_unlock(&l->mu);
-    sink_all(&l->cfg, &d);
+static enum stash_err step_shutdown(struct ledger *l, const void *arg, struct done *d)
+{
+    (void)arg;
+    (void)d;
+    l->shutdown = 1;
+    close_local(l);
+    return STASH_OK;
 }
 
 void ledger_on_shutdown(struct ledger *l)
 {
-    struct done d = {0};
+    (void)run_step(l, step_shutdown, NULL);
+}
 
-    pthread_mutex_lock(&l->mu);
-    l->shutdown = 1;
-    for (size_t i = 0; i < l->nopen; i++) {
-        if (l->open[i] == l->current || l->open[i]->rec.is_init) {
-            l->open[i]->local_closed = 1;
-        }
+static enum stash_err step_flush(struct ledger *l, const void *arg, struct done *d)
+{
+    (void)arg;
+    while (l->nopen > 0) {
+        l->open[0]->local_closed = 1;
+        take(l, 0, d);
     }
-    take_complete(l, &d);
-    pthread_mutex_unlock(&l->mu);
-    sink_all(&l->cfg, &d);
+    return STASH_OK;
 }
 
 void ledger_flush(struct ledger *l)
 {
-    struct done d = {0};
-
-    pthread_mutex_lock(&l->mu);
-    while (l->nopen > 0) {
-        l->open[0]->local_closed = 1;
-        take(l, 0, &d);
-    }
-    pthread_mutex_unlock(&l->mu);
-    sink_all(&l->cfg, &d);
+    (void)run_step(l, step_flush, NULL);
 }
 
 void ledger_stats(struct ledger *l, struct ledger_stats *out)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
 
@@ -187,7 +188,7 @@ enum stash_err listener_start(const struct listener_opts *opts, struct listener 
     l->on_batch = opts->on_batch;
     l->ctx = opts->ctx;
     pthread_mutex_init(&l->lock, NULL);
-    pthread_cond_init(&l->cond, NULL);
+    clock_cond_init(&l->cond);
     if (opts->addr->sa_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
@@ -224,28 +225,12 @@ uint64_t listener_batches(struct listener *l)
     return n;
 }
 
-/* Absolute CLOCK_REALTIME time timeout_ms from now, for pthread_cond_timedwait.  A jump of the
- * wall clock only shortens or lengthens one bounded wait, which callers re-check. */
-static void s_abstime(uint64_t timeout_ms, struct timespec *ts_out)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(timeout_ms / 1000);
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    *ts_out = ts;
-}
-
 uint64_t listener_wait(struct listener *l, uint64_t seen, uint64_t timeout_ms)
 {
     struct timespec ts;
     uint64_t n;
 
-    s_abstime(timeout_ms, &ts);
+    clock_cond_deadline(timeout_ms, &ts);
     pthread_mutex_lock(&l->lock);
     while (l->batches <= seen) {
         if (pthread_cond_timedwait(&l->cond, &l->lock, &ts) != 0) {
@@ -268,7 +253,7 @@ void listener_stop(struct listener *l)
         /* The platform counts a batch as delivered only when our 200 reaches it: stop taking
          * connections, give answers in flight a moment to go out, then stop. */
         (void)MHD_quiesce_daemon(l->daemon);
-        s_abstime(LISTENER_STOP_GRACE_MS, &ts);
+        clock_cond_deadline(LISTENER_STOP_GRACE_MS, &ts);
         pthread_mutex_lock(&l->lock);
         while (l->active > 0) {
             if (pthread_cond_timedwait(&l->cond, &l->lock, &ts) != 0) {

@@ -1,5 +1,5 @@
 // The dashboard body and the Logs Insights queries: the body's structure (CloudWatch's dashboard
-// body schema, emf-cost-wire.md section 3.1), and every metric or field they name is one stash's
+// body structure and syntax, CloudWatch API Reference), and every metric or field they name is one stash's
 // writer emits.  The names come from lines written by the writer itself (build/tools/emf_sample),
 // not from a list kept here.
 import { test } from 'node:test';

@@ -113,7 +113,7 @@ test('aggregate past 500 values: Lambda totals scale the sample to every invocat
   assert.ok(r.notes.some((n) => n.includes('sampled 1000 values out')));
 });
 
-test('cost model follows emf-cost-wire 4.2 with every input given', () => {
+test('cost model follows its stated formula with every input given', () => {
   const out = sample('invocation');
   const o = parseArgs(['--memory-mb', '1024', '--arch', 'arm64', '--ssm-throughput', 'high',
     '--avoided-call-ms', '25', '--hit-ms', '0.5']);

@@ -3,7 +3,7 @@
 //
 //   node sim/functions/runtime.mjs HANDLER_FILE [EXPORT]      (EXPORT defaults to "handler")
 //
-// Protocol (Runtime API 2018-06-01, ../shared/reference/lambda-apis.md section 3), against
+// Protocol (Runtime API 2018-06-01, the AWS Lambda Developer Guide's "Lambda runtime API"), against
 // http://$AWS_LAMBDA_RUNTIME_API:
 //   init:    import HANDLER_FILE; its top-level await is the function's init.  If the import throws
 //            or the export is not a function: POST /runtime/init/error, then exit 1.

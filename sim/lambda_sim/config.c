@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "common/str.h"
+#include "sim/lambda_sim/util.h"
 
 const char *sim_config_usage(void)
 {
@@ -124,9 +127,9 @@ static enum stash_err list_extensions(struct sim_config *cfg, char *err, size_t 
     enum stash_err rc = STASH_EINVAL;
 
     if (!d) {
-        snprintf(err, errlen, "--extensions %s: cannot open directory", cfg->extensions_dir);
-        return STASH_EINVAL;
+        return sim_fail(err, errlen, "--extensions %s: cannot open directory", cfg->extensions_dir);
     }
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): d is this function's own, read before any thread */
     while ((de = readdir(d)) != NULL) {
         char path[PATH_MAX];
         struct stat st;
@@ -134,8 +137,9 @@ static enum stash_err list_extensions(struct sim_config *cfg, char *err, size_t 
         if (de->d_name[0] == '.') {
             continue;
         }
-        snprintf(path, sizeof(path), "%s/%s", cfg->extensions_dir, de->d_name);
-        if (stat(path, &st) != 0 || S_ISDIR(st.st_mode) || access(path, X_OK) != 0) {
+        /* A path too long to open is not an extension Lambda could run either. */
+        if (sim_fmt(path, sizeof(path), "%s/%s", cfg->extensions_dir, de->d_name) != 0 ||
+            stat(path, &st) != 0 || S_ISDIR(st.st_mode) || access(path, X_OK) != 0) {
             continue;
         }
         if (n == 256) {
@@ -143,17 +147,17 @@ static enum stash_err list_extensions(struct sim_config *cfg, char *err, size_t 
         }
         names[n++] = xstrdup(de->d_name);
     }
-    closedir(d);
+    (void)closedir(d); /* read only: nothing is lost if closing fails */
     if (n > CONFIG_MAX_EXT) {
-        snprintf(err, errlen, "--extensions %s: %u extensions; Lambda allows %d",
-                 cfg->extensions_dir, n, CONFIG_MAX_EXT);
+        (void)sim_fail(err, errlen, "--extensions %s: %u extensions; Lambda allows %d",
+                       cfg->extensions_dir, n, CONFIG_MAX_EXT);
         goto out;
     }
     qsort(names, n, sizeof(names[0]), cmp_str);
     for (i = 0; i < n; i++) {
         char path[PATH_MAX];
 
-        snprintf(path, sizeof(path), "%s/%s", cfg->extensions_dir, names[i]);
+        (void)sim_fmt(path, sizeof(path), "%s/%s", cfg->extensions_dir, names[i]); /* fit above */
         cfg->ext_paths[i] = xstrdup(path);
         cfg->ext_names[i] = names[i];
         names[i] = NULL;
@@ -167,14 +171,9 @@ out:
     return rc;
 }
 
-enum stash_err sim_config_parse(int argc, char **argv, struct sim_config *cfg, int *help, char *err,
-                                size_t errlen)
+static void set_defaults(struct sim_config *cfg)
 {
-    int c;
-    unsigned v;
-
     memset(cfg, 0, sizeof(*cfg));
-    *help = 0;
     cfg->memory_mb = 128;
     cfg->timeout_s = 3;
     cfg->max_envs = 10;
@@ -182,118 +181,128 @@ enum stash_err sim_config_parse(int argc, char **argv, struct sim_config *cfg, i
     cfg->init_timeout_ms = 10000;
     cfg->shutdown_ms = 2000;
     cfg->telemetry = 1;
-    snprintf(cfg->account_id, sizeof(cfg->account_id), "123456789012");
+    (void)str_copy_trunc(cfg->account_id, sizeof(cfg->account_id), "123456789012");
     cfg->function_name = xstrdup("function");
     cfg->region = xstrdup("us-east-1");
     cfg->handler = xstrdup("function.handler");
+}
+
+/* The options that take a string, and the field each sets. */
+static const struct {
+    int id;
+    size_t offset;
+} s_strings[] = {
+    {OPT_FUNCTION, offsetof(struct sim_config, function_cmd)},
+    {OPT_EXTENSIONS, offsetof(struct sim_config, extensions_dir)},
+    {OPT_LOGS, offsetof(struct sim_config, logs_dir)},
+    {OPT_READY, offsetof(struct sim_config, ready_file)},
+    {OPT_NAME, offsetof(struct sim_config, function_name)},
+    {OPT_REGION, offsetof(struct sim_config, region)},
+    {OPT_HANDLER, offsetof(struct sim_config, handler)},
+    {OPT_TASK_ROOT, offsetof(struct sim_config, task_root)},
+};
+
+/* The options that take a number in a range, and the field each sets. */
+static const struct {
+    int id;
+    const char *flag;
+    unsigned lo, hi;
+    const char *unit;
+    size_t offset;
+} s_numbers[] = {
+    {OPT_MEMORY, "--memory", 128, 10240, " (MB)", offsetof(struct sim_config, memory_mb)},
+    {OPT_TIMEOUT, "--timeout", 1, 900, " (seconds)", offsetof(struct sim_config, timeout_s)},
+    {OPT_MAX_ENVS, "--max-envs", 1, 1000, "", offsetof(struct sim_config, max_envs)},
+    {OPT_QUEUE, "--queue-ms", 0, 900000, "", offsetof(struct sim_config, queue_ms)},
+    {OPT_PORT, "--port", 0, 65535, "", offsetof(struct sim_config, port)},
+    /* seconds on the command line, kept in ms (see parse_option) */
+    {OPT_INIT_TIMEOUT, "--init-timeout", 1, 900, " (seconds)",
+     offsetof(struct sim_config, init_timeout_ms)},
+    {OPT_SHUTDOWN, "--shutdown-timeout", 0, 60000, " (ms)",
+     offsetof(struct sim_config, shutdown_ms)},
+};
+
+/* --env KEY=VALUE, at most CONFIG_MAX_ENV of them. */
+static enum stash_err env_option(const char *arg, struct sim_config *cfg, char *err, size_t errlen)
+{
+    if (!strchr(arg, '=') || arg[0] == '=') {
+        return sim_fail(err, errlen, "--env %s: expected KEY=VALUE", arg);
+    }
+    if (cfg->n_env == CONFIG_MAX_ENV) {
+        return sim_fail(err, errlen, "--env: at most %d", CONFIG_MAX_ENV);
+    }
+    cfg->env_kv[cfg->n_env++] = xstrdup(arg);
+    return STASH_OK;
+}
+
+/* One option other than --help; STASH_EINVAL with the reason in err. */
+static enum stash_err parse_option(int c, const char *arg, struct sim_config *cfg, char *err,
+                                   size_t errlen)
+{
+    for (size_t i = 0; i < sizeof(s_strings) / sizeof(s_strings[0]); i++) {
+        if (s_strings[i].id == c) {
+            set_str((char **)((char *)cfg + s_strings[i].offset), arg);
+            return STASH_OK;
+        }
+    }
+    for (size_t i = 0; i < sizeof(s_numbers) / sizeof(s_numbers[0]); i++) {
+        unsigned *slot = (unsigned *)((char *)cfg + s_numbers[i].offset);
+
+        if (s_numbers[i].id != c) {
+            continue;
+        }
+        if (parse_uint(arg, s_numbers[i].lo, s_numbers[i].hi, slot)) {
+            return sim_fail(err, errlen, "%s %s: expected %u..%u%s", s_numbers[i].flag, arg,
+                            s_numbers[i].lo, s_numbers[i].hi, s_numbers[i].unit);
+        }
+        if (c == OPT_INIT_TIMEOUT) {
+            *slot *= 1000;
+        }
+        return STASH_OK;
+    }
+    if (c == OPT_ENV) {
+        return env_option(arg, cfg, err, errlen);
+    }
+    if (c == OPT_TELEMETRY && (strcmp(arg, "on") == 0 || strcmp(arg, "off") == 0)) {
+        cfg->telemetry = strcmp(arg, "on") == 0;
+        return STASH_OK;
+    }
+    if (c == OPT_TELEMETRY) {
+        return sim_fail(err, errlen, "--telemetry %s: expected on or off", arg);
+    }
+    return sim_fail(err, errlen, "unknown option");
+}
+
+enum stash_err sim_config_parse(int argc, char **argv, struct sim_config *cfg, int *help, char *err,
+                                size_t errlen)
+{
+    int c;
+    enum stash_err rc;
+
+    set_defaults(cfg);
+    *help = 0;
     optind = 1;
     opterr = 0;
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): the command line is read before any thread starts */
     while ((c = getopt_long(argc, argv, "", s_opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_FUNCTION:
-            set_str(&cfg->function_cmd, optarg);
-            break;
-        case OPT_EXTENSIONS:
-            set_str(&cfg->extensions_dir, optarg);
-            break;
-        case OPT_ENV:
-            if (!strchr(optarg, '=') || optarg[0] == '=') {
-                snprintf(err, errlen, "--env %s: expected KEY=VALUE", optarg);
-                return STASH_EINVAL;
-            }
-            if (cfg->n_env == CONFIG_MAX_ENV) {
-                snprintf(err, errlen, "--env: at most %d", CONFIG_MAX_ENV);
-                return STASH_EINVAL;
-            }
-            cfg->env_kv[cfg->n_env++] = xstrdup(optarg);
-            break;
-        case OPT_MEMORY:
-            if (parse_uint(optarg, 128, 10240, &cfg->memory_mb)) {
-                snprintf(err, errlen, "--memory %s: expected 128..10240 (MB)", optarg);
-                return STASH_EINVAL;
-            }
-            break;
-        case OPT_TIMEOUT:
-            if (parse_uint(optarg, 1, 900, &cfg->timeout_s)) {
-                snprintf(err, errlen, "--timeout %s: expected 1..900 (seconds)", optarg);
-                return STASH_EINVAL;
-            }
-            break;
-        case OPT_MAX_ENVS:
-            if (parse_uint(optarg, 1, 1000, &cfg->max_envs)) {
-                snprintf(err, errlen, "--max-envs %s: expected 1..1000", optarg);
-                return STASH_EINVAL;
-            }
-            break;
-        case OPT_QUEUE:
-            if (parse_uint(optarg, 0, 900000, &cfg->queue_ms)) {
-                snprintf(err, errlen, "--queue-ms %s: expected 0..900000", optarg);
-                return STASH_EINVAL;
-            }
-            break;
-        case OPT_LOGS:
-            set_str(&cfg->logs_dir, optarg);
-            break;
-        case OPT_PORT:
-            if (parse_uint(optarg, 0, 65535, &cfg->port)) {
-                snprintf(err, errlen, "--port %s: expected 0..65535", optarg);
-                return STASH_EINVAL;
-            }
-            break;
-        case OPT_READY:
-            set_str(&cfg->ready_file, optarg);
-            break;
-        case OPT_NAME:
-            set_str(&cfg->function_name, optarg);
-            break;
-        case OPT_REGION:
-            set_str(&cfg->region, optarg);
-            break;
-        case OPT_HANDLER:
-            set_str(&cfg->handler, optarg);
-            break;
-        case OPT_TASK_ROOT:
-            set_str(&cfg->task_root, optarg);
-            break;
-        case OPT_INIT_TIMEOUT:
-            if (parse_uint(optarg, 1, 900, &v)) {
-                snprintf(err, errlen, "--init-timeout %s: expected 1..900 (seconds)", optarg);
-                return STASH_EINVAL;
-            }
-            cfg->init_timeout_ms = v * 1000;
-            break;
-        case OPT_SHUTDOWN:
-            if (parse_uint(optarg, 0, 60000, &cfg->shutdown_ms)) {
-                snprintf(err, errlen, "--shutdown-timeout %s: expected 0..60000 (ms)", optarg);
-                return STASH_EINVAL;
-            }
-            break;
-        case OPT_TELEMETRY:
-            if (strcmp(optarg, "on") == 0) {
-                cfg->telemetry = 1;
-            } else if (strcmp(optarg, "off") == 0) {
-                cfg->telemetry = 0;
-            } else {
-                snprintf(err, errlen, "--telemetry %s: expected on or off", optarg);
-                return STASH_EINVAL;
-            }
-            break;
-        case OPT_HELP:
+        if (c == OPT_HELP) {
             *help = 1;
             return STASH_OK;
-        default:
-            snprintf(err, errlen, "unknown or incomplete option: %s",
-                     optind > 0 && optind <= argc ? argv[optind - 1] : "?");
-            return STASH_EINVAL;
+        }
+        if (c == '?' || c == ':' || !optarg) {
+            return sim_fail(err, errlen, "unknown or incomplete option: %s",
+                            optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+        }
+        rc = parse_option(c, optarg, cfg, err, errlen);
+        if (rc != STASH_OK) {
+            return rc;
         }
     }
     if (optind < argc) {
-        snprintf(err, errlen, "unexpected argument: %s", argv[optind]);
-        return STASH_EINVAL;
+        return sim_fail(err, errlen, "unexpected argument: %s", argv[optind]);
     }
     if (!cfg->function_cmd || !*cfg->function_cmd) {
-        snprintf(err, errlen, "--function CMD is required");
-        return STASH_EINVAL;
+        return sim_fail(err, errlen, "--function CMD is required");
     }
     if (!cfg->task_root) {
         char cwd[PATH_MAX];

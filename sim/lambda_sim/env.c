@@ -1,6 +1,7 @@
 /* sim/lambda_sim/env.c: the lifecycle controller of one execution environment (see env.h).
  *
- * Order of events, as RAPID runs them (shared/reference/lambda-apis.md 1.4, 2.4):
+ * Order of events, as RAPID runs them (the AWS Lambda Developer Guide's extension and telemetry
+ * pages, and the rapid package of aws/aws-lambda-runtime-interface-emulator):
  *   init:   initStart; extensions launched; all external ones register; runtime launched; the
  *           runtime and every registered extension call next; initRuntimeDone, one
  *           platform.extension per extension, initReport.
@@ -28,6 +29,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/str.h"
+#include "sim/lambda_sim/util.h"
 #include "sim/lambda_sim/wire.h"
 
 void sim_job_init(struct sim_job *job)
@@ -45,7 +48,7 @@ void sim_job_finish(struct sim_job *job, unsigned status, char *body, size_t len
     job->body = body;
     job->body_len = len;
     job->function_error = function_error;
-    snprintf(job->error_kind, sizeof(job->error_kind), "%s", error_kind ? error_kind : "");
+    str_copy_trunc(job->error_kind, sizeof(job->error_kind), error_kind ? error_kind : "");
     job->done = 1;
     pthread_cond_broadcast(&job->cv);
     pthread_mutex_unlock(&job->mu);
@@ -150,8 +153,8 @@ void env_set_fail(struct env *e, const char *type, const char *msg)
     }
     if (!e->fail && e->phase != PH_SHUTDOWN && e->phase != PH_DEAD) {
         e->fail = 1;
-        snprintf(e->fail_type, sizeof(e->fail_type), "%s", type);
-        snprintf(e->fail_msg, sizeof(e->fail_msg), "%s", msg);
+        str_copy_trunc(e->fail_type, sizeof(e->fail_type), type);
+        str_copy_trunc(e->fail_msg, sizeof(e->fail_msg), msg);
     }
     pthread_cond_broadcast(&e->cv);
 }
@@ -164,7 +167,7 @@ static void on_rt_exit(void *arg, struct proc *p, int wstatus)
 
     (void)p;
     proc_describe_status(wstatus, how, sizeof(how));
-    snprintf(msg, sizeof(msg), "Runtime exited with error: %s", how);
+    sim_msgf(msg, sizeof(msg), "Runtime exited with error: %s", how);
     pthread_mutex_lock(&e->mu);
     e->rt_exited = 1;
     env_set_fail(e, "Runtime.ExitError", msg);
@@ -180,7 +183,7 @@ static void on_ext_exit(void *arg, struct proc *p, int wstatus)
 
     (void)p;
     proc_describe_status(wstatus, how, sizeof(how));
-    snprintf(msg, sizeof(msg), "Extension %s exited: %s", x->name, how);
+    sim_msgf(msg, sizeof(msg), "Extension %s exited: %s", x->name, how);
     pthread_mutex_lock(&e->mu);
     x->exited = 1;
     env_set_fail(e, "Extension.Crash", msg);
@@ -379,14 +382,14 @@ static void build_env(struct env *e, struct envv *v, int for_runtime)
     const struct sim_config *c = e->cfg;
     static const char *const passthrough[] = {"PATH", "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS",
                                               "LSAN_OPTIONS"};
-    char num[32];
+    struct buf num = BUF_INIT(0); /* formatted values, of any length */
     char akid[21];
     char secret[41];
-    char group[300];
     unsigned i;
 
     memset(v, 0, sizeof(*v));
     for (i = 0; i < sizeof(passthrough) / sizeof(passthrough[0]); i++) {
+        /* NOLINTNEXTLINE(concurrency-mt-unsafe): lambda-sim never changes its environment */
         const char *val = getenv(passthrough[i]);
 
         if (val) {
@@ -397,13 +400,14 @@ static void build_env(struct env *e, struct envv *v, int for_runtime)
     envv_set(v, "TZ", ":UTC");
     envv_set(v, "AWS_LAMBDA_FUNCTION_NAME", c->function_name);
     envv_set(v, "AWS_LAMBDA_FUNCTION_VERSION", "$LATEST");
-    snprintf(num, sizeof(num), "%u", c->memory_mb);
-    envv_set(v, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", num);
+    buf_printf(&num, "%u", c->memory_mb);
+    envv_set(v, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", num.data);
     envv_set(v, "AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
     envv_set(v, "AWS_REGION", c->region);
     envv_set(v, "AWS_DEFAULT_REGION", c->region);
-    snprintf(num, sizeof(num), "127.0.0.1:%u", e->api_port);
-    envv_set(v, "AWS_LAMBDA_RUNTIME_API", num);
+    buf_reset(&num);
+    buf_printf(&num, "127.0.0.1:%u", e->api_port);
+    envv_set(v, "AWS_LAMBDA_RUNTIME_API", num.data);
     /* Execution-role style credentials; --env replaces them (e.g. with fake-aws's). */
     memcpy(akid, "ASIA", 4);
     for (i = 0; i < 16; i++) {
@@ -414,11 +418,13 @@ static void build_env(struct env *e, struct envv *v, int for_runtime)
     sim_hex(secret, 20);
     envv_set(v, "AWS_SECRET_ACCESS_KEY", secret);
     envv_set(v, "AWS_SESSION_TOKEN", e->token);
-    snprintf(num, sizeof(num), "%u", e->ext_port);
-    envv_set(v, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", num);
+    buf_reset(&num);
+    buf_printf(&num, "%u", e->ext_port);
+    envv_set(v, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", num.data);
     if (for_runtime) {
-        snprintf(group, sizeof(group), "/aws/lambda/%s", c->function_name);
-        envv_set(v, "AWS_LAMBDA_LOG_GROUP_NAME", group);
+        buf_reset(&num);
+        buf_printf(&num, "/aws/lambda/%s", c->function_name);
+        envv_set(v, "AWS_LAMBDA_LOG_GROUP_NAME", num.data);
         envv_set(v, "AWS_LAMBDA_LOG_STREAM_NAME", e->stream_name);
         envv_set(v, "LAMBDA_TASK_ROOT", c->task_root);
         envv_set(v, "LAMBDA_RUNTIME_DIR", c->task_root);
@@ -439,6 +445,7 @@ static void build_env(struct env *e, struct envv *v, int for_runtime)
         }
         envv_set(v, key, eq + 1);
     }
+    buf_release(&num);
 }
 
 /* ---- init ---------------------------------------------------------------------------------- */
@@ -476,29 +483,19 @@ static void emit_ext_states(struct env *e, const char *state_ok)
     }
 }
 
-/* Returns 0 when init completed; otherwise the failure is in e->fail_type/fail_msg. */
-static int env_init(struct env *e, struct env_extra *xtra)
+/* Launches every external extension (in name order, as Lambda does); stops at the first that
+ * cannot be started, with the failure set. */
+static void start_extensions(struct env *e, struct env_extra *xtra)
 {
-    struct sim_stamp t0 = sim_stamp_now();
-    uint64_t deadline = t0.mono_ns + (uint64_t)e->cfg->init_timeout_ms * 1000000u;
     struct envv ev;
-    enum wait_rc w;
-    unsigned i;
-    char *argv[4];
-
-    pthread_mutex_lock(&e->mu);
-    emit(e, wire_ev_init_start(t0.real_ms, e->cfg->function_name, "$LATEST", e->stream_name,
-                               (uint64_t)e->cfg->memory_mb * 1024u * 1024u, "init"));
-    env_log(e, "INIT_START Runtime Version: lambda-sim\n");
-    pthread_mutex_unlock(&e->mu);
+    char *argv[2] = {NULL, NULL};
 
     build_env(e, &ev, 0);
-    for (i = 0; i < e->cfg->n_ext; i++) {
+    for (unsigned i = 0; i < e->cfg->n_ext; i++) {
         struct sim_ext *x = &e->ext[i];
         struct proc_spec spec;
 
         argv[0] = e->cfg->ext_paths[i];
-        argv[1] = NULL;
         xtra->src[i] = line_src_new(e, 0);
         memset(&spec, 0, sizeof(spec));
         spec.argv = argv;
@@ -511,7 +508,7 @@ static int env_init(struct env *e, struct env_extra *xtra)
         pthread_mutex_lock(&e->mu);
         x->env = e;
         x->external = 1;
-        snprintf(x->name, sizeof(x->name), "%s", e->cfg->ext_names[i]);
+        str_copy_trunc(x->name, sizeof(x->name), e->cfg->ext_names[i]);
         e->n_ext = i + 1;
         pthread_mutex_unlock(&e->mu);
         if (proc_spawn(&spec, &x->proc) != STASH_OK) {
@@ -522,45 +519,41 @@ static int env_init(struct env *e, struct env_extra *xtra)
         }
     }
     envv_free(&ev);
+}
 
-    pthread_mutex_lock(&e->mu);
-    w = env_wait(e, pred_all_registered, deadline);
-    pthread_mutex_unlock(&e->mu);
-    if (w == WAIT_OK) {
-        struct proc_spec spec;
+/* Launches the runtime: /bin/sh -c with the function's command. */
+static void start_runtime(struct env *e, struct env_extra *xtra)
+{
+    struct envv ev;
+    struct proc_spec spec;
+    char *argv[4] = {(char *)"/bin/sh", (char *)"-c", e->cfg->function_cmd, NULL};
 
-        build_env(e, &ev, 1);
-        argv[0] = (char *)"/bin/sh";
-        argv[1] = (char *)"-c";
-        argv[2] = e->cfg->function_cmd;
-        argv[3] = NULL;
-        xtra->src[ENV_MAX_EXT] = line_src_new(e, 1);
-        memset(&spec, 0, sizeof(spec));
-        spec.argv = argv;
-        spec.envp = ev.kv;
-        spec.cwd = e->cfg->task_root;
-        spec.on_exit = on_rt_exit;
-        spec.on_line = on_line;
-        spec.exit_arg = e;
-        spec.line_arg = xtra->src[ENV_MAX_EXT];
-        if (proc_spawn(&spec, &e->rt) != STASH_OK) {
-            pthread_mutex_lock(&e->mu);
-            env_set_fail(e, "Runtime.InvalidEntrypoint", "cannot start /bin/sh");
-            pthread_mutex_unlock(&e->mu);
-        }
-        envv_free(&ev);
+    build_env(e, &ev, 1);
+    xtra->src[ENV_MAX_EXT] = line_src_new(e, 1);
+    memset(&spec, 0, sizeof(spec));
+    spec.argv = argv;
+    spec.envp = ev.kv;
+    spec.cwd = e->cfg->task_root;
+    spec.on_exit = on_rt_exit;
+    spec.on_line = on_line;
+    spec.exit_arg = e;
+    spec.line_arg = xtra->src[ENV_MAX_EXT];
+    if (proc_spawn(&spec, &e->rt) != STASH_OK) {
         pthread_mutex_lock(&e->mu);
-        w = env_wait(e, pred_init_ready, deadline);
+        env_set_fail(e, "Runtime.InvalidEntrypoint", "cannot start /bin/sh");
         pthread_mutex_unlock(&e->mu);
     }
+    envv_free(&ev);
+}
 
-    pthread_mutex_lock(&e->mu);
-    e->reg_closed = 1;
-    e->init_ms = sim_ms(t0, sim_stamp_now());
+/* mu held.  How init ended: the failure if there is one, then initRuntimeDone, the extensions'
+ * states and initReport (and the INIT_REPORT line on an error). */
+static void end_init(struct env *e, enum wait_rc w)
+{
     if (w == WAIT_TIMEOUT && !e->fail) {
         char msg[96];
 
-        snprintf(msg, sizeof(msg), "Init timed out after %.2f seconds",
+        sim_msgf(msg, sizeof(msg), "Init timed out after %.2f seconds",
                  e->cfg->init_timeout_ms / 1000.0);
         env_set_fail(e, "Sandbox.Timedout", msg);
     } else if (w == WAIT_STOP && !e->fail) {
@@ -571,16 +564,46 @@ static int env_init(struct env *e, struct env_extra *xtra)
         emit(e, wire_ev_init_runtime_done(clock_real_ms(), "init", "success", NULL));
         emit_ext_states(e, "Ready");
         emit(e, wire_ev_init_report(clock_real_ms(), "init", "success", NULL, e->init_ms));
-    } else {
-        emit(e, wire_ev_init_runtime_done(clock_real_ms(), "init", "error", e->fail_type));
-        emit_ext_states(e, "Ready");
-        emit(e, wire_ev_init_report(clock_real_ms(), "init", "error", e->fail_type, e->init_ms));
-        env_log(e,
-                "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error\t"
-                "Error Type: %s\n",
-                e->init_ms, e->fail_type);
-        env_log(e, "%s\n", e->fail_msg);
+        return;
     }
+    emit(e, wire_ev_init_runtime_done(clock_real_ms(), "init", "error", e->fail_type));
+    emit_ext_states(e, "Ready");
+    emit(e, wire_ev_init_report(clock_real_ms(), "init", "error", e->fail_type, e->init_ms));
+    env_log(e,
+            "INIT_REPORT Init Duration: %.2f ms\tPhase: init\tStatus: error\t"
+            "Error Type: %s\n",
+            e->init_ms, e->fail_type);
+    env_log(e, "%s\n", e->fail_msg);
+}
+
+/* Returns 0 when init completed; otherwise the failure is in e->fail_type/fail_msg. */
+static int env_init(struct env *e, struct env_extra *xtra)
+{
+    struct sim_stamp t0 = sim_stamp_now();
+    uint64_t deadline = t0.mono_ns + (uint64_t)e->cfg->init_timeout_ms * 1000000u;
+    enum wait_rc w;
+
+    pthread_mutex_lock(&e->mu);
+    emit(e, wire_ev_init_start(t0.real_ms, e->cfg->function_name, "$LATEST", e->stream_name,
+                               (uint64_t)e->cfg->memory_mb * 1024u * 1024u, "init"));
+    env_log(e, "INIT_START Runtime Version: lambda-sim\n");
+    pthread_mutex_unlock(&e->mu);
+
+    start_extensions(e, xtra);
+    pthread_mutex_lock(&e->mu);
+    w = env_wait(e, pred_all_registered, deadline);
+    pthread_mutex_unlock(&e->mu);
+    if (w == WAIT_OK) {
+        start_runtime(e, xtra);
+        pthread_mutex_lock(&e->mu);
+        w = env_wait(e, pred_init_ready, deadline);
+        pthread_mutex_unlock(&e->mu);
+    }
+
+    pthread_mutex_lock(&e->mu);
+    e->reg_closed = 1;
+    e->init_ms = sim_ms(t0, sim_stamp_now());
+    end_init(e, w);
     tele_hub_end_init(e->hub);
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
@@ -612,8 +635,8 @@ static void make_trace(char *out, size_t len)
 
     sim_hex(a, 12);
     sim_hex(b, 8);
-    snprintf(out, len, "Root=1-%08llx-%s;Parent=%s;Sampled=0",
-             (unsigned long long)(clock_real_ms() / 1000u), a, b);
+    sim_msgf(out, len, "Root=1-%08llx-%s;Parent=%s;Sampled=0",
+             (unsigned long long)(clock_real_ms() / 1000u), a, b); /* 74 bytes, out holds 256 */
 }
 
 /* mu held.  Answers the caller with a function error built from type and message. */
@@ -622,7 +645,7 @@ static void answer_error(struct env *e, struct sim_job *job, const char *type, c
     char full[512];
     char *body;
 
-    snprintf(full, sizeof(full), "RequestId: %s Error: %s", e->inv.id, msg);
+    sim_msgf(full, sizeof(full), "RequestId: %s Error: %s", e->inv.id, msg);
     body = wire_error_body(type, full);
     sim_job_finish(job, 200, body, strlen(body) - 1 /* no newline on the invoke API */, 1, NULL);
 }
@@ -705,34 +728,28 @@ static void runtime_done(struct env *e, const char *status, const char *error_ty
     emit(e, wire_ev_runtime_done(now.real_ms, &rd));
 }
 
-static enum outcome env_invoke(struct env *e, struct sim_job *job)
+/* mu held.  A new invocation for job: its id, payload, trace header and deadline. */
+static void begin_invoke(struct env *e, struct sim_job *job)
 {
-    uint64_t deadline;
-    enum wait_rc w;
-    int rt_done_sent = 0;
-    unsigned i;
-
-    pthread_mutex_lock(&e->mu);
     reset_inv(e);
     sim_uuid(e->inv.id);
     memcpy(job->request_id, e->inv.id, SIM_UUID_LEN);
     e->inv.payload = xmemdup(job->payload ? job->payload : "", job->payload_len);
     e->inv.payload_len = job->payload_len;
-    snprintf(e->inv.content_type, sizeof(e->inv.content_type), "%s",
-             job->content_type[0] ? job->content_type : "application/json");
+    str_copy_trunc(e->inv.content_type, sizeof(e->inv.content_type),
+                   job->content_type[0] ? job->content_type : "application/json");
     if (job->trace[0]) {
-        snprintf(e->inv.trace, sizeof(e->inv.trace), "%s", job->trace);
+        str_copy_trunc(e->inv.trace, sizeof(e->inv.trace), job->trace);
     } else {
         make_trace(e->inv.trace, sizeof(e->inv.trace));
     }
     e->inv.t_start = sim_stamp_now();
     e->inv.deadline_ms = e->inv.t_start.real_ms + (uint64_t)e->cfg->timeout_s * 1000u;
-    deadline = e->inv.t_start.mono_ns + (uint64_t)e->cfg->timeout_s * 1000000000u;
     e->phase = PH_INVOKE;
     tele_hub_freeze(e->hub, 0);
     emit(e, wire_ev_start(e->inv.t_start.real_ms, e->inv.id, e->arn, "$LATEST"));
     env_log(e, "START RequestId: %s Version: $LATEST\n", e->inv.id);
-    for (i = 0; i < e->n_ext; i++) {
+    for (unsigned i = 0; i < e->n_ext; i++) {
         if (ext_gets_invoke(&e->ext[i])) {
             free(e->ext[i].pending);
             e->ext[i].pending =
@@ -740,6 +757,84 @@ static enum outcome env_invoke(struct env *e, struct sim_job *job)
         }
     }
     pthread_cond_broadcast(&e->cv);
+}
+
+/* mu held.  The caller is answered as soon as the runtime posts, while extensions may still be
+ * working: the response, or the function error. */
+static void answer_caller(struct env *e, struct sim_job *job)
+{
+    char *body = e->inv.resp;
+    size_t len = e->inv.resp_len;
+
+    if (!e->inv.is_error) {
+        e->inv.resp = NULL;
+        sim_job_finish(job, 200, body ? body : xstrdup(""), len, 0, NULL);
+    } else if (len >= 2 && body[0] == '{') {
+        /* A body the runtime posted as the error document is passed on as it is. */
+        e->inv.resp = NULL;
+        sim_job_finish(job, 200, body, len, 1, NULL);
+    } else {
+        char *doc = wire_error_body(e->inv.err_type[0] ? e->inv.err_type : "Unhandled", "");
+
+        sim_job_finish(job, 200, doc, strlen(doc) - 1, 1, NULL);
+    }
+}
+
+/* mu held.  An invocation that did not end well: the caller (if not answered yet) gets the
+ * error, and the platform events and log lines say timeout, failure or shutdown. */
+static enum outcome abort_invoke(struct env *e, struct sim_job *job, enum wait_rc w,
+                                 int rt_done_sent)
+{
+    if (w == WAIT_TIMEOUT) {
+        char msg[96];
+        char iso[CLOCK_ISO_LEN];
+
+        sim_msgf(msg, sizeof(msg), "Task timed out after %u.00 seconds", e->cfg->timeout_s);
+        if (job) {
+            answer_error(e, job, "Sandbox.Timedout", msg);
+        }
+        clock_format_iso(clock_real_ms(), iso);
+        env_log(e, "%s %s %s\n", iso, e->inv.id, msg);
+        if (!rt_done_sent) {
+            runtime_done(e, "timeout", NULL, 0);
+        }
+        finish_invoke(e, "timeout", NULL, rt_done_sent, 0);
+        return OUT_TIMEOUT;
+    }
+    if (w == WAIT_FAIL) {
+        if (job) {
+            answer_error(e, job, e->fail_type, e->fail_msg);
+        }
+        env_log(e, "RequestId: %s Error: %s\n", e->inv.id, e->fail_msg);
+        env_log(e, "%s\n", e->fail_type);
+        if (!rt_done_sent) {
+            runtime_done(e, "failure", e->fail_type, 0);
+        }
+        finish_invoke(e, "failure", e->fail_type, rt_done_sent, 0);
+        return OUT_FAILURE;
+    }
+    if (job) {
+        char *doc = xstrdup("{\"Type\":\"Service\",\"message\":\"lambda-sim is shutting "
+                            "down\"}");
+        sim_job_finish(job, 503, doc, strlen(doc), 0, "ServiceException");
+    }
+    if (!rt_done_sent) {
+        runtime_done(e, "failure", "Sandbox.Terminated", 0);
+    }
+    finish_invoke(e, "failure", "Sandbox.Terminated", rt_done_sent, 0);
+    return OUT_STOP;
+}
+
+static enum outcome env_invoke(struct env *e, struct sim_job *job)
+{
+    uint64_t deadline;
+    enum wait_rc w;
+    enum outcome out;
+    int rt_done_sent = 0;
+
+    pthread_mutex_lock(&e->mu);
+    begin_invoke(e, job);
+    deadline = e->inv.t_start.mono_ns + (uint64_t)e->cfg->timeout_s * 1000000000u;
     /* Extensions first, then the runtime (RAPID releases them in this order). */
     w = env_wait(e, pred_invoke_taken, deadline);
     if (w != WAIT_OK) {
@@ -751,29 +846,7 @@ static enum outcome env_invoke(struct env *e, struct sim_job *job)
     if (w != WAIT_OK) {
         goto abort;
     }
-    /* The caller is answered now, while extensions may still be working. */
-    if (e->inv.is_error) {
-        char *body = e->inv.resp;
-        size_t len = e->inv.resp_len;
-        int object = 0;
-
-        if (len > 0) {
-            /* A body the runtime posted as the error document is passed on as it is. */
-            object = len >= 2 && body[0] == '{';
-        }
-        if (object) {
-            e->inv.resp = NULL;
-            sim_job_finish(job, 200, body, len, 1, NULL);
-        } else {
-            char *doc = wire_error_body(e->inv.err_type[0] ? e->inv.err_type : "Unhandled", "");
-            sim_job_finish(job, 200, doc, strlen(doc) - 1, 1, NULL);
-        }
-    } else {
-        char *body = e->inv.resp;
-
-        e->inv.resp = NULL;
-        sim_job_finish(job, 200, body ? body : xstrdup(""), e->inv.resp_len, 0, NULL);
-    }
+    answer_caller(e, job);
     job = NULL;
     w = env_wait(e, pred_rt_next, deadline);
     if (w != WAIT_OK) {
@@ -794,43 +867,9 @@ static enum outcome env_invoke(struct env *e, struct sim_job *job)
     return OUT_OK;
 
 abort:
-    if (w == WAIT_TIMEOUT) {
-        char msg[96];
-        char iso[CLOCK_ISO_LEN];
-
-        snprintf(msg, sizeof(msg), "Task timed out after %u.00 seconds", e->cfg->timeout_s);
-        if (job) {
-            answer_error(e, job, "Sandbox.Timedout", msg);
-        }
-        clock_format_iso(clock_real_ms(), iso);
-        env_log(e, "%s %s %s\n", iso, e->inv.id, msg);
-        if (!rt_done_sent) {
-            runtime_done(e, "timeout", NULL, 0);
-        }
-        finish_invoke(e, "timeout", NULL, rt_done_sent, 0);
-    } else if (w == WAIT_FAIL) {
-        if (job) {
-            answer_error(e, job, e->fail_type, e->fail_msg);
-        }
-        env_log(e, "RequestId: %s Error: %s\n", e->inv.id, e->fail_msg);
-        env_log(e, "%s\n", e->fail_type);
-        if (!rt_done_sent) {
-            runtime_done(e, "failure", e->fail_type, 0);
-        }
-        finish_invoke(e, "failure", e->fail_type, rt_done_sent, 0);
-    } else {
-        if (job) {
-            char *doc = xstrdup("{\"Type\":\"Service\",\"message\":\"lambda-sim is shutting "
-                                "down\"}");
-            sim_job_finish(job, 503, doc, strlen(doc), 0, "ServiceException");
-        }
-        if (!rt_done_sent) {
-            runtime_done(e, "failure", "Sandbox.Terminated", 0);
-        }
-        finish_invoke(e, "failure", "Sandbox.Terminated", rt_done_sent, 0);
-    }
+    out = abort_invoke(e, job, w, rt_done_sent);
     pthread_mutex_unlock(&e->mu);
-    return w == WAIT_TIMEOUT ? OUT_TIMEOUT : w == WAIT_FAIL ? OUT_FAILURE : OUT_STOP;
+    return out;
 }
 
 /* ---- shutdown ------------------------------------------------------------------------------ */
@@ -1000,23 +1039,45 @@ out:
     return NULL;
 }
 
+/* The log stream's name and file, named after the UTC day as Lambda names them. */
+static void name_stream(struct env *e, const struct sim_config *cfg)
+{
+    char iso[CLOCK_ISO_LEN];
+    char day[11]; /* YYYY-MM-DD */
+
+    clock_format_iso(clock_real_ms(), iso);
+    memcpy(day, iso, 10);
+    day[10] = '\0';
+    if (sim_fmt(e->stream_name, sizeof(e->stream_name), "%.4s/%.2s/%.2s/[$LATEST]%s", day, day + 5,
+                day + 8, e->stream_hex) != 0 ||
+        sim_fmt(e->arn, sizeof(e->arn), "arn:aws:lambda:%s:%s:function:%s", cfg->region,
+                cfg->account_id, cfg->function_name) != 0) {
+        env_set_fail(e, "Sandbox.Failure", "the function name or region is too long for an ARN");
+    }
+    if (!cfg->logs_dir) {
+        return;
+    }
+    if (sim_fmt(e->log_path, sizeof(e->log_path), "%s/%s-%s.log", cfg->logs_dir, day,
+                e->stream_hex) != 0) {
+        LOG_WARN("lambda-sim", "--logs path too long; using stderr");
+        return;
+    }
+    e->log_fd = open(e->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (e->log_fd < 0) {
+        LOG_WARN("lambda-sim", "cannot open log stream %s; using stderr", e->log_path);
+    }
+}
+
 struct env *env_start(const struct sim_config *cfg, unsigned seq, struct sim_job *first,
                       env_done_fn done, env_idle_fn idle, void *arg)
 {
     struct env *e = xcalloc(1, sizeof(*e));
-    pthread_condattr_t ca;
-    char day[16];
-    time_t now = time(NULL);
-    struct tm tm;
 
     e->cfg = cfg;
     e->seq = seq;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->log_mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&e->cv);
     e->phase = PH_INIT;
     e->log_fd = -1;
     e->job = first;
@@ -1025,22 +1086,9 @@ struct env *env_start(const struct sim_config *cfg, unsigned seq, struct sim_job
     e->done_arg = arg;
     sim_hex(e->token, 24);
     sim_hex(e->stream_hex, 16);
-    gmtime_r(&now, &tm);
-    strftime(day, sizeof(day), "%Y/%m/%d", &tm);
-    snprintf(e->stream_name, sizeof(e->stream_name), "%s/[$LATEST]%s", day, e->stream_hex);
-    snprintf(e->arn, sizeof(e->arn), "arn:aws:lambda:%s:%s:function:%s", cfg->region,
-             cfg->account_id, cfg->function_name);
+    name_stream(e, cfg);
     e->ext_port = sim_free_port();
     e->hub = tele_hub_new();
-    if (cfg->logs_dir) {
-        strftime(day, sizeof(day), "%Y-%m-%d", &tm);
-        snprintf(e->log_path, sizeof(e->log_path), "%s/%s-%s.log", cfg->logs_dir, day,
-                 e->stream_hex);
-        e->log_fd = open(e->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (e->log_fd < 0) {
-            LOG_WARN("lambda-sim", "cannot open log stream %s; using stderr", e->log_path);
-        }
-    }
     if (env_api_start(e) != 0) {
         env_set_fail(e, "Sandbox.Failure", "cannot start the Runtime API server");
     }

@@ -2,7 +2,7 @@
  *
  * An environment is a controller thread plus its own Runtime/Extensions/Telemetry API server
  * (its own port, AWS_SESSION_TOKEN, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT and log stream).  The
- * controller runs Lambda's lifecycle as RAPID does (shared/reference/lambda-apis.md section 1.4):
+ * controller runs Lambda's lifecycle as RAPID does (the Extensions API page's "Lifecycle"):
  * init (extensions launched, registration barrier, runtime launched, init ends when the runtime
  * and every extension called next), then invokes one at a time, then SHUTDOWN: `spindown` when
  * asked to stop, `timeout`/`failure` after a timed out or crashed invoke (the environment then

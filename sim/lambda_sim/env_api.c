@@ -9,7 +9,8 @@
  *   POST /2020-01-01/extension/init/error | /exit/error
  *   PUT  /2022-07-01/telemetry
  *   PUT  /2020-08-15/logs                              (202 Logs.NotSupported, as RIE)
- * Errors use RAPID's statuses, types and messages (shared/reference/lambda-apis.md 1, 3).  The
+ * Errors use RAPID's statuses, types and messages (as aws-lambda-runtime-interface-emulator
+ * renders them).  The
  * long polls block their connection's thread on env->cv until the controller hands out an event
  * or the environment dies.
  */
@@ -22,7 +23,9 @@
 
 #include "common/buf.h"
 #include "common/mem.h"
+#include "common/str.h"
 #include "sim/lambda_sim/env_int.h"
+#include "sim/lambda_sim/util.h"
 #include "sim/lambda_sim/wire.h"
 
 #define API_SMALL_BODY   (64u * 1024u)
@@ -98,13 +101,14 @@ static struct sim_ext *ext_by_id(struct env *e, struct MHD_Connection *c, struct
 
     err->status = 403;
     if (!id || !*id) {
-        snprintf(err->type, sizeof(err->type), "Extension.MissingExtensionIdentifier");
-        snprintf(err->message, sizeof(err->message), "Missing Lambda-Extension-Identifier header");
+        str_copy_trunc(err->type, sizeof(err->type), "Extension.MissingExtensionIdentifier");
+        str_copy_trunc(err->message, sizeof(err->message),
+                       "Missing Lambda-Extension-Identifier header");
         return NULL;
     }
     if (!sim_is_uuid(id)) {
-        snprintf(err->type, sizeof(err->type), "Extension.InvalidExtensionIdentifier");
-        snprintf(err->message, sizeof(err->message), "Invalid Lambda-Extension-Identifier");
+        str_copy_trunc(err->type, sizeof(err->type), "Extension.InvalidExtensionIdentifier");
+        str_copy_trunc(err->message, sizeof(err->message), "Invalid Lambda-Extension-Identifier");
         return NULL;
     }
     for (i = 0; i < e->n_ext; i++) {
@@ -112,8 +116,8 @@ static struct sim_ext *ext_by_id(struct env *e, struct MHD_Connection *c, struct
             return &e->ext[i];
         }
     }
-    snprintf(err->type, sizeof(err->type), "Extension.UnknownExtensionIdentifier");
-    snprintf(err->message, sizeof(err->message), "Unknown extension %.64s", id);
+    str_copy_trunc(err->type, sizeof(err->type), "Extension.UnknownExtensionIdentifier");
+    sim_msgf(err->message, sizeof(err->message), "Unknown extension %.64s", id);
     return NULL;
 }
 
@@ -122,7 +126,7 @@ static enum MHD_Result ext_state_error(struct MHD_Connection *c, const struct si
 {
     char msg[256];
 
-    snprintf(msg, sizeof(msg),
+    sim_msgf(msg, sizeof(msg),
              "State transition from %s to %s failed for extension %s. Error: State transition is "
              "not allowed",
              from, to, x->id);
@@ -167,7 +171,7 @@ static enum MHD_Result ext_register(struct env *e, struct MHD_Connection *c, str
         char msg[400];
 
         pthread_mutex_unlock(&e->mu);
-        snprintf(msg, sizeof(msg),
+        sim_msgf(msg, sizeof(msg),
                  "State transition from Registered to Registered failed for extension %.200s. "
                  "Error: State transition is not allowed",
                  name);
@@ -187,7 +191,7 @@ static enum MHD_Result ext_register(struct env *e, struct MHD_Connection *c, str
         x = &e->ext[e->n_ext++];
         memset(x, 0, sizeof(*x));
         x->env = e;
-        snprintf(x->name, sizeof(x->name), "%s", name);
+        str_copy_trunc(x->name, sizeof(x->name), name);
     }
     sim_uuid(id);
     memcpy(x->id, id, SIM_UUID_LEN);
@@ -268,7 +272,7 @@ static enum MHD_Result ext_error(struct env *e, struct MHD_Connection *c, int in
                                init ? "InitError" : "ExitError");
     }
     x->errored = 1;
-    snprintf(msg, sizeof(msg), "Extension %.200s reported %s: %.100s", x->name,
+    sim_msgf(msg, sizeof(msg), "Extension %.200s reported %s: %.100s", x->name,
              init ? "an init error" : "an exit error", type);
     env_set_fail(e, init ? "Extension.InitError" : "Extension.ExitError", msg);
     pthread_mutex_unlock(&e->mu);
@@ -314,7 +318,7 @@ static enum MHD_Result rt_state_error(struct MHD_Connection *c, const char *from
 {
     char msg[200];
 
-    snprintf(msg, sizeof(msg),
+    sim_msgf(msg, sizeof(msg),
              "State transition from %s to %s failed for runtime. Error: State "
              "transition is not allowed",
              from, to);
@@ -325,6 +329,7 @@ static enum MHD_Result rt_next(struct env *e, struct MHD_Connection *c)
 {
     char id[SIM_UUID_LEN];
     char deadline[24];
+    _Static_assert(sizeof(deadline) > 20, "a 64-bit number in decimal fits");
     char arn[sizeof(e->arn)];
     char trace[sizeof(e->inv.trace)];
     char ct[sizeof(e->inv.content_type)];
@@ -360,7 +365,8 @@ static enum MHD_Result rt_next(struct env *e, struct MHD_Connection *c)
     }
     e->inv.taken = 1;
     memcpy(id, e->inv.id, sizeof(id));
-    snprintf(deadline, sizeof(deadline), "%llu", (unsigned long long)e->inv.deadline_ms);
+    /* 20 digits at most: always whole (see the static assertion by deadline's declaration). */
+    (void)sim_fmt(deadline, sizeof(deadline), "%llu", (unsigned long long)e->inv.deadline_ms);
     memcpy(arn, e->arn, sizeof(arn));
     memcpy(trace, e->inv.trace, sizeof(trace));
     memcpy(ct, e->inv.content_type, sizeof(ct));
@@ -405,12 +411,12 @@ static enum MHD_Result rt_post(struct env *e, struct MHD_Connection *c, const ch
         /* Lambda fails the invoke; the runtime hears 413. */
         char msg[96];
 
-        snprintf(msg, sizeof(msg),
+        sim_msgf(msg, sizeof(msg),
                  "Response payload size exceeded maximum allowed payload size "
                  "(%u bytes).",
                  6u * 1024u * 1024u);
         e->inv.is_error = 1;
-        snprintf(e->inv.err_type, sizeof(e->inv.err_type), "Function.ResponseSizeTooLarge");
+        str_copy_trunc(e->inv.err_type, sizeof(e->inv.err_type), "Function.ResponseSizeTooLarge");
         e->inv.resp = wire_error_body("Function.ResponseSizeTooLarge", msg);
         e->inv.resp_len = strlen(e->inv.resp) - 1;
         pthread_cond_broadcast(&e->cv);
@@ -420,8 +426,8 @@ static enum MHD_Result rt_post(struct env *e, struct MHD_Connection *c, const ch
     }
     e->inv.is_error = is_error;
     if (is_error) {
-        snprintf(e->inv.err_type, sizeof(e->inv.err_type), "%s",
-                 etype && *etype ? etype : "Unhandled");
+        str_copy_trunc(e->inv.err_type, sizeof(e->inv.err_type),
+                       etype && *etype ? etype : "Unhandled");
     }
     e->inv.resp = buf_detach(&r->body, &len);
     e->inv.resp_len = len;
@@ -444,7 +450,7 @@ static enum MHD_Result rt_init_error(struct env *e, struct MHD_Connection *c, st
     free(e->init_error_body);
     e->init_error_body = buf_detach(&r->body, &len);
     e->init_error_len = len;
-    snprintf(msg, sizeof(msg), "Runtime reported an init error: %.100s",
+    sim_msgf(msg, sizeof(msg), "Runtime reported an init error: %.100s",
              etype && *etype ? etype : "Runtime.Unknown");
     env_set_fail(e, etype && *etype ? etype : "Runtime.Unknown", msg);
     pthread_mutex_unlock(&e->mu);

@@ -17,11 +17,12 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/str.h"
 #include "sim/lambda_sim/config.h"
 #include "sim/lambda_sim/env.h"
 #include "sim/lambda_sim/pool.h"
 
-#define INVOKE_MAX    (6u * 1024u * 1024u) /* Lambda's synchronous payload limit, 6 MB */
+#define INVOKE_MAX    ((size_t)6 * 1024 * 1024) /* Lambda's synchronous payload limit, 6 MB */
 #define INVOKE_PREFIX "/2015-03-31/functions/"
 
 struct invoke_req {
@@ -140,9 +141,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     job.payload = r->body.data ? r->body.data : "";
     job.payload_len = r->body.len;
     v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    snprintf(job.content_type, sizeof(job.content_type), "%s", v ? v : "application/json");
+    str_copy_trunc(job.content_type, sizeof(job.content_type), v ? v : "application/json");
     v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amzn-Trace-Id");
-    snprintf(job.trace, sizeof(job.trace), "%s", v ? v : "");
+    str_copy_trunc(job.trace, sizeof(job.trace), v ? v : "");
     pool_invoke(s_pool, &job);
     ret = reply(c, job.status, job.body, job.body_len, &job);
     job.body = NULL; /* MHD frees it */
@@ -180,17 +181,22 @@ int main(int argc, char **argv)
 
     mem_init();
     if (sim_config_parse(argc, argv, &cfg, &help, err, sizeof(err)) != STASH_OK) {
-        fprintf(stderr, "lambda-sim: %s\n%s", err, sim_config_usage());
+        (void)fprintf(stderr, "lambda-sim: %s\n%s", err, sim_config_usage()); /* nowhere else */
         sim_config_release(&cfg);
         return 2;
     }
     if (help) {
-        fputs(sim_config_usage(), stdout);
+        rc = fputs(sim_config_usage(), stdout) == EOF || fflush(stdout) != 0;
         sim_config_release(&cfg);
-        return 0;
+        return rc;
+    }
+    /* A caller that hangs up must not kill lambda-sim: writes fail with EPIPE instead. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        (void)fprintf(stderr, "lambda-sim: cannot ignore SIGPIPE\n");
+        sim_config_release(&cfg);
+        return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
     /* Every thread inherits this mask; the main thread takes the signals with sigwait. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
@@ -207,18 +213,20 @@ int main(int argc, char **argv)
                          completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 2048u,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
     if (!d) {
-        fprintf(stderr, "lambda-sim: cannot listen on 127.0.0.1:%u\n", cfg.port);
+        (void)fprintf(stderr, "lambda-sim: cannot listen on 127.0.0.1:%u\n", cfg.port);
         goto out;
     }
     info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     port = info ? info->port : cfg.port;
-    printf("lambda-sim listening on 127.0.0.1:%u\n", port);
-    fflush(stdout);
+    /* Whoever started lambda-sim learns the port from this line: without it, nothing can run. */
+    if (printf("lambda-sim listening on 127.0.0.1:%u\n", port) < 0 || fflush(stdout) != 0) {
+        goto out;
+    }
     if (cfg.ready_file) {
         FILE *f = fopen(cfg.ready_file, "we");
 
         if (!f || fprintf(f, "%u\n", port) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "lambda-sim: cannot write %s\n", cfg.ready_file);
+            (void)fprintf(stderr, "lambda-sim: cannot write %s\n", cfg.ready_file);
             goto out;
         }
     }
@@ -232,8 +240,8 @@ out:
     if (d) {
         MHD_stop_daemon(d);
     }
-    fprintf(stderr, "lambda-sim: stopped after %u execution environment(s)\n",
-            pool_started(s_pool));
+    (void)fprintf(stderr, "lambda-sim: stopped after %u execution environment(s)\n",
+                  pool_started(s_pool));
     pool_free(s_pool);
     curl_global_cleanup();
     sim_config_release(&cfg);

@@ -22,15 +22,11 @@ struct pool {
 struct pool *pool_new(const struct sim_config *cfg)
 {
     struct pool *p = xcalloc(1, sizeof(*p));
-    pthread_condattr_t ca;
 
     p->cfg = cfg;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    p->envs = xcalloc(cfg->max_envs, sizeof(*p->envs));
+    clock_cond_init(&p->cv);
+    p->envs = xcalloc(cfg->max_envs, sizeof(struct env *));
     p->finished = xcalloc(cfg->max_envs, sizeof(*p->finished));
     return p;
 }

@@ -1,7 +1,7 @@
 /* sim/lambda_sim/proc.c: fork/exec with a log pipe, a reader thread and a waiter thread. */
 /* pipe2(2) is a GNU extension: the pipe must be close-on-exec from birth, or a child forked by
  * another thread in between would inherit it and hold the reader open. */
-#define _GNU_SOURCE
+#define _GNU_SOURCE // NOLINT(bugprone-reserved-identifier,readability-identifier-naming)
 #include "sim/lambda_sim/proc.h"
 
 #include <dirent.h>
@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/mem.h"
+#include "sim/lambda_sim/util.h"
 
 struct proc {
     pid_t pid;
@@ -118,7 +119,7 @@ static void child_exec(const struct proc_spec *spec, int wfd, int nullfd)
         sigaction(sig, &sa, NULL); /* SIGPIPE was ignored in the parent */
     }
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
     if (dup2(nullfd, 0) < 0 || dup2(wfd, 1) < 0 || dup2(wfd, 2) < 0) {
         _exit(126);
     }
@@ -197,6 +198,28 @@ void proc_signal(struct proc *p, int sig)
     }
 }
 
+/* The state and the process group from what follows the ")" of /proc/PID/stat
+ * (" S 1 1234 ..."); 0 if it does not have that shape. */
+static int parse_stat_tail(const char *s, char *state, long *pgrp)
+{
+    char *end;
+
+    while (*s == ' ') {
+        s++;
+    }
+    if (!*s) {
+        return 0;
+    }
+    *state = *s++;
+    (void)strtol(s, &end, 10); /* the parent's pid */
+    if (end == s) {
+        return 0;
+    }
+    s = end;
+    *pgrp = strtol(s, &end, 10);
+    return end != s;
+}
+
 int proc_group_alive(struct proc *p)
 {
     DIR *d;
@@ -212,6 +235,7 @@ int proc_group_alive(struct proc *p)
     if (!d) {
         return kill(-p->pid, 0) == 0;
     }
+    /* NOLINTNEXTLINE(concurrency-mt-unsafe): readdir races only on a stream shared by threads */
     while (!alive && (de = readdir(d)) != NULL) {
         char path[300];
         char stat[512];
@@ -219,27 +243,26 @@ int proc_group_alive(struct proc *p)
         FILE *f;
         size_t n;
         char state = 0;
-        int ppid = 0;
-        int pgrp = 0;
+        long pgrp = 0;
 
-        if (de->d_name[0] < '0' || de->d_name[0] > '9') {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
+            sim_fmt(path, sizeof(path), "/proc/%s/stat", de->d_name) != 0) {
             continue;
         }
-        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
         f = fopen(path, "re");
         if (!f) {
             continue;
         }
         n = fread(stat, 1, sizeof(stat) - 1, f);
-        fclose(f);
+        (void)fclose(f); /* read only: nothing is lost if closing fails */
         stat[n] = '\0';
         rp = strrchr(stat, ')');
-        if (rp && sscanf(rp + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 && pgrp == p->pid &&
-            state != 'Z' && state != 'X') {
+        if (rp && parse_stat_tail(rp + 1, &state, &pgrp) && pgrp == p->pid && state != 'Z' &&
+            state != 'X') {
             alive = 1;
         }
     }
-    closedir(d);
+    (void)closedir(d);
     return alive;
 }
 
@@ -266,7 +289,9 @@ static unsigned long read_hwm_kb(pid_t pid)
     unsigned long kb = 0;
     FILE *f;
 
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (sim_fmt(path, sizeof(path), "/proc/%d/status", (int)pid) != 0) {
+        return 0;
+    }
     f = fopen(path, "re");
     if (!f) {
         return 0;
@@ -277,7 +302,7 @@ static unsigned long read_hwm_kb(pid_t pid)
             break;
         }
     }
-    fclose(f);
+    (void)fclose(f); /* read only */
     return kb;
 }
 
@@ -294,13 +319,15 @@ static unsigned long tree_kb(pid_t pid, int depth)
     if (depth > 16) {
         return kb;
     }
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    if (sim_fmt(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid) != 0) {
+        return kb;
+    }
     f = fopen(path, "re");
     if (!f) {
         return kb;
     }
     n = fread(list, 1, sizeof(list) - 1, f);
-    fclose(f);
+    (void)fclose(f); /* read only */
     list[n] = '\0';
     s = list;
     for (;;) {
@@ -333,11 +360,11 @@ void proc_describe_status(int wstatus, char *out, size_t outlen)
                                             : NULL;
 
         if (name) {
-            snprintf(out, outlen, "signal: %s", name);
+            sim_msgf(out, outlen, "signal: %s", name);
         } else {
-            snprintf(out, outlen, "signal: %d", sig);
+            sim_msgf(out, outlen, "signal: %d", sig);
         }
     } else {
-        snprintf(out, outlen, "exit status %d", WEXITSTATUS(wstatus));
+        sim_msgf(out, outlen, "exit status %d", WEXITSTATUS(wstatus));
     }
 }

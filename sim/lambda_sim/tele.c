@@ -13,9 +13,11 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/str.h"
+#include "sim/lambda_sim/util.h"
 
-#define TELE_INIT_KEEP_MAX (1024u * 1024u)      /* init events kept for replay */
-#define TELE_QUEUE_MAX     (8u * 1024u * 1024u) /* per subscriber, then events are dropped */
+#define TELE_INIT_KEEP_MAX ((size_t)1024 * 1024)     /* init events kept for replay */
+#define TELE_QUEUE_MAX     ((size_t)8 * 1024 * 1024) /* per subscriber, then events are dropped */
 #define TELE_POST_TIMEOUT  2000L
 #define TELE_RETRIES       3
 
@@ -103,13 +105,9 @@ static void sub_push(struct tele_sub *s, unsigned category, const char *json, si
 struct tele_hub *tele_hub_new(void)
 {
     struct tele_hub *hub = xcalloc(1, sizeof(*hub));
-    pthread_condattr_t ca;
 
     pthread_mutex_init(&hub->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&hub->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&hub->cv);
     hub->in_init = 1;
     return hub;
 }
@@ -148,6 +146,7 @@ void tele_hub_emit(struct tele_hub *hub, unsigned category, char *json, int free
     free(json);
 }
 
+/* NOLINTNEXTLINE(readability-non-const-parameter): libcurl's write callback type */
 static size_t discard_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     (void)ptr;
@@ -165,8 +164,10 @@ static int post_batch(CURL *curl, const struct tele_sub *s, const char *body, si
     long status = 0;
     CURLcode rc;
 
-    snprintf(url, sizeof(url), "http://%s:%u%s", s->cfg.host, s->cfg.port, s->cfg.path);
-    snprintf(resolve, sizeof(resolve), "%s:%u:127.0.0.1", s->cfg.host, s->cfg.port);
+    if (sim_fmt(url, sizeof(url), "http://%s:%u%s", s->cfg.host, s->cfg.port, s->cfg.path) != 0 ||
+        sim_fmt(resolve, sizeof(resolve), "%s:%u:127.0.0.1", s->cfg.host, s->cfg.port) != 0) {
+        return 0; /* a destination too long to name cannot be reached: the batch is not taken */
+    }
     res = curl_slist_append(res, resolve);
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     curl_easy_reset(curl);
@@ -313,7 +314,7 @@ void tele_hub_subscribe(struct tele_hub *hub, const char *name, const struct wir
     if (!s) {
         s = xcalloc(1, sizeof(*s));
         s->hub = hub;
-        snprintf(s->name, sizeof(s->name), "%s", name);
+        str_copy_trunc(s->name, sizeof(s->name), name);
         fresh = 1;
     }
     s->cfg = *sub;

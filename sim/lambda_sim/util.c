@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -116,4 +118,42 @@ unsigned sim_free_port(void)
     }
     close(fd);
     return port;
+}
+
+/* A message cut to fit: vsnprintf's count only says by how much, which a message can lose. */
+static void msg_v(char *out, size_t outlen, const char *fmt, va_list ap)
+{
+    if (outlen > 0 && vsnprintf(out, outlen, fmt, ap) < 0) {
+        out[0] = '\0';
+    }
+}
+
+void sim_msgf(char *out, size_t outlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg_v(out, outlen, fmt, ap);
+    va_end(ap);
+}
+
+enum stash_err sim_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg_v(err, errlen, fmt, ap);
+    va_end(ap);
+    return STASH_EINVAL;
+}
+
+int sim_fmt(char *out, size_t outlen, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, outlen, fmt, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < outlen ? 0 : -1;
 }

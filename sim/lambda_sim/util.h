@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
+
 struct sim_stamp {
     uint64_t mono_ns; /* CLOCK_MONOTONIC */
     uint64_t real_ms; /* milliseconds since the epoch */
@@ -30,5 +32,14 @@ void sim_hex(char *out, size_t n);
 int sim_is_uuid(const char *s);
 /* A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, then closed); 0 on failure. */
 unsigned sim_free_port(void);
+
+/* Formatting into fixed buffers.  sim_msgf is for messages (an error body, a log line): one cut
+ * short to fit is still a message.  sim_fail is sim_msgf for an error reason, and returns
+ * STASH_EINVAL so an error path reads `return sim_fail(err, errlen, ...)`.  sim_fmt is for
+ * values that must be whole (paths, URLs, numbers): it returns -1 if out was too small. */
+void sim_msgf(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+enum stash_err sim_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int sim_fmt(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

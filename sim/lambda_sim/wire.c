@@ -10,12 +10,14 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/mem.h"
+#include "common/str.h"
+#include "sim/lambda_sim/util.h"
 
 static enum stash_err fail(struct wire_error *err, int status, const char *type, const char *msg)
 {
     err->status = status;
-    snprintf(err->type, sizeof(err->type), "%s", type);
-    snprintf(err->message, sizeof(err->message), "%s", msg);
+    str_copy_trunc(err->type, sizeof(err->type), type);
+    str_copy_trunc(err->message, sizeof(err->message), msg);
     return STASH_EINVAL;
 }
 
@@ -58,7 +60,7 @@ enum stash_err wire_parse_register(const char *body, size_t len, unsigned *event
         } else if (cJSON_IsString(e) && strcmp(e->valuestring, "SHUTDOWN") == 0) {
             *events |= WIRE_EV_SHUTDOWN;
         } else {
-            snprintf(msg, sizeof(msg), "%.80s: ErrorInvalidEventType",
+            sim_msgf(msg, sizeof(msg), "%.80s: ErrorInvalidEventType",
                      cJSON_IsString(e) ? e->valuestring : "(not a string)");
             rc = fail(err, 403, "Extension.InvalidEventType", msg);
             *events = 0;
@@ -82,7 +84,7 @@ static enum stash_err get_bounded(const cJSON *obj, const char *name, unsigned l
     }
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
         v->valuedouble > hi) {
-        snprintf(msg, sizeof(msg), "buffering.%s must be an integer between %u and %u", name, lo,
+        sim_msgf(msg, sizeof(msg), "buffering.%s must be an integer between %u and %u", name, lo,
                  hi);
         return fail(err, 400, "ValidationError", msg);
     }
@@ -128,7 +130,7 @@ static enum stash_err parse_uri(const char *uri, struct wire_subscription *sub,
     if (strlen(end) >= sizeof(sub->path)) {
         return fail(err, 400, "ValidationError", "destination.URI path is too long");
     }
-    snprintf(sub->path, sizeof(sub->path), "%s", *end ? end : "/");
+    str_copy_trunc(sub->path, sizeof(sub->path), *end ? end : "/");
     return STASH_OK;
 }
 
@@ -161,7 +163,7 @@ enum stash_err wire_parse_subscription(const char *body, size_t len, struct wire
              "schemaVersion must be one of 2022-07-01, 2022-12-13, 2025-01-29");
         goto out;
     }
-    snprintf(sub->schema, sizeof(sub->schema), "%s", v->valuestring);
+    str_copy_trunc(sub->schema, sizeof(sub->schema), v->valuestring);
     v = cJSON_GetObjectItemCaseSensitive(root, "types");
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0) {
         fail(err, 400, "ValidationError", "types should not be empty");
@@ -325,7 +327,7 @@ char *wire_shutdown_event(uint64_t deadline_ms, const char *reason)
 
 void wire_events_list(unsigned events, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s%s%s", (events & WIRE_EV_INVOKE) ? "INVOKE" : "",
+    sim_msgf(out, outlen, "%s%s%s", (events & WIRE_EV_INVOKE) ? "INVOKE" : "",
              (events & WIRE_EV_INVOKE) && (events & WIRE_EV_SHUTDOWN) ? ", " : "",
              (events & WIRE_EV_SHUTDOWN) ? "SHUTDOWN" : "");
 }

@@ -2,8 +2,9 @@
  *
  * Pure functions (no I/O, no clocks): parsers for what extensions send (register body, Telemetry
  * subscription), renderers for what Lambda sends back (error bodies, INVOKE/SHUTDOWN events,
- * Telemetry events, CloudWatch REPORT lines).  Shapes follow shared/reference/lambda-apis.md and
- * the captures in shared/reference/telemetry-samples/: RAPID's field order, times as
+ * Telemetry events, CloudWatch REPORT lines).  Shapes follow the Lambda Developer Guide's
+ * Extensions, Runtime and Telemetry API pages and the captures in tests/data/telemetry-samples/:
+ * RAPID's field order, times as
  * "YYYY-MM-DDTHH:MM:SS.mmmZ", durations in ms rounded to microseconds.
  * Ownership: every returned string is allocated with xmalloc and owned by the caller.
  * Errors: parsers return STASH_EINVAL and fill struct wire_error with the HTTP status, errorType

@@ -6,7 +6,7 @@
  * - an INVOKE accepted has a non-empty, NUL-terminated request id shorter than its buffer;
  * - the shutdown reason is NUL-terminated and lower case; a deadline is never negative;
  * - parsing is a pure function: the same bytes give the same event.
- * Seeds: tests/fuzz/corpus/event_next (the samples of shared/reference/extensions-api-samples).
+ * Seeds: tests/fuzz/corpus/event_next (the samples of tests/data/extensions-api-samples).
  * Run: make fuzz && build/fuzz/fuzz/fuzz_event_next tests/fuzz/corpus/event_next -max_total_time=60
  */
 #include <ctype.h>

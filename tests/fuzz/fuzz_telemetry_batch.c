@@ -6,7 +6,7 @@
  *   way, one of which is offered the rejected batch, emit identical records when flushed;
  * - an accepted body never makes the ledger hold more than max_open records, and every record it
  *   emits renders to lines that are single JSON objects (cJSON refuses NaN/Infinity).
- * Seeds: tests/fuzz/seed_telemetry_batch.sh makes a corpus from shared/reference/telemetry-samples.
+ * Seeds: tests/fuzz/seed_telemetry_batch.sh makes a corpus from tests/data/telemetry-samples.
  * Run: make fuzz && tests/fuzz/seed_telemetry_batch.sh build/fuzz/corpus-telemetry &&
  *      build/fuzz/fuzz/fuzz_telemetry_batch build/fuzz/corpus-telemetry -max_total_time=60
  */

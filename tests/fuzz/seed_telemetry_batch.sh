@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
-# Makes a seed corpus for fuzz_telemetry_batch from shared/reference/telemetry-samples: whole
+# Makes a seed corpus for fuzz_telemetry_batch from tests/data/telemetry-samples: whole
 # batches as they are, single events wrapped in [ ], record-only fixtures in an envelope.
 #   tests/fuzz/seed_telemetry_batch.sh OUTDIR
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:?usage: $0 OUTDIR}
-ref=""
-for d in "${STASH_ROOT:-$PWD}/../shared/reference" "${STASH_SHARED:-/nonexistent}/reference" \
-         /work/shared/reference; do
-  if [ -d "$d/telemetry-samples" ]; then ref=$d; break; fi
-done
-[ -n "$ref" ] || { echo "seed: shared/reference/telemetry-samples not found" >&2; exit 1; }
+ref=tests/data
+[ -d "$ref/telemetry-samples" ] || { echo "seed: tests/data/telemetry-samples not found" >&2; exit 1; }
 mkdir -p "$out"
 /usr/bin/python3 - "$ref/telemetry-samples" "$out" <<'PY'
 import json, os, sys

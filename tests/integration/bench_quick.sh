@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark harness keeps working: `bench/run.sh BUILD --quick` (what `make bench QUICK=1`
-# runs) finishes in about half a minute and every section of bench.json has numbers, every target of issue 5
+# runs) finishes in about half a minute and every section of bench.json has numbers, every target
 # a measured value.  Values are not judged here (a quick run is far too short for that, and the
 # machine is shared); that is what the full `make bench` is for.
 source "$(dirname "$0")/lib.bash"

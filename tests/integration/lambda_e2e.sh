@@ -14,8 +14,7 @@ FA=$BUILD/bin/fake-aws
 STASH=$BUILD/extensions/stash
 DATA=$STASH_ROOT/sim/fake_aws/sample-data.json
 VALIDATE=$STASH_ROOT/tests/tools/emf_validate.py
-SCHEMA=$STASH_ROOT/../shared/reference/emf-schema.json
-[ -f "$SCHEMA" ] || SCHEMA=/work/shared/reference/emf-schema.json
+SCHEMA=$STASH_ROOT/tests/data/emf-schema.json
 AKID=AKIDEXAMPLE
 SECRET=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
 
@@ -333,7 +332,7 @@ check "port taken: init/error reached Lambda as Extension.LocalApiUnavailable" \
   grep -aq 'Extension\.LocalApiUnavailable' "$T"/logs-busy/* "$T/sim-busy.log"
 
 # ---- run 6: prefetch work is counted, in the init record ---------------------------------------
-# Issue 4: "requests during init (and prefetch work) form an init record".  The function's init
+# Requests made during init, prefetch work included, form the init record.  The function's init
 # code reads the last prefetched parameter (so the prefetch is done before the first INVOKE), then
 # one invoke reads the prefetched secret.  The EMF lines must account for every upstream call
 # fake-aws answered in this run: the two prefetch misses in the init record, none in the invoke.

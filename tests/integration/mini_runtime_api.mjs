@@ -1,6 +1,6 @@
 // tests/integration/mini_runtime_api.mjs: the Runtime API side of Lambda, just enough to drive a
 // runtime process in a test without lambda-sim: it proves sim/functions/runtime.mjs speaks the
-// protocol (../shared/reference/lambda-apis.md section 3) on its own.
+// protocol (the AWS Lambda Developer Guide's "Lambda runtime API") on its own.
 //
 //   node mini_runtime_api.mjs EVENTS_JSON [TIMEOUT_MS] -- CMD ARGS...
 //

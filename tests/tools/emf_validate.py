@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Validates CloudWatch EMF lines: the official schema (draft-07) plus the spec and service rules
-the schema misses (shared/reference/emf-vectors/README.md).
+the schema misses (tests/data/emf-vectors/README.md).
 
     emf_validate.py SCHEMA FILE...
 

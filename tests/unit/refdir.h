@@ -1,8 +1,9 @@
-/* tests/unit/refdir.h: where the read-only reference material lives, for tests that read it.
+/* tests/unit/refdir.h: where the test data is (tests/data/ of this repository), for tests that
+ * read it.
  *
- * Order: $STASH_ROOT/../shared/reference (the main checkout next to shared/), then
- * $STASH_SHARED/reference, then /work/shared/reference.  Returns 0 and fills out if the directory
- * exists, -1 if none does (the caller fails the test: missing references are not a pass).
+ * The folder is $STASH_ROOT/tests/data (tests/run.sh exports STASH_ROOT, the repository root), or
+ * tests/data from the working directory when STASH_ROOT is unset.  Returns 0 and fills out if the
+ * directory exists, -1 if not (the caller fails the test: missing data is not a pass).
  * Also holds a small whole-file reader.  Header-only (static) so each test binary stays one file.
  */
 #ifndef STASH_TESTS_REFDIR_H
@@ -16,26 +17,14 @@
 static inline int refdir_find(char *out, size_t cap)
 {
     const char *root = getenv("STASH_ROOT");
-    const char *shared = getenv("STASH_SHARED");
     struct stat st;
+    int n;
 
-    if (root && *root) {
-        snprintf(out, cap, "%s/../shared/reference", root);
-        if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
-            return 0;
-        }
+    n = snprintf(out, cap, "%s/tests/data", root && *root ? root : ".");
+    if (n < 0 || (size_t)n >= cap) {
+        return -1;
     }
-    if (shared && *shared) {
-        snprintf(out, cap, "%s/reference", shared);
-        if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
-            return 0;
-        }
-    }
-    snprintf(out, cap, "/work/shared/reference");
-    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
-        return 0;
-    }
-    return -1;
+    return stat(out, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
 /* Reads a whole file into a malloc'd NUL-terminated buffer; NULL on failure. */

@@ -704,7 +704,7 @@ static void gate_init(struct gate *g, int status, const char *body)
 {
     memset(g, 0, sizeof(*g));
     pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
+    clock_cond_init(&g->cv);
     g->status = status;
     g->body = body;
 }
@@ -755,8 +755,7 @@ static void gate_wait_entered(struct gate *g, unsigned n)
     struct timespec deadline;
     int rc = 0;
 
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 30;
+    clock_cond_deadline(30000, &deadline);
     pthread_mutex_lock(&g->mu);
     while (g->entered < n && rc == 0) {
         rc = pthread_cond_timedwait(&g->cv, &g->mu, &deadline);

@@ -6,14 +6,18 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/str.h"
 
 static void test_buf_ceiling(void **state)
 {
@@ -30,6 +34,61 @@ static void test_buf_ceiling(void **state)
     assert_int_equal(buf_putc(&b, 'x'), STASH_ETOOBIG);
     buf_release_secret(&b);
     assert_null(b.data);
+}
+
+/* The buffer keeps the first failed append's error through later appends, successful or not,
+ * so a document is checked once at its end; reset and detach forget it. */
+static void test_buf_first_error(void **state)
+{
+    struct buf b = BUF_INIT(8);
+    char *s;
+
+    (void)state;
+    assert_int_equal(buf_error(&b), STASH_OK);
+    (void)buf_puts(&b, "1234");
+    assert_int_equal(buf_error(&b), STASH_OK);
+    assert_int_equal(buf_printf(&b, "%s", "too long"), STASH_ETOOBIG);
+    assert_int_equal(buf_error(&b), STASH_ETOOBIG);
+    assert_int_equal(buf_putc(&b, '5'), STASH_OK);  /* still appends... */
+    assert_int_equal(buf_error(&b), STASH_ETOOBIG); /* ...but the document stays failed */
+    assert_int_equal(buf_fail(&b, STASH_EINVAL), STASH_EINVAL);
+    assert_int_equal(buf_error(&b), STASH_ETOOBIG); /* the first error wins */
+    assert_int_equal(buf_put_json_escaped(&b, "\n\n\n", 3), STASH_ETOOBIG);
+    buf_reset(&b);
+    assert_int_equal(buf_error(&b), STASH_OK);
+    assert_int_equal(buf_fail(&b, STASH_EINVAL), STASH_EINVAL);
+    assert_int_equal(buf_error(&b), STASH_EINVAL);
+    s = buf_detach(&b, NULL);
+    free(s);
+    assert_int_equal(buf_error(&b), STASH_OK);
+    buf_release(&b);
+}
+
+/* Truncating copy, printable-ASCII check and the xorshift64 step. */
+static void test_str_helpers(void **state)
+{
+    char small[4];
+    char one[1];
+    uint64_t st = 1;
+
+    (void)state;
+    assert_int_equal(str_copy_trunc(small, sizeof(small), "abcdef"), 3);
+    assert_string_equal(small, "abc");
+    assert_int_equal(str_copy_trunc(small, sizeof(small), "ab"), 2);
+    assert_string_equal(small, "ab");
+    assert_int_equal(str_copy_trunc(one, sizeof(one), "abc"), 0);
+    assert_int_equal(one[0], '\0');
+    assert_true(str_printable("Env=prod ~", 10));
+    assert_false(str_printable("   ", 3)); /* blank */
+    assert_false(str_printable("", 0));
+    assert_false(str_printable("caf\xc3\xa9", 5));
+    assert_false(str_printable("a\tb", 3));
+    assert_false(str_printable("a\x7f", 2));
+    assert_true(str_printable("a\x7f", 1)); /* only n bytes are looked at */
+    /* 1 -> 1 ^ 1<<13 = 0x2001; ^ >>7 (0x40) = 0x2041; ^ <<17 = 0x40822041 */
+    assert_int_equal(xorshift64(&st), 0x40822041ULL);
+    assert_int_equal(st, 0x40822041ULL);
+    assert_true(xorshift64(&st) != 0x40822041ULL);
 }
 
 static void test_buf_growth_and_printf(void **state)
@@ -104,6 +163,36 @@ static void test_clock_parse_rejects_pre_epoch(void **state)
     assert_int_equal(ms, 0);
     assert_int_equal(clock_parse_iso("9999-12-31T23:59:59.999Z", &ms), STASH_OK);
     assert_int_equal(ms, 253402300799999ull);
+}
+
+/* A condition variable from clock_cond_init times out on the monotonic clock, at the deadline
+ * clock_cond_deadline gave: not before it (a wall-clock condition would take the monotonic
+ * instant, years before now, as long past and return at once), and the deadline is in the future.
+ */
+static void test_clock_cond_monotonic(void **state)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    struct timespec deadline, now;
+    int rc;
+
+    (void)state;
+    assert_int_equal(clock_cond_init(&cv), 0);
+    clock_cond_deadline(20, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    assert_true(deadline.tv_sec > now.tv_sec ||
+                (deadline.tv_sec == now.tv_sec && deadline.tv_nsec > now.tv_nsec));
+    assert_true(deadline.tv_nsec >= 0 && deadline.tv_nsec < 1000000000L);
+    pthread_mutex_lock(&mu);
+    do {
+        rc = pthread_cond_timedwait(&cv, &mu, &deadline);
+    } while (rc == 0); /* a spurious wake-up: wait again for the same deadline */
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(rc, ETIMEDOUT);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    assert_true(now.tv_sec > deadline.tv_sec ||
+                (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec));
+    pthread_cond_destroy(&cv);
 }
 
 /* Past year 9999 the ISO form no longer fits CLOCK_ISO_LEN: the output is clamped to the last
@@ -188,9 +277,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_ceiling),
+        cmocka_unit_test(test_buf_first_error),
+        cmocka_unit_test(test_str_helpers),
         cmocka_unit_test(test_buf_growth_and_printf),
         cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_clock_format_parse),
+        cmocka_unit_test(test_clock_cond_monotonic),
         cmocka_unit_test(test_mem_equal_ct),
         cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_clock_parse_rejects_pre_epoch),

@@ -1,7 +1,7 @@
 /* Unit tests for telemetry/emf: exact lines for known records, splitting at 100 values without
  * double counting, configuration checks, aggregate mode, the fd writer.  Every line emitted here is
  * checked by tests/tools/emf_validate.py (the EMF schema as draft-07 plus the rules the schema
- * misses), and the validator itself is first proven on every shared/reference/emf-vectors file. */
+ * misses), and the validator itself is first proven on every tests/data/emf-vectors file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,7 +34,7 @@ static int setup(void **state)
     (void)state;
     mem_init();
     if (refdir_find(s_ref, sizeof(s_ref)) != 0) {
-        fprintf(stderr, "shared/reference not found\n");
+        fprintf(stderr, "tests/data not found\n");
         return -1;
     }
     snprintf(s_validator, sizeof(s_validator), "%s/tests/tools/emf_validate.py",

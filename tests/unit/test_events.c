@@ -1,4 +1,4 @@
-/* Unit tests for telemetry/events: every sample in shared/reference/telemetry-samples parses, the
+/* Unit tests for telemetry/events: every sample in tests/data/telemetry-samples parses, the
  * figures read back are those in the files, malformed and oversized bodies are refused whole. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,9 +77,8 @@ static int setup(void **state)
     (void)state;
     mem_init();
     if (refdir_find(s_dir, sizeof(s_dir)) != 0) {
-        fprintf(stderr, "shared/reference not found (STASH_ROOT/../shared, STASH_SHARED, "
-                        "/work/shared)\n");
-        return -1; /* fails every test of the group: missing references are not a pass */
+        fprintf(stderr, "tests/data not found: run from the repository root or set STASH_ROOT\n");
+        return -1; /* fails every test of the group: missing data is not a pass */
     }
     return 0;
 }

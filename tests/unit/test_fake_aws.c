@@ -1,6 +1,6 @@
 /* Unit tests for fake-aws's pure parts: base64, the data-file loader and store, the
  * Authorization header parser and SigV4 verification (against the project-derived vectors in
- * shared/reference/sigv4-suite/derived, with the clock injected), the operations' wire shapes, and
+ * tests/data/sigv4-suite/derived, with the clock injected), the operations' wire shapes, and
  * the fault queue.  Malformed input of every kind must give a clear error, never a crash. */
 #include <setjmp.h>
 #include <stdarg.h>

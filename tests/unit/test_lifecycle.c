@@ -33,19 +33,18 @@
 #include "common/mem.h"
 #include "extension/lifecycle.h"
 #include "telemetry/listener.h"
+#include "tests/unit/refdir.h"
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-/* shared/reference next to the checkout ($STASH_ROOT/../shared), else /work/shared. */
+/* A file of the repository's test data (tests/data/). */
 static const char *ref(const char *rel)
 {
     static char path[1024];
-    const char *root = getenv("STASH_ROOT");
+    char dir[512];
 
-    snprintf(path, sizeof(path), "%s/../shared/reference/%s", root ? root : ".", rel);
-    if (access(path, R_OK) != 0) {
-        snprintf(path, sizeof(path), "/work/shared/reference/%s", rel);
-    }
+    assert_int_equal(refdir_find(dir, sizeof(dir)), 0);
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
     return path;
 }
 
@@ -219,7 +218,8 @@ static void test_subscription_body(void **state)
     assert_int_equal(cJSON_GetArraySize(types), 1);
     assert_string_equal(cJSON_GetArrayItem(types, 0)->valuestring, "platform");
     buffering = cJSON_GetObjectItem(root, "buffering");
-    /* Within the API's limits (lambda-apis.md §2.1), and prompt. */
+    /* Within the Telemetry API's buffering limits (timeoutMs 25-30000, maxItems 1000-10000,
+     * maxBytes 262144-1048576), and prompt. */
     t = cJSON_GetObjectItem(buffering, "timeoutMs")->valuedouble;
     assert_true(t >= 25 && t <= 100);
     assert_true(cJSON_GetObjectItem(buffering, "maxItems")->valuedouble >= 1000);
@@ -340,7 +340,7 @@ struct fake {
     int deliver_last_report; /* post the last report after SHUTDOWN */
     int lmi; /* Lambda Managed Instances: INVOKE refused at register, schema 2025-01-29 only; at
               * the first next, requests named lmi-1 and lmi-2 and their reports arrive */
-    struct lifecycle_metrics *metrics;
+    struct telemetry *metrics;
     /* what happened */
     char name[64];
     char register_body[256];
@@ -421,7 +421,7 @@ static void inject_facts(struct fake *f, int n)
         fa.outcome = FACTS_HIT;
         fa.status = 200;
         fa.latency_ms = 0.5;
-        lifecycle_metrics_on_facts(f->metrics, &fa);
+        telemetry_on_facts(f->metrics, &fa);
     }
 }
 
@@ -446,7 +446,7 @@ static void lmi_invocations(struct fake *f)
         fa.status = 200;
         fa.latency_ms = 0.5;
         snprintf(fa.request_id, sizeof(fa.request_id), "%s", ids[i]);
-        lifecycle_metrics_on_facts(f->metrics, &fa);
+        telemetry_on_facts(f->metrics, &fa);
     }
     if (f->subscribed && http_post(f->listener_port, batch, strlen(batch), "POST") != 200) {
         f->report_refused++;
@@ -680,11 +680,12 @@ static void hook_wipe(void *ctx)
 
 /* Runs lifecycle_run against f, with EMF lines going to a temp file; returns the exit status
  * and the lines as parsed JSON objects (caller frees). */
-static int run(struct fake *f, enum emf_mode mode, const char *config_error, cJSON **lines,
+static int run(struct fake *f, const char *mode, const char *config_error, cJSON **lines,
                size_t *nlines, struct hooks_log *hl)
 {
     char runtime_api[32];
-    struct lifecycle_metrics_config mc;
+    struct telemetry_config tc;
+    struct telemetry_settings *set;
     struct lifecycle_opts o;
     struct lifecycle_hooks h;
     struct sockaddr_storage ss;
@@ -695,10 +696,11 @@ static int run(struct fake *f, enum emf_mode mode, const char *config_error, cJS
     int status;
 
     assert_non_null(tmp);
-    memset(&mc, 0, sizeof(mc));
-    mc.mode = mode;
-    mc.fd = fileno(tmp);
-    assert_int_equal(lifecycle_metrics_new(&mc, &f->metrics, err, sizeof(err)), STASH_OK);
+    memset(&tc, 0, sizeof(tc));
+    tc.mode = mode;
+    assert_int_equal(telemetry_settings_new(&tc, &set, err, sizeof(err)), STASH_OK);
+    f->metrics = telemetry_new(set, fileno(tmp), NULL, NULL);
+    telemetry_settings_free(set);
     /* A request during init (the function's init code reading a secret). */
     {
         struct facts fa;
@@ -711,7 +713,7 @@ static int run(struct fake *f, enum emf_mode mode, const char *config_error, cJS
         fa.ncalls = fa.ncalls_recorded = 1;
         fa.calls[0].ms = 11.0;
         fa.calls[0].http_status = 200;
-        lifecycle_metrics_on_facts(f->metrics, &fa);
+        telemetry_on_facts(f->metrics, &fa);
     }
     fake_start(f);
     snprintf(runtime_api, sizeof(runtime_api), "127.0.0.1:%u", (unsigned)f->port);
@@ -744,7 +746,7 @@ static int run(struct fake *f, enum emf_mode mode, const char *config_error, cJS
         (*nlines)++;
     }
     fclose(tmp);
-    lifecycle_metrics_free(f->metrics);
+    telemetry_free(f->metrics);
     f->metrics = NULL;
     return status;
 }
@@ -833,7 +835,7 @@ static void test_run_invokes_and_shutdown(void **state)
     f.deliver_last_report = 1;
     f.garbage_first = 1;
 
-    assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
     /* Registration: the executable's name, both events, the identifier kept. */
     assert_string_equal(f.name, "stash-test");
     assert_non_null(strstr(f.register_body, "\"INVOKE\""));
@@ -904,7 +906,7 @@ static void test_run_telemetry_refused(void **state)
     f.deliver_last_report = 1; /* ignored: not subscribed */
 
     /* The extension keeps working: every event is taken, every record is written. */
-    assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
     assert_int_equal(f.nnext, 3);
     assert_string_equal(f.init_error, "");
     assert_int_equal(hl.wiped, 1);
@@ -944,7 +946,7 @@ static void test_run_report_never_comes(void **state)
     f.hits_per_invoke = 1;
     f.deliver_last_report = 0;
 
-    assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
     l1 = line_for(lines, n, "req-x");
     assert_non_null(l1);
     assert_int_equal(num(l1, "CacheHits"), 1);
@@ -977,7 +979,7 @@ static void test_run_shutdown_with_stuck_request(void **state)
     f.deliver_last_report = 1;
     s_stop_stuck = 1;
 
-    assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
     assert_int_equal(hl.stopped, 1);
     assert_true(hl.lines_while_stopped);
     assert_int_equal(hl.wiped, 1);
@@ -1010,7 +1012,7 @@ static void test_run_managed_instances(void **state)
     f.events[0] = s_shutdown_far;
     f.nevents = 1;
 
-    assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
     assert_string_equal(f.register_body, "{\"events\":[\"SHUTDOWN\"]}");
     assert_true(f.subscribed);
     assert_int_equal(f.report_refused, 0);
@@ -1049,7 +1051,7 @@ static void test_run_config_error(void **state)
     f.events[0] = INVOKE("req-1");
     f.request_ids[0] = "req-1";
     f.nevents = 1;
-    assert_int_equal(run(&f, EMF_MODE_INVOCATION,
+    assert_int_equal(run(&f, "invocation",
                          "STASH_METRICS_MODE: \"loud\" is not one of "
                          "invocation, aggregate, off",
                          lines, &n, &hl),
@@ -1072,7 +1074,7 @@ static void test_run_register_refused(void **state)
     f.register_status = 403;
     f.events[0] = INVOKE("req-1");
     f.nevents = 1;
-    assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 1);
+    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 1);
     assert_string_equal(f.name, "stash-test");
     assert_int_equal(f.nnext, 0);
     assert_int_equal(hl.wiped, 0);
@@ -1094,7 +1096,7 @@ static void test_run_next_refused(void **state)
     f.request_ids[0] = "req-1";
     f.nevents = 1; /* the second next gets a 500 */
     f.hits_per_invoke = 2;
-    assert_int_equal(run(&f, EMF_MODE_INVOCATION, NULL, lines, &n, &hl), 1);
+    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 1);
     /* What was recorded still goes out, and Lambda hears why we stop. */
     assert_string_equal(f.exit_error, "Extension.EventNextFailed");
     assert_int_equal(hl.stopped, 1);
@@ -1121,7 +1123,7 @@ static void test_run_metrics_off(void **state)
     f.events[1] = s_shutdown_far;
     f.nevents = 2;
     f.hits_per_invoke = 1;
-    assert_int_equal(run(&f, EMF_MODE_OFF, NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "off", NULL, lines, &n, &hl), 0);
     /* Off means off: no subscription (no buffer memory charged to the function), no lines. */
     assert_string_equal(f.subscription, "");
     assert_int_equal(n, 0);
@@ -1148,26 +1150,43 @@ static void test_run_bad_inputs(void **state)
     assert_int_equal(lifecycle_run(&o, NULL), 1);
 }
 
+/* The metrics settings are checked once, each variable named in the reason; mode off makes no
+ * telemetry, and every telemetry call takes NULL. */
 static void test_metrics_bad_config(void **state)
 {
-    struct lifecycle_metrics_config mc;
-    struct lifecycle_metrics *m = (struct lifecycle_metrics *)&mc;
+    struct telemetry_config tc;
+    struct telemetry_settings *set = (struct telemetry_settings *)&tc;
+    struct telemetry_stats st;
     char err[256];
 
     (void)state;
-    memset(&mc, 0, sizeof(mc));
-    mc.namespace_ = "AWS/Lambda";
-    assert_int_equal(lifecycle_metrics_new(&mc, &m, err, sizeof(err)), STASH_EINVAL);
-    assert_null(m);
+    memset(&tc, 0, sizeof(tc));
+    tc.namespace_ = "AWS/Lambda";
+    assert_int_equal(telemetry_settings_new(&tc, &set, err, sizeof(err)), STASH_EINVAL);
+    assert_null(set);
     assert_non_null(strstr(err, "STASH_METRICS_NAMESPACE"));
-    mc.namespace_ = NULL;
-    mc.dimensions = "Stage";
-    assert_int_equal(lifecycle_metrics_new(&mc, &m, err, sizeof(err)), STASH_EINVAL);
-    mc.dimensions = "Stage=prod";
-    assert_int_equal(lifecycle_metrics_new(&mc, &m, err, sizeof(err)), STASH_OK);
-    assert_non_null(m);
-    lifecycle_metrics_free(m);
-    lifecycle_metrics_free(NULL);
+    tc.namespace_ = NULL;
+    tc.dimensions = "Stage";
+    assert_int_equal(telemetry_settings_new(&tc, &set, err, sizeof(err)), STASH_EINVAL);
+    assert_non_null(strstr(err, "STASH_METRICS_DIMENSIONS"));
+    tc.dimensions = "Stage=prod";
+    tc.mode = "sometimes";
+    assert_int_equal(telemetry_settings_new(&tc, &set, err, sizeof(err)), STASH_EINVAL);
+    assert_non_null(strstr(err, "STASH_METRICS_MODE"));
+    tc.mode = "off";
+    assert_int_equal(telemetry_settings_new(&tc, &set, err, sizeof(err)), STASH_OK);
+    assert_null(telemetry_new(set, 1, "f", "1"));
+    telemetry_settings_free(set);
+    tc.mode = NULL;
+    assert_int_equal(telemetry_settings_new(&tc, &set, err, sizeof(err)), STASH_OK);
+    assert_non_null(set);
+    telemetry_free(telemetry_new(set, 1, "f", "1"));
+    telemetry_settings_free(set);
+    telemetry_settings_free(NULL);
+    telemetry_free(NULL);
+    telemetry_on_facts(NULL, NULL);
+    telemetry_stats(NULL, &st);
+    assert_int_equal(st.records, 0);
 }
 
 int main(void)

@@ -1,6 +1,6 @@
 /* Unit tests for cache/sigv4.c.
  *
- * 1. Every case of shared/reference/sigv4-suite/ (botocore-aws4_testsuite incl. normalize-path
+ * 1. Every case of tests/data/sigv4-suite/ (botocore-aws4_testsuite incl. normalize-path
  *    and post-sts-token, aws-c-auth-v4, derived), read and parsed at test time: canonical
  *    request, string to sign, signature and Authorization value asserted separately,
  *    byte-for-byte.  Missing vectors are a failure, not a skip.
@@ -27,7 +27,7 @@
 
 #include "cache/sigv4.h"
 #include "common/mem.h"
-#include "tests/unit/support_shared.h"
+#include "tests/unit/refdir.h"
 
 #define SUITE_AKID   "AKIDEXAMPLE"
 #define SUITE_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -422,6 +422,13 @@ static int run_context_case(const char *dir, const char *name, int *failures)
 
 /* Walks dir recursively; every directory is tried as a case of the given layout.  Returns the
  * number of cases run. */
+static int is_dir(const char *p)
+{
+    struct stat st;
+
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static int walk_suite(const char *dir, int context_layout, int *failures)
 {
     DIR *d = opendir(dir);
@@ -442,7 +449,7 @@ static int walk_suite(const char *dir, int context_layout, int *failures)
             continue;
         }
         sub = path_fmt("%s/%s", dir, de->d_name);
-        if (support_is_dir(sub)) {
+        if (is_dir(sub)) {
             ncases += walk_suite(sub, context_layout, failures);
         }
         free(sub);
@@ -458,10 +465,10 @@ static void run_suite(const char *sub, int context_layout, int min_cases)
     int failures = 0;
     int n;
 
-    if (support_shared_dir("sigv4-suite", root, sizeof(root)) != 0) {
-        fail_msg("sigv4-suite not found: set STASH_SHARED to the shared/ folder");
+    if (refdir_find(root, sizeof(root)) != 0) {
+        fail_msg("tests/data not found: run from the repository root or set STASH_ROOT");
     }
-    dir = path_fmt("%s/%s", root, sub);
+    dir = path_fmt("%s/sigv4-suite/%s", root, sub);
     n = walk_suite(dir, context_layout, &failures);
     free(dir);
     print_message("%s: %d cases, %d mismatches\n", sub, n, failures);

@@ -1,0 +1,27 @@
+#include "common/str.h"
+
+#include <string.h>
+
+size_t str_copy_trunc(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
+int str_printable(const char *s, size_t n)
+{
+    int nonblank = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c > 0x7e) {
+            return 0;
+        }
+        nonblank |= c != ' ';
+    }
+    return nonblank;
+}
