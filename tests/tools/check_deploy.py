@@ -66,7 +66,11 @@ def finish():
 
 def runtimes(root):
     with open(os.path.join(root, RUNTIMES_FILE), encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+        names = [line.strip() for line in f if line.strip()]
+    # PublishLayerVersion's CompatibleRuntimes: at most 15 items (Lambda API reference).
+    if not 1 <= len(names) <= 15 or len(set(names)) != len(names):
+        bad(f"{RUNTIMES_FILE}: {len(names)} runtimes; Lambda takes 1 to 15, each once")
+    return names
 
 
 def rel(root, path):
