@@ -26,10 +26,18 @@ ln -s "$R/sim" "$M/sim"
 printf 'zip stand-in\n' >"$M/build/layer/stash-x86_64.zip"
 printf 'zip stand-in\n' >"$M/build/layer/stash-arm64.zip"
 
+# The zips `make layer` writes, as the Makefile names them (its $(LAYERS), for the default build
+# folder, which is where the templates look).
+LAYERS=$(cd "$R" && printf 'deploy-test-layers:\n\t@echo $(LAYERS)\n' |
+  make -s --no-print-directory -f Makefile -f - deploy-test-layers BUILD=build)
+expect_eq "make layer writes one zip per architecture" \
+  "build/layer/stash-x86_64.zip build/layer/stash-arm64.zip" "$LAYERS"
+
 check "SAM template: names only what exists, least-privilege role, both architectures" \
-  checker sam "$R/deploy/sam/template.yaml" --root "$R"
+  checker sam "$R/deploy/sam/template.yaml" --root "$R" --layers "$LAYERS"
 tf_check() {  # ROOT
-  "$INSPECT" "$1"/deploy/terraform/*.tf >"$T/tf.json" && checker terraform "$T/tf.json" --root "$1"
+  "$INSPECT" "$1"/deploy/terraform/*.tf >"$T/tf.json" &&
+    checker terraform "$T/tf.json" --root "$1" --layers "$LAYERS"
 }
 check "Terraform: every reference declared, every file() exists, least privilege, both architectures" \
   tf_check "$R"
@@ -37,7 +45,7 @@ check "Terraform: every reference declared, every file() exists, least privilege
 render_check() {
   python3 "$M/deploy/sam/render.py" --out "$M/build/sam/template.yaml" >/dev/null &&
     checker rendered "$M/build/sam/template.yaml" --template "$M/deploy/sam/template.yaml" \
-      --root "$M" && checker sam "$M/deploy/sam/template.yaml" --root "$M"
+      --root "$M" && checker sam "$M/deploy/sam/template.yaml" --root "$M" --layers "$LAYERS"
 }
 check "render.py: the deployable template carries dashboards/stash-dashboard.json unchanged" \
   render_check
@@ -52,6 +60,19 @@ publish_dry() {
     checker publish "$T/publish.out" --root "$M" --layer-dir "$M/build/layer"
 }
 check "publish.sh --dry-run: one publish-layer-version per architecture, right flags" publish_dry
+
+# make test's default build (DEPS=lean, build/) has made the real zips: the templates' paths
+# must find them there. (DEPS=system builds no layer; other build folders are not where the
+# templates look.)
+if [ "${STASH_DEPS:-lean}" = lean ] && [ "$BUILD" = "$R/build" ]; then
+  real_layers() {
+    python3 "$R/deploy/sam/render.py" --out "$T/real-sam.yaml" >/dev/null &&
+      checker rendered "$T/real-sam.yaml" --template "$R/deploy/sam/template.yaml" --root "$R" &&
+      "$R/deploy/publish.sh" --dry-run >"$T/real-publish.out" &&
+      checker publish "$T/real-publish.out" --root "$R" --layer-dir "$R/build/layer"
+  }
+  check "the zips make layer built are the ones render.py and publish.sh take" real_layers
+fi
 
 # A stand-in for the AWS CLI: records its arguments, answers like --query LayerVersionArn would.
 mkdir -p "$T/bin"
@@ -103,7 +124,7 @@ broken() {  # DESCRIPTION FILE SED EXPECTED-MESSAGE CHECK...
     _result 1 "$desc"
   fi
 }
-sam_m() { checker sam "$M/deploy/sam/template.yaml" --root "$M"; }
+sam_m() { checker sam "$M/deploy/sam/template.yaml" --root "$M" --layers "$LAYERS"; }
 T_SAM=deploy/sam/template.yaml
 T_TF=deploy/terraform/main.tf
 broken "SAM: a missing dashboard file fails" "$T_SAM" \

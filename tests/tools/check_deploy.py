@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """check_deploy.py: checks the deployment files under deploy/ against the repository.
 
-    check_deploy.py sam TEMPLATE --root ROOT
+    check_deploy.py sam TEMPLATE --root ROOT [--layers "ZIP ZIP"]
     check_deploy.py rendered RENDERED --template TEMPLATE --root ROOT
-    check_deploy.py terraform INSPECT_JSON --root ROOT
+    check_deploy.py terraform INSPECT_JSON --root ROOT [--layers "ZIP ZIP"]
     check_deploy.py publish DRY_RUN_OUTPUT --root ROOT --layer-dir DIR
+
+--layers: the zips `make layer` writes, relative to ROOT (the Makefile's $(LAYERS); the default
+is what it says today), each named stash-<architecture>.zip.
 
 Each prints one line per problem and exits 1 if there is any, 0 otherwise.
 
@@ -43,9 +46,19 @@ ALLOWED_ACTIONS = {
 }
 # The one action whose Resource must be "*" (it has no resource type in the IAM reference).
 STAR_ACTION = "secretsmanager:BatchGetSecretValue"
-# What `make layer` writes, by architecture.
+# What `make layer` writes, by architecture (--layers replaces it).
 LAYER_ZIPS = {"build/layer/stash-x86_64.zip": "x86_64", "build/layer/stash-arm64.zip": "arm64"}
 ARCHS = {"x86_64", "arm64"}
+
+
+def set_layers(text):
+    LAYER_ZIPS.clear()
+    for path in text.split():
+        m = re.fullmatch(r"(?:.*/)?stash-(x86_64|arm64)\.zip", path)
+        if not m:
+            bad(f"--layers: {path} is not named stash-<architecture>.zip")
+            continue
+        LAYER_ZIPS[os.path.normpath(path)] = m.group(1)
 DASHBOARD = "dashboards/stash-dashboard.json"
 RUNTIMES_FILE = "deploy/compatible-runtimes.txt"
 PSEUDO = {"AWS::AccountId", "AWS::NotificationARNs", "AWS::NoValue", "AWS::Partition",
@@ -518,8 +531,11 @@ def main():
     ap.add_argument("--root", required=True)
     ap.add_argument("--template")
     ap.add_argument("--layer-dir")
+    ap.add_argument("--layers")
     a = ap.parse_args()
     root = os.path.abspath(a.root)
+    if a.layers is not None:
+        set_layers(a.layers)
     try:
         if a.what == "sam":
             check_sam(a.path, root)
