@@ -7,7 +7,8 @@ CloudFormation takes a dashboard body only as a JSON string inside the template,
 template in the repository names the file instead (DashboardBody: 'render.py:<path>') and this
 step puts the file's JSON there, as a !Sub string in which each "us-east-1" region of the file
 becomes ${AWS::Region} (the stack's Region). It also makes the local CodeUri/ContentUri paths
-absolute, since the rendered template lives in another folder. Standard library only.
+absolute (and the nested alarm stack's TemplateURL), since the rendered template lives in another
+folder. Standard library only.
 """
 import argparse
 import json
@@ -18,7 +19,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PLACEHOLDER = re.compile(r"^(?P<indent>\s*)DashboardBody: 'render\.py:(?P<path>[^']+)'\s*$")
-LOCAL_URI = re.compile(r"^(?P<head>\s*(?:CodeUri|ContentUri): )(?P<path>\.[^\s#]*)\s*$")
+LOCAL_URI = re.compile(
+    r"^(?P<head>\s*(?:CodeUri|ContentUri|TemplateURL): )(?P<path>\.[^\s#]*)\s*$")
 # The Region the dashboard file is written for (dashboards/make-dashboard.mjs's default).
 FILE_REGION = "us-east-1"
 

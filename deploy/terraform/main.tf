@@ -147,3 +147,11 @@ resource "aws_cloudwatch_dashboard" "stash" {
   dashboard_name = "${var.function_name}-stash"
   dashboard_body = replace(file("${path.module}/../../dashboards/stash-dashboard.json"), "\"us-east-1\"", "\"${data.aws_region.current.name}\"")
 }
+
+# Hit ratio, upstream throttles, upstream error rate and extension overhead of the example
+# function, with the alarm module's default thresholds.
+module "stash_alarms" {
+  source        = "../../dashboards/alarms"
+  function_name = aws_lambda_function.example.function_name
+  alarm_actions = var.alarm_actions
+}

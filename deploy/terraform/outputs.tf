@@ -15,3 +15,7 @@ output "example_function_name" {
 output "dashboard_name" {
   value = aws_cloudwatch_dashboard.stash.dashboard_name
 }
+
+output "alarm_arns" {
+  value = module.stash_alarms.alarm_arns
+}

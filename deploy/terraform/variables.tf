@@ -53,3 +53,9 @@ variable "log_format" {
     error_message = "log_format must be Text or JSON."
   }
 }
+
+variable "alarm_actions" {
+  description = "ARNs (an SNS topic) notified when one of stash's alarms fires or clears."
+  type        = list(string)
+  default     = []
+}

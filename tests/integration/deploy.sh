@@ -37,7 +37,7 @@ check "SAM template: names only what exists, least-privilege role, both architec
   checker sam "$R/deploy/sam/template.yaml" --root "$R" --layers "$LAYERS"
 tf_check() {  # ROOT
   "$INSPECT" "$1"/deploy/terraform/*.tf >"$T/tf.json" &&
-    checker terraform "$T/tf.json" --root "$1" --layers "$LAYERS"
+    checker terraform "$T/tf.json" --root "$1" --layers "$LAYERS" --inspect "$INSPECT"
 }
 check "Terraform: every reference declared, every file() exists, least privilege, both architectures" \
   tf_check "$R"
@@ -156,6 +156,12 @@ render_altered() {
     >"$T/r2.out" && grep -q 'differs from dashboards/stash-dashboard.json' "$T/r2.out"
 }
 check "render.py check: a rendered dashboard that differs from the file fails" render_altered
+broken "SAM: a missing nested alarm template fails" "$T_SAM" \
+  's#dashboards/alarms/stash-alarms.yaml#dashboards/alarms/stash-alarm.yaml#' \
+  'stash-alarm.yaml does not exist' sam_m
+broken "SAM: a parameter the alarm template does not declare fails" "$T_SAM" \
+  's/        AlarmTopicArn: !Ref AlarmTopicArn/        AlarmTopic: !Ref AlarmTopicArn/' \
+  'parameter AlarmTopic is not one' sam_m
 broken "Terraform: a missing dashboard file fails" "$T_TF" \
   's/stash-dashboard\.json/stash-dashbaord.json/' 'stash-dashbaord.json does not exist' tf_check "$M"
 broken "Terraform: a missing function folder fails" "$T_TF" \
@@ -174,6 +180,12 @@ broken "Terraform: a layer zip make layer does not write fails" "$T_TF" \
 broken "Terraform: a syntax error fails with its line" "$T_TF" \
   's/^resource "aws_cloudwatch_log_group" "example" {/resource "aws_cloudwatch_log_group" "example" {{/' \
   'main.tf:[0-9]*,[0-9-]*: Argument or block definition required' tf_check "$M"
+broken "Terraform: a missing module folder fails" "$T_TF" \
+  's#"../../dashboards/alarms"#"../../dashboards/alarm"#' 'dashboards/alarm does not exist' \
+  tf_check "$M"
+broken "Terraform: an input the module does not declare fails" "$T_TF" \
+  's/  alarm_actions = var.alarm_actions/  alarm_action = var.alarm_actions/' \
+  'input alarm_action is not a variable' tf_check "$M"
 broken "publish.sh: runtimes over Lambda's 15 fail" deploy/compatible-runtimes.txt \
   '$a nodejs18.x' 'must list 1 to 15 runtimes' publish_dry
 

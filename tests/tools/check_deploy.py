@@ -3,7 +3,7 @@
 
     check_deploy.py sam TEMPLATE --root ROOT [--layers "ZIP ZIP"]
     check_deploy.py rendered RENDERED --template TEMPLATE --root ROOT
-    check_deploy.py terraform INSPECT_JSON --root ROOT [--layers "ZIP ZIP"]
+    check_deploy.py terraform INSPECT_JSON --root ROOT --inspect HCL_INSPECT [--layers "ZIP ZIP"]
     check_deploy.py publish DRY_RUN_OUTPUT --root ROOT --layer-dir DIR
 
 --layers: the zips `make layer` writes, relative to ROOT (the Makefile's $(LAYERS); the default
@@ -20,7 +20,8 @@ Each prints one line per problem and exits 1 if there is any, 0 otherwise.
 - rendered: deploy/sam/render.py's output carries the dashboard file's JSON unchanged but for
   its Region, and the same CodeUri/ContentUri files.
 - terraform: tests/tools/hcl_inspect's JSON (HashiCorp's HCL parser) checked the same way:
-  every reference resolves to a declared block, every file() names an existing file.
+  every reference resolves to a declared block, every file() names an existing file, every
+  local module exists and gets only inputs it declares. (SAM's nested stacks likewise.)
 - publish: deploy/publish.sh --dry-run's commands publish both zips with the right flags.
 """
 import argparse
@@ -28,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import sys
 
 import yaml
@@ -216,6 +218,27 @@ def check_statements(statements, names, where):
         bad(f"{where}: actions are {sorted(seen)}, expected exactly {sorted(ALLOWED_ACTIONS)}")
 
 
+def check_nested_stack(name, props, base, root):
+    """A nested stack from a repository file: it exists, parses, and gets exactly parameters it
+    declares, every one it requires."""
+    url = props.get("TemplateURL")
+    if not isinstance(url, str) or url.startswith(("s3://", "https://")):
+        bad(f"SAM {name}: TemplateURL must be a repository file")
+        return
+    path = os.path.join(base, url)
+    check_local_file(root, path, f"SAM {name}.TemplateURL")
+    if not os.path.exists(path):
+        return
+    declared = load_cfn(path).get("Parameters") or {}
+    given = props.get("Parameters") or {}
+    for p in given:
+        if p not in declared:
+            bad(f"SAM {name}: parameter {p} is not one {rel(root, path)} declares")
+    for p, d in declared.items():
+        if "Default" not in d and p not in given:
+            bad(f"SAM {name}: {rel(root, path)} requires parameter {p}")
+
+
 def check_sam(path, root):
     t = load_cfn(path)
     base = os.path.dirname(os.path.abspath(path))
@@ -248,6 +271,8 @@ def check_sam(path, root):
                 arch = check_local_file(root, os.path.join(base, uri), f"SAM {name}.{key}")
                 if typ == "AWS::Serverless::LayerVersion":
                     layers[name] = (arch, props)
+        if typ == "AWS::CloudFormation::Stack":
+            check_nested_stack(name, props, base, root)
         if typ == "AWS::Serverless::LayerVersion" and name not in layers:
             bad(f"SAM {name}: a layer without a local ContentUri")
         if typ == "AWS::CloudWatch::Dashboard":
@@ -337,12 +362,13 @@ def check_rendered(path, template, root):
             if json.loads(text) != want:
                 bad(f"rendered {name}: DashboardBody differs from {DASHBOARD}")
             found += 1
-        for key in ("CodeUri", "ContentUri"):
+        for key in ("CodeUri", "ContentUri", "TemplateURL"):
             if isinstance(props.get(key), str):
                 if got.get(key) != os.path.normpath(os.path.join(base, props[key])):
                     bad(f"rendered {name}.{key}: {got.get(key)} is not the template's file")
-        if {k: v for k, v in props.items() if k not in ("DashboardBody", "CodeUri", "ContentUri")} \
-                != {k: v for k, v in got.items() if k not in ("DashboardBody", "CodeUri", "ContentUri")}:
+        paths = ("DashboardBody", "CodeUri", "ContentUri", "TemplateURL")
+        if {k: v for k, v in props.items() if k not in paths} \
+                != {k: v for k, v in got.items() if k not in paths}:
             bad(f"rendered {name}: properties other than the body and paths changed")
     if found != 1:
         bad(f"rendered: {found} dashboards, expected 1")
@@ -373,10 +399,46 @@ def tf_statements(doc):
     return out
 
 
-def check_terraform(inspect, root):
+MODULE_META = {"source", "version", "providers", "count", "for_each", "depends_on"}
+
+
+def check_module(b, tf_dir, root, inspect_bin):
+    """A module from a repository folder: it parses, and gets exactly inputs it declares as
+    variables, every one without a default."""
+    where = f"Terraform module {b['labels'][0]}"
+    src = (b["attrs"].get("source") or {}).get("value")
+    if not isinstance(src, str) or not src.startswith(("./", "../")):
+        bad(f"{where}: source must be a repository folder")
+        return
+    path = os.path.join(tf_dir, src)
+    check_local_file(root, path, f"{where}.source")
+    tfs = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".tf")) \
+        if os.path.isdir(path) else []
+    if not tfs:
+        bad(f"{where}: {rel(root, path)} holds no .tf file")
+        return
+    out = subprocess.run([inspect_bin] + tfs, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        bad(f"{where}: {out.stderr.strip()}")
+        return
+    variables = {v["labels"][0]: v for f in json.loads(out.stdout) for v in f["blocks"]
+                 if v["type"] == "variable"}
+    given = set(b["attrs"]) - MODULE_META
+    for g in sorted(given - set(variables)):
+        bad(f"{where}: input {g} is not a variable of {rel(root, path)}")
+    for v, blk in variables.items():
+        if "default" not in blk["attrs"] and v not in given:
+            bad(f"{where}: {rel(root, path)} requires input {v}")
+
+
+def check_terraform(inspect, root, inspect_bin):
     with open(inspect, encoding="utf-8") as f:
         files = json.load(f)
     top = [b for f in files for b in f["blocks"]]
+    for f in files:
+        for b in f["blocks"]:
+            if b["type"] == "module":
+                check_module(b, os.path.dirname(f["file"]), root, inspect_bin)
     resources = {(b["labels"][0], b["labels"][1]): b for b in top if b["type"] == "resource"}
     data = {(b["labels"][0], b["labels"][1]): b for b in top if b["type"] == "data"}
     variables = {b["labels"][0] for b in top if b["type"] == "variable"}
@@ -414,6 +476,8 @@ def check_terraform(inspect, root):
                         bad(f"{w}: {c['name']}() of a path that is not a constant")
                     else:
                         check_local_file(root, c["arg0"], w)
+            if b["type"] == "module" and aname == "source":
+                continue  # checked by check_module
             if aname in ("filename", "source_dir") and isinstance(a["value"], str):
                 check_local_file(root, a["value"], w)
     tf_walk(top, check_block)
@@ -532,6 +596,7 @@ def main():
     ap.add_argument("--template")
     ap.add_argument("--layer-dir")
     ap.add_argument("--layers")
+    ap.add_argument("--inspect", help="tests/tools/hcl_inspect, for the modules a file uses")
     a = ap.parse_args()
     root = os.path.abspath(a.root)
     if a.layers is not None:
@@ -542,7 +607,7 @@ def main():
         elif a.what == "rendered":
             check_rendered(a.path, a.template, root)
         elif a.what == "terraform":
-            check_terraform(a.path, root)
+            check_terraform(a.path, root, a.inspect)
         else:
             check_publish(a.path, root, a.layer_dir)
     except (yaml.YAMLError, OSError, ValueError, KeyError, TypeError, IndexError) as e:
