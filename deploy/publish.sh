@@ -54,8 +54,9 @@ runtimes=()
 while IFS= read -r r; do
   [ -n "$r" ] && runtimes+=("$r")
 done <"$here/compatible-runtimes.txt"
-[ ${#runtimes[@]} -ge 1 ] && [ ${#runtimes[@]} -le 15 ] ||
+if [ ${#runtimes[@]} -lt 1 ] || [ ${#runtimes[@]} -gt 15 ]; then
   die "deploy/compatible-runtimes.txt must list 1 to 15 runtimes (Lambda's limit), not ${#runtimes[@]}"
+fi
 
 archs=(x86_64 arm64)
 missing=()

@@ -12,7 +12,7 @@ checker() { python3 "$R/tests/tools/check_deploy.py" "$@"; }
 INSPECT=$BUILD/tools/hcl_inspect
 build_inspect() {
   (cd "$R/tests/tools/hcl_inspect" &&
-    GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$BUILD/go-cache GOFLAGS= \
+    GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$BUILD/go-cache GOFLAGS='' \
       go build -o "$INSPECT" .)
 }
 check "hcl_inspect builds against Debian's HCL package" build_inspect
