@@ -147,6 +147,9 @@ broken "SAM: a wildcard resource fails" "$T_SAM" \
 broken "SAM: one architecture only fails" "$T_SAM" \
   's/CompatibleArchitectures: \[arm64\]/CompatibleArchitectures: [x86_64]/' \
   'does not match its zip' sam_m
+broken "SAM: the arm64 function given the x86_64 layer fails" "$T_SAM" \
+  's/!If \[IsArm64, !Ref StashLayerArm64, !Ref StashLayerX8664\]/!If [IsArm64, !Ref StashLayerX8664, !Ref StashLayerArm64]/' \
+  "with FunctionArchitecture=arm64 it gets layers built for \['x86_64'\]" sam_m
 broken "SAM: an unknown CloudFormation tag fails" "$T_SAM" \
   's/!Equals \[!Ref FunctionArchitecture/!Equal [!Ref FunctionArchitecture/' "tag '!Equal'" sam_m
 render_altered() {
@@ -172,6 +175,8 @@ broken "Terraform: a reference to an undeclared resource fails" "$T_TF" \
 broken "Terraform: a reference to an undeclared variable fails" "$T_TF" \
   's/resources = \[var.secret_arn\]/resources = [var.secret_arns]/' \
   'var.secret_arns refers to nothing' tf_check "$M"
+broken "Terraform: a wildcard resource fails" "$T_TF" \
+  's/resources = \[var.secret_arn\]/resources = ["*"]/' "Resource '\*' must name" tf_check "$M"
 broken "Terraform: an action beyond the allowed ones fails" "$T_TF" \
   's/actions   = \["kms:Decrypt"\]/actions   = ["kms:*"]/' 'kms:\* is not one of' tf_check "$M"
 broken "Terraform: a layer zip make layer does not write fails" "$T_TF" \

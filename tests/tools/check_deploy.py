@@ -239,6 +239,50 @@ def check_nested_stack(name, props, base, root):
             bad(f"SAM {name}: {rel(root, path)} requires parameter {p}")
 
 
+def eval_cfn(node, params, conds):
+    """The value of a condition-level expression with the given parameter values."""
+    if isinstance(node, dict) and len(node) == 1:
+        (k, v), = node.items()
+        if k == "Ref":
+            return params[v] if v in params else node  # a resource: itself
+        if k == "Condition":
+            return eval_cfn(conds[v], params, conds)
+        if k == "Fn::Equals":
+            return eval_cfn(v[0], params, conds) == eval_cfn(v[1], params, conds)
+        if k == "Fn::Not":
+            return not eval_cfn(v[0], params, conds)
+        if k == "Fn::And":
+            return all(eval_cfn(x, params, conds) for x in v)
+        if k == "Fn::Or":
+            return any(eval_cfn(x, params, conds) for x in v)
+        if k == "Fn::If":
+            return eval_cfn(v[1] if eval_cfn(conds[v[0]], params, conds) else v[2], params, conds)
+    return node
+
+
+def check_layer_per_arch(name, props, params, conds, layers):
+    """For each architecture the function can be deployed with, the layer it gets is built for
+    that architecture (a wrong one cannot even start)."""
+    arch = (props.get("Architectures") or [None])[0]
+    if not (isinstance(arch, dict) and arch.get("Ref") in params):
+        bad(f"SAM {name}: Architectures must be [!Ref <a parameter>]")
+        return
+    pname = arch["Ref"]
+    allowed = params[pname].get("AllowedValues") or []
+    if set(allowed) != ARCHS:
+        bad(f"SAM {name}: parameter {pname} must allow exactly {sorted(ARCHS)}")
+    for a in sorted(ARCHS):
+        try:
+            got = [eval_cfn(layer, {pname: a}, conds) for layer in props.get("Layers") or []]
+        except (KeyError, IndexError, TypeError) as e:
+            bad(f"SAM {name}: cannot work out its layers for {pname}={a}: {e!r}")
+            continue
+        archs = [layers.get(g.get("Ref"), (None,))[0] if isinstance(g, dict) else None
+                 for g in got]
+        if archs != [a]:
+            bad(f"SAM {name}: with {pname}={a} it gets layers built for {archs}")
+
+
 def check_sam(path, root):
     t = load_cfn(path)
     base = os.path.dirname(os.path.abspath(path))
@@ -312,6 +356,7 @@ def check_sam(path, root):
         role_name = role.get("Fn::GetAtt", [None])[0] if isinstance(role, dict) else None
         if role_name not in res or res[role_name].get("Type") != "AWS::IAM::Role":
             bad(f"SAM {name}: Role must be !GetAtt <an AWS::IAM::Role of the template>.Arn")
+        check_layer_per_arch(name, props, params, conds, layers)
         attached = set()
         for layer in props.get("Layers") or []:
             for v in if_branches(layer):
