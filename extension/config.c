@@ -88,6 +88,13 @@ static const struct config_var s_vars[] = {
      "set by Lambda; the FunctionName dimension of the metrics (register's answer wins)"},
     {"AWS_LAMBDA_FUNCTION_VERSION", CONFIG_STRING, F(lambda_function_version), NULL, 0, 0, NULL,
      "set by Lambda; the functionVersion property of the metrics"},
+    {"AWS_LAMBDA_LOG_FORMAT", CONFIG_CHOICE, F(lambda_log_format), "Text", 0, 0, "Text|JSON",
+     "set by Lambda (the function's log format); JSON: each of stash's log lines is a JSON "
+     "object with timestamp, level, message, logger and module (EMF lines are unchanged)"},
+    {"AWS_LAMBDA_LOG_LEVEL", CONFIG_CHOICE, F(lambda_log_level), NULL, 0, 0,
+     "TRACE|DEBUG|INFO|WARN|ERROR|FATAL",
+     "set by Lambda (the function's application log level); stash's level when "
+     "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL is unset (TRACE counts as DEBUG, FATAL as ERROR)"},
 
     {"STASH_CACHE_MAX_BYTES", CONFIG_UINT, F(cache_max_bytes), "16777216", 4096, 4294967296ULL,
      "bytes", "most bytes of keys and values kept; least recently used go first"},
@@ -421,6 +428,19 @@ static enum stash_err check_metrics(struct config *cfg, char *err, size_t errlen
     return telemetry_settings_new(&tc, &cfg->metrics, err, errlen);
 }
 
+/* Lambda's logging controls: its format always; its level only when this extension's own
+ * variable (AWS's name, which existing configurations set) says nothing. */
+static void apply_lambda_logging(struct config *cfg, config_getenv_fn get, void *ctx)
+{
+    const char *own = get(ctx, "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL");
+
+    cfg->log_format = LOG_FORMAT_TEXT;
+    (void)log_format_parse(cfg->lambda_log_format, &cfg->log_format);
+    if ((!own || !*own) && cfg->lambda_log_level) {
+        (void)log_level_parse_lambda(cfg->lambda_log_level, &cfg->log_level);
+    }
+}
+
 static enum stash_err check_required(struct config *cfg, char *err, size_t errlen)
 {
     cfg->region_used = cfg->region ? cfg->region : cfg->default_region;
@@ -469,6 +489,7 @@ enum stash_err config_load(struct config *cfg, config_getenv_fn get, void *ctx, 
                         s_errata[i].wrong, s_errata[i].right);
         }
     }
+    apply_lambda_logging(cfg, get, ctx);
     rc = check_metrics(cfg, err, errlen);
     if (rc != STASH_OK) {
         goto fail;

@@ -66,6 +66,8 @@ struct config {
     char *lambda_runtime_api;      /* set by Lambda: selects Lambda mode */
     char *lambda_function_name;    /* set by Lambda: FunctionName dimension if register has none */
     char *lambda_function_version; /* set by Lambda: functionVersion property, likewise */
+    char *lambda_log_format;       /* set by Lambda: "Text" or "JSON" */
+    char *lambda_log_level;        /* set by Lambda: TRACE..FATAL, or NULL */
 
     /* stash's own */
     uint64_t cache_max_bytes;
@@ -91,6 +93,7 @@ struct config {
     size_t api_token_len;
     const char *api_token_source;       /* name of the variable it came from */
     struct telemetry_settings *metrics; /* owned: the STASH_METRICS_* above, checked */
+    enum log_format log_format;         /* from AWS_LAMBDA_LOG_FORMAT */
 
     char warnings[CONFIG_MAX_WARNINGS][CONFIG_WARNING_MAX];
     unsigned nwarnings;

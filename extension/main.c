@@ -321,6 +321,8 @@ int main(int argc, char **argv)
         return 1;
     }
     mem_init();
+    /* Lambda's log format holds from the first line: a configuration error is logged in it too. */
+    (void)log_format_parse(config_getenv_process(NULL, "AWS_LAMBDA_LOG_FORMAT"), &g_log_format);
     if (config_load(&cfg, config_getenv_process, NULL, err, sizeof(err)) != STASH_OK) {
         LOG_ERROR("config", "%s", err);
         /* Under Lambda, say it where the function's owner looks: register, then init/error
@@ -336,6 +338,7 @@ int main(int argc, char **argv)
         return 2;
     }
     g_log_level = cfg.log_level;
+    g_log_format = cfg.log_format;
     for (unsigned i = 0; i < cfg.nwarnings; i++) {
         LOG_WARN("config", "%s", cfg.warnings[i]);
     }

@@ -23,6 +23,8 @@ checks=(
   "/usr/lib/python3/dist-packages/botocore/__init__.py:python3-botocore"
   "/usr/lib/python3/dist-packages/jsonschema/__init__.py:python3-jsonschema"
   "/usr/lib/python3/dist-packages/yaml/__init__.py:python3-yaml"
+  "/usr/bin/go:golang-go"
+  "/usr/share/gocode/src/github.com/hashicorp/hcl/v2/hclsyntax/parser.go:golang-github-hashicorp-hcl-v2-dev"
   "/usr/bin/wrk:wrk"
   "/usr/bin/valgrind:valgrind"
   # the lean build (scripts/lean-deps.sh), the layer zips and their tests

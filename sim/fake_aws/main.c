@@ -30,7 +30,7 @@ static void usage(FILE *f)
         "usage: fake-aws --data FILE.json [options]\n"
         "A local AWS Secrets Manager and SSM Parameter Store (AWS JSON 1.1, SigV4 checked).\n"
         "  --port P              port on 127.0.0.1 (default 0: any free port)\n"
-        "  --data FILE           secrets and parameters (see README, section fake-aws)\n"
+        "  --data FILE           secrets and parameters (see sim/fake_aws/README.md)\n"
         "  --region R            region served and expected in signatures (us-east-1)\n"
         "  --access-key AKID     a key pair accepted (repeatable, each followed by\n"
         "  --secret-key SECRET     --secret-key; default AKIDEXAMPLE and the AWS docs'\n"

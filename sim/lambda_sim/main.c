@@ -1,4 +1,4 @@
-/* lambda-sim: a local AWS Lambda platform for one function (see sim_config_usage() and README).
+/* lambda-sim: a local AWS Lambda platform for one function (see sim_config_usage() and its README).
  *
  * main parses the command line, serves the invoke endpoint
  *   POST /2015-03-31/functions/{name}/invocations

@@ -412,4 +412,50 @@ expect_eq "hang: the invocation's record: 1 miss, 1 Secrets Manager call, 1 upst
   "1 1 1" "$(emf_field "$LOGS" "$rid" CacheMisses) $(emf_field "$LOGS" "$rid" SecretsManagerCalls) $(emf_field "$LOGS" "$rid" UpstreamErrors)"
 stop_sim
 
+# ---- run: Lambda's JSON log format: stash's own lines become JSON objects, EMF lines do not ----
+start_sim json --env AWS_LAMBDA_LOG_FORMAT=JSON --env AWS_LAMBDA_LOG_LEVEL=DEBUG \
+  --env PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=
+check "lambda-sim is up (JSON log format)" test -n "$SIMP"
+LOGS=$T/logs-json
+RIDS=()
+for i in 0 1; do
+  read -r rid resp < <(invoke "${PAY[$i]}")
+  RIDS+=("$rid")
+  expect_eq "JSON logs: invoke $i served" '"200 200 200"' "$resp"
+  [ "$i" = 1 ] || wait_end "$LOGS" "$rid"
+done
+stop_sim "$LOGS" "${RIDS[1]}"
+check "JSON logs: no text-format line from stash" bash -c "! grep -aq '^\[stash\]' '$LOGS'/*"
+expect_eq "JSON logs: every stash line one object with Lambda's fields, DEBUG honoured, no secret" \
+  "ok" "$(cat "$LOGS"/* | python3 -c '
+import json, re, sys
+n, levels = 0, set()
+for line in sys.stdin:
+    if not line.startswith("{\"timestamp\""):
+        continue
+    d = json.loads(line)
+    assert list(d)[:3] == ["timestamp", "level", "message"], d
+    assert d["logger"] == "stash" and d["module"], d
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", d["timestamp"]), d
+    assert d["level"] in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"), d
+    assert not any(s in line for s in sys.argv[1:]), "a secret in a log line"
+    levels.add(d["level"])
+    n += 1
+print("ok" if n >= 10 and "DEBUG" in levels else "only %d lines, levels %s" % (n, levels))
+' "$SECRET" n3w-Pa55word sk_live_ db.internal)"
+emf_lines "$LOGS" >"$T/emf-json.jsonl"
+if [ -f "$VALIDATE" ]; then
+  check "JSON logs: every EMF line still valid EMF" python3 "$VALIDATE" "$SCHEMA" "$T/emf-json.jsonl"
+fi
+# The same two payloads as the first two invokes of run 1: their lines carry the same fields.
+expect_eq "JSON logs: the EMF lines have the same fields as in text format" "same" \
+  "$(python3 -c '
+import json, sys
+def keys(f):
+    lines = [json.loads(l) for l in open(f)]
+    return [sorted(d) for d in lines if "requestId" in d][:2]
+a, b = keys(sys.argv[1]), keys(sys.argv[2])
+print("same" if len(a) == 2 and a == b else "differ: %s / %s" % (a, b))
+' "$T/emf-on.jsonl" "$T/emf-json.jsonl")"
+
 finish

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -252,6 +254,125 @@ static void test_log_line_sanitised(void **state)
     assert_memory_equal(out + n - 4, "...\n", 4);
 }
 
+/* A JSON record: one line, one object, whose message holds exactly what was logged (quotes,
+ * backslashes, newlines, tabs, control bytes, UTF-8), and bytes that are not UTF-8 as '?'. */
+static cJSON *capture_json(const char *msg, char *out, size_t cap)
+{
+    size_t n;
+    cJSON *o;
+
+    g_log_format = LOG_FORMAT_JSON;
+    n = capture_log(msg, out, cap);
+    g_log_format = LOG_FORMAT_TEXT;
+    assert_true(n > 2);
+    assert_int_equal(out[n - 1], '\n');
+    assert_null(memchr(out, '\n', n - 1)); /* one line */
+    o = cJSON_ParseWithLength(out, n);
+    if (!o || !cJSON_IsObject(o)) {
+        fail_msg("not a JSON object: %s", out);
+    }
+    return o;
+}
+
+static const char *field(const cJSON *o, const char *name)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    assert_true(cJSON_IsString(f));
+    return f->valuestring;
+}
+
+static void test_log_json_line(void **state)
+{
+    static const char msg[] = "say \"hi\"\\ now\nnext\rline\ttab \x01\x1b[31m\x7f caf\xc3\xa9 "
+                              "\xff\xc3( \xed\xa0\x80 \xe2\x82";
+    static const char want[] = "say \"hi\"\\ now\nnext\rline\ttab \x01\x1b[31m\x7f caf\xc3\xa9 "
+                               "?\?( ??? ??";
+    char out[LOG_LINE_MAX * 8];
+    const char *ts;
+    cJSON *o;
+
+    (void)state;
+    o = capture_json(msg, out, sizeof(out));
+    assert_string_equal(field(o, "message"), want);
+    assert_string_equal(field(o, "level"), "WARN");
+    assert_string_equal(field(o, "logger"), "stash");
+    assert_string_equal(field(o, "module"), "test");
+    ts = field(o, "timestamp");
+    /* ISO 8601 UTC with milliseconds, as Lambda's JSON logs: 2026-01-02T03:04:05.678Z */
+    assert_int_equal(strlen(ts), CLOCK_ISO_LEN - 1);
+    assert_true(ts[4] == '-' && ts[10] == 'T' && ts[19] == '.' && ts[23] == 'Z');
+    {
+        uint64_t ms;
+
+        assert_int_equal(clock_parse_iso(ts, &ms), STASH_OK);
+        assert_true(ms + 60000 > clock_real_ms() && ms <= clock_real_ms());
+    }
+    /* The first field is the timestamp, then the level and the message, in Lambda's order. */
+    assert_memory_equal(out, "{\"timestamp\":", 13);
+    assert_non_null(strstr(out, "\",\"level\":\"WARN\",\"message\":\""));
+    cJSON_Delete(o);
+}
+
+/* A message past LOG_LINE_MAX, all of it characters that need escaping, still makes one whole
+ * object: the message is cut with "..." before escaping, never the JSON. */
+static void test_log_json_truncated(void **state)
+{
+    char big[LOG_LINE_MAX * 2];
+    char out[LOG_LINE_MAX * 8];
+    const char *m;
+    cJSON *o;
+
+    (void)state;
+    memset(big, '"', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    o = capture_json(big, out, sizeof(out));
+    m = field(o, "message");
+    assert_int_equal(strlen(m), LOG_LINE_MAX - 2);
+    assert_string_equal(m + strlen(m) - 3, "...");
+    cJSON_Delete(o);
+}
+
+/* The text format is unchanged by the JSON one existing. */
+static void test_log_text_is_default(void **state)
+{
+    char out[64];
+
+    (void)state;
+    assert_int_equal(g_log_format, LOG_FORMAT_TEXT);
+    capture_log("plain", out, sizeof(out));
+    assert_string_equal(out, "[stash] WARN test: plain\n");
+}
+
+static void test_log_lambda_names(void **state)
+{
+    static const struct {
+        const char *name;
+        enum log_level want;
+    } cases[] = {{"TRACE", LOG_LEVEL_DEBUG}, {"debug", LOG_LEVEL_DEBUG},
+                 {"Info", LOG_LEVEL_INFO},   {"WARN", LOG_LEVEL_WARN},
+                 {"ERROR", LOG_LEVEL_ERROR}, {"fatal", LOG_LEVEL_ERROR}};
+    enum log_level l = LOG_LEVEL_NONE;
+    enum log_format f = LOG_FORMAT_TEXT;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(log_level_parse_lambda(cases[i].name, &l), STASH_OK);
+        assert_int_equal(l, cases[i].want);
+    }
+    assert_int_equal(log_level_parse_lambda("none", &l), STASH_EINVAL);
+    assert_int_equal(log_level_parse_lambda("warning", &l), STASH_EINVAL);
+    assert_int_equal(log_level_parse_lambda(NULL, &l), STASH_EINVAL);
+    assert_int_equal(log_format_parse("JSON", &f), STASH_OK);
+    assert_int_equal(f, LOG_FORMAT_JSON);
+    assert_int_equal(log_format_parse("text", &f), STASH_OK);
+    assert_int_equal(f, LOG_FORMAT_TEXT);
+    f = LOG_FORMAT_JSON;
+    assert_int_equal(log_format_parse("yaml", &f), STASH_EINVAL);
+    assert_int_equal(log_format_parse(NULL, &f), STASH_EINVAL);
+    assert_int_equal(f, LOG_FORMAT_JSON); /* left as it was */
+}
+
 static void test_mem_equal_ct(void **state)
 {
     (void)state;
@@ -288,6 +409,10 @@ int main(void)
         cmocka_unit_test(test_clock_parse_rejects_pre_epoch),
         cmocka_unit_test(test_clock_format_iso_clamps),
         cmocka_unit_test(test_log_line_sanitised),
+        cmocka_unit_test(test_log_json_line),
+        cmocka_unit_test(test_log_json_truncated),
+        cmocka_unit_test(test_log_text_is_default),
+        cmocka_unit_test(test_log_lambda_names),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

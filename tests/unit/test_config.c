@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "extension/config.h"
 
 #define MAX_ENV 48
@@ -210,6 +212,115 @@ static void test_log_levels(void **state)
         assert_int_equal(cfg.log_level, cases[i].want);
         config_release(&cfg);
     }
+}
+
+/* Lambda's logging controls: AWS_LAMBDA_LOG_FORMAT picks the format; AWS_LAMBDA_LOG_LEVEL is
+ * the level only while PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL is unset (or empty). */
+static void test_lambda_log_controls(void **state)
+{
+    static const struct {
+        const char *lambda;
+        const char *own;
+        enum log_level want;
+    } cases[] = {
+        {NULL, NULL, LOG_LEVEL_INFO},        {"DEBUG", NULL, LOG_LEVEL_DEBUG},
+        {"TRACE", NULL, LOG_LEVEL_DEBUG},    {"warn", NULL, LOG_LEVEL_WARN},
+        {"ERROR", NULL, LOG_LEVEL_ERROR},    {"FATAL", NULL, LOG_LEVEL_ERROR},
+        {"DEBUG", "error", LOG_LEVEL_ERROR}, {"ERROR", "debug", LOG_LEVEL_DEBUG},
+        {"FATAL", "none", LOG_LEVEL_NONE},   {"DEBUG", "", LOG_LEVEL_DEBUG},
+        {"TRACE", "info", LOG_LEVEL_INFO},
+    };
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        env_base(&e);
+        if (cases[i].lambda) {
+            env_set(&e, "AWS_LAMBDA_LOG_LEVEL", cases[i].lambda);
+        }
+        if (cases[i].own) {
+            env_set(&e, "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", cases[i].own);
+        }
+        load_ok(&e, &cfg);
+        if (cfg.log_level != cases[i].want) {
+            fail_msg("AWS_LAMBDA_LOG_LEVEL=%s PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=%s: level %d, "
+                     "want %d",
+                     cases[i].lambda ? cases[i].lambda : "(unset)",
+                     cases[i].own ? cases[i].own : "(unset)", (int)cfg.log_level,
+                     (int)cases[i].want);
+        }
+        assert_int_equal(cfg.log_format, LOG_FORMAT_TEXT);
+        config_release(&cfg);
+    }
+    env_base(&e);
+    env_set(&e, "AWS_LAMBDA_LOG_FORMAT", "JSON");
+    load_ok(&e, &cfg);
+    assert_int_equal(cfg.log_format, LOG_FORMAT_JSON);
+    config_release(&cfg);
+    env_base(&e);
+    env_set(&e, "AWS_LAMBDA_LOG_FORMAT", "Text");
+    load_ok(&e, &cfg);
+    assert_int_equal(cfg.log_format, LOG_FORMAT_TEXT);
+    config_release(&cfg);
+    env_base(&e);
+    env_set(&e, "AWS_LAMBDA_LOG_FORMAT", "xml");
+    load_fails(&e, "AWS_LAMBDA_LOG_FORMAT", "Text|JSON");
+    env_base(&e);
+    env_set(&e, "AWS_LAMBDA_LOG_LEVEL", "verbose");
+    load_fails(&e, "AWS_LAMBDA_LOG_LEVEL", "TRACE|DEBUG|INFO|WARN|ERROR|FATAL");
+}
+
+/* In JSON, the debug dump of the configuration is one JSON object per line and still shows no
+ * secret: credentials and tokens only as set/unset. */
+static void test_json_log_has_no_secret(void **state)
+{
+    char path[] = "/tmp/stash-test-config-XXXXXX";
+    char buf[65536];
+    struct env e;
+    struct config cfg;
+    int fd = mkstemp(path);
+    int saved = dup(STDERR_FILENO);
+    ssize_t n;
+    int lines = 0;
+
+    (void)state;
+    assert_true(fd >= 0 && saved >= 0);
+    env_base(&e);
+    env_set(&e, "AWS_TOKEN", "agent-token-value");
+    env_set(&e, "AWS_LAMBDA_LOG_FORMAT", "JSON");
+    env_set(&e, "AWS_LAMBDA_LOG_LEVEL", "DEBUG");
+    load_ok(&e, &cfg);
+    g_log_level = cfg.log_level;
+    g_log_format = cfg.log_format;
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    config_log_effective(&cfg);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    g_log_level = LOG_LEVEL_INFO;
+    g_log_format = LOG_FORMAT_TEXT;
+    close(saved);
+    config_release(&cfg);
+    n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0 && (size_t)n < sizeof(buf) - 1);
+    buf[n] = '\0';
+    assert_null(strstr(buf, "wJalrXUtnFEMI"));
+    assert_null(strstr(buf, "session-token-value"));
+    assert_null(strstr(buf, "agent-token-value"));
+    assert_null(strstr(buf, "AKIDEXAMPLE"));
+    assert_non_null(strstr(buf, "AWS_SECRET_ACCESS_KEY is set (value not logged)"));
+    for (char *line = buf, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        cJSON *o = cJSON_ParseWithLength(line, (size_t)(nl - line));
+        const cJSON *level = cJSON_GetObjectItemCaseSensitive(o, "level");
+
+        if (!o || !cJSON_IsString(level) || strcmp(level->valuestring, "DEBUG") != 0) {
+            fail_msg("not a DEBUG JSON record: %.*s", (int)(nl - line), line);
+        }
+        cJSON_Delete(o);
+        lines++;
+    }
+    assert_true(lines > 30);
 }
 
 /* Every bounded variable: below/above range and not-a-number each fail naming the variable. */
@@ -548,6 +659,8 @@ int main(void)
         cmocka_unit_test(test_no_secret_in_errors),
         cmocka_unit_test(test_help_lists_everything),
         cmocka_unit_test(test_metrics_vars),
+        cmocka_unit_test(test_lambda_log_controls),
+        cmocka_unit_test(test_json_log_has_no_secret),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
