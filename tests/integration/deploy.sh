@@ -175,6 +175,9 @@ broken "Terraform: a reference to an undeclared resource fails" "$T_TF" \
 broken "Terraform: a reference to an undeclared variable fails" "$T_TF" \
   's/resources = \[var.secret_arn\]/resources = [var.secret_arns]/' \
   'var.secret_arns refers to nothing' tf_check "$M"
+broken "Terraform: the arm64 function given the x86_64 layer fails" "$T_TF" \
+  's/== "arm64" ? aws_lambda_layer_version.stash_arm64.arn : aws_lambda_layer_version.stash_x86_64.arn/== "arm64" ? aws_lambda_layer_version.stash_x86_64.arn : aws_lambda_layer_version.stash_arm64.arn/' \
+  "with function_architecture=arm64 it gets layers built for \['x86_64'\]" tf_check "$M"
 broken "Terraform: a wildcard resource fails" "$T_TF" \
   's/resources = \[var.secret_arn\]/resources = ["*"]/' "Resource '\*' must name" tf_check "$M"
 broken "Terraform: an action beyond the allowed ones fails" "$T_TF" \

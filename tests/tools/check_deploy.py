@@ -551,12 +551,35 @@ def check_terraform(inspect, root, inspect_bin):
     funcs = {k: b for k, b in resources.items() if k[0] == "aws_lambda_function"}
     if not funcs:
         bad("Terraform: no example function")
+    layer_arch = {f"{t}.{n}.arn": LAYER_ZIPS.get(rel(root, b["attrs"]["filename"]["value"]))
+                  for (t, n), b in layers.items()
+                  if isinstance(b["attrs"].get("filename", {}).get("value"), str)}
     for (typ, name), b in funcs.items():
         refs = {tuple(r[:2]) for r in b["attrs"].get("layers", {}).get("refs", [])
                 if r[0] == "aws_lambda_layer_version"}
         if refs != set(layers):
             bad(f"Terraform {typ}.{name}: layers refer to {sorted(refs)}, expected each "
                 "architecture's layer")
+        arch_refs = b["attrs"].get("architectures", {}).get("refs", [])
+        if len(arch_refs) != 1 or arch_refs[0][0] != "var":
+            bad(f"Terraform {typ}.{name}: architectures must be [var.<a variable>]")
+            continue
+        # For each architecture, the layer the conditional picks is built for it (a wrong one
+        # cannot even start): HashiCorp's evaluator with the variable set.
+        for a in sorted(ARCHS):
+            out = subprocess.run([inspect_bin, "-var", f"{arch_refs[0][1]}={a}"] +
+                                 [f["file"] for f in files],
+                                 capture_output=True, text=True, check=False)
+            got = None
+            if out.returncode == 0:
+                for f in json.loads(out.stdout):
+                    for blk in f["blocks"]:
+                        if blk["type"] == "resource" and tuple(blk["labels"]) == (typ, name):
+                            got = blk["attrs"].get("layers", {}).get("eval")
+            archs = [layer_arch.get(g) for g in got] if isinstance(got, list) else got
+            if archs != [a]:
+                bad(f"Terraform {typ}.{name}: with {arch_refs[0][1]}={a} it gets layers built "
+                    f"for {archs}")
 
     dash = [b for k, b in resources.items() if k[0] == "aws_cloudwatch_dashboard"]
     if len(dash) != 1 or not any(

@@ -3,8 +3,11 @@
 // each attribute's expression makes, its value when it is a constant, and the first argument of
 // every function call in it. tests/tools/check_deploy.py reads that to check deploy/terraform/.
 //
-//	hcl_inspect FILE.tf...
+//	hcl_inspect [-var NAME=VALUE]... FILE.tf...
 //
+// With -var, each attribute also gets "eval": its value when var.NAME is VALUE and every other
+// reference stands for itself as a string ("aws_lambda_layer_version.stash_arm64.arn"), which
+// shows which resource a conditional picks for a given input.
 // A syntax error is printed with its file and line, and the exit status is 1.
 package main
 
@@ -14,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -34,6 +38,8 @@ type attr struct {
 	Refs [][]string `json:"refs"`
 	// The value when the expression is a constant (or only uses path.*); null otherwise.
 	Value json.RawMessage `json:"value"`
+	// With -var: the value with those variables set and other references as their names.
+	Eval  json.RawMessage `json:"eval,omitempty"`
 	Calls []call          `json:"calls"`
 }
 
@@ -80,6 +86,58 @@ func valueJSON(v cty.Value) json.RawMessage {
 	return b
 }
 
+// The -var values, by name.
+var inputs = map[string]string{}
+
+// placeholders builds, from an expression's references, the objects that make each one evaluate
+// to its own dotted name, except var.NAME given by -var, which is its value.
+func placeholders(refs [][]string, base map[string]cty.Value) map[string]cty.Value {
+	tree := map[string]interface{}{}
+	for _, r := range refs {
+		node := tree
+		for i, name := range r {
+			if i == len(r)-1 {
+				if _, isObj := node[name].(map[string]interface{}); !isObj {
+					node[name] = strings.Join(r, ".")
+				}
+				break
+			}
+			next, ok := node[name].(map[string]interface{})
+			if !ok {
+				next = map[string]interface{}{}
+				node[name] = next
+			}
+			node = next
+		}
+	}
+	if v, ok := tree["var"].(map[string]interface{}); ok {
+		for name, val := range inputs {
+			v[name] = val
+		}
+	}
+	var conv func(interface{}) cty.Value
+	conv = func(n interface{}) cty.Value {
+		if s, ok := n.(string); ok {
+			return cty.StringVal(s)
+		}
+		m := map[string]cty.Value{}
+		for k, v := range n.(map[string]interface{}) {
+			m[k] = conv(v)
+		}
+		return cty.ObjectVal(m)
+	}
+	out := map[string]cty.Value{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range tree {
+		if _, taken := out[k]; !taken {
+			out[k] = conv(v)
+		}
+	}
+	return out
+}
+
 func inspectAttr(a *hclsyntax.Attribute, ctx *hcl.EvalContext) attr {
 	out := attr{Line: a.SrcRange.Start.Line, Refs: [][]string{}, Calls: []call{}}
 	for _, t := range hclsyntax.Variables(a.Expr) {
@@ -87,6 +145,12 @@ func inspectAttr(a *hclsyntax.Attribute, ctx *hcl.EvalContext) attr {
 	}
 	if v, diags := a.Expr.Value(ctx); !diags.HasErrors() {
 		out.Value = valueJSON(v)
+	}
+	if len(inputs) > 0 {
+		ectx := &hcl.EvalContext{Variables: placeholders(out.Refs, ctx.Variables)}
+		if v, diags := a.Expr.Value(ectx); !diags.HasErrors() {
+			out.Eval = valueJSON(v)
+		}
 	}
 	_ = hclsyntax.VisitAll(a.Expr, func(n hclsyntax.Node) hcl.Diagnostics {
 		fc, ok := n.(*hclsyntax.FunctionCallExpr)
@@ -129,13 +193,23 @@ func inspectBody(b *hclsyntax.Body, ctx *hcl.EvalContext) (map[string]attr, []bl
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: hcl_inspect FILE.tf...")
+	args := os.Args[1:]
+	for len(args) >= 2 && args[0] == "-var" {
+		kv := strings.SplitN(args[1], "=", 2)
+		if len(kv) != 2 {
+			fmt.Fprintln(os.Stderr, "hcl_inspect: -var takes NAME=VALUE")
+			os.Exit(2)
+		}
+		inputs[kv[0]] = kv[1]
+		args = args[2:]
+	}
+	if len(args) < 1 {
+		fmt.Fprintln(os.Stderr, "usage: hcl_inspect [-var NAME=VALUE]... FILE.tf...")
 		os.Exit(2)
 	}
 	var files []file
 	failed := false
-	for _, name := range os.Args[1:] {
+	for _, name := range args {
 		src, err := os.ReadFile(name)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "hcl_inspect: %v\n", err)
