@@ -179,9 +179,27 @@ static void usage(FILE *out)
     (void)fputs("usage: stash [--help | --version]\n", out);
 }
 
+/* The local API could not listen: the function would get connection errors with no explanation,
+ * so its init fails with the reason instead. */
+static void local_api_unavailable(const struct config *cfg, const struct lambda_env *le)
+{
+    char why[128];
+    struct lifecycle_opts lo = {.runtime_api = cfg->lambda_runtime_api,
+                                .name = le->name,
+                                .config_error = why,
+                                .error_type = "Extension.LocalApiUnavailable"};
+
+    (void)snprintf(why, sizeof(why),
+                   "cannot listen on 127.0.0.1:%llu (PARAMETERS_SECRETS_EXTENSION_HTTP_PORT "
+                   "in use?)",
+                   (unsigned long long)cfg->http_port);
+    (void)lifecycle_run(&lo, NULL);
+}
+
 static int run(const struct config *cfg, const struct lambda_env *le)
 {
-    /* No CA path is built into libcurl: the bundle is found on the image, once (cabundle.h). */
+    /* No CA path is built into libcurl: the bundle is found on the image, once (cabundle.h).
+     * NOLINTNEXTLINE(concurrency-mt-unsafe): read before run() starts any thread */
     char *ca_bundle = ca_bundle_find(cfg->ca_bundle, getenv("SSL_CERT_FILE"), NULL);
     struct cache_opts copts = {
         .max_items = cfg->cache_enabled ? (size_t)cfg->cache_size : 0,
@@ -241,20 +259,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     }
     if (api_start(&aopts, &api) != STASH_OK) {
         if (cfg->lambda_runtime_api) {
-            /* The function would get connection errors with no explanation: fail its init
-             * with the reason instead. */
-            char why[128];
-            struct lifecycle_opts lo = {.runtime_api = cfg->lambda_runtime_api,
-                                        .name = le->name,
-                                        .config_error = why,
-                                        .error_type = "Extension.LocalApiUnavailable"};
-
-            (void)snprintf(
-                why, sizeof(why),
-                "cannot listen on 127.0.0.1:%llu (PARAMETERS_SECRETS_EXTENSION_HTTP_PORT "
-                "in use?)",
-                (unsigned long long)cfg->http_port);
-            (void)lifecycle_run(&lo, NULL);
+            local_api_unavailable(cfg, le);
         }
         goto out;
     }
