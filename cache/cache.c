@@ -44,7 +44,7 @@ struct flight {
     uint64_t gen;     /* c->gen when the fill started: a clear since then means "do not keep" */
     unsigned waiters; /* followers not yet gone with their copy */
     int in_table;
-    int refresh; /* the leader asked for fresh data (CACHE_REFRESH) */
+    int refresh;                /* the leader asked for fresh data (CACHE_REFRESH) */
     int done;                   /* result is final; followers may copy it */
     enum facts_outcome outcome; /* what followers report: WAITED, or STALE if stale was served */
     struct cache_value result;
