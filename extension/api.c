@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,26 +486,88 @@ static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_val
     return ret;
 }
 
-/* When the current request's headers were in: each connection has its own thread, which makes
- * both of MHD's calls for a request, so no per-request allocation is needed to carry it. */
-static _Thread_local uint64_t s_start_ns;
+/* One per connection (MHD's socket context), from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED.
+ * Every callback for a connection runs on the thread that serves it, one at a time, so the
+ * fields need no lock. */
+struct conn {
+    const char *raw_uri; /* the request's URI as MHD read it, before any decoding */
+    size_t raw_len;      /* its length up to the first NUL byte */
+    uint64_t start_ns;   /* when the request's headers were in */
+    int busy;            /* the headers are in: on_request's second call answers */
+    int too_many;        /* more query arguments than API_MAX_ARGS: the query was cut off */
+    int nul_byte;        /* the path or a query argument decoded to a NUL byte (%00) */
+};
 
-/* Set when the path or a query argument of the request being parsed on this thread decoded to a
- * NUL byte; read and cleared when the request is answered.  MHD parses a request's line (and
- * calls unescape() for it) before it calls on_request for that request, and the next request of
- * the connection only after it has been answered, all on the connection's own thread. */
-static _Thread_local int s_nul_byte;
+static struct conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info ? info->socket_context : NULL;
+}
+
+/* Called once per request with its raw URI, before MHD splits and decodes the query.  Its
+ * return value is on_request's first *con_cls: the connection's state.
+ * - More than API_MAX_ARGS arguments: the query is emptied here, in MHD's own buffer (the URI
+ *   is MHD's writable copy of the request line; it decodes it in place just after), so MHD
+ *   never stores them: thousands of arguments would overflow its per-connection memory and it
+ *   would close the connection with no status.  on_request answers 413.
+ * - raw_len keeps where the first NUL byte is: a raw NUL cuts every string MHD hands on, so
+ *   "hot\0/../k001" would be read as "hot".  on_request compares it with where the request
+ *   line's HTTP version starts. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct conn *c = conn_of(conn);
+    const char *q;
+    size_t nargs = 0;
+
+    (void)cls;
+    if (!c) {
+        return NULL;
+    }
+    c->raw_uri = uri;
+    c->raw_len = strlen(uri);
+    c->busy = 0;
+    c->too_many = 0;
+    c->nul_byte = 0;
+    q = strchr(uri, '?');
+    if (q) {
+        nargs = 1;
+        for (const char *p = q + 1; *p; p++) {
+            nargs += *p == '&';
+        }
+        if (nargs > API_MAX_ARGS) {
+            c->too_many = 1;
+            /* MHD found the '?' before this call and parses from the byte after it: an empty
+             * string there is a query without arguments. */
+            *(char *)(uintptr_t)(q + 1) = '\0';
+        }
+    }
+    return c;
+}
+
+/* Whether the request line held a raw NUL byte inside its URI.  MHD keeps the request line in
+ * its read buffer and ends the URI by overwriting the space before the version with a NUL, so
+ * a URI without a NUL byte ends exactly one byte before the version.  A version anywhere else
+ * (some other layout) proves nothing and is not taken as a NUL. */
+static int raw_nul(const struct conn *c, const char *version)
+{
+    uintptr_t u = (uintptr_t)c->raw_uri;
+    uintptr_t v = (uintptr_t)version;
+
+    return c->raw_uri && version && v > u + c->raw_len + 1 && v - u <= API_MEMORY_LIMIT;
+}
 
 /* MHD's own %XX decoding, plus a note when it produced a NUL: MHD hands strings on as
  * NUL-terminated, so "a%00b" would silently become "a". */
 static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
     size_t n = MHD_http_unescape(s);
+    struct conn *c;
 
     (void)cls;
-    (void)conn;
-    if (memchr(s, '\0', n)) {
-        s_nul_byte = 1;
+    if (memchr(s, '\0', n) && (c = conn_of(conn)) != NULL) {
+        c->nul_byte = 1;
     }
     return n;
 }
@@ -524,15 +587,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct facts facts;
     enum MHD_Result ret;
 
-    (void)version;
+    struct conn *c = *con_cls;
+    struct conn none = {0};
+
     (void)upload_data;
+    if (!c) {
+        c = &none; /* no state (cannot happen: every connection gets one when it starts) */
+        none.start_ns = clock_mono_ns();
+    }
     /* MHD calls twice for a request without a body: headers first, then "body complete".
      * Answering on the first call makes MHD close the connection (it cannot tell the body was
      * read), which would cost every keep-alive client a new connection per request. */
-    if (!*con_cls) {
-        s_start_ns = clock_mono_ns();
+    if (c != &none && !c->busy) {
+        c->busy = 1;
+        c->start_ns = clock_mono_ns();
         if (strcmp(method, "GET") == 0) {
-            *con_cls = a;
             return MHD_YES;
         }
         /* Anything else is refused at once, without reading its body (MHD then closes). */
@@ -540,7 +609,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0; /* a GET with a body: discarded */
         return MHD_YES;
     }
-    start_ns = s_start_ns;
+    start_ns = c->start_ns;
     (void)MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_kv, &ca);
     (void)MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_kv, &ch);
     req = (struct api_request){
@@ -552,10 +621,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .nheaders = ch.n,
         .url_bytes = strlen(url) + ca.bytes,
         .header_bytes = ch.bytes,
-        .too_many = ca.too_many || ch.too_many,
-        .nul_byte = s_nul_byte,
+        .too_many = ca.too_many || ch.too_many || c->too_many,
+        .nul_byte = c->nul_byte || raw_nul(c, version),
     };
-    s_nul_byte = 0;
     api_route(&req, a->opts.token, a->opts.token_len, &r);
 
     memset(&facts, 0, sizeof(facts));
@@ -629,10 +697,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     int one = 1;
     int v6 = cls != NULL;
 
-    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*socket_context);
+        *socket_context = NULL;
+        return;
+    }
     if (toe != MHD_CONNECTION_NOTIFY_STARTED) {
         return;
     }
+    *socket_context = xcalloc(1, sizeof(struct conn));
     info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!info) {
         return;
@@ -677,13 +750,13 @@ static struct MHD_Daemon *start_daemon(struct api *a, const struct sockaddr *add
                      MHD_USE_AUTO | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 
     /* The logger first: MHD prints options' complaints to stderr until it is set. */
-    return MHD_start_daemon(flags, a->opts.port, NULL, NULL, on_request, a,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->opts.max_inbound,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MEMORY_LIMIT,
-                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, v6 ? (void *)a : NULL,
-                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+    return MHD_start_daemon(
+        flags, a->opts.port, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->opts.max_inbound,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MEMORY_LIMIT, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, v6 ? (void *)a : NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_END);
 }
 
 enum stash_err api_start(const struct api_opts *opts, struct api **out)
