@@ -50,7 +50,13 @@
 
 #define AWS_DEFAULT_MAX_RESPONSE ((size_t)1024 * 1024)
 #define AWS_CONNECT_TIMEOUT_MS   3000L
-#define AWS_STALL_SECONDS        30L
+/* An attempt whose answer arrives slower than AWS_STALL_BYTES_PER_S for AWS_STALL_SECONDS is cut
+ * off (504 TimeoutError), with or without an overall timeout.  A real answer (at most about
+ * 1 MiB, usually a few KB) comes at network speed; one byte now and then is progress for a
+ * byte-level stall check but keeps a pooled handle forever.  The floor bounds any attempt to
+ * AWS_STALL_SECONDS of stall or max_response / AWS_STALL_BYTES_PER_S seconds of drip. */
+#define AWS_STALL_SECONDS        10L
+#define AWS_STALL_BYTES_PER_S    1024L
 #define AWS_BACKOFF_DEFAULT_MS   50u
 #define AWS_BACKOFF_CAP_MS       2000u
 #define AWS_TYPE_MAX             128
@@ -660,8 +666,9 @@ static CURL *handle_new(const struct aws_client *c, const struct aws_service *s)
     curl_easy_setopt(h, CURLOPT_USERAGENT, "stash/0.1");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    /* A stalled answer must not hold a pooled handle forever when there is no overall bound. */
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    /* A stalled or dripping answer must not hold a pooled handle forever when there is no
+     * overall bound. */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, AWS_STALL_BYTES_PER_S);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, AWS_STALL_SECONDS);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
