@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/clock.h"
@@ -22,6 +24,7 @@
 #define API_CONN_TIMEOUT_S 60          /* idle keep-alive connections are closed after this */
 #define API_MEMORY_LIMIT   (64 * 1024) /* per connection; holds the request head (see 413) */
 #define API_RETRY_AFTER_S  "1"
+#define API_DRAIN_MS       500 /* api_stop waits this long at most for answers in flight */
 #define API_ERROR_BODY_MAX (API_MESSAGE_MAX * 6 + 128) /* worst-case escaping of message */
 #define API_KEY_MAX        (API_MAX_URL_BYTES + 16)
 
@@ -322,6 +325,7 @@ struct api {
     struct api_opts opts;
     struct MHD_Daemon *d4;
     struct MHD_Daemon *d6;
+    atomic_uint in_flight; /* requests whose head is in and whose answer is not yet sent */
 };
 
 struct collect {
@@ -494,6 +498,7 @@ struct conn {
     size_t raw_len;      /* its length up to the first NUL byte */
     uint64_t start_ns;   /* when the request's headers were in */
     int busy;            /* the headers are in: on_request's second call answers */
+    int counted;         /* counted in api.in_flight until on_completed */
     int too_many;        /* more query arguments than API_MAX_ARGS: the query was cut off */
     int nul_byte;        /* the path or a query argument decoded to a NUL byte (%00) */
 };
@@ -601,6 +606,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (c != &none && !c->busy) {
         c->busy = 1;
         c->start_ns = clock_mono_ns();
+        c->counted = 1;
+        atomic_fetch_add(&a->in_flight, 1);
         if (strcmp(method, "GET") == 0) {
             return MHD_YES;
         }
@@ -689,6 +696,21 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
     return status;
 }
 
+/* A request ended: its answer was sent, or its connection failed.  api_stop waits for this. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct api *a = cls;
+    struct conn *c = *con_cls;
+
+    (void)conn;
+    (void)toe;
+    if (c && c->counted) {
+        c->counted = 0;
+        atomic_fetch_sub(&a->in_flight, 1);
+    }
+}
+
 /* Hop limit 1 on every accepted socket: a reply can never leave this host (as the agent does). */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
@@ -746,8 +768,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 static struct MHD_Daemon *start_daemon(struct api *a, const struct sockaddr *addr, int v6)
 {
+    /* MHD_USE_ITC: api_stop quiesces the daemon (stops accepting) before it drains. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_AUTO | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 
     /* The logger first: MHD prints options' complaints to stderr until it is set. */
     return MHD_start_daemon(
@@ -756,7 +779,8 @@ static struct MHD_Daemon *start_daemon(struct api *a, const struct sockaddr *add
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MEMORY_LIMIT, MHD_OPTION_NOTIFY_CONNECTION,
         on_connection, v6 ? (void *)a : NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+        MHD_OPTION_END);
 }
 
 enum stash_err api_start(const struct api_opts *opts, struct api **out)
@@ -798,16 +822,47 @@ enum stash_err api_start(const struct api_opts *opts, struct api **out)
     return STASH_OK;
 }
 
+/* Stops accepting on d; returns its listening socket (closed by the caller after the stop). */
+static MHD_socket quiesce(struct MHD_Daemon *d)
+{
+    return d ? MHD_quiesce_daemon(d) : MHD_INVALID_SOCKET;
+}
+
 void api_stop(struct api *a)
 {
+    MHD_socket l4;
+    MHD_socket l6;
+    uint64_t end;
+
     if (!a) {
         return;
+    }
+    /* No new connection, then let every request already in answer and its answer go out:
+     * stopping the daemon closes every socket at once, and a request abandoned a moment ago
+     * (503) would lose its answer. */
+    l6 = quiesce(a->d6);
+    l4 = quiesce(a->d4);
+    end = clock_mono_ms() + API_DRAIN_MS;
+    while (atomic_load(&a->in_flight) > 0 && clock_mono_ms() < end) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&a->in_flight) > 0) {
+        LOG_WARN("api", "stop: %u request(s) still in flight after %d ms; closing them",
+                 atomic_load(&a->in_flight), API_DRAIN_MS);
     }
     if (a->d6) {
         MHD_stop_daemon(a->d6);
     }
     if (a->d4) {
         MHD_stop_daemon(a->d4);
+    }
+    if (l6 != MHD_INVALID_SOCKET) {
+        (void)close(l6);
+    }
+    if (l4 != MHD_INVALID_SOCKET) {
+        (void)close(l4);
     }
     free(a);
 }
