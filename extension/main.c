@@ -11,8 +11,9 @@
  *   Lambda (AWS_LAMBDA_RUNTIME_API set): run_lambda(), the Extensions API lifecycle
  *          (extension/lifecycle.h): register, subscribe to platform telemetry, one ledger record
  *          per INVOKE (the local API hands each request's facts to it), EMF lines on stdout, and
- *          at SHUTDOWN: stop the API, flush the records, wipe the cache, exit 0.  The address
- *          sandbox.localdomain resolves to is looked up in main(), before any thread.
+ *          at SHUTDOWN (or SIGTERM/SIGINT, taken the same way): stop the API, flush the records,
+ *          wipe the cache, exit 0.  The address sandbox.localdomain resolves to is looked up
+ *          in main(), before any thread.
  *          An invalid configuration is still reported to Lambda (register, init/error).
  * Either way the end is the same: abandon upstream calls in flight (their requests answer 503
  * ServiceUnavailable at once), stop the API (in-flight requests finish), wipe the cache, exit 0.
@@ -109,6 +110,31 @@ static int wait_for_signal(const sigset_t *set)
     }
     LOG_INFO("main", "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     return 0;
+}
+
+/* Lambda mode: SIGTERM or SIGINT ends it as SHUTDOWN does.  The thread sigwaits for the signals
+ * every thread blocks; once lifecycle_run has returned, run() wakes it with a SIGTERM directed at
+ * that thread alone, which it then ignores. */
+struct sigwaiter {
+    const sigset_t *set;
+    pthread_t thread;
+    int started;
+    atomic_int done; /* lifecycle_run returned: a signal now only ends this thread */
+};
+
+static void *sigwaiter_main(void *arg)
+{
+    struct sigwaiter *w = arg;
+    int sig = 0;
+
+    while (sigwait(w->set, &sig) != 0) {
+    }
+    if (!atomic_load(&w->done)) {
+        LOG_INFO("main", "%s received: shutting down as for SHUTDOWN",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        lifecycle_interrupt();
+    }
+    return NULL;
 }
 
 /* What Lambda mode needs from main: where the listener binds and the extension's name. */
@@ -265,7 +291,15 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         }
     }
     if (cfg->lambda_runtime_api) {
+        struct sigwaiter sw = {.set = &set};
+
+        sw.started = pthread_create(&sw.thread, NULL, sigwaiter_main, &sw) == 0;
         rc = run_lambda(cfg, le, &api, cache, aws, metrics);
+        if (sw.started) {
+            atomic_store(&sw.done, 1);
+            (void)pthread_kill(sw.thread, SIGTERM); /* blocked, so sigwait takes it */
+            pthread_join(sw.thread, NULL);
+        }
     } else {
         rc = wait_for_signal(&set);
     }
