@@ -511,6 +511,10 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
 
     assert(c && fill && out && (key || keylen == 0));
     memset(out, 0, sizeof(*out));
+    if ((flags & CACHE_PEEK) &&
+        ((flags & (CACHE_BYPASS | CACHE_REFRESH)) || c->max_items == 0 || ttl_ms == 0)) {
+        return FACTS_MISS;
+    }
     if ((flags & CACHE_BYPASS) || c->max_items == 0 || ttl_ms == 0) {
         run_fill(fill, fill_ctx, out);
         return FACTS_BYPASS;
@@ -525,6 +529,10 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
         value_copy(out, &e->val);
         pthread_mutex_unlock(&c->mu);
         return FACTS_HIT;
+    }
+    if (flags & CACHE_PEEK) {
+        pthread_mutex_unlock(&c->mu);
+        return FACTS_MISS;
     }
     if (e && now >= sat_add(e->expiry_ms, c->stale_max_ms)) {
         entry_drop(c, e); /* too old even to be served stale: nothing left to keep it for */

@@ -76,6 +76,11 @@ struct cache_opts {
 enum cache_flags {
     CACHE_REFRESH = 1 << 0,
     CACHE_BYPASS = 1 << 1,
+    /* Only a fresh entry: FACTS_HIT and its copy, or FACTS_MISS with *out zeroed (status 0)
+     * and nothing else done (no fill, no flight joined, no entry dropped).  With CACHE_REFRESH
+     * or CACHE_BYPASS it is always a miss.  For a caller that must not block: it fetches on
+     * another thread after a miss. */
+    CACHE_PEEK = 1 << 2,
 };
 
 /* Fetches the value upstream.  Must always set out->status and out->body (an error body on

@@ -126,8 +126,9 @@ static const struct config_var s_vars[] = {
      "timeout); 0: never"},
     {"STASH_MAX_ATTEMPTS", CONFIG_UINT, F(max_attempts), "3", 1, 10, NULL,
      "upstream attempts per fetch, retries included (jittered backoff)"},
-    {"STASH_MAX_INBOUND_CONNECTIONS", CONFIG_UINT, F(max_inbound), "128", 1, 10000, NULL,
-     "local API connections open at once (one thread each)"},
+    {"STASH_MAX_INBOUND_CONNECTIONS", CONFIG_UINT, F(max_inbound), "8192", 1, 1048576, NULL,
+     "local API connections open at once; more are answered 429 (at most what the "
+     "file-descriptor limit allows)"},
     {"STASH_PREFETCH_SECRETS", CONFIG_STRING, F(prefetch_secrets), NULL, 0, 0, NULL,
      "comma-separated secret ids fetched at start, so the first request is a hit"},
     {"STASH_PREFETCH_PARAMETERS", CONFIG_STRING, F(prefetch_parameters), NULL, 0, 0, NULL,

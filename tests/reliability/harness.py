@@ -490,95 +490,97 @@ def section_limits(args, fake):
 # ---- floods --------------------------------------------------------------------------------
 
 
-class Attacker:
-    """Holds `loris` slow-loris connections (a header byte every second each) and `idle`
-    connections that send nothing, reopening any the server closes, until stop()."""
+ATTACKER = r"""
+import json, select, socket, sys, time
+port, want_loris, want_idle, seconds = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
+                                        float(sys.argv[4]))
+ep = select.epoll()
+conns = {}  # fd -> [socket, is_loris, request line sent]
+closed = 0
+failed = 0
+samples = []
 
-    def __init__(self, port, loris, idle):
-        self.port = port
-        self.want_loris = loris
-        self.want_idle = idle
-        self.loris = []
-        self.idle = []
-        self.stop_ev = threading.Event()
-        self.samples = []
-        self.closed_by_server = 0
-        self.refused = 0
-        self.t = threading.Thread(target=self.run, daemon=True)
+def open_one(loris):
+    global failed
+    s = socket.socket()
+    s.setblocking(False)
+    if s.connect_ex(("127.0.0.1", port)) not in (0, 115):
+        failed += 1
+        s.close()
+        return
+    conns[s.fileno()] = [s, loris, False]
+    ep.register(s.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
 
-    def _open(self, loris):
+def fill():
+    nl = sum(1 for c in conns.values() if c[1])
+    for _ in range(want_loris - nl):
+        open_one(True)
+    for _ in range(want_idle - (len(conns) - nl)):
+        open_one(False)
+
+fill()
+end = time.monotonic() + seconds
+last_drip = 0.0
+while time.monotonic() < end:
+    for fd, ev in ep.poll(0.05):
+        if fd not in conns:
+            continue
+        s = conns[fd][0]
         try:
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(("127.0.0.1", self.port))
-            if loris:
+            d = s.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            continue
+        except OSError:
+            d = b""
+        if not d:
+            ep.unregister(fd)
+            del conns[fd]
+            s.close()
+            closed += 1
+    now = time.monotonic()
+    if now - last_drip >= 1.0:
+        last_drip = now
+        for c in list(conns.values()):
+            if c[1]:
                 try:
-                    s.send(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
+                    # The request line once (the head then starts), then one header byte a second.
+                    c[0].send(b"X" if c[2] else b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    c[2] = True
                 except OSError:
                     pass
-            return s
-        except OSError:
-            self.refused += 1
-            return None
+        fill()
+        samples.append(len(conns))
+        if len(samples) == 1:
+            print("READY", flush=True)
+print(json.dumps({"samples": samples, "closed": closed, "failed": failed}), flush=True)
+"""
 
-    def _fill(self):
-        while len(self.loris) < self.want_loris and not self.stop_ev.is_set():
-            s = self._open(True)
-            if s is None:
-                break
-            self.loris.append(s)
-        while len(self.idle) < self.want_idle and not self.stop_ev.is_set():
-            s = self._open(False)
-            if s is None:
-                break
-            self.idle.append(s)
 
-    def _reap(self, conns):
-        alive = []
-        for s in conns:
-            try:
-                r, _, _ = select.select([s], [], [], 0)
-                if r:
-                    try:
-                        d = s.recv(4096)
-                    except (BlockingIOError, InterruptedError):
-                        d = b"x"
-                    except OSError:
-                        d = b""
-                    if not d:
-                        self.closed_by_server += 1
-                        s.close()
-                        continue
-            except (ValueError, OSError):
-                s.close()
-                continue
-            alive.append(s)
-        return alive
+class Attacker:
+    """Holds `loris` slow-loris connections (the request line, then a header byte every second
+    each) and `idle` connections that send nothing, reopening any the server closes, for
+    `seconds`.  A process of its own, so it never competes with the measured client for
+    Python's interpreter lock."""
 
-    def run(self):
-        self._fill()
-        tick = 0
-        while not self.stop_ev.wait(0.1):
-            tick += 1
-            if tick % 10 == 0:
-                for s in self.loris:
-                    try:
-                        s.send(b"X")
-                    except OSError:
-                        pass
-                self.loris = self._reap(self.loris)
-                self.idle = self._reap(self.idle)
-                self._fill()
-            self.samples.append(len(self.loris) + len(self.idle))
+    def __init__(self, port, loris, idle, seconds):
+        self.p = subprocess.Popen([sys.executable, "-c", ATTACKER, str(port), str(loris),
+                                   str(idle), str(seconds)], stdout=subprocess.PIPE, text=True)
+        self.result = {}
 
-    def start(self):
-        self.t.start()
+    def wait_ready(self, secs=30):
+        end = time.monotonic() + secs
+        while time.monotonic() < end:
+            line = self.p.stdout.readline()
+            if not line or line.startswith("READY"):
+                return bool(line)
+        return False
 
-    def stop(self):
-        self.stop_ev.set()
-        self.t.join()
-        for s in self.loris + self.idle:
-            s.close()
+    def finish(self):
+        out, _ = self.p.communicate(timeout=120)
+        for line in out.splitlines():
+            if line.startswith("{"):
+                self.result = json.loads(line)
+        return self.result
 
 
 def good_client(port, seconds, path="/v1/hot"):
@@ -605,18 +607,16 @@ def section_flood(args, fake):
     proc, port = start_stash(args.stash, "flood", fake.url, {"STASH_PREFETCH_SECRETS": "hot"})
     time.sleep(0.3)
     n0, st0, lat0 = good_client(port, 1.0)
-    att = Attacker(port, loris, idle)
-    att.start()
-    # Wait until the attacker holds its connections (bounded).
-    for _ in range(100):
-        if att.samples and att.samples[-1] >= loris + idle:
-            break
-        time.sleep(0.1)
     secs = 8.0 if args.quick else 30.0
+    rss0 = proc.rss_kb()
+    att = Attacker(port, loris, idle, secs + 6.0)
+    att.wait_ready()
+    time.sleep(2.5)  # the slow-loris heads are under way
     n, st, lat = good_client(port, secs)
+    rss1 = proc.rss_kb()
     ping_n, ping_st, _ = good_client(port, 1.0, path="/ping")
-    held = list(att.samples)
-    att.stop()
+    res = att.finish()
+    held = res.get("samples", [])[2:] or [0]
     ok200 = st.get(200, 0)
     rate = ok200 / float(n) if n else 0.0
     p50, p99 = pct(lat, 50), pct(lat, 99)
@@ -624,7 +624,7 @@ def section_flood(args, fake):
         "slow_loris": loris, "idle": idle, "seconds": secs,
         "held_median": statistics.median(held) if held else 0,
         "held_max": max(held) if held else 0,
-        "closed_by_server": att.closed_by_server,
+        "closed_by_server": res.get("closed", 0), "rss_kb_before": rss0, "rss_kb_during": rss1,
         "good_requests": n, "good_statuses": {str(k): v for k, v in st.items()},
         "good_success_rate": rate, "good_p50_ms": p50, "good_p99_ms": p99,
         "quiet_p50_ms": pct(lat0, 50), "quiet_p99_ms": pct(lat0, 99),

@@ -495,6 +495,32 @@ static void test_refresh_replaces(void **state)
     cache_free(c);
 }
 
+/* CACHE_PEEK: a fresh entry or nothing; never a fill, never a change. */
+static void test_peek(void **state)
+{
+    struct cache *c = new_cache(10, 0, 1000);
+    struct answer v1 = {200, "v1", 0};
+    struct answer never = {200, "must-not-be-fetched", 0};
+    struct cache_value out;
+
+    (void)state;
+    assert_int_equal(cache_get(c, "k", 1, 100, CACHE_PEEK, fill_answer, &never, &out), FACTS_MISS);
+    assert_int_equal(out.status, 0);
+    assert_null(out.body);
+    expect_get(c, "k", 100, 0, &v1, FACTS_MISS, 200, "v1");
+    expect_get(c, "k", 100, CACHE_PEEK, &never, FACTS_HIT, 200, "v1");
+    assert_int_equal(
+        cache_get(c, "k", 1, 100, CACHE_PEEK | CACHE_REFRESH, fill_answer, &never, &out),
+        FACTS_MISS);
+    assert_int_equal(cache_get(c, "k", 1, 0, CACHE_PEEK, fill_answer, &never, &out), FACTS_MISS);
+    /* Expired, even far past the stale window: a miss, and the entry is left for the fill. */
+    s_now += 5000;
+    assert_int_equal(cache_get(c, "k", 1, 100, CACHE_PEEK, fill_answer, &never, &out), FACTS_MISS);
+    expect_stats(c, 1, 3, 0);
+    assert_int_equal(never.calls, 0);
+    cache_free(c);
+}
+
 static void test_bypass(void **state)
 {
     struct cache *c = new_cache(10, 0, 1000);
@@ -1383,6 +1409,7 @@ int main(void)
         cmocka_unit_test(test_many_keys_grow_table),
         cmocka_unit_test(test_byte_bound),
         cmocka_unit_test(test_refresh_replaces),
+        cmocka_unit_test(test_peek),
         cmocka_unit_test(test_bypass),
         cmocka_unit_test(test_serve_stale),
         cmocka_unit_test(test_stale_off),

@@ -107,7 +107,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.cache_max_bytes, 16777216);
     assert_int_equal(cfg.stale_max_s, 900);
     assert_int_equal(cfg.max_attempts, 3);
-    assert_int_equal(cfg.max_inbound, 128);
+    assert_int_equal(cfg.max_inbound, 8192);
     assert_null(cfg.prefetch_secrets);
     assert_null(cfg.prefetch_parameters);
     assert_null(cfg.sm_endpoint_used);
@@ -347,7 +347,7 @@ static void test_invalid_numbers(void **state)
         {"STASH_CACHE_MAX_BYTES", "100", "4096-4294967296 bytes"},
         {"STASH_STALE_MAX_SECONDS", "86401", "0-86400 s"},
         {"STASH_MAX_ATTEMPTS", "0", "1-10"},
-        {"STASH_MAX_INBOUND_CONNECTIONS", "10001", "1-10000"},
+        {"STASH_MAX_INBOUND_CONNECTIONS", "1048577", "1-1048576"},
     };
     struct env e;
 
