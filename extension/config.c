@@ -140,7 +140,7 @@ static const struct config_var s_vars[] = {
     {"STASH_METRICS_MODE", CONFIG_CHOICE, F(metrics_mode), "invocation", 0, 0,
      "invocation|aggregate|off",
      "invocation: one EMF line per invocation; aggregate: one per interval (cheaper for busy "
-     "functions); off: no metrics and no telemetry subscription"},
+     "functions; the default in agent mode); off: no metrics and no telemetry subscription"},
     {"STASH_METRICS_DIMENSIONS", CONFIG_STRING, F(metrics_dimensions), NULL, 0, 0, NULL,
      "extra dimensions added to FunctionName, as Name=Value,Name=Value (each one multiplies "
      "the metrics CloudWatch bills)"},
@@ -524,6 +524,12 @@ enum stash_err config_load(struct config *cfg, config_getenv_fn get, void *ctx, 
         }
     }
     apply_lambda_logging(cfg, get, ctx);
+    if (!cfg->lambda_runtime_api &&
+        !(get(ctx, "STASH_METRICS_MODE") && *get(ctx, "STASH_METRICS_MODE"))) {
+        /* Agent mode has no invocations: one line per interval is its natural default. */
+        free(cfg->metrics_mode);
+        cfg->metrics_mode = xstrdup("aggregate");
+    }
     rc = check_metrics(cfg, err, errlen);
     if (rc != STASH_OK) {
         goto fail;

@@ -7,7 +7,8 @@
  * requests made during INIT are answered.
  *
  * Two modes:
- *   agent  (AWS_LAMBDA_RUNTIME_API unset: ECS, EC2, a laptop): serve until SIGTERM or SIGINT.
+ *   agent  (AWS_LAMBDA_RUNTIME_API unset: ECS, EC2, a laptop): serve until SIGTERM or SIGINT,
+ *          with EMF lines on stdout (aggregate by default: one line per interval).
  *   Lambda (AWS_LAMBDA_RUNTIME_API set): run_lambda(), the Extensions API lifecycle
  *          (extension/lifecycle.h): register, subscribe to platform telemetry, one ledger record
  *          per INVOKE (the local API hands each request's facts to it), EMF lines on stdout, and
@@ -27,11 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/aws.h"
 #include "cache/cabundle.h"
 #include "cache/cache.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "extension/api.h"
@@ -102,11 +105,60 @@ static void *prefetch_main(void *arg)
     return NULL;
 }
 
-static int wait_for_signal(const sigset_t *set)
+/* Agent mode's metrics: the same pipeline as Lambda's, without the Extensions and Telemetry
+ * APIs.  No platform report will come (records complete as soon as they are cut), and each
+ * interval stands in for an invocation: opening the next one completes the current record and
+ * writes an aggregate line whose interval ran out.  All accept NULL (metrics off). */
+static unsigned long long s_agent_intervals;
+
+static void agent_metrics_start(struct telemetry *t)
+{
+    telemetry_start(t, NULL, NULL, 1);
+    telemetry_unavailable(t);
+}
+
+static void agent_metrics_tick(struct telemetry *t)
+{
+    char id[32];
+
+    (void)snprintf(id, sizeof(id), "agent-%llu", ++s_agent_intervals);
+    telemetry_on_invoke(t, id, 0);
+}
+
+static void agent_metrics_finish(struct telemetry *t)
+{
+    telemetry_on_shutdown(t, clock_mono_ms(), 0);
+    telemetry_stop(t);
+}
+
+/* Agent mode: waits for SIGTERM or SIGINT; meanwhile, if metrics are on, cuts a record and
+ * lets the EMF writer out every interval (1 s at least). */
+static int wait_for_signal(const sigset_t *set, struct telemetry *metrics, uint64_t interval_ms)
 {
     int sig = 0;
+    uint64_t next = clock_mono_ms() + interval_ms;
 
-    while (sigwait(set, &sig) != 0) {
+    for (;;) {
+        struct timespec ts;
+        uint64_t now = clock_mono_ms();
+        uint64_t wait = next > now ? next - now : 0;
+
+        if (!metrics) {
+            if (sigwait(set, &sig) == 0) {
+                break;
+            }
+            continue;
+        }
+        ts.tv_sec = (time_t)(wait / 1000);
+        ts.tv_nsec = (long)(wait % 1000) * 1000000L;
+        sig = sigtimedwait(set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            break;
+        }
+        if (clock_mono_ms() >= next) {
+            agent_metrics_tick(metrics);
+            next += interval_ms;
+        }
     }
     LOG_INFO("main", "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     return 0;
@@ -192,8 +244,8 @@ static int run_lambda(const struct config *cfg, const struct lambda_env *le, str
     return lifecycle_run(&opts, &hooks);
 }
 
-/* The metrics half of Lambda mode, made before the API starts so INIT requests are recorded
- * (NULL when metrics are off). */
+/* The metrics (both modes), made before the API starts so INIT requests are recorded (NULL when
+ * metrics are off). */
 static struct telemetry *lambda_metrics(const struct config *cfg)
 {
     return telemetry_new(cfg->metrics, STDOUT_FILENO, cfg->lambda_function_name,
@@ -260,10 +312,12 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     }
     aopts.cache = cache;
     aopts.aws = aws;
-    if (cfg->lambda_runtime_api) {
-        metrics = lambda_metrics(cfg);
-        aopts.on_facts = telemetry_on_facts;
-        aopts.facts_ctx = metrics;
+    /* Metrics in both modes: CloudWatch reads EMF from any log group (ECS, EC2 too). */
+    metrics = lambda_metrics(cfg);
+    aopts.on_facts = telemetry_on_facts;
+    aopts.facts_ctx = metrics;
+    if (!cfg->lambda_runtime_api) {
+        agent_metrics_start(metrics);
     }
     if (api_start(&aopts, &api) != STASH_OK) {
         if (cfg->lambda_runtime_api) {
@@ -301,7 +355,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
             pthread_join(sw.thread, NULL);
         }
     } else {
-        rc = wait_for_signal(&set);
+        rc = wait_for_signal(&set, metrics, cfg->aggregate_interval_s * 1000);
     }
 
 out:
@@ -310,6 +364,9 @@ out:
     api_stop(api);
     if (pf.started) {
         pthread_join(pf.thread, NULL);
+    }
+    if (!cfg->lambda_runtime_api) {
+        agent_metrics_finish(metrics); /* every request's facts are in: api_stop returned */
     }
     aws_client_free(aws);
     if (cache) {

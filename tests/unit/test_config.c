@@ -614,7 +614,19 @@ static void test_metrics_vars(void **state)
     struct config cfg;
 
     (void)state;
+    /* Default: aggregate in agent mode (no invocations to write a line for), invocation under
+     * Lambda; an explicit value wins in either. */
     env_base(&e);
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.metrics_mode, "aggregate");
+    config_release(&cfg);
+    env_base(&e);
+    env_set(&e, "STASH_METRICS_MODE", "invocation");
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.metrics_mode, "invocation");
+    config_release(&cfg);
+    env_base(&e);
+    env_set(&e, "AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
     load_ok(&e, &cfg);
     assert_string_equal(cfg.metrics_namespace, "Stash");
     assert_string_equal(cfg.metrics_mode, "invocation");
