@@ -410,7 +410,7 @@ def section_hostile(args, fake):
     defined = 0
     for name, payload, want in cases:
         tried += 1
-        status, hdrs, body, err = raw(port, payload, timeout=5.0)
+        status, hdrs, body, err = raw(port, payload, timeout=1.0 if want == "idle" else 5.0)
         if want is None or want == "idle":
             ok = status is not None or err in ("closed", "reset") or (
                 want == "idle" and err == "timeout")
@@ -521,8 +521,13 @@ def fill():
 fill()
 end = time.monotonic() + seconds
 last_drip = 0.0
-while time.monotonic() < end:
+ep.register(0, select.EPOLLIN | select.EPOLLHUP)  # stdin: closed by the harness when done
+done = False
+while time.monotonic() < end and not done:
     for fd, ev in ep.poll(0.05):
+        if fd == 0:
+            done = True
+            continue
         if fd not in conns:
             continue
         s = conns[fd][0]
@@ -564,7 +569,8 @@ class Attacker:
 
     def __init__(self, port, loris, idle, seconds):
         self.p = subprocess.Popen([sys.executable, "-c", ATTACKER, str(port), str(loris),
-                                   str(idle), str(seconds)], stdout=subprocess.PIPE, text=True)
+                                   str(idle), str(seconds)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
         self.result = {}
 
     def wait_ready(self, secs=30):
@@ -576,7 +582,7 @@ class Attacker:
         return False
 
     def finish(self):
-        out, _ = self.p.communicate(timeout=120)
+        out, _ = self.p.communicate(input="", timeout=120)
         for line in out.splitlines():
             if line.startswith("{"):
                 self.result = json.loads(line)
@@ -607,7 +613,7 @@ def section_flood(args, fake):
     proc, port = start_stash(args.stash, "flood", fake.url, {"STASH_PREFETCH_SECRETS": "hot"})
     time.sleep(0.3)
     n0, st0, lat0 = good_client(port, 1.0)
-    secs = 8.0 if args.quick else 30.0
+    secs = 5.0 if args.quick else 30.0
     rss0 = proc.rss_kb()
     att = Attacker(port, loris, idle, secs + 6.0)
     att.wait_ready()
@@ -1002,7 +1008,7 @@ def section_signals(args, fake):
     fake.ctl("reset")
     fake.ctl("hang", op="GetSecretValue", count=100, ms=15000)
     proc, port = start_stash(args.stash, "sigterm-agent", fake.url,
-                             {"STASH_MAX_INBOUND_CONNECTIONS": "64"})
+                             {"PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS": "16"})
     ts, res = waiting_requests(port, 12, keys)
     wait_in_flight(fake, 12)
     t0 = time.monotonic()
@@ -1031,7 +1037,7 @@ def section_signals(args, fake):
             proc, port = start_stash(args.stash, "lambda-" + how.lower(), fake.url,
                                      {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % api.port,
                                       "AWS_LAMBDA_FUNCTION_NAME": "rlb",
-                                      "STASH_MAX_INBOUND_CONNECTIONS": "64"})
+                                      "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS": "16"})
             for _ in range(100):
                 if api.next_calls >= 2:
                     break
@@ -1120,11 +1126,14 @@ def section_agent(args, fake):
 
 
 def section_soak(args, fake):
-    binary = args.asan_stash if os.path.exists(args.asan_stash) else None
-    if not binary:
-        check("soak: the ASan build exists (%s; make asan-bin)" % args.asan_stash, False)
+    # The full run soaks the ASan build (--asan-build); QUICK soaks the build it tests, which is
+    # the ASan one under `make asan`.
+    binary = args.asan_stash or args.stash
+    asan = bool(args.asan_stash)
+    if not os.path.exists(binary):
+        check("soak: %s exists" % binary, False)
         return
-    secs = float(os.environ.get("SOAK_SECONDS", "15" if args.quick else "120"))
+    secs = float(os.environ.get("SOAK_SECONDS", "10" if args.quick else "120"))
     fake.ctl("reset")
     fake.ctl("latency", ms=2, jitter=3)
     env = {"SECRETS_MANAGER_TTL": "2", "SSM_PARAMETER_STORE_TTL": "2",
@@ -1217,7 +1226,7 @@ def section_soak(args, fake):
     no_secret("soak: no secret in stash's output or EMF", out)
     FIG["soak"] = {"seconds": secs, "requests": tally["sent"], "answered": tally["answered"],
                    "statuses": tally["statuses"], "rss_kb": rss, "emf_upstream_calls": emf_calls,
-                   "fake_aws_calls": calls, "asan": True, "exit": rc}
+                   "fake_aws_calls": calls, "asan": asan, "exit": rc}
 
 
 # ---- main ----------------------------------------------------------------------------------
@@ -1289,7 +1298,7 @@ def write_results(args, started):
     if k:
         rss = k["rss_kb"]
         pick = rss[:: max(1, len(rss) // 10)] + ([rss[-1]] if rss else [])
-        md += ["## Soak (ASan build)", "",
+        md += ["## Soak (%s build)" % ("ASan" if k["asan"] else "release"), "",
                "%.0f s, %d requests, %d answered (%s); EMF UpstreamCalls %s, fake-aws calls %s."
                % (k["seconds"], k["requests"], k["answered"], k["statuses"],
                   k["emf_upstream_calls"], k["fake_aws_calls"]), "",
@@ -1305,7 +1314,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
-    ap.add_argument("--asan-build", default="build/asan")
+    ap.add_argument("--asan-build", default="")
     ap.add_argument("--out-json", default=None)
     ap.add_argument("--out-md", default=None)
     ap.add_argument("--only", default="")
@@ -1315,7 +1324,8 @@ def main():
     os.chdir(ROOT)
     args.build = os.path.abspath(args.build)
     args.stash = os.path.join(args.build, "extensions", "stash")
-    args.asan_stash = os.path.join(os.path.abspath(args.asan_build), "extensions", "stash")
+    args.asan_stash = (os.path.join(os.path.abspath(args.asan_build), "extensions", "stash")
+                       if args.asan_build else "")
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     raise_nofile()
     only = [s for s in args.only.split(",") if s]
@@ -1325,10 +1335,12 @@ def main():
             if only and name not in only:
                 continue
             note("---- %s ----" % name)
+            t0 = time.monotonic()
             try:
                 fn(args, fake)
             except Exception as e:  # a harness error is a failed check, not a crash
                 check("%s: ran to its end" % name, False, repr(e))
+            note("%s: %.1f s" % (name, time.monotonic() - t0))
     finally:
         stop_all()
     if args.out_json and not only:
