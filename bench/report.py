@@ -416,7 +416,10 @@ DERIVED = {
     "throughput": [(f"stash/floor req/s, {c} conn", (lambda c: lambda r: _ratio(
         r, f"stash_c{c}", f"floor_c{c}", "rps"))(c)) for c in (1, 8, 64)] +
     [(f"stash/floor_thread req/s, {c} conn", (lambda c: lambda r: _ratio(
-        r, f"stash_c{c}", f"floor_thread_c{c}", "rps"))(c)) for c in (1, 8, 64)],
+        r, f"stash_c{c}", f"floor_thread_c{c}", "rps"))(c)) for c in (1, 8, 64)] +
+    # The previous design of the local API (BENCH_PREV_REV), measured in the same rounds.
+    [(f"stash/stash_prev req/s, {c} conn", (lambda c: lambda r: _ratio(
+        r, f"stash_c{c}", f"stash_prev_c{c}", "rps"))(c)) for c in (1, 8, 64)],
     "lambda": [
         ("invoke p50: stash / direct SDK", lambda r: _ratio(r, "stash", "direct",
                                                             "invoke_p50_us")),

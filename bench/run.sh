@@ -152,6 +152,7 @@ fake_ctl() {  # METHOD PATH: a fake-aws control call
 }
 
 # start_stash NAME [VAR=VALUE...]: stash against fake-aws; sets STASH_PID, STASH_PORT.
+# start_stash NAME [VAR=value...]: stash (or $STASH_BIN, if set) as a local agent on fake-aws.
 start_stash() {
   local name=$1
   shift
@@ -159,7 +160,7 @@ start_stash() {
   start "$name" env -u AWS_LAMBDA_RUNTIME_API \
     PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$STASH_PORT" \
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
-    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn "$@" "$STASH"
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn "$@" "${STASH_BIN:-$STASH}"
   STASH_PID=$PID
   wait_port "$STASH_PORT" 5 || { say "stash did not listen:"; tail -5 "$W/$name.log" >&2; return 1; }
 }
@@ -277,14 +278,38 @@ wrk_rps() {  # PORT CONNS: one wrk run; prints a JSON object
   $PY "$ROOT/bench/report.py" --parse-wrk "$W/wrk.out"
 }
 
+# The previous design of the local API, paired with this one in the throughput section: a stash
+# binary (BENCH_PREV_STASH), or one built here from a git revision (BENCH_PREV_REV, e.g. the
+# commit before a change to the server).  Unset: not measured.
+prev_stash() {
+  if [ -n "${BENCH_PREV_STASH:-}" ]; then
+    echo "$BENCH_PREV_STASH"
+  elif [ -n "${BENCH_PREV_REV:-}" ]; then
+    mkdir -p "$W/prev" &&
+      git -C "$ROOT" archive "$BENCH_PREV_REV" | tar -x -C "$W/prev" &&
+      make -C "$W/prev" --no-print-directory -j2 build/extensions/stash >"$W/prev-build.log" 2>&1 &&
+      echo "$W/prev/build/extensions/stash"
+  fi
+}
+
 sec_throughput() {
-  local r c m
+  local r c m prev prev_port= prev_pid=
+  prev=$(prev_stash) || { WHY="BENCH_PREV_REV did not build: $(tail -3 "$W/prev-build.log")"; return 1; }
+  if [ -n "$prev" ]; then
+    STASH_BIN=$prev start_stash stash-prev || { WHY="the previous stash did not start"; return 1; }
+    prev_port=$STASH_PORT
+    prev_pid=$STASH_PID
+  fi
   start_stash stash || { WHY="stash did not start"; return 1; }
   curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
   start_floors "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
   for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
     for c in $WRK_CONNS; do
       record throughput "stash_c$c" "$(wrk_rps "$STASH_PORT" "$c")" || { WHY="wrk failed"; return 1; }
+      if [ -n "$prev_port" ]; then
+        record throughput "stash_prev_c$c" "$(wrk_rps "$prev_port" "$c")" ||
+          { WHY="wrk failed"; return 1; }
+      fi
       for m in $FLOOR_MODES; do
         record throughput "floor_${m}_c$c" "$(wrk_rps "${FLOOR_PORTS[$m]}" "$c")" ||
           { WHY="wrk failed"; return 1; }
@@ -293,6 +318,7 @@ sec_throughput() {
   done
   stop_floors
   stop "$STASH_PID"
+  [ -z "$prev_pid" ] || stop "$prev_pid"
 }
 
 sec_miss_path() {

@@ -757,8 +757,22 @@ static void report(const struct api *a, struct facts *facts, uint64_t start_ns)
 
 static void *fetcher_main(void *arg);
 
-/* Queues a job for the fetch threads, starting one more if none is idle (up to the cap).  Called
- * with jobs_mu held. */
+/* Makes sure a fetch thread will take a job pushed now: starts one more if none is idle (up to
+ * the cap).  Returns 0 when there is no fetch thread at all and none can be started.  Called with
+ * jobs_mu held. */
+static int jobs_ready(struct api *a)
+{
+    if (a->idle_fetchers == 0 && a->nfetchers < API_FETCHERS_MAX) {
+        if (pthread_create(&a->fetchers[a->nfetchers], NULL, fetcher_main, a) == 0) {
+            a->nfetchers++;
+        } else {
+            LOG_WARN("api", "cannot start a fetch thread (%u running)", a->nfetchers);
+        }
+    }
+    return a->nfetchers > 0;
+}
+
+/* Queues a job for the fetch threads (after jobs_ready).  Called with jobs_mu held. */
 static void jobs_push(struct api *a, struct job *j)
 {
     j->next = NULL;
@@ -768,13 +782,6 @@ static void jobs_push(struct api *a, struct job *j)
         a->jobs_head = j;
     }
     a->jobs_tail = j;
-    if (a->idle_fetchers == 0 && a->nfetchers < API_FETCHERS_MAX) {
-        if (pthread_create(&a->fetchers[a->nfetchers], NULL, fetcher_main, a) == 0) {
-            a->nfetchers++;
-        } else if (a->nfetchers == 0) {
-            LOG_ERROR("api", "cannot start a fetch thread");
-        }
-    }
     pthread_cond_signal(&a->jobs_cv);
 }
 
@@ -906,6 +913,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             pthread_mutex_unlock(&a->jobs_mu);
             free(j);
             aws_error_value(503, "ServiceUnavailable", "stash is shutting down", &v);
+            return answer_value(a, mc, c, &facts, &v);
+        }
+        if (!jobs_ready(a)) {
+            /* No thread to hand it to: fetch here, blocking this pool thread, rather than
+             * suspend a request nothing would resume. */
+            pthread_mutex_unlock(&a->jobs_mu);
+            free(j);
+            fetch(&a->opts, &r, &facts, &v, 0);
             return answer_value(a, mc, c, &facts, &v);
         }
         /* Suspended before it is queued: a fetch thread may resume it at once. */
