@@ -1272,7 +1272,9 @@ def write_results(args, started):
                                                                   f["good_p99_ms"]),
                "| same client, no attack: p50 / p99 | %.2f ms / %.2f ms |"
                % (f["quiet_p50_ms"], f["quiet_p99_ms"]),
-               "| /ping during the flood | %s |" % f["ping_statuses"], ""]
+               "| /ping during the flood | %s |" % f["ping_statuses"],
+               "| stash's RSS before / with the connections open | %s KB / %s KB |"
+               % (f.get("rss_kb_before"), f.get("rss_kb_during")), ""]
     u = FIG.get("upstream")
     if u:
         md += ["## Upstream faults", "", "%d of %d survived (answered as the README says)."
