@@ -566,7 +566,7 @@ static void s_telemetry_start(struct session *s, const struct lifecycle_opts *op
 static int s_loop(struct session *s, struct telemetry *t, const struct lifecycle_hooks *hooks)
 {
     struct curl_slist *hdr = s_id_header(s, NULL);
-    struct lifecycle_event ev;
+    struct lifecycle_event ev = {0};
     char url[320];
     int failures = 0;
     int bad = 0;

@@ -164,27 +164,29 @@ static int wait_for_signal(const sigset_t *set, struct telemetry *metrics, uint6
     return 0;
 }
 
-/* Lambda mode: SIGTERM or SIGINT ends it as SHUTDOWN does.  The thread sigwaits for the signals
- * every thread blocks; once lifecycle_run has returned, run() wakes it with a SIGTERM directed at
- * that thread alone, which it then ignores. */
+/* Lambda mode: SIGTERM or SIGINT ends it as SHUTDOWN does.  The thread waits (in 100 ms
+ * steps) for the signals every thread blocks, until lifecycle_run has returned. */
 struct sigwaiter {
     const sigset_t *set;
     pthread_t thread;
     int started;
-    atomic_int done; /* lifecycle_run returned: a signal now only ends this thread */
+    atomic_int done; /* lifecycle_run returned: stop waiting */
 };
 
 static void *sigwaiter_main(void *arg)
 {
     struct sigwaiter *w = arg;
-    int sig = 0;
+    const struct timespec step = {0, 100000000L};
 
-    while (sigwait(w->set, &sig) != 0) {
-    }
-    if (!atomic_load(&w->done)) {
-        LOG_INFO("main", "%s received: shutting down as for SHUTDOWN",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        lifecycle_interrupt();
+    while (!atomic_load(&w->done)) {
+        int sig = sigtimedwait(w->set, NULL, &step);
+
+        if (sig == SIGTERM || sig == SIGINT) {
+            LOG_INFO("main", "%s received: shutting down as for SHUTDOWN",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            lifecycle_interrupt();
+            break;
+        }
     }
     return NULL;
 }
@@ -223,9 +225,12 @@ static void lambda_wipe(void *arg)
 }
 
 /* Lambda mode: the Extensions API lifecycle until SHUTDOWN. */
-static int run_lambda(const struct config *cfg, const struct lambda_env *le, struct api **api,
-                      struct cache *cache, struct aws_client *aws, struct telemetry *metrics)
+static int run_lambda(const struct config *cfg, const struct lambda_env *le, const sigset_t *set,
+                      struct api **api, struct cache *cache, struct aws_client *aws,
+                      struct telemetry *metrics)
 {
+    struct sigwaiter sw = {.set = set};
+    int rc;
     struct lambda_ctx ctx = {.api = api, .cache = cache, .aws = aws};
     struct lifecycle_hooks hooks = {
         .ctx = &ctx,
@@ -241,7 +246,13 @@ static int run_lambda(const struct config *cfg, const struct lambda_env *le, str
         .metrics = metrics,
     };
 
-    return lifecycle_run(&opts, &hooks);
+    sw.started = pthread_create(&sw.thread, NULL, sigwaiter_main, &sw) == 0;
+    rc = lifecycle_run(&opts, &hooks);
+    if (sw.started) {
+        atomic_store(&sw.done, 1);
+        pthread_join(sw.thread, NULL);
+    }
+    return rc;
 }
 
 /* The metrics (both modes), made before the API starts so INIT requests are recorded (NULL when
@@ -345,15 +356,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         }
     }
     if (cfg->lambda_runtime_api) {
-        struct sigwaiter sw = {.set = &set};
-
-        sw.started = pthread_create(&sw.thread, NULL, sigwaiter_main, &sw) == 0;
-        rc = run_lambda(cfg, le, &api, cache, aws, metrics);
-        if (sw.started) {
-            atomic_store(&sw.done, 1);
-            (void)pthread_kill(sw.thread, SIGTERM); /* blocked, so sigwait takes it */
-            pthread_join(sw.thread, NULL);
-        }
+        rc = run_lambda(cfg, le, &set, &api, cache, aws, metrics);
     } else {
         rc = wait_for_signal(&set, metrics, cfg->aggregate_interval_s * 1000);
     }
