@@ -529,7 +529,7 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
 #define API_IDLE_DEADLINE_MS ((uint64_t)API_CONN_TIMEOUT_S * 1000u)
 #define API_SWEEP_MS         250
 #define API_FETCHERS_MAX     128 /* fetch threads at most; a request beyond them queues */
-#define API_FD_RESERVE       64  /* descriptors kept for upstream sockets, telemetry, logs */
+#define API_FD_RESERVE       64u /* descriptors kept for upstream sockets, telemetry, logs */
 
 enum conn_stage {
     CONN_IDLE = 0, /* no request line yet (new, or between keep-alive requests) */
@@ -684,7 +684,7 @@ static int raw_nul(const struct conn *c, const char *version)
     uintptr_t u = (uintptr_t)c->raw_uri;
     uintptr_t v = (uintptr_t)version;
 
-    return c->raw_uri && version && v > u + c->raw_len + 1 && v - u <= API_MEMORY_LIMIT;
+    return c->raw_uri && version && v > u + c->raw_len + 1 && v - u <= (uintptr_t)API_MEMORY_LIMIT;
 }
 
 /* MHD's own %XX decoding, plus a note when it produced a NUL: MHD hands strings on as
@@ -829,6 +829,43 @@ static enum MHD_Result answer_value(struct api *a, struct MHD_Connection *mc, st
     return ret;
 }
 
+/* A routed request that is not a fresh hit: suspended and handed to a fetch thread, which resumes
+ * it with the value (on_request then answers).  While stopping, or with no fetch thread at all,
+ * it is answered here instead. */
+static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, struct conn *c,
+                                      const struct api_route *r, struct facts *facts)
+{
+    struct cache_value v = {0};
+    struct job *j = xcalloc(1, sizeof(*j));
+
+    j->a = a;
+    j->mc = mc;
+    j->r = *r;
+    (void)snprintf(j->facts.request_id, sizeof(j->facts.request_id), "%s", facts->request_id);
+    pthread_mutex_lock(&a->jobs_mu);
+    if (a->stopping) {
+        /* api_stop is past its drain: nothing may be suspended any more. */
+        pthread_mutex_unlock(&a->jobs_mu);
+        free(j);
+        aws_error_value(503, "ServiceUnavailable", "stash is shutting down", &v);
+        return answer_value(a, mc, c, facts, &v);
+    }
+    if (!jobs_ready(a)) {
+        /* No thread to hand it to: fetch here, blocking this pool thread, rather than suspend a
+         * request nothing would resume. */
+        pthread_mutex_unlock(&a->jobs_mu);
+        free(j);
+        fetch(&a->opts, r, facts, &v, 0);
+        return answer_value(a, mc, c, facts, &v);
+    }
+    /* Suspended before it is queued: a fetch thread may resume it at once. */
+    c->job = j;
+    MHD_suspend_connection(mc);
+    jobs_push(a, j);
+    pthread_mutex_unlock(&a->jobs_mu);
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -892,44 +929,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         ret = queue_static(mc, 200, "healthy", "text/plain");
         break;
     case API_ROUTE_SECRET:
-    case API_ROUTE_PARAMETER: {
-        struct job *j;
-
+    case API_ROUTE_PARAMETER:
         fetch(&a->opts, &r, &facts, &v, CACHE_PEEK);
         if (v.status) {
             return answer_value(a, mc, c, &facts, &v); /* a hit, answered on this thread */
         }
-        /* It must wait: suspend the connection and let a fetch thread resume it. */
-        j = xcalloc(1, sizeof(*j));
-        j->a = a;
-        j->mc = mc;
-        j->r = r;
-        if (r.request_id) {
-            (void)snprintf(j->facts.request_id, sizeof(j->facts.request_id), "%s", r.request_id);
-        }
-        pthread_mutex_lock(&a->jobs_mu);
-        if (a->stopping) {
-            /* api_stop is past its drain: nothing may be suspended any more. */
-            pthread_mutex_unlock(&a->jobs_mu);
-            free(j);
-            aws_error_value(503, "ServiceUnavailable", "stash is shutting down", &v);
-            return answer_value(a, mc, c, &facts, &v);
-        }
-        if (!jobs_ready(a)) {
-            /* No thread to hand it to: fetch here, blocking this pool thread, rather than
-             * suspend a request nothing would resume. */
-            pthread_mutex_unlock(&a->jobs_mu);
-            free(j);
-            fetch(&a->opts, &r, &facts, &v, 0);
-            return answer_value(a, mc, c, &facts, &v);
-        }
-        /* Suspended before it is queued: a fetch thread may resume it at once. */
-        c->job = j;
-        MHD_suspend_connection(mc);
-        jobs_push(a, j);
-        pthread_mutex_unlock(&a->jobs_mu);
-        return MHD_YES;
-    }
+        return wait_for_value(a, mc, c, &r, &facts);
     case API_ROUTE_ERROR:
     default:
         facts.status = r.status;
@@ -1125,8 +1130,8 @@ static unsigned fd_room(void)
     if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1048576) {
         return 1048576;
     }
-    return rl.rlim_cur > 2 * API_FD_RESERVE ? (unsigned)(rl.rlim_cur - API_FD_RESERVE)
-                                            : API_FD_RESERVE;
+    return rl.rlim_cur > (rlim_t)2 * API_FD_RESERVE ? (unsigned)(rl.rlim_cur - API_FD_RESERVE)
+                                                    : API_FD_RESERVE;
 }
 
 static void api_free(struct api *a)
@@ -1226,7 +1231,7 @@ void api_stop(struct api *a)
     l4 = quiesce(a->d4);
     end = clock_mono_ms() + API_DRAIN_MS;
     while (atomic_load(&a->in_flight) > 0 && clock_mono_ms() < end) {
-        struct timespec ts = {0, 2 * 1000 * 1000};
+        struct timespec ts = {0, 2000000L};
 
         nanosleep(&ts, NULL);
     }
