@@ -153,6 +153,9 @@ fake_ctl() {  # METHOD PATH: a fake-aws control call
 
 # start_stash NAME [VAR=VALUE...]: stash against fake-aws; sets STASH_PID, STASH_PORT.
 # start_stash NAME [VAR=value...]: stash (or $STASH_BIN, if set) as a local agent on fake-aws.
+# Every agent-mode stash here runs with STASH_METRICS_MODE=off: the cache alone is measured (as
+# under Lambda, where the metrics are the lambda section's), and no EMF line mixes with the JSON
+# the bench tools print on stdout.
 start_stash() {
   local name=$1
   shift
@@ -160,7 +163,7 @@ start_stash() {
   start "$name" env -u AWS_LAMBDA_RUNTIME_API \
     PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$STASH_PORT" \
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
-    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn "$@" "${STASH_BIN:-$STASH}"
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn STASH_METRICS_MODE=off "$@" "${STASH_BIN:-$STASH}"
   STASH_PID=$PID
   wait_port "$STASH_PORT" 5 || { say "stash did not listen:"; tail -5 "$W/$name.log" >&2; return 1; }
 }
@@ -349,7 +352,7 @@ exec_first() {
   STASH_PORT=$(free_port)
   env -u AWS_LAMBDA_RUNTIME_API PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$STASH_PORT" \
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
-    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn \
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn STASH_METRICS_MODE=off \
     "$HIT" --exec-first --port "$STASH_PORT" --path "$HOT_PATH" "${h[@]}" --expect "$1" \
     --max-ms 5000 -- "$STASH" 2>"$W/exec.err"
 }
@@ -371,7 +374,7 @@ startup_instructions() {
   port=$(free_port)
   env -u AWS_LAMBDA_RUNTIME_API PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$port" \
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
-    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn \
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn STASH_METRICS_MODE=off \
     valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out" "$STASH" \
     >"$W/callgrind.log" 2>&1 &
   pid=$!
