@@ -530,6 +530,7 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
 #define API_SWEEP_MS         250
 #define API_FETCHERS_MAX     128 /* fetch threads at most; a request beyond them queues */
 #define API_FD_RESERVE       64u /* descriptors kept for upstream sockets, telemetry, logs */
+#define API_LIMIT_RECHECK    32u /* connections looked at for a closed peer when over the limit */
 
 enum conn_stage {
     CONN_IDLE = 0, /* no request line yet (new, or between keep-alive requests) */
@@ -1019,13 +1020,17 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     a->nconns++;
     if (a->nconns > a->limit) {
         /* Connections whose peer already closed them still count until MHD notices; a
-         * sequential client at the limit must not be refused for its previous connection. */
-        unsigned live = 0;
+         * sequential client at the limit must not be refused for its previous connection.  The
+         * most recent ones are looked at (the list is newest first), a bounded number, so a
+         * flood over the limit costs a few syscalls per connection, not one per connection
+         * held. */
+        unsigned gone = 0;
+        unsigned seen = 0;
 
-        for (const struct conn *o = a->conns; o && live <= a->limit; o = o->next) {
-            live += o == c || !conn_peer_gone(o);
+        for (const struct conn *o = c->next; o && seen < API_LIMIT_RECHECK; o = o->next, seen++) {
+            gone += conn_peer_gone(o);
         }
-        c->over = live > a->limit;
+        c->over = a->nconns - gone > a->limit;
     }
     pthread_mutex_unlock(&a->conns_mu);
     *socket_context = c;
