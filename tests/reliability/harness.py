@@ -499,6 +499,26 @@ def section_limits(args, fake):
           "STASH_MAX_INBOUND_CONNECTIONS" in proc.text())
     proc.stop()
 
+    # Lambda's descriptor limit (1024, soft and hard): the default limit is lowered to fit, with
+    # a WARN, and a connection past it still gets its 429.
+    port = free_port()
+    proc = Proc("limit-nofile", ["prlimit", "--nofile=1024:1024", args.stash],
+                env=stash_env(port, fake.url))
+    if not wait_port(port):
+        check("limits: stash starts with 1024 descriptors", False, proc.text())
+        return
+    time.sleep(0.3)
+    check("limits: with 1024 descriptors the limit is lowered to 900, with a WARN",
+          "at most 900 connections" in proc.text() and "WARN api: STASH_MAX_INBOUND_CONNECTIONS"
+          in proc.text(), proc.text()[-800:])
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(900)]
+    time.sleep(0.5)
+    s, _, b = request(port, "GET", "/v1/hot")
+    check("limits: the 901st connection gets 429 (got %s)" % s, s == 429)
+    for c in held:
+        c.close()
+    proc.stop()
+
 
 # ---- floods --------------------------------------------------------------------------------
 
