@@ -48,13 +48,13 @@
 #include "common/log.h"
 #include "common/mem.h"
 
+/* AWS_STALL_*: an attempt whose answer arrives slower than AWS_STALL_BYTES_PER_S for
+ * AWS_STALL_SECONDS is cut off (504 TimeoutError), with or without an overall timeout.  A real
+ * answer (at most about 1 MiB, usually a few KB) comes at network speed; one byte now and then is
+ * progress for a byte-level stall check but keeps a pooled handle forever.  The floor bounds any
+ * attempt to AWS_STALL_SECONDS of stall or max_response / AWS_STALL_BYTES_PER_S seconds of drip. */
 #define AWS_DEFAULT_MAX_RESPONSE ((size_t)1024 * 1024)
 #define AWS_CONNECT_TIMEOUT_MS   3000L
-/* An attempt whose answer arrives slower than AWS_STALL_BYTES_PER_S for AWS_STALL_SECONDS is cut
- * off (504 TimeoutError), with or without an overall timeout.  A real answer (at most about
- * 1 MiB, usually a few KB) comes at network speed; one byte now and then is progress for a
- * byte-level stall check but keeps a pooled handle forever.  The floor bounds any attempt to
- * AWS_STALL_SECONDS of stall or max_response / AWS_STALL_BYTES_PER_S seconds of drip. */
 #define AWS_STALL_SECONDS        10L
 #define AWS_STALL_BYTES_PER_S    1024L
 #define AWS_BACKOFF_DEFAULT_MS   50u

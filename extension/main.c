@@ -268,6 +268,26 @@ static void usage(FILE *out)
     (void)fputs("usage: stash [--help | --version]\n", out);
 }
 
+/* The local API could not listen.  Under Lambda the function would get connection errors with no
+ * explanation: its init fails with the reason instead. */
+static void report_api_unavailable(const struct config *cfg, const struct lambda_env *le)
+{
+    char why[128];
+    struct lifecycle_opts lo = {.runtime_api = cfg->lambda_runtime_api,
+                                .name = le->name,
+                                .config_error = why,
+                                .error_type = "Extension.LocalApiUnavailable"};
+
+    if (!cfg->lambda_runtime_api) {
+        return;
+    }
+    (void)snprintf(why, sizeof(why),
+                   "cannot listen on 127.0.0.1:%llu (PARAMETERS_SECRETS_EXTENSION_HTTP_PORT "
+                   "in use?)",
+                   (unsigned long long)cfg->http_port);
+    (void)lifecycle_run(&lo, NULL);
+}
+
 static int run(const struct config *cfg, const struct lambda_env *le)
 {
     /* No CA path is built into libcurl: the bundle is found on the image, once (cabundle.h). */
@@ -331,22 +351,7 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         agent_metrics_start(metrics);
     }
     if (api_start(&aopts, &api) != STASH_OK) {
-        if (cfg->lambda_runtime_api) {
-            /* The function would get connection errors with no explanation: fail its init
-             * with the reason instead. */
-            char why[128];
-            struct lifecycle_opts lo = {.runtime_api = cfg->lambda_runtime_api,
-                                        .name = le->name,
-                                        .config_error = why,
-                                        .error_type = "Extension.LocalApiUnavailable"};
-
-            (void)snprintf(
-                why, sizeof(why),
-                "cannot listen on 127.0.0.1:%llu (PARAMETERS_SECRETS_EXTENSION_HTTP_PORT "
-                "in use?)",
-                (unsigned long long)cfg->http_port);
-            (void)lifecycle_run(&lo, NULL);
-        }
+        report_api_unavailable(cfg, le);
         goto out;
     }
     if (cfg->prefetch_secrets || cfg->prefetch_parameters) {
