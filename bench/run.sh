@@ -178,7 +178,8 @@ stash_works() {
 }
 
 # start_floors BODYFILE: the floor in each libmicrohttpd mode (epoll: one internal epoll thread;
-# thread: a thread per connection, stash's mode; pool: two epoll threads); sets FLOOR_PORTS[mode]
+# thread: a thread per connection, stash's mode before its epoll pool; pool: two epoll threads,
+# stash's mode); sets FLOOR_PORTS[mode]
 # and FLOOR_PIDS.  The report takes the best mode per repeat as the floor ("its fastest mode").
 FLOOR_MODES=${FLOOR_MODES:-epoll thread pool}
 declare -A FLOOR_PORTS
