@@ -199,4 +199,18 @@ install: all   # layer layout: $(PREFIX)/extensions/$(NAME)
 clean:
 	rm -rf build
 
+# ---- make reliability: stash under abuse and faults (tests/reliability/harness.py) ----
+# The full run (soak SOAK_SECONDS, default 120, under the ASan build) writes
+# bench/results/reliability.{md,json}; QUICK=1 is the under-a-minute run `make test` includes
+# (tests/integration/reliability_quick.sh).
+.PHONY: reliability
+reliability: deps
+	$(Q)$(MAKE) --no-print-directory $(BINS)
+	$(Q)$(if $(QUICK),,$(MAKE) --no-print-directory build/asan/extensions/$(NAME) BUILD=build/asan \
+	  DEPS=system OPT="$(SANOPT)" SAN=-fsanitize=address,undefined \
+	  SAN_LD=-fsanitize=address,undefined)
+	$(Q)ulimit -n "$$(ulimit -Hn)"; python3 tests/reliability/harness.py --build $(BUILD) \
+	  $(if $(QUICK),--quick,--asan-build build/asan --out-json bench/results/reliability.json \
+	  --out-md bench/results/reliability.md)
+
 -include $(shell find $(BUILD)/obj $(BUILD)/lean -name '*.d' 2>/dev/null)

@@ -26,8 +26,8 @@ SECTIONS = [
      "timed by the same raw-socket C client (bench/bench_hit.c); the floor is a bare "
      "libmicrohttpd responder (bench/floor.c) answering every GET with the bytes of stash's own "
      "answer, measured in each libmicrohttpd mode (`floor_epoll`: one epoll thread; "
-     "`floor_thread`: a thread per connection, stash's own mode; `floor_pool`: two epoll "
-     "threads); `floor` is the best mode of each repeat. `node_fetch_*` is Node's built-in "
+     "`floor_thread`: a thread per connection, stash's mode before its epoll pool; `floor_pool`: "
+     "two epoll threads, stash's mode); `floor` is the best mode of each repeat. `node_fetch_*` is Node's built-in "
      "fetch, as functions call it (against stash and against `floor_thread`, shuffled read by "
      "read in one process)."),
     ("peers", "Peers on the same read (same Node process)",
@@ -416,7 +416,12 @@ DERIVED = {
     "throughput": [(f"stash/floor req/s, {c} conn", (lambda c: lambda r: _ratio(
         r, f"stash_c{c}", f"floor_c{c}", "rps"))(c)) for c in (1, 8, 64)] +
     [(f"stash/floor_thread req/s, {c} conn", (lambda c: lambda r: _ratio(
-        r, f"stash_c{c}", f"floor_thread_c{c}", "rps"))(c)) for c in (1, 8, 64)],
+        r, f"stash_c{c}", f"floor_thread_c{c}", "rps"))(c)) for c in (1, 8, 64)] +
+    [(f"stash/floor_pool req/s, {c} conn", (lambda c: lambda r: _ratio(
+        r, f"stash_c{c}", f"floor_pool_c{c}", "rps"))(c)) for c in (1, 8, 64)] +
+    # The previous design of the local API (BENCH_PREV_REV), measured in the same rounds.
+    [(f"stash/stash_prev req/s, {c} conn", (lambda c: lambda r: _ratio(
+        r, f"stash_c{c}", f"stash_prev_c{c}", "rps"))(c)) for c in (1, 8, 64)],
     "lambda": [
         ("invoke p50: stash / direct SDK", lambda r: _ratio(r, "stash", "direct",
                                                             "invoke_p50_us")),
@@ -570,19 +575,19 @@ def analysis(doc):
                    "connection's thread in the kernel; stash's own code is a small share "
                    "(call chains in profile-hit.txt).")
     tp = doc["sections"].get("throughput", {}).get("derived", {})
-    if "stash/floor_thread req/s, 64 conn" in tp:
-        own = {c: tp.get(f"stash/floor_thread req/s, {c} conn", {}).get("median") for c in (8, 64)}
+    if "stash/floor_pool req/s, 64 conn" in tp:
+        own = {c: tp.get(f"stash/floor_pool req/s, {c} conn", {}).get("median") for c in (8, 64)}
         best = {c: _med(doc, "throughput", f"floor_c{c}", "rps") for c in (8, 64)}
         res_tp = doc["sections"]["throughput"]["results"]
         mode = {c: res_tp.get(f"floor_c{c}", {}).get("best_mode") or
                 res_tp.get(f"floor_c{c}", {}).get("_best_mode") for c in (8, 64)}
-        out.append(f"Throughput: against the floor in stash's own mode (a thread per "
-                   f"connection) stash reaches {own[8]} (8 connections) and {own[64]} (64) of "
-                   f"its rate. The fastest floor was the {mode[8]} mode at 8 connections "
-                   f"({best[8]:.0f} req/s) and the {mode[64]} mode at 64 ({best[64]:.0f} req/s): "
-                   f"where the pool (two epoll threads) wins, the gap is the threading model, "
-                   f"one thread per connection on 2 cores; switching stash's libmicrohttpd mode "
-                   f"is the lever for the throughput targets, not its request handling.")
+        prev = {c: tp.get(f"stash/stash_prev req/s, {c} conn", {}).get("median") for c in (8, 64)}
+        out.append(f"Throughput: against the floor in stash's own mode (an epoll pool) stash "
+                   f"reaches {own[8]} (8 connections) and {own[64]} (64) of its rate. The "
+                   f"fastest floor was the {mode[8]} mode at 8 connections ({best[8]:.0f} req/s) "
+                   f"and the {mode[64]} mode at 64 ({best[64]:.0f} req/s)." +
+                   (f" Against the previous build (BENCH_PREV_REV): {prev[8]} and {prev[64]}."
+                    if prev[8] is not None else ""))
     hit = _med(doc, "hit_latency", "floor", "p50_us")
     try:
         best_rep = doc["sections"]["hit_latency"]["results"]["floor"]["p50_us"]["min"]

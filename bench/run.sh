@@ -152,6 +152,10 @@ fake_ctl() {  # METHOD PATH: a fake-aws control call
 }
 
 # start_stash NAME [VAR=VALUE...]: stash against fake-aws; sets STASH_PID, STASH_PORT.
+# start_stash NAME [VAR=value...]: stash (or $STASH_BIN, if set) as a local agent on fake-aws.
+# Every agent-mode stash here runs with STASH_METRICS_MODE=off: the cache alone is measured (as
+# under Lambda, where the metrics are the lambda section's), and no EMF line mixes with the JSON
+# the bench tools print on stdout.
 start_stash() {
   local name=$1
   shift
@@ -159,7 +163,7 @@ start_stash() {
   start "$name" env -u AWS_LAMBDA_RUNTIME_API \
     PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$STASH_PORT" \
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
-    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn "$@" "$STASH"
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn STASH_METRICS_MODE=off "$@" "${STASH_BIN:-$STASH}"
   STASH_PID=$PID
   wait_port "$STASH_PORT" 5 || { say "stash did not listen:"; tail -5 "$W/$name.log" >&2; return 1; }
 }
@@ -174,7 +178,8 @@ stash_works() {
 }
 
 # start_floors BODYFILE: the floor in each libmicrohttpd mode (epoll: one internal epoll thread;
-# thread: a thread per connection, stash's mode; pool: two epoll threads); sets FLOOR_PORTS[mode]
+# thread: a thread per connection, stash's mode before its epoll pool; pool: two epoll threads,
+# stash's mode); sets FLOOR_PORTS[mode]
 # and FLOOR_PIDS.  The report takes the best mode per repeat as the floor ("its fastest mode").
 FLOOR_MODES=${FLOOR_MODES:-epoll thread pool}
 declare -A FLOOR_PORTS
@@ -277,14 +282,38 @@ wrk_rps() {  # PORT CONNS: one wrk run; prints a JSON object
   $PY "$ROOT/bench/report.py" --parse-wrk "$W/wrk.out"
 }
 
+# The previous design of the local API, paired with this one in the throughput section: a stash
+# binary (BENCH_PREV_STASH), or one built here from a git revision (BENCH_PREV_REV, e.g. the
+# commit before a change to the server).  Unset: not measured.
+prev_stash() {
+  if [ -n "${BENCH_PREV_STASH:-}" ]; then
+    echo "$BENCH_PREV_STASH"
+  elif [ -n "${BENCH_PREV_REV:-}" ]; then
+    mkdir -p "$W/prev" &&
+      git -C "$ROOT" archive "$BENCH_PREV_REV" | tar -x -C "$W/prev" &&
+      make -C "$W/prev" --no-print-directory -j2 build/extensions/stash >"$W/prev-build.log" 2>&1 &&
+      echo "$W/prev/build/extensions/stash"
+  fi
+}
+
 sec_throughput() {
-  local r c m
+  local r c m prev prev_port= prev_pid=
+  prev=$(prev_stash) || { WHY="BENCH_PREV_REV did not build: $(tail -3 "$W/prev-build.log")"; return 1; }
+  if [ -n "$prev" ]; then
+    STASH_BIN=$prev start_stash stash-prev || { WHY="the previous stash did not start"; return 1; }
+    prev_port=$STASH_PORT
+    prev_pid=$STASH_PID
+  fi
   start_stash stash || { WHY="stash did not start"; return 1; }
   curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
   start_floors "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
   for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
     for c in $WRK_CONNS; do
       record throughput "stash_c$c" "$(wrk_rps "$STASH_PORT" "$c")" || { WHY="wrk failed"; return 1; }
+      if [ -n "$prev_port" ]; then
+        record throughput "stash_prev_c$c" "$(wrk_rps "$prev_port" "$c")" ||
+          { WHY="wrk failed"; return 1; }
+      fi
       for m in $FLOOR_MODES; do
         record throughput "floor_${m}_c$c" "$(wrk_rps "${FLOOR_PORTS[$m]}" "$c")" ||
           { WHY="wrk failed"; return 1; }
@@ -293,6 +322,7 @@ sec_throughput() {
   done
   stop_floors
   stop "$STASH_PID"
+  [ -z "$prev_pid" ] || stop "$prev_pid"
 }
 
 sec_miss_path() {
@@ -323,7 +353,7 @@ exec_first() {
   STASH_PORT=$(free_port)
   env -u AWS_LAMBDA_RUNTIME_API PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$STASH_PORT" \
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
-    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn \
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn STASH_METRICS_MODE=off \
     "$HIT" --exec-first --port "$STASH_PORT" --path "$HOT_PATH" "${h[@]}" --expect "$1" \
     --max-ms 5000 -- "$STASH" 2>"$W/exec.err"
 }
@@ -345,7 +375,7 @@ startup_instructions() {
   port=$(free_port)
   env -u AWS_LAMBDA_RUNTIME_API PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$port" \
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
-    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn \
+    PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn STASH_METRICS_MODE=off \
     valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out" "$STASH" \
     >"$W/callgrind.log" 2>&1 &
   pid=$!

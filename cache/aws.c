@@ -48,9 +48,15 @@
 #include "common/log.h"
 #include "common/mem.h"
 
+/* AWS_STALL_*: an attempt whose answer arrives slower than AWS_STALL_BYTES_PER_S for
+ * AWS_STALL_SECONDS is cut off (504 TimeoutError), with or without an overall timeout.  A real
+ * answer (at most about 1 MiB, usually a few KB) comes at network speed; one byte now and then is
+ * progress for a byte-level stall check but keeps a pooled handle forever.  The floor bounds any
+ * attempt to AWS_STALL_SECONDS of stall or max_response / AWS_STALL_BYTES_PER_S seconds of drip. */
 #define AWS_DEFAULT_MAX_RESPONSE ((size_t)1024 * 1024)
 #define AWS_CONNECT_TIMEOUT_MS   3000L
-#define AWS_STALL_SECONDS        30L
+#define AWS_STALL_SECONDS        10L
+#define AWS_STALL_BYTES_PER_S    1024L
 #define AWS_BACKOFF_DEFAULT_MS   50u
 #define AWS_BACKOFF_CAP_MS       2000u
 #define AWS_TYPE_MAX             128
@@ -352,12 +358,85 @@ static const cJSON *field(const cJSON *o, const char *k)
     return cJSON_GetObjectItemCaseSensitive(o, k);
 }
 
+/* What a field of a success answer must be when it is there and not null. */
+enum field_kind {
+    FIELD_STRING,
+    FIELD_NUMBER,
+    FIELD_DATE,  /* epoch seconds, or an ISO string (emulators) */
+    FIELD_ARRAY, /* of strings; other elements are skipped when rendered */
+};
+
+struct field_rule {
+    const char *name;
+    enum field_kind kind;
+    int required; /* must be present and not null */
+};
+
+static int field_ok(const cJSON *v, enum field_kind kind)
+{
+    switch (kind) {
+    case FIELD_STRING:
+        return cJSON_IsString(v) && v->valuestring;
+    case FIELD_NUMBER:
+        return cJSON_IsNumber(v);
+    case FIELD_DATE:
+        return cJSON_IsNumber(v) || (cJSON_IsString(v) && v->valuestring);
+    case FIELD_ARRAY:
+        return cJSON_IsArray(v);
+    }
+    return 0;
+}
+
+/* A 200 whose fields have other types than the API's (a null Name, an object SecretString) is
+ * not a value to serve or cache: rendering it would turn it into nulls silently. */
+static int fields_ok(const cJSON *o, const struct field_rule *rules, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, rules[i].name);
+
+        if (!v || cJSON_IsNull(v)) {
+            if (rules[i].required) {
+                return 0;
+            }
+            continue;
+        }
+        if (!field_ok(v, rules[i].kind)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* GetSecretValue's response syntax: every field a string but CreatedDate (timestamp) and
+ * VersionStages (list of strings); Name, and one of SecretString and SecretBinary, always. */
+static const struct field_rule s_secret_rules[] = {
+    {"ARN", FIELD_STRING, 0},          {"CreatedDate", FIELD_DATE, 0},
+    {"Name", FIELD_STRING, 1},         {"SecretBinary", FIELD_STRING, 0},
+    {"SecretString", FIELD_STRING, 0}, {"VersionId", FIELD_STRING, 0},
+    {"VersionStages", FIELD_ARRAY, 0},
+};
+
+/* GetParameter's Parameter: strings but LastModifiedDate (timestamp) and Version (long); Name
+ * and Value always. */
+static const struct field_rule s_parameter_rules[] = {
+    {"ARN", FIELD_STRING, 0},  {"DataType", FIELD_STRING, 0}, {"LastModifiedDate", FIELD_DATE, 0},
+    {"Name", FIELD_STRING, 1}, {"Selector", FIELD_STRING, 0}, {"SourceResult", FIELD_STRING, 0},
+    {"Type", FIELD_STRING, 0}, {"Value", FIELD_STRING, 1},    {"Version", FIELD_NUMBER, 0},
+};
+
+#define NRULES(r) (sizeof(r) / sizeof((r)[0]))
+
 /* {"ARN","CreatedDate","Name","SecretBinary","SecretString","VersionId","VersionStages",
  *  "ResultMetadata":{}} */
 static enum stash_err shape_secret(const cJSON *o, struct buf *b)
 {
     enum stash_err rc;
 
+    if (!fields_ok(o, s_secret_rules, NRULES(s_secret_rules)) ||
+        (!field_ok(field(o, "SecretString"), FIELD_STRING) &&
+         !field_ok(field(o, "SecretBinary"), FIELD_STRING))) {
+        return STASH_EPARSE;
+    }
     rc = buf_puts(b, "{\"ARN\":");
     rc = rc ? rc : put_string_or_null(b, field(o, "ARN"));
     rc = rc ? rc : buf_puts(b, ",\"CreatedDate\":");
@@ -383,7 +462,7 @@ static enum stash_err shape_parameter(const cJSON *o, struct buf *b)
     const cJSON *p = field(o, "Parameter");
     enum stash_err rc;
 
-    if (!cJSON_IsObject(p)) {
+    if (!cJSON_IsObject(p) || !fields_ok(p, s_parameter_rules, NRULES(s_parameter_rules))) {
         return STASH_EPARSE;
     }
     rc = buf_puts(b, "{\"Parameter\":{\"ARN\":");
@@ -587,8 +666,9 @@ static CURL *handle_new(const struct aws_client *c, const struct aws_service *s)
     curl_easy_setopt(h, CURLOPT_USERAGENT, "stash/0.1");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    /* A stalled answer must not hold a pooled handle forever when there is no overall bound. */
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    /* A stalled or dripping answer must not hold a pooled handle forever when there is no
+     * overall bound. */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, AWS_STALL_BYTES_PER_S);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, AWS_STALL_SECONDS);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);

@@ -27,8 +27,8 @@
  * past the call's budget (then the last error is returned).  Every attempt is recorded in *facts
  * (calls, ncalls); nothing else in facts is touched.
  * Timeouts: *_timeout_ms bounds the whole call, waiting for a pooled handle and backoff included;
- * 0 means no overall bound, but a connect timeout (3 s) and a stall limit (no byte for 30 s)
- * still apply to every attempt.
+ * 0 means no overall bound, but a connect timeout (3 s) and a stall limit (an answer arriving
+ * slower than 1 KiB/s for 10 s, a drip as much as silence) still apply to every attempt.
  * Selectors: SSM version and label are appended to the name (":3", ":label"); if both are given
  * the version wins.
  *

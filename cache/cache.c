@@ -44,6 +44,7 @@ struct flight {
     uint64_t gen;     /* c->gen when the fill started: a clear since then means "do not keep" */
     unsigned waiters; /* followers not yet gone with their copy */
     int in_table;
+    int refresh;                /* the leader asked for fresh data (CACHE_REFRESH) */
     int done;                   /* result is final; followers may copy it */
     enum facts_outcome outcome; /* what followers report: WAITED, or STALE if stale was served */
     struct cache_value result;
@@ -457,6 +458,11 @@ static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry
         entry_drop(c, old);
         old = NULL;
     }
+    if (res->status != 200 && f->refresh) {
+        /* A refresh that failed: the caller asked for fresh data and gets the fault; the entry
+         * stays exactly as it was, for plain reads and their stale rules. */
+        old = NULL;
+    }
     if (res->status == 200) {
         if (old) {
             entry_drop(c, old); /* replaced, or too big to keep: either way outdated */
@@ -505,6 +511,10 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
 
     assert(c && fill && out && (key || keylen == 0));
     memset(out, 0, sizeof(*out));
+    if ((flags & CACHE_PEEK) &&
+        ((flags & (CACHE_BYPASS | CACHE_REFRESH)) || c->max_items == 0 || ttl_ms == 0)) {
+        return FACTS_MISS;
+    }
     if ((flags & CACHE_BYPASS) || c->max_items == 0 || ttl_ms == 0) {
         run_fill(fill, fill_ctx, out);
         return FACTS_BYPASS;
@@ -520,6 +530,10 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
         pthread_mutex_unlock(&c->mu);
         return FACTS_HIT;
     }
+    if (flags & CACHE_PEEK) {
+        pthread_mutex_unlock(&c->mu);
+        return FACTS_MISS;
+    }
     if (e && now >= sat_add(e->expiry_ms, c->stale_max_ms)) {
         entry_drop(c, e); /* too old even to be served stale: nothing left to keep it for */
     }
@@ -527,6 +541,16 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
     if (f) {
         /* A refresh joins too: the running fill is as fresh as a new one would be. */
         outcome = follow(c, f, out);
+        if (!(flags & CACHE_REFRESH) && is_transient(out->status) &&
+            (e = entry_find(c, hash, key, keylen)) &&
+            now < sat_add(e->expiry_ms, c->stale_max_ms)) {
+            /* A refresh's fault, handed to a plain read of an expired entry: the stale rules
+             * of plain reads still hold for it. */
+            cache_value_release(out);
+            value_copy(out, &e->val);
+            lru_touch(c, e);
+            outcome = FACTS_STALE;
+        }
         pthread_mutex_unlock(&c->mu);
         return outcome;
     }
@@ -536,6 +560,7 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
     f->key = key;
     f->keylen = keylen;
     f->gen = c->gen;
+    f->refresh = (flags & CACHE_REFRESH) != 0;
     f->in_table = 1;
     f->hnext = bucket_of(c, hash)->flights;
     bucket_of(c, hash)->flights = f;

@@ -9,7 +9,8 @@
  * stored; any result is handed to the waiters of that flight.  When an expired entry's refresh
  * fails transiently (status 429, 5xx) and the entry is younger than stale_max_ms past its expiry,
  * the old value is served instead (FACTS_STALE) and kept.
- * Flags: CACHE_REFRESH fetches even when fresh (refreshNow) and replaces the entry on success;
+ * Flags: CACHE_REFRESH fetches even when fresh (refreshNow) and replaces the entry on success
+ * (on failure it returns the failure and leaves the entry alone);
  * CACHE_BYPASS fetches without coalescing or storing (cache disabled, TTL 0).
  *
  * Precise semantics (refined while building the store; the tests pin each one):
@@ -18,10 +19,14 @@
  *   only push live entries out.  max_items == 0 does the same for every call.
  * - Serve-stale window: expiry <= now < expiry + stale_max_ms ("younger than stale_max_ms past its
  *   expiry"), so stale_max_ms == 0 turns serve-stale off.  An entry past that window is dropped
- *   when next looked up.  A CACHE_REFRESH of a fresh entry that fails transiently also serves
- *   the entry (FACTS_STALE): the cached value is better than the fault.
- * - Any other failure (404, 400, 403, ...) is returned as is and drops the entry: a 404 after a
- *   delete or a 403 after a policy change must not keep serving the old secret.
+ *   when next looked up.
+ * - Any other failure (404, 400, 403, ...) of a plain read is returned as is and drops the
+ *   entry: a 404 after a delete or a 403 after a policy change must not keep serving the old
+ *   secret.
+ * - A CACHE_REFRESH that fails (any status but 200) returns the failure, as the caller asked for
+ *   fresh data, and leaves the entry exactly as it was (value and expiry): plain reads keep
+ *   hitting it, and past its expiry they follow the stale rules above.  A plain read that joined
+ *   a failed refresh's flight gets the stale value where those rules allow it.
  * - A 200 that is too big to store still drops the old entry for its key (it is outdated).
  * - Outcomes: the leader reports FACTS_MISS (FACTS_STALE if it served the old value), a refresh
  *   leader too; followers report FACTS_WAITED, or FACTS_STALE when the flight served the old
@@ -71,6 +76,11 @@ struct cache_opts {
 enum cache_flags {
     CACHE_REFRESH = 1 << 0,
     CACHE_BYPASS = 1 << 1,
+    /* Only a fresh entry: FACTS_HIT and its copy, or FACTS_MISS with *out zeroed (status 0)
+     * and nothing else done (no fill, no flight joined, no entry dropped).  With CACHE_REFRESH
+     * or CACHE_BYPASS it is always a miss.  For a caller that must not block: it fetches on
+     * another thread after a miss. */
+    CACHE_PEEK = 1 << 2,
 };
 
 /* Fetches the value upstream.  Must always set out->status and out->body (an error body on

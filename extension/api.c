@@ -5,13 +5,18 @@
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/clock.h"
@@ -21,6 +26,7 @@
 #define API_CONN_TIMEOUT_S 60          /* idle keep-alive connections are closed after this */
 #define API_MEMORY_LIMIT   (64 * 1024) /* per connection; holds the request head (see 413) */
 #define API_RETRY_AFTER_S  "1"
+#define API_DRAIN_MS       500 /* api_stop waits this long at most for answers in flight */
 #define API_ERROR_BODY_MAX (API_MESSAGE_MAX * 6 + 128) /* worst-case escaping of message */
 #define API_KEY_MAX        (API_MAX_URL_BYTES + 16)
 
@@ -317,12 +323,6 @@ size_t api_cache_key(const struct api_route *r, char *out, size_t outlen)
 
 /* ---- the server ---- */
 
-struct api {
-    struct api_opts opts;
-    struct MHD_Daemon *d4;
-    struct MHD_Daemon *d6;
-};
-
 struct collect {
     struct api_kv *kv;
     size_t n;
@@ -379,15 +379,16 @@ static void fill_upstream(void *ctx, struct cache_value *out)
     }
 }
 
-/* Asks the cache (and through it upstream) for a routed secret or parameter. */
+/* Asks the cache (and through it upstream) for a routed secret or parameter.  With CACHE_PEEK in
+ * extra, only a fresh cached value: out->status stays 0 when there is none. */
 static void fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
-                  struct cache_value *out)
+                  struct cache_value *out, unsigned extra)
 {
     char key[API_KEY_MAX];
     size_t keylen = api_cache_key(r, key, sizeof(key));
     uint64_t ttl_ms = r->kind == API_ROUTE_SECRET ? o->sm_ttl_ms : o->ssm_ttl_ms;
     struct fill_ctx f = {.opts = o, .route = r, .facts = facts};
-    unsigned flags = 0;
+    unsigned flags = extra;
 
     facts->service = r->kind == API_ROUTE_SECRET ? FACTS_SVC_SECRETS_MANAGER : FACTS_SVC_SSM;
     (void)snprintf(facts->name, sizeof(facts->name), "%s", r->id);
@@ -485,112 +486,6 @@ static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_val
     return ret;
 }
 
-/* When the current request's headers were in: each connection has its own thread, which makes
- * both of MHD's calls for a request, so no per-request allocation is needed to carry it. */
-static _Thread_local uint64_t s_start_ns;
-
-/* Set when the path or a query argument of the request being parsed on this thread decoded to a
- * NUL byte; read and cleared when the request is answered.  MHD parses a request's line (and
- * calls unescape() for it) before it calls on_request for that request, and the next request of
- * the connection only after it has been answered, all on the connection's own thread. */
-static _Thread_local int s_nul_byte;
-
-/* MHD's own %XX decoding, plus a note when it produced a NUL: MHD hands strings on as
- * NUL-terminated, so "a%00b" would silently become "a". */
-static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
-{
-    size_t n = MHD_http_unescape(s);
-
-    (void)cls;
-    (void)conn;
-    if (memchr(s, '\0', n)) {
-        s_nul_byte = 1;
-    }
-    return n;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
-{
-    struct api *a = cls;
-    uint64_t start_ns;
-    struct api_kv args[API_MAX_ARGS];
-    struct api_kv headers[API_MAX_HEADERS];
-    struct collect ca = {.kv = args, .max = API_MAX_ARGS};
-    struct collect ch = {.kv = headers, .max = API_MAX_HEADERS};
-    struct api_request req;
-    struct api_route r;
-    struct facts facts;
-    enum MHD_Result ret;
-
-    (void)version;
-    (void)upload_data;
-    /* MHD calls twice for a request without a body: headers first, then "body complete".
-     * Answering on the first call makes MHD close the connection (it cannot tell the body was
-     * read), which would cost every keep-alive client a new connection per request. */
-    if (!*con_cls) {
-        s_start_ns = clock_mono_ns();
-        if (strcmp(method, "GET") == 0) {
-            *con_cls = a;
-            return MHD_YES;
-        }
-        /* Anything else is refused at once, without reading its body (MHD then closes). */
-    } else if (*upload_data_size) {
-        *upload_data_size = 0; /* a GET with a body: discarded */
-        return MHD_YES;
-    }
-    start_ns = s_start_ns;
-    (void)MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_kv, &ca);
-    (void)MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_kv, &ch);
-    req = (struct api_request){
-        .method = method,
-        .path = url,
-        .args = args,
-        .nargs = ca.n,
-        .headers = headers,
-        .nheaders = ch.n,
-        .url_bytes = strlen(url) + ca.bytes,
-        .header_bytes = ch.bytes,
-        .too_many = ca.too_many || ch.too_many,
-        .nul_byte = s_nul_byte,
-    };
-    s_nul_byte = 0;
-    api_route(&req, a->opts.token, a->opts.token_len, &r);
-
-    memset(&facts, 0, sizeof(facts));
-    facts.outcome = FACTS_LOCAL;
-    if (r.request_id) {
-        (void)snprintf(facts.request_id, sizeof(facts.request_id), "%s", r.request_id);
-    }
-    switch (r.kind) {
-    case API_ROUTE_PING:
-        facts.status = 200;
-        ret = queue_static(conn, 200, "healthy", "text/plain");
-        break;
-    case API_ROUTE_SECRET:
-    case API_ROUTE_PARAMETER: {
-        struct cache_value v = {0};
-
-        fetch(&a->opts, &r, &facts, &v);
-        facts.status = v.status;
-        ret = queue_value(conn, &v);
-        break;
-    }
-    case API_ROUTE_ERROR:
-    default:
-        facts.status = r.status;
-        ret = queue_route_error(conn, &r);
-        break;
-    }
-    facts.latency_ms = clock_ms_between(start_ns, clock_mono_ns());
-    facts.ncalls_recorded = facts.ncalls < FACTS_MAX_CALLS ? facts.ncalls : FACTS_MAX_CALLS;
-    if (a->opts.on_facts) {
-        a->opts.on_facts(a->opts.facts_ctx, &facts);
-    }
-    return ret;
-}
-
 int api_prefetch(const struct api_opts *opts, enum facts_service service, const char *id)
 {
     struct api_route r;
@@ -607,7 +502,7 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
     if (!*id || strlen(id) > API_MAX_ID_BYTES) {
         return 400;
     }
-    fetch(opts, &r, &facts, &v);
+    fetch(opts, &r, &facts, &v, 0);
     status = v.status;
     cache_value_release(&v);
     /* Reported as a request is: its upstream calls are real ones, and like every request made
@@ -621,30 +516,559 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
     return status;
 }
 
-/* Hop limit 1 on every accepted socket: a reply can never leave this host (as the agent does). */
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
-{
-    const union MHD_ConnectionInfo *info;
-    int one = 1;
-    int v6 = cls != NULL;
+/* The server: libmicrohttpd's epoll thread pool (API_WORKERS threads per listening address).
+ * A pool thread never blocks: a hit is answered where it is read; a request that must wait
+ * (upstream, a flight for the same key) is suspended and handed to a fetch thread, which
+ * resumes it with the value.  A sweeper closes connections that hold a slot without sending:
+ * a request head not complete API_HEAD_DEADLINE_MS after its request line (slow-loris), or a
+ * connection without any request line API_IDLE_DEADLINE_MS after it opened or last answered.
+ * Connections over STASH_MAX_INBOUND_CONNECTIONS are answered 429 (/ping still 200) and
+ * closed, not reset; past what the file-descriptor limit allows MHD refuses them itself. */
 
-    (void)socket_context;
-    if (toe != MHD_CONNECTION_NOTIFY_STARTED) {
-        return;
-    }
-    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!info) {
-        return;
-    }
-    if (v6) {
-        (void)setsockopt(info->connect_fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &one, sizeof(one));
-    } else {
-        (void)setsockopt(info->connect_fd, IPPROTO_IP, IP_TTL, &one, sizeof(one));
+#define API_HEAD_DEADLINE_MS 10000u
+#define API_IDLE_DEADLINE_MS ((uint64_t)API_CONN_TIMEOUT_S * 1000u)
+#define API_SWEEP_MS         250
+#define API_FETCHERS_MAX     128 /* fetch threads at most; a request beyond them queues */
+#define API_FD_RESERVE       64u /* descriptors kept for upstream sockets, telemetry, logs */
+#define API_LIMIT_RECHECK    32u /* connections looked at for a closed peer when over the limit */
+
+enum conn_stage {
+    CONN_IDLE = 0, /* no request line yet (new, or between keep-alive requests) */
+    CONN_HEAD,     /* request line in, headers not complete */
+    CONN_BUSY,     /* head complete: being answered (maybe suspended) */
+};
+
+struct job;
+
+/* One per connection (MHD's socket context), from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED, and
+ * listed in api.conns for the sweeper.  MHD calls back for a connection on one pool thread at a
+ * time; stage and since are also read by the sweeper (atomics); prev/next and fd under
+ * api.conns_mu. */
+struct conn {
+    struct conn *prev, *next;
+    int fd;
+    int over;                  /* opened over the limit: every request but /ping gets 429 */
+    atomic_int stage;          /* enum conn_stage */
+    _Atomic uint64_t since_ms; /* when the stage began */
+    const char *raw_uri;       /* the request's URI as MHD read it, before any decoding */
+    size_t raw_len;            /* its length up to the first NUL byte */
+    uint64_t start_ns;         /* when the request's headers were in */
+    int started;               /* on_request has seen this request's head */
+    int counted;               /* counted in api.in_flight until on_completed */
+    int too_many;              /* more query arguments than API_MAX_ARGS: the query was emptied */
+    int nul_byte;              /* the path or a query argument decoded to a NUL byte (%00) */
+    struct job *job;           /* the request waits for a fetch thread (suspended) */
+};
+
+/* A request that waits: routed on the pool thread, fetched on a fetch thread. */
+struct job {
+    struct job *next;
+    struct api *a;
+    struct MHD_Connection *mc;
+    struct api_route r; /* points into MHD's copy of the request, which lives while suspended */
+    struct facts facts;
+    struct cache_value v;
+};
+
+struct api {
+    struct api_opts opts;
+    struct MHD_Daemon *d4;
+    struct MHD_Daemon *d6;
+    unsigned limit;        /* connections served at once (STASH_MAX_INBOUND_CONNECTIONS) */
+    atomic_uint in_flight; /* requests whose head is in and whose answer is not yet sent */
+
+    pthread_mutex_t conns_mu;
+    struct conn *conns;
+    unsigned nconns;
+
+    pthread_mutex_t jobs_mu;
+    pthread_cond_t jobs_cv; /* a job queued, or stopping */
+    struct job *jobs_head, *jobs_tail;
+    pthread_t fetchers[API_FETCHERS_MAX];
+    unsigned nfetchers;
+    unsigned idle_fetchers;
+    int stopping; /* under jobs_mu: no job is taken any more (api_stop) */
+
+    pthread_t sweeper;
+    int sweeper_started;
+    int sweep_stop;          /* under conns_mu */
+    pthread_cond_t sweep_cv; /* sweep_stop set */
+};
+
+static _Atomic uint64_t s_limit_warned_ms;
+
+/* At most one WARN per 10 s: under a flood every connection would say it again. */
+static void warn_limit(unsigned limit)
+{
+    uint64_t now = clock_mono_ms();
+    uint64_t last = atomic_load(&s_limit_warned_ms);
+
+    if ((last == 0 || now - last >= 10000) &&
+        atomic_compare_exchange_strong(&s_limit_warned_ms, &last, now)) {
+        LOG_WARN("api",
+                 "connection over STASH_MAX_INBOUND_CONNECTIONS (%u) answered 429 (raise it, or "
+                 "have callers reuse connections)",
+                 limit);
     }
 }
 
-static _Atomic uint64_t s_limit_warned_ms;
+static struct conn *conn_of(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info ? info->socket_context : NULL;
+}
+
+static void conn_stage(struct conn *c, enum conn_stage st)
+{
+    atomic_store(&c->since_ms, clock_mono_ms());
+    atomic_store(&c->stage, (int)st);
+}
+
+/* Whether an idle connection's peer has closed it (it is only waiting for MHD to notice).
+ * Called with conns_mu held, which keeps fd open: MHD notifies _CLOSED before it closes. */
+static int conn_peer_gone(const struct conn *c)
+{
+    char b;
+
+    return atomic_load(&c->stage) == CONN_IDLE && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Called once per request with its raw URI, before MHD splits and decodes the query.  Its
+ * return value is on_request's first *con_cls: the connection's state.
+ * - More than API_MAX_ARGS arguments: the query is emptied here, in MHD's own buffer (the URI
+ *   is MHD's writable copy of the request line; it decodes it in place just after), so MHD
+ *   never stores them: thousands of arguments would overflow its per-connection memory and it
+ *   would close the connection with no status.  on_request answers 413.
+ * - raw_len keeps where the first NUL byte is: a raw NUL cuts every string MHD hands on, so
+ *   "hot\0/../k001" would be read as "hot".  on_request compares it with where the request
+ *   line's HTTP version starts. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+    struct conn *c = conn_of(mc);
+    const char *q;
+    size_t nargs = 0;
+
+    (void)cls;
+    if (!c) {
+        return NULL;
+    }
+    conn_stage(c, CONN_HEAD);
+    c->raw_uri = uri;
+    c->raw_len = strlen(uri);
+    c->started = 0;
+    c->too_many = 0;
+    c->nul_byte = 0;
+    q = strchr(uri, '?');
+    if (q) {
+        nargs = 1;
+        for (const char *p = q + 1; *p; p++) {
+            nargs += *p == '&';
+        }
+        if (nargs > API_MAX_ARGS) {
+            c->too_many = 1;
+            /* MHD found the '?' before this call and parses from the byte after it: an empty
+             * string there is a query without arguments. */
+            *(char *)(uintptr_t)(q + 1) = '\0';
+        }
+    }
+    return c;
+}
+
+/* Whether the request line held a raw NUL byte inside its URI.  MHD keeps the request line in
+ * its read buffer and ends the URI by overwriting the space before the version with a NUL, so
+ * a URI without a NUL byte ends exactly one byte before the version.  A version anywhere else
+ * (some other layout) proves nothing and is not taken as a NUL. */
+static int raw_nul(const struct conn *c, const char *version)
+{
+    uintptr_t u = (uintptr_t)c->raw_uri;
+    uintptr_t v = (uintptr_t)version;
+
+    return c->raw_uri && version && v > u + c->raw_len + 1 && v - u <= (uintptr_t)API_MEMORY_LIMIT;
+}
+
+/* MHD's own %XX decoding, plus a note when it produced a NUL: MHD hands strings on as
+ * NUL-terminated, so "a%00b" would silently become "a". */
+static size_t unescape(void *cls, struct MHD_Connection *mc, char *s)
+{
+    size_t n = MHD_http_unescape(s);
+    struct conn *c;
+
+    (void)cls;
+    if (memchr(s, '\0', n) && (c = conn_of(mc)) != NULL) {
+        c->nul_byte = 1;
+    }
+    return n;
+}
+
+static enum MHD_Result queue_too_many(struct MHD_Connection *mc)
+{
+    static const char body[] =
+        "{\"__type\":\"TooManyRequestsException\",\"message\":\"too many connections to the "
+        "local API (STASH_MAX_INBOUND_CONNECTIONS); retry, or reuse connections\"}";
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    resp = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, API_RETRY_AFTER_S);
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    ret = MHD_queue_response(mc, 429, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Fills *req from MHD's view of the request; args and headers are the caller's arrays. */
+static void read_request(struct MHD_Connection *mc, const struct conn *c, const char *url,
+                         const char *method, const char *version, struct api_kv *args,
+                         struct api_kv *headers, struct api_request *req)
+{
+    struct collect ca = {.kv = args, .max = API_MAX_ARGS};
+    struct collect ch = {.kv = headers, .max = API_MAX_HEADERS};
+
+    (void)MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_kv, &ca);
+    (void)MHD_get_connection_values(mc, MHD_HEADER_KIND, collect_kv, &ch);
+    *req = (struct api_request){
+        .method = method,
+        .path = url,
+        .args = args,
+        .nargs = ca.n,
+        .headers = headers,
+        .nheaders = ch.n,
+        .url_bytes = strlen(url) + ca.bytes,
+        .header_bytes = ch.bytes,
+        .too_many = ca.too_many || ch.too_many || c->too_many,
+        .nul_byte = c->nul_byte || raw_nul(c, version),
+    };
+}
+
+/* The request's facts go to on_facts once it is answered. */
+static void report(const struct api *a, struct facts *facts, uint64_t start_ns)
+{
+    facts->latency_ms = clock_ms_between(start_ns, clock_mono_ns());
+    facts->ncalls_recorded = facts->ncalls < FACTS_MAX_CALLS ? facts->ncalls : FACTS_MAX_CALLS;
+    if (a->opts.on_facts) {
+        a->opts.on_facts(a->opts.facts_ctx, facts);
+    }
+}
+
+static void *fetcher_main(void *arg);
+
+/* Makes sure a fetch thread will take a job pushed now: starts one more if none is idle (up to
+ * the cap).  Returns 0 when there is no fetch thread at all and none can be started.  Called with
+ * jobs_mu held. */
+static int jobs_ready(struct api *a)
+{
+    if (a->idle_fetchers == 0 && a->nfetchers < API_FETCHERS_MAX) {
+        if (pthread_create(&a->fetchers[a->nfetchers], NULL, fetcher_main, a) == 0) {
+            a->nfetchers++;
+        } else {
+            LOG_WARN("api", "cannot start a fetch thread (%u running)", a->nfetchers);
+        }
+    }
+    return a->nfetchers > 0;
+}
+
+/* Queues a job for the fetch threads (after jobs_ready).  Called with jobs_mu held. */
+static void jobs_push(struct api *a, struct job *j)
+{
+    j->next = NULL;
+    if (a->jobs_tail) {
+        a->jobs_tail->next = j;
+    } else {
+        a->jobs_head = j;
+    }
+    a->jobs_tail = j;
+    pthread_cond_signal(&a->jobs_cv);
+}
+
+/* A fetch thread: takes jobs until stopping and none is left; each job's connection is resumed
+ * once its value is in (MHD then calls on_request again, which answers). */
+static void *fetcher_main(void *arg)
+{
+    struct api *a = arg;
+
+    pthread_mutex_lock(&a->jobs_mu);
+    for (;;) {
+        struct job *j = a->jobs_head;
+
+        if (!j) {
+            if (a->stopping) {
+                break;
+            }
+            a->idle_fetchers++;
+            pthread_cond_wait(&a->jobs_cv, &a->jobs_mu);
+            a->idle_fetchers--;
+            continue;
+        }
+        a->jobs_head = j->next;
+        if (!a->jobs_head) {
+            a->jobs_tail = NULL;
+        }
+        pthread_mutex_unlock(&a->jobs_mu);
+        fetch(&a->opts, &j->r, &j->facts, &j->v, 0);
+        MHD_resume_connection(j->mc);
+        pthread_mutex_lock(&a->jobs_mu);
+    }
+    pthread_mutex_unlock(&a->jobs_mu);
+    return NULL;
+}
+
+/* Answers a routed request whose value is in v (the cache's or a fetch's). */
+static enum MHD_Result answer_value(struct api *a, struct MHD_Connection *mc, struct conn *c,
+                                    struct facts *facts, struct cache_value *v)
+{
+    enum MHD_Result ret;
+
+    facts->status = v->status;
+    ret = queue_value(mc, v);
+    report(a, facts, c->start_ns);
+    return ret;
+}
+
+/* A routed request that is not a fresh hit: suspended and handed to a fetch thread, which resumes
+ * it with the value (on_request then answers).  While stopping, or with no fetch thread at all,
+ * it is answered here instead. */
+static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, struct conn *c,
+                                      const struct api_route *r, struct facts *facts)
+{
+    struct cache_value v = {0};
+    struct job *j = xcalloc(1, sizeof(*j));
+
+    j->a = a;
+    j->mc = mc;
+    j->r = *r;
+    (void)snprintf(j->facts.request_id, sizeof(j->facts.request_id), "%s", facts->request_id);
+    pthread_mutex_lock(&a->jobs_mu);
+    if (a->stopping) {
+        /* api_stop is past its drain: nothing may be suspended any more. */
+        pthread_mutex_unlock(&a->jobs_mu);
+        free(j);
+        aws_error_value(503, "ServiceUnavailable", "stash is shutting down", &v);
+        return answer_value(a, mc, c, facts, &v);
+    }
+    if (!jobs_ready(a)) {
+        /* No thread to hand it to: fetch here, blocking this pool thread, rather than suspend a
+         * request nothing would resume. */
+        pthread_mutex_unlock(&a->jobs_mu);
+        free(j);
+        fetch(&a->opts, r, facts, &v, 0);
+        return answer_value(a, mc, c, facts, &v);
+    }
+    /* Suspended before it is queued: a fetch thread may resume it at once. */
+    c->job = j;
+    MHD_suspend_connection(mc);
+    jobs_push(a, j);
+    pthread_mutex_unlock(&a->jobs_mu);
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct api *a = cls;
+    struct conn *c = *con_cls;
+    struct api_kv args[API_MAX_ARGS];
+    struct api_kv headers[API_MAX_HEADERS];
+    struct api_request req;
+    struct api_route r;
+    struct facts facts;
+    struct cache_value v = {0};
+    enum MHD_Result ret;
+
+    (void)upload_data;
+    if (!c) {
+        /* No state: every connection gets one when it starts, so this cannot happen. */
+        return MHD_NO;
+    }
+    if (c->job) {
+        /* Resumed: the fetch thread has the value. */
+        struct job *j = c->job;
+
+        c->job = NULL;
+        ret = answer_value(a, mc, c, &j->facts, &j->v);
+        free(j);
+        return ret;
+    }
+    /* MHD calls twice for a request without a body: headers first, then "body complete".
+     * Answering on the first call makes MHD close the connection (it cannot tell the body was
+     * read), which would cost every keep-alive client a new connection per request. */
+    if (!c->started) {
+        c->started = 1;
+        c->start_ns = clock_mono_ns();
+        c->counted = 1;
+        atomic_fetch_add(&a->in_flight, 1);
+        conn_stage(c, CONN_BUSY);
+        if (strcmp(method, "GET") == 0) {
+            return MHD_YES;
+        }
+        /* Anything else is refused at once, without reading its body (MHD then closes). */
+    } else if (*upload_data_size) {
+        *upload_data_size = 0; /* a GET with a body: discarded */
+        return MHD_YES;
+    }
+    read_request(mc, c, url, method, version, args, headers, &req);
+    api_route(&req, a->opts.token, a->opts.token_len, &r);
+    if (c->over && r.kind != API_ROUTE_PING) {
+        warn_limit(a->limit);
+        return queue_too_many(mc);
+    }
+
+    memset(&facts, 0, sizeof(facts));
+    facts.outcome = FACTS_LOCAL;
+    if (r.request_id) {
+        (void)snprintf(facts.request_id, sizeof(facts.request_id), "%s", r.request_id);
+    }
+    switch (r.kind) {
+    case API_ROUTE_PING:
+        facts.status = 200;
+        ret = queue_static(mc, 200, "healthy", "text/plain");
+        break;
+    case API_ROUTE_SECRET:
+    case API_ROUTE_PARAMETER:
+        fetch(&a->opts, &r, &facts, &v, CACHE_PEEK);
+        if (v.status) {
+            return answer_value(a, mc, c, &facts, &v); /* a hit, answered on this thread */
+        }
+        return wait_for_value(a, mc, c, &r, &facts);
+    case API_ROUTE_ERROR:
+    default:
+        facts.status = r.status;
+        ret = queue_route_error(mc, &r);
+        break;
+    }
+    report(a, &facts, c->start_ns);
+    return ret;
+}
+
+/* A request ended: its answer was sent, or its connection failed.  api_stop waits for this. */
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct api *a = cls;
+    struct conn *c = *con_cls;
+
+    (void)mc;
+    (void)toe;
+    if (!c) {
+        return;
+    }
+    if (c->counted) {
+        c->counted = 0;
+        atomic_fetch_sub(&a->in_flight, 1);
+    }
+    c->raw_uri = NULL;
+    conn_stage(c, CONN_IDLE);
+}
+
+/* Every accepted socket: its state, listed for the sweeper; hop limit 1, so a reply can never
+ * leave this host (as the agent does); over the limit it is marked for 429. */
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct api *a = cls;
+    struct conn *c = *socket_context;
+    const union MHD_ConnectionInfo *info;
+    const union MHD_ConnectionInfo *ainfo;
+    int one = 1;
+
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (!c) {
+            return;
+        }
+        pthread_mutex_lock(&a->conns_mu);
+        if (c->prev) {
+            c->prev->next = c->next;
+        } else {
+            a->conns = c->next;
+        }
+        if (c->next) {
+            c->next->prev = c->prev;
+        }
+        a->nconns--;
+        pthread_mutex_unlock(&a->conns_mu);
+        free(c);
+        *socket_context = NULL;
+        return;
+    }
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED) {
+        return;
+    }
+    info = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    ainfo = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    c = xcalloc(1, sizeof(*c));
+    c->fd = info ? info->connect_fd : -1;
+    conn_stage(c, CONN_IDLE);
+    if (info) {
+        if (ainfo && ainfo->client_addr && ainfo->client_addr->sa_family == AF_INET6) {
+            (void)setsockopt(info->connect_fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &one, sizeof(one));
+        } else {
+            (void)setsockopt(info->connect_fd, IPPROTO_IP, IP_TTL, &one, sizeof(one));
+        }
+    }
+    pthread_mutex_lock(&a->conns_mu);
+    c->next = a->conns;
+    if (a->conns) {
+        a->conns->prev = c;
+    }
+    a->conns = c;
+    a->nconns++;
+    if (a->nconns > a->limit) {
+        /* Connections whose peer already closed them still count until MHD notices; a
+         * sequential client at the limit must not be refused for its previous connection.  The
+         * most recent ones are looked at (the list is newest first), a bounded number, so a
+         * flood over the limit costs a few syscalls per connection, not one per connection
+         * held. */
+        unsigned gone = 0;
+        unsigned seen = 0;
+
+        for (const struct conn *o = c->next; o && seen < API_LIMIT_RECHECK; o = o->next, seen++) {
+            gone += conn_peer_gone(o);
+        }
+        c->over = a->nconns - gone > a->limit;
+    }
+    pthread_mutex_unlock(&a->conns_mu);
+    *socket_context = c;
+}
+
+/* Closes (shutdown: MHD notices and cleans up) connections past their deadline. */
+static void *sweeper_main(void *arg)
+{
+    struct api *a = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&a->conns_mu);
+    while (!a->sweep_stop) {
+        uint64_t now = clock_mono_ms();
+
+        for (struct conn *c = a->conns; c; c = c->next) {
+            int st = atomic_load(&c->stage);
+            uint64_t since = atomic_load(&c->since_ms);
+            uint64_t limit = st == CONN_HEAD   ? API_HEAD_DEADLINE_MS
+                             : st == CONN_IDLE ? API_IDLE_DEADLINE_MS
+                                               : 0;
+
+            if (limit && now > since && now - since > limit && c->fd >= 0) {
+                (void)shutdown(c->fd, SHUT_RDWR);
+                atomic_store(&c->since_ms, now); /* once per deadline, not every sweep */
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += API_SWEEP_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&a->sweep_cv, &a->conns_mu, &ts);
+    }
+    pthread_mutex_unlock(&a->conns_mu);
+    return NULL;
+}
 
 /* MHD's own messages (bind failures, protocol errors), at debug: they carry no request data. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -656,34 +1080,72 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     (void)cls;
     (void)vsnprintf(line, sizeof(line), fmt, ap);
     if (strstr(line, "connection limit")) {
-        /* The one message a user must see: callers get a reset.  At most one line per 10 s,
-         * since every refused connection says it again. */
         uint64_t now = clock_mono_ms();
         uint64_t last = atomic_load(&s_limit_warned_ms);
 
         if ((last == 0 || now - last >= 10000) &&
             atomic_compare_exchange_strong(&s_limit_warned_ms, &last, now)) {
-            LOG_WARN("api", "connection refused: STASH_MAX_INBOUND_CONNECTIONS reached (raise it, "
-                            "or have callers reuse connections)");
+            LOG_WARN("api", "connection refused: no file descriptor left for it (raise the "
+                            "RLIMIT_NOFILE hard limit, or have callers reuse connections)");
         }
         return;
     }
     LOG_DEBUG("api", "microhttpd: %s", line);
 }
 
-static struct MHD_Daemon *start_daemon(struct api *a, const struct sockaddr *addr, int v6)
+static unsigned pool_threads(void)
 {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_AUTO | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n < 2 ? 2u : n > 4 ? 4u : (unsigned)n;
+}
+
+static struct MHD_Daemon *start_daemon(struct api *a, const struct sockaddr *addr, int v6,
+                                       unsigned mhd_limit)
+{
+    /* MHD_USE_ITC: api_stop quiesces the daemon (stops accepting) before it drains. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
 
     /* The logger first: MHD prints options' complaints to stderr until it is set. */
-    return MHD_start_daemon(flags, a->opts.port, NULL, NULL, on_request, a,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->opts.max_inbound,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MEMORY_LIMIT,
-                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, v6 ? (void *)a : NULL,
-                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+    return MHD_start_daemon(
+        flags, a->opts.port, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, addr, MHD_OPTION_THREAD_POOL_SIZE, pool_threads(),
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)API_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MEMORY_LIMIT,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+        NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        a, MHD_OPTION_END);
+}
+
+/* The soft RLIMIT_NOFILE raised to the hard one (each connection is a descriptor); returns the
+ * connections that fit, with API_FD_RESERVE kept for everything else. */
+static unsigned fd_room(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return 1024 - API_FD_RESERVE;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1048576) {
+        return 1048576;
+    }
+    return rl.rlim_cur > (rlim_t)2 * API_FD_RESERVE ? (unsigned)(rl.rlim_cur - API_FD_RESERVE)
+                                                    : API_FD_RESERVE;
+}
+
+static void api_free(struct api *a)
+{
+    pthread_mutex_destroy(&a->conns_mu);
+    pthread_mutex_destroy(&a->jobs_mu);
+    pthread_cond_destroy(&a->jobs_cv);
+    pthread_cond_destroy(&a->sweep_cv);
+    free(a);
 }
 
 enum stash_err api_start(const struct api_opts *opts, struct api **out)
@@ -691,6 +1153,9 @@ enum stash_err api_start(const struct api_opts *opts, struct api **out)
     struct api *a;
     struct sockaddr_in sin;
     struct sockaddr_in6 sin6;
+    unsigned room;
+    unsigned margin;
+    unsigned mhd_limit;
 
     *out = NULL;
     if (!opts->port || !opts->max_inbound || !opts->cache || !opts->token) {
@@ -698,37 +1163,95 @@ enum stash_err api_start(const struct api_opts *opts, struct api **out)
     }
     a = xcalloc(1, sizeof(*a));
     a->opts = *opts;
+    pthread_mutex_init(&a->conns_mu, NULL);
+    pthread_mutex_init(&a->jobs_mu, NULL);
+    pthread_cond_init(&a->jobs_cv, NULL);
+    pthread_cond_init(&a->sweep_cv, NULL);
+
+    /* Connections up to the limit are served; a margin past it is accepted to be answered 429
+     * (both addresses together share what the descriptors allow). */
+    room = fd_room();
+    margin = room / 16 < 16 ? 16 : room / 16;
+    a->limit = opts->max_inbound;
+    if (a->limit + margin > room) {
+        a->limit = room > margin ? room - margin : 1;
+        LOG_WARN("api",
+                 "STASH_MAX_INBOUND_CONNECTIONS=%u is more than the file-descriptor limit "
+                 "allows; serving at most %u connections",
+                 opts->max_inbound, a->limit);
+    }
+    mhd_limit = a->limit + margin;
 
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_port = htons(opts->port);
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a->d4 = start_daemon(a, (const struct sockaddr *)&sin, 0);
+    a->d4 = start_daemon(a, (const struct sockaddr *)&sin, 0, mhd_limit);
     if (!a->d4) {
         LOG_ERROR("api",
                   "cannot listen on 127.0.0.1:%u (port in use? set "
                   "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT)",
                   (unsigned)opts->port);
-        free(a);
+        api_free(a);
         return STASH_EIO;
     }
     memset(&sin6, 0, sizeof(sin6));
     sin6.sin6_family = AF_INET6;
     sin6.sin6_port = htons(opts->port);
     sin6.sin6_addr = in6addr_loopback;
-    a->d6 = start_daemon(a, (const struct sockaddr *)&sin6, 1);
+    a->d6 = start_daemon(a, (const struct sockaddr *)&sin6, 1, mhd_limit);
     if (!a->d6) {
         LOG_DEBUG("api", "not listening on [::1]:%u (no IPv6 loopback here)", (unsigned)opts->port);
     }
-    LOG_INFO("api", "listening on 127.0.0.1:%u%s", (unsigned)opts->port, a->d6 ? " and [::1]" : "");
+    a->sweeper_started = pthread_create(&a->sweeper, NULL, sweeper_main, a) == 0;
+    if (!a->sweeper_started) {
+        LOG_WARN("api", "cannot start the sweeper thread: slow clients are cut off only by the "
+                        "idle timeout");
+    }
+    LOG_INFO("api", "listening on 127.0.0.1:%u%s; at most %u connections", (unsigned)opts->port,
+             a->d6 ? " and [::1]" : "", a->limit);
     *out = a;
     return STASH_OK;
 }
 
+/* Stops accepting on d; returns its listening socket (closed by the caller after the stop). */
+static MHD_socket quiesce(struct MHD_Daemon *d)
+{
+    return d ? MHD_quiesce_daemon(d) : MHD_INVALID_SOCKET;
+}
+
 void api_stop(struct api *a)
 {
+    MHD_socket l4;
+    MHD_socket l6;
+    uint64_t end;
+
     if (!a) {
         return;
+    }
+    /* No new connection, then let every request already in answer and its answer go out:
+     * stopping the daemon closes every socket at once, and a request abandoned a moment ago
+     * (503) would lose its answer. */
+    l6 = quiesce(a->d6);
+    l4 = quiesce(a->d4);
+    end = clock_mono_ms() + API_DRAIN_MS;
+    while (atomic_load(&a->in_flight) > 0 && clock_mono_ms() < end) {
+        struct timespec ts = {0, 2000000L};
+
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&a->in_flight) > 0) {
+        LOG_WARN("api", "stop: %u request(s) still in flight after %d ms; closing them",
+                 atomic_load(&a->in_flight), API_DRAIN_MS);
+    }
+    /* The fetch threads finish every job they hold (each resumes its connection: MHD must not
+     * be stopped with one suspended), then end. */
+    pthread_mutex_lock(&a->jobs_mu);
+    a->stopping = 1;
+    pthread_cond_broadcast(&a->jobs_cv);
+    pthread_mutex_unlock(&a->jobs_mu);
+    for (unsigned i = 0; i < a->nfetchers; i++) {
+        pthread_join(a->fetchers[i], NULL);
     }
     if (a->d6) {
         MHD_stop_daemon(a->d6);
@@ -736,5 +1259,18 @@ void api_stop(struct api *a)
     if (a->d4) {
         MHD_stop_daemon(a->d4);
     }
-    free(a);
+    if (l6 != MHD_INVALID_SOCKET) {
+        (void)close(l6);
+    }
+    if (l4 != MHD_INVALID_SOCKET) {
+        (void)close(l4);
+    }
+    if (a->sweeper_started) {
+        pthread_mutex_lock(&a->conns_mu);
+        a->sweep_stop = 1;
+        pthread_cond_signal(&a->sweep_cv);
+        pthread_mutex_unlock(&a->conns_mu);
+        pthread_join(a->sweeper, NULL);
+    }
+    api_free(a);
 }

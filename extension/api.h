@@ -16,17 +16,25 @@
  * "message":...}.
  *
  * api_route() is the whole of routing and validation as a pure function, so it is unit-tested and
- * fuzzed without a server.  The server (api_start) answers each request on its own thread
- * (MHD thread-per-connection), so a miss waiting upstream never stalls hits on other connections;
- * values come from the cache (cache/cache.h), misses from the upstream client (cache/aws.h).
+ * fuzzed without a server.  The server (api_start) is libmicrohttpd's epoll thread pool (2 to 4
+ * threads per address, one per CPU): a hit is answered on the pool thread that read it; a request
+ * that must wait (a miss, refreshNow, a flight for the same key) is suspended and fetched on a
+ * fetch thread (started on demand, at most 128), so no pool thread ever waits on upstream.
+ * Values come from the cache (cache/cache.h), misses from the upstream client (cache/aws.h).
  * Each request yields one struct facts handed to on_facts, if set.
+ * Slow and idle clients: a request head must be complete 10 s after its request line, and a
+ * connection must send a request line within 60 s of opening or of its last answer; otherwise
+ * it is closed.  Connections beyond max_inbound (both addresses together) get 429
+ * TooManyRequestsException with Retry-After: 1 and are closed, except /ping (200); the soft
+ * RLIMIT_NOFILE is raised to the hard one at start and max_inbound is lowered (with a WARN) to
+ * what it allows.
  *
  * Ownership: api_route's result points into the request it was given.  api_start borrows the
  * cache, the client and the token (they must outlive api_stop).  Response bodies that may carry
  * a secret are wiped when the server frees them.
- * Thread-safety: api_route is reentrant.  on_facts is called from connection threads,
- * concurrently.  api_start/api_stop are called from one thread; api_stop waits for every
- * connection thread to finish.
+ * Thread-safety: api_route is reentrant.  on_facts is called from pool and fetch threads,
+ * concurrently.  api_start/api_stop are called from one thread; api_stop stops accepting, waits
+ * (500 ms at most) for every request in flight to send its answer, then ends every thread.
  */
 #ifndef STASH_EXTENSION_API_H
 #define STASH_EXTENSION_API_H
@@ -105,7 +113,7 @@ typedef void (*api_facts_fn)(void *ctx, const struct facts *f);
 
 struct api_opts {
     uint16_t port;
-    unsigned max_inbound; /* connections at once, per listening address */
+    unsigned max_inbound; /* connections at once, both listening addresses together */
     const char *token;    /* borrowed */
     size_t token_len;
     struct cache *cache;    /* borrowed */
@@ -130,7 +138,8 @@ enum stash_err api_start(const struct api_opts *opts, struct api **out);
  * INIT), so it must not depend on the server's lifetime.  Thread-safe. */
 int api_prefetch(const struct api_opts *opts, enum facts_service service, const char *id);
 
-/* Stops listening, waits for in-flight requests, frees.  Accepts NULL. */
+/* Stops listening, lets in-flight requests send their answers (500 ms at most), frees.  Accepts
+ * NULL. */
 void api_stop(struct api *a);
 
 #endif

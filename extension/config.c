@@ -37,6 +37,28 @@ struct config_var {
 
 #define F(field) offsetof(struct config, field)
 
+/* Valid values above what stash uses: taken as the cap, with a warning.  AWS documents no maximum
+ * for MAX_CONNECTIONS (past a thousand connections to one endpoint nothing is gained) and any
+ * whole number for the timeouts (past 2^31-1 ms, 24.8 days, a deadline means nothing). */
+static const struct {
+    const char *name;
+    uint64_t cap;
+} s_caps[] = {
+    {"PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", 1000},
+    {"SECRETS_MANAGER_TIMEOUT_MILLIS", 2147483647u},
+    {"SSM_PARAMETER_STORE_TIMEOUT_MILLIS", 2147483647u},
+};
+
+static uint64_t cap_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof(s_caps) / sizeof(s_caps[0]); i++) {
+        if (strcmp(s_caps[i].name, name) == 0) {
+            return s_caps[i].cap;
+        }
+    }
+    return UINT64_MAX;
+}
+
 /* AWS's rows first, in the order of its documentation, then the AWS environment, then ours.
  * The TTL ceiling is 3600 s where AWS's extension clamps at 300 s: the agent allows an hour and
  * users asked for longer (anchors §6.2). */
@@ -47,17 +69,18 @@ static const struct config_var s_vars[] = {
      "items", "most values kept (0: no caching)"},
     {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", CONFIG_UINT, F(http_port), "2773", 1, 65535, NULL,
      "port of the local API on 127.0.0.1 and ::1"},
-    {"PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", CONFIG_UINT, F(max_connections), "3", 1, 1000,
-     NULL, "outbound connections kept per service (Secrets Manager, SSM)"},
+    {"PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", CONFIG_UINT, F(max_connections), "3", 1,
+     UINT64_MAX, NULL,
+     "outbound connections kept per service (Secrets Manager, SSM); above 1000: 1000"},
     {"PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL", CONFIG_LOG_LEVEL, F(log_level), "info", 0, 0, NULL,
      "debug, info, warn, error or none"},
     {"SECRETS_MANAGER_TTL", CONFIG_UINT, F(sm_ttl_s), "300", 0, 3600, "s",
      "lifetime of a cached secret (0: no caching; AWS's extension caps this at 300)"},
     {"SSM_PARAMETER_STORE_TTL", CONFIG_UINT, F(ssm_ttl_s), "300", 0, 3600, "s",
      "lifetime of a cached parameter (0: no caching)"},
-    {"SECRETS_MANAGER_TIMEOUT_MILLIS", CONFIG_UINT, F(sm_timeout_ms), "0", 0, 3600000, "ms",
+    {"SECRETS_MANAGER_TIMEOUT_MILLIS", CONFIG_UINT, F(sm_timeout_ms), "0", 0, UINT64_MAX, "ms",
      "deadline for one Secrets Manager fetch, retries included (0: none)"},
-    {"SSM_PARAMETER_STORE_TIMEOUT_MILLIS", CONFIG_UINT, F(ssm_timeout_ms), "0", 0, 3600000, "ms",
+    {"SSM_PARAMETER_STORE_TIMEOUT_MILLIS", CONFIG_UINT, F(ssm_timeout_ms), "0", 0, UINT64_MAX, "ms",
      "deadline for one SSM fetch, retries included (0: none)"},
 
     {"AWS_REGION", CONFIG_STRING, F(region), NULL, 0, 0, NULL, "Region of the upstream services"},
@@ -103,8 +126,9 @@ static const struct config_var s_vars[] = {
      "timeout); 0: never"},
     {"STASH_MAX_ATTEMPTS", CONFIG_UINT, F(max_attempts), "3", 1, 10, NULL,
      "upstream attempts per fetch, retries included (jittered backoff)"},
-    {"STASH_MAX_INBOUND_CONNECTIONS", CONFIG_UINT, F(max_inbound), "128", 1, 10000, NULL,
-     "local API connections open at once (one thread each)"},
+    {"STASH_MAX_INBOUND_CONNECTIONS", CONFIG_UINT, F(max_inbound), "8192", 1, 1048576, NULL,
+     "local API connections open at once; more are answered 429 (at most what the "
+     "file-descriptor limit allows)"},
     {"STASH_PREFETCH_SECRETS", CONFIG_STRING, F(prefetch_secrets), NULL, 0, 0, NULL,
      "comma-separated secret ids fetched at start, so the first request is a hit"},
     {"STASH_PREFETCH_PARAMETERS", CONFIG_STRING, F(prefetch_parameters), NULL, 0, 0, NULL,
@@ -116,7 +140,7 @@ static const struct config_var s_vars[] = {
     {"STASH_METRICS_MODE", CONFIG_CHOICE, F(metrics_mode), "invocation", 0, 0,
      "invocation|aggregate|off",
      "invocation: one EMF line per invocation; aggregate: one per interval (cheaper for busy "
-     "functions); off: no metrics and no telemetry subscription"},
+     "functions; the default in agent mode); off: no metrics and no telemetry subscription"},
     {"STASH_METRICS_DIMENSIONS", CONFIG_STRING, F(metrics_dimensions), NULL, 0, 0, NULL,
      "extra dimensions added to FunctionName, as Name=Value,Name=Value (each one multiplies "
      "the metrics CloudWatch bills)"},
@@ -225,6 +249,11 @@ static const char *range_text(const struct config_var *v, char *tmp, size_t n)
     case CONFIG_LOG_LEVEL:
         return "debug, info, warn, error or none";
     case CONFIG_UINT:
+        if (v->max == UINT64_MAX) {
+            (void)snprintf(tmp, n, "%llu or more%s%s", (unsigned long long)v->min,
+                           v->unit ? " " : "", v->unit ? v->unit : "");
+            return tmp;
+        }
         (void)snprintf(tmp, n, "%llu-%llu%s%s", (unsigned long long)v->min,
                        (unsigned long long)v->max, v->unit ? " " : "", v->unit ? v->unit : "");
         return tmp;
@@ -267,6 +296,11 @@ static enum stash_err parse_one(const struct config_var *v, const char *val, str
             set_err(err, errlen, "%s=%llu is out of range; valid: %s", v->name,
                     (unsigned long long)u, range_text(v, range, sizeof(range)));
             return STASH_EINVAL;
+        }
+        if (u > cap_of(v->name)) {
+            add_warning(cfg, "%s=%llu is above what stash uses; using %llu", v->name,
+                        (unsigned long long)u, (unsigned long long)cap_of(v->name));
+            u = cap_of(v->name);
         }
         memcpy(field, &u, sizeof(u));
         return STASH_OK;
@@ -490,6 +524,12 @@ enum stash_err config_load(struct config *cfg, config_getenv_fn get, void *ctx, 
         }
     }
     apply_lambda_logging(cfg, get, ctx);
+    if (!cfg->lambda_runtime_api &&
+        !(get(ctx, "STASH_METRICS_MODE") && *get(ctx, "STASH_METRICS_MODE"))) {
+        /* Agent mode has no invocations: one line per interval is its natural default. */
+        free(cfg->metrics_mode);
+        cfg->metrics_mode = xstrdup("aggregate");
+    }
     rc = check_metrics(cfg, err, errlen);
     if (rc != STASH_OK) {
         goto fail;

@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,27 @@ static size_t s_on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Set by lifecycle_interrupt() (SIGTERM): the blocking event/next ends and the loop shuts down
+ * as if SHUTDOWN had come. */
+static atomic_int s_interrupted;
+
+void lifecycle_interrupt(void)
+{
+    atomic_store(&s_interrupted, 1);
+}
+
+/* libcurl calls this at least once a second while a transfer waits (nonzero: abort it). */
+static int s_on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+    (void)ud;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return atomic_load(&s_interrupted);
+}
+
 /* Sends one request; *resp gets the status, body (bounded) and identifier header.
  * STASH_EUNREACHABLE if no answer came (connection refused, reset, timeout, ceiling). */
 static enum stash_err s_http(CURL *h, const char *method, const char *url,
@@ -189,6 +211,8 @@ static enum stash_err s_http(CURL *h, const char *method, const char *url,
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     }
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, s_on_progress);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     cc = curl_easy_perform(h);
     if (cc != CURLE_OK) {
         LOG_DEBUG(MOD, "%s %s: %s", method, url, curl_easy_strerror(cc));
@@ -542,7 +566,7 @@ static void s_telemetry_start(struct session *s, const struct lifecycle_opts *op
 static int s_loop(struct session *s, struct telemetry *t, const struct lifecycle_hooks *hooks)
 {
     struct curl_slist *hdr = s_id_header(s, NULL);
-    struct lifecycle_event ev;
+    struct lifecycle_event ev = {0};
     char url[320];
     int failures = 0;
     int bad = 0;
@@ -551,7 +575,16 @@ static int s_loop(struct session *s, struct telemetry *t, const struct lifecycle
 
     (void)snprintf(url, sizeof(url), "%s" EXT_PREFIX "/event/next", s->base);
     for (;;) {
-        rc = s_next(s, hdr, url, &ev);
+        rc = atomic_load(&s_interrupted) ? STASH_OK : s_next(s, hdr, url, &ev);
+        if (atomic_load(&s_interrupted)) {
+            /* SIGTERM: the same end as SHUTDOWN, within the same budget (no deadline known). */
+            memset(&ev, 0, sizeof(ev));
+            ev.type = LIFECYCLE_EVENT_SHUTDOWN;
+            (void)snprintf(ev.shutdown_reason, sizeof(ev.shutdown_reason), "sigterm");
+            s_finish(&ev, t, hooks);
+            status = 0;
+            break;
+        }
         if (rc == STASH_EUNREACHABLE && ++failures < NEXT_RETRIES) {
             s_nap_ms(10L * failures);
             continue;

@@ -103,6 +103,12 @@ struct lifecycle_opts {
     struct telemetry *metrics; /* NULL: no telemetry, no EMF */
 };
 
+/* Makes a running (or starting) lifecycle_run end as SHUTDOWN does (reason "sigterm", no
+ * deadline: LIFECYCLE_SHUTDOWN_WAIT_MAX_MS): its blocking event/next is cut short within about a
+ * second.  For SIGTERM, which Lambda mode must treat like SHUTDOWN.  Thread-safe; not
+ * async-signal-safe (call it from a thread that took the signal with sigwait). */
+void lifecycle_interrupt(void);
+
 /* Runs Lambda mode to its end; returns the process exit status. */
 int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hooks *hooks);
 

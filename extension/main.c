@@ -7,12 +7,14 @@
  * requests made during INIT are answered.
  *
  * Two modes:
- *   agent  (AWS_LAMBDA_RUNTIME_API unset: ECS, EC2, a laptop): serve until SIGTERM or SIGINT.
+ *   agent  (AWS_LAMBDA_RUNTIME_API unset: ECS, EC2, a laptop): serve until SIGTERM or SIGINT,
+ *          with EMF lines on stdout (aggregate by default: one line per interval).
  *   Lambda (AWS_LAMBDA_RUNTIME_API set): run_lambda(), the Extensions API lifecycle
  *          (extension/lifecycle.h): register, subscribe to platform telemetry, one ledger record
  *          per INVOKE (the local API hands each request's facts to it), EMF lines on stdout, and
- *          at SHUTDOWN: stop the API, flush the records, wipe the cache, exit 0.  The address
- *          sandbox.localdomain resolves to is looked up in main(), before any thread.
+ *          at SHUTDOWN (or SIGTERM/SIGINT, taken the same way): stop the API, flush the records,
+ *          wipe the cache, exit 0.  The address sandbox.localdomain resolves to is looked up
+ *          in main(), before any thread.
  *          An invalid configuration is still reported to Lambda (register, init/error).
  * Either way the end is the same: abandon upstream calls in flight (their requests answer 503
  * ServiceUnavailable at once), stop the API (in-flight requests finish), wipe the cache, exit 0.
@@ -26,11 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/aws.h"
 #include "cache/cabundle.h"
 #include "cache/cache.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "extension/api.h"
@@ -101,14 +105,90 @@ static void *prefetch_main(void *arg)
     return NULL;
 }
 
-static int wait_for_signal(const sigset_t *set)
+/* Agent mode's metrics: the same pipeline as Lambda's, without the Extensions and Telemetry
+ * APIs.  No platform report will come (records complete as soon as they are cut), and each
+ * interval stands in for an invocation: opening the next one completes the current record and
+ * writes an aggregate line whose interval ran out.  All accept NULL (metrics off). */
+static unsigned long long s_agent_intervals;
+
+static void agent_metrics_start(struct telemetry *t)
+{
+    telemetry_start(t, NULL, NULL, 1);
+    telemetry_unavailable(t);
+}
+
+static void agent_metrics_tick(struct telemetry *t)
+{
+    char id[32];
+
+    (void)snprintf(id, sizeof(id), "agent-%llu", ++s_agent_intervals);
+    telemetry_on_invoke(t, id, 0);
+}
+
+static void agent_metrics_finish(struct telemetry *t)
+{
+    telemetry_on_shutdown(t, clock_mono_ms(), 0);
+    telemetry_stop(t);
+}
+
+/* Agent mode: waits for SIGTERM or SIGINT; meanwhile, if metrics are on, cuts a record and
+ * lets the EMF writer out every interval (1 s at least). */
+static int wait_for_signal(const sigset_t *set, struct telemetry *metrics, uint64_t interval_ms)
 {
     int sig = 0;
+    uint64_t next = clock_mono_ms() + interval_ms;
 
-    while (sigwait(set, &sig) != 0) {
+    for (;;) {
+        struct timespec ts;
+        uint64_t now = clock_mono_ms();
+        uint64_t wait = next > now ? next - now : 0;
+
+        if (!metrics) {
+            if (sigwait(set, &sig) == 0) {
+                break;
+            }
+            continue;
+        }
+        ts.tv_sec = (time_t)(wait / 1000);
+        ts.tv_nsec = (long)(wait % 1000) * 1000000L;
+        sig = sigtimedwait(set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            break;
+        }
+        if (clock_mono_ms() >= next) {
+            agent_metrics_tick(metrics);
+            next += interval_ms;
+        }
     }
     LOG_INFO("main", "%s received: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     return 0;
+}
+
+/* Lambda mode: SIGTERM or SIGINT ends it as SHUTDOWN does.  The thread waits (in 100 ms
+ * steps) for the signals every thread blocks, until lifecycle_run has returned. */
+struct sigwaiter {
+    const sigset_t *set;
+    pthread_t thread;
+    int started;
+    atomic_int done; /* lifecycle_run returned: stop waiting */
+};
+
+static void *sigwaiter_main(void *arg)
+{
+    struct sigwaiter *w = arg;
+    const struct timespec step = {0, 100000000L};
+
+    while (!atomic_load(&w->done)) {
+        int sig = sigtimedwait(w->set, NULL, &step);
+
+        if (sig == SIGTERM || sig == SIGINT) {
+            LOG_INFO("main", "%s received: shutting down as for SHUTDOWN",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            lifecycle_interrupt();
+            break;
+        }
+    }
+    return NULL;
 }
 
 /* What Lambda mode needs from main: where the listener binds and the extension's name. */
@@ -145,9 +225,12 @@ static void lambda_wipe(void *arg)
 }
 
 /* Lambda mode: the Extensions API lifecycle until SHUTDOWN. */
-static int run_lambda(const struct config *cfg, const struct lambda_env *le, struct api **api,
-                      struct cache *cache, struct aws_client *aws, struct telemetry *metrics)
+static int run_lambda(const struct config *cfg, const struct lambda_env *le, const sigset_t *set,
+                      struct api **api, struct cache *cache, struct aws_client *aws,
+                      struct telemetry *metrics)
 {
+    struct sigwaiter sw = {.set = set};
+    int rc;
     struct lambda_ctx ctx = {.api = api, .cache = cache, .aws = aws};
     struct lifecycle_hooks hooks = {
         .ctx = &ctx,
@@ -163,11 +246,17 @@ static int run_lambda(const struct config *cfg, const struct lambda_env *le, str
         .metrics = metrics,
     };
 
-    return lifecycle_run(&opts, &hooks);
+    sw.started = pthread_create(&sw.thread, NULL, sigwaiter_main, &sw) == 0;
+    rc = lifecycle_run(&opts, &hooks);
+    if (sw.started) {
+        atomic_store(&sw.done, 1);
+        pthread_join(sw.thread, NULL);
+    }
+    return rc;
 }
 
-/* The metrics half of Lambda mode, made before the API starts so INIT requests are recorded
- * (NULL when metrics are off). */
+/* The metrics (both modes), made before the API starts so INIT requests are recorded (NULL when
+ * metrics are off). */
 static struct telemetry *lambda_metrics(const struct config *cfg)
 {
     return telemetry_new(cfg->metrics, STDOUT_FILENO, cfg->lambda_function_name,
@@ -179,9 +268,9 @@ static void usage(FILE *out)
     (void)fputs("usage: stash [--help | --version]\n", out);
 }
 
-/* The local API could not listen: the function would get connection errors with no explanation,
- * so its init fails with the reason instead. */
-static void local_api_unavailable(const struct config *cfg, const struct lambda_env *le)
+/* The local API could not listen.  Under Lambda the function would get connection errors with no
+ * explanation: its init fails with the reason instead. */
+static void report_api_unavailable(const struct config *cfg, const struct lambda_env *le)
 {
     char why[128];
     struct lifecycle_opts lo = {.runtime_api = cfg->lambda_runtime_api,
@@ -189,6 +278,9 @@ static void local_api_unavailable(const struct config *cfg, const struct lambda_
                                 .config_error = why,
                                 .error_type = "Extension.LocalApiUnavailable"};
 
+    if (!cfg->lambda_runtime_api) {
+        return;
+    }
     (void)snprintf(why, sizeof(why),
                    "cannot listen on 127.0.0.1:%llu (PARAMETERS_SECRETS_EXTENSION_HTTP_PORT "
                    "in use?)",
@@ -252,15 +344,15 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     }
     aopts.cache = cache;
     aopts.aws = aws;
-    if (cfg->lambda_runtime_api) {
-        metrics = lambda_metrics(cfg);
-        aopts.on_facts = telemetry_on_facts;
-        aopts.facts_ctx = metrics;
+    /* Metrics in both modes: CloudWatch reads EMF from any log group (ECS, EC2 too). */
+    metrics = lambda_metrics(cfg);
+    aopts.on_facts = telemetry_on_facts;
+    aopts.facts_ctx = metrics;
+    if (!cfg->lambda_runtime_api) {
+        agent_metrics_start(metrics);
     }
     if (api_start(&aopts, &api) != STASH_OK) {
-        if (cfg->lambda_runtime_api) {
-            local_api_unavailable(cfg, le);
-        }
+        report_api_unavailable(cfg, le);
         goto out;
     }
     if (cfg->prefetch_secrets || cfg->prefetch_parameters) {
@@ -270,9 +362,9 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         }
     }
     if (cfg->lambda_runtime_api) {
-        rc = run_lambda(cfg, le, &api, cache, aws, metrics);
+        rc = run_lambda(cfg, le, &set, &api, cache, aws, metrics);
     } else {
-        rc = wait_for_signal(&set);
+        rc = wait_for_signal(&set, metrics, cfg->aggregate_interval_s * 1000);
     }
 
 out:
@@ -281,6 +373,9 @@ out:
     api_stop(api);
     if (pf.started) {
         pthread_join(pf.thread, NULL);
+    }
+    if (!cfg->lambda_runtime_api) {
+        agent_metrics_finish(metrics); /* every request's facts are in: api_stop returned */
     }
     aws_client_free(aws);
     if (cache) {

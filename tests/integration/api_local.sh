@@ -102,41 +102,46 @@ check "warns about PARAMETERS_SECRETS_CACHE_SIZE" grep -q 'PARAMETERS_SECRETS_CA
 check "debug logs the effective config" grep -q 'SECRETS_MANAGER_TTL=300' "$T/stash.log"
 check "no credential or token in the log" bash -c "! grep -q 'local-secret\|local-token' '$T/stash.log'"
 
-# Over STASH_MAX_INBOUND_CONNECTIONS: the extra connection is closed at once, with a WARN.
+# Over STASH_MAX_INBOUND_CONNECTIONS: the extra connection is answered 429
+# TooManyRequestsException (Retry-After, then closed), /ping still 200, with one WARN.
 lport=$(free_port)
 bg limited "${base_env[@]}" PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$lport" \
   STASH_MAX_INBOUND_CONNECTIONS=2 "$STASH"
 wait_port "$lport"
-check "a third connection over a limit of 2 is refused, and a second one too" python3 - "$lport" <<'PY'
+check "a third connection over a limit of 2 gets 429, a fourth too; /ping is still served" \
+  python3 - "$lport" <<'PY'
 import socket, sys, time
 port = int(sys.argv[1])
 time.sleep(0.2)  # wait_port's own probe connection must be gone
 idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
 time.sleep(0.2)
-for _ in range(2):
+
+def get(path):
     s = socket.create_connection(("127.0.0.1", port))
     s.settimeout(2)
-    try:
-        s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert s.recv(100) == b"", "served over the limit"
-    except ConnectionResetError:
-        pass
+    s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Aws-Parameters-Secrets-Token: t\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            return data
+        data += d
+
+for _ in range(2):
+    r = get(b"/secretsmanager/get?secretId=a")
+    assert r.startswith(b"HTTP/1.1 429"), r[:100]
+    assert b"TooManyRequestsException" in r and b"Retry-After: 1" in r, r
+assert b"healthy" in get(b"/ping"), "ping over the limit"
 idle[0].close()
 for _ in range(50):  # the server notices the close within a poll round
     time.sleep(0.1)
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(2)
-    try:
-        s.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
-        if b"healthy" in s.recv(1000):
-            break
-    except ConnectionResetError:
-        pass
+    if get(b"/secretsmanager/get?secretId=a").startswith(b"HTTP/1.1 401"):
+        break
 else:
     raise AssertionError("not served once a slot is free")
 PY
-check "the refusal is logged once as a WARN naming the variable" \
-  bash -c "[ \$(grep -c 'WARN api: connection refused: STASH_MAX_INBOUND_CONNECTIONS' '$T/limited.log') = 1 ]"
+check "the 429 is logged once as a WARN naming the variable" \
+  bash -c "[ \$(grep -c 'WARN api: connection over STASH_MAX_INBOUND_CONNECTIONS' '$T/limited.log') = 1 ]"
 
 # Secrets in memory: stash makes itself non-dumpable (no core file, no ptrace or /proc/PID/mem
 # for other processes of its user).  The kernel shows it in who owns /proc/PID's files: root

@@ -1019,27 +1019,27 @@ static void test_answer_rounding(void **state)
     } cases[] = {
         {"7", "0",
          "\"LastModifiedDate\":\"1970-01-01T00:00:00.000Z\",\"Name\":\"/p\","
-         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,\"Value\":null,"
+         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,\"Value\":\"v\","
          "\"Version\":7}"},
         {"2.5", "0.0625",
          "\"LastModifiedDate\":\"1970-01-01T00:00:00.063Z\",\"Name\":\"/p\","
          "\"Selector\":null,\"SourceResult\":null,\"Type\":null,"
-         "\"Value\":null,\"Version\":3}"},
+         "\"Value\":\"v\",\"Version\":3}"},
         {"-2.5", "1523477145.7124",
          "\"LastModifiedDate\":\"2018-04-11T20:05:45.712Z\","
          "\"Name\":\"/p\",\"Selector\":null,\"SourceResult\":null,"
-         "\"Type\":null,\"Value\":null,\"Version\":-3}"},
+         "\"Type\":null,\"Value\":\"v\",\"Version\":-3}"},
         {"0.49999999999999994", "1523477145.7126",
          "\"LastModifiedDate\":\"2018-04-11T20:05:45.713Z\",\"Name\":\"/p\","
-         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,\"Value\":null,"
+         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,\"Value\":\"v\","
          "\"Version\":0}"},
         {"-0.5", "0.0004",
          "\"LastModifiedDate\":\"1970-01-01T00:00:00.000Z\",\"Name\":\"/p\","
          "\"Selector\":null,\"SourceResult\":null,\"Type\":null,"
-         "\"Value\":null,\"Version\":-1}"},
+         "\"Value\":\"v\",\"Version\":-1}"},
         {"9000000000000000", "253402300799",
          "\"LastModifiedDate\":\"9999-12-31T23:59:59.000Z\",\"Name\":\"/p\","
-         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,\"Value\":null,"
+         "\"Selector\":null,\"SourceResult\":null,\"Type\":null,\"Value\":\"v\","
          "\"Version\":9000000000000000}"},
     };
     size_t i;
@@ -1050,7 +1050,7 @@ static void test_answer_rounding(void **state)
         char want[512];
         struct cache_value v;
         int n = snprintf(body, sizeof(body),
-                         "{\"Parameter\":{\"Name\":\"/p\",\"LastModifiedDate\":%s,"
+                         "{\"Parameter\":{\"Name\":\"/p\",\"Value\":\"v\",\"LastModifiedDate\":%s,"
                          "\"Version\":%s}}",
                          cases[i].date, cases[i].version);
 
@@ -1129,6 +1129,40 @@ static void test_answer_from_response(void **state)
     aws_answer_from_response(1, 429, NULL, "", 0, &v);
     assert_error(&v, 429, "ThrottlingException");
     cache_value_release(&v);
+
+    /* A 200 whose fields have the wrong types is not a value: 502, so the cache keeps (and may
+     * serve stale) the good value it has instead of replacing it. */
+    {
+        static const struct {
+            int ssm;
+            const char *body;
+        } bad[] = {
+            {0, "{\"ARN\":\"a\",\"Name\":null,\"SecretString\":\"s\",\"VersionId\":\"v\"}"},
+            {0, "{\"ARN\":\"a\",\"Name\":\"n\",\"SecretString\":{\"x\":1},\"VersionId\":\"v\"}"},
+            {0, "{\"ARN\":\"a\",\"Name\":\"n\",\"SecretString\":7}"},
+            {0, "{\"ARN\":\"a\",\"Name\":\"n\",\"SecretBinary\":[1]}"},
+            {0, "{\"ARN\":\"a\",\"Name\":\"n\"}"},
+            {0, "{\"ARN\":5,\"Name\":\"n\",\"SecretString\":\"s\"}"},
+            {0, "{\"Name\":\"n\",\"SecretString\":\"s\",\"VersionId\":true}"},
+            {0, "{\"Name\":\"n\",\"SecretString\":\"s\",\"VersionStages\":\"AWSCURRENT\"}"},
+            {0, "{\"Name\":\"n\",\"SecretString\":\"s\",\"CreatedDate\":[]}"},
+            {1, "{\"Parameter\":{\"Name\":null,\"Value\":\"v\",\"Type\":\"String\"}}"},
+            {1, "{\"Parameter\":{\"Name\":\"n\",\"Value\":7,\"Type\":\"String\"}}"},
+            {1, "{\"Parameter\":{\"Name\":\"n\",\"Value\":{},\"Type\":\"String\"}}"},
+            {1, "{\"Parameter\":{\"Name\":\"n\",\"Type\":\"String\"}}"},
+            {1, "{\"Parameter\":{\"Name\":\"n\",\"Value\":\"v\",\"Version\":\"1\"}}"},
+            {1, "{\"Parameter\":{\"Name\":\"n\",\"Value\":\"v\",\"Type\":1}}"},
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            aws_answer_from_response(bad[i].ssm, 200, NULL, bad[i].body, strlen(bad[i].body), &v);
+            if (v.status != 502) {
+                fail_msg("served %s as %d", bad[i].body, v.status);
+            }
+            assert_error(&v, 502, "ConnectionError");
+            cache_value_release(&v);
+        }
+    }
 
     /* Unreadable 200s, redirects and oversized bodies are 502s, never a crash. */
     aws_answer_from_response(1, 200, NULL, "{\"Parameter\":[]}", 16, &v);

@@ -495,6 +495,32 @@ static void test_refresh_replaces(void **state)
     cache_free(c);
 }
 
+/* CACHE_PEEK: a fresh entry or nothing; never a fill, never a change. */
+static void test_peek(void **state)
+{
+    struct cache *c = new_cache(10, 0, 1000);
+    struct answer v1 = {200, "v1", 0};
+    struct answer never = {200, "must-not-be-fetched", 0};
+    struct cache_value out;
+
+    (void)state;
+    assert_int_equal(cache_get(c, "k", 1, 100, CACHE_PEEK, fill_answer, &never, &out), FACTS_MISS);
+    assert_int_equal(out.status, 0);
+    assert_null(out.body);
+    expect_get(c, "k", 100, 0, &v1, FACTS_MISS, 200, "v1");
+    expect_get(c, "k", 100, CACHE_PEEK, &never, FACTS_HIT, 200, "v1");
+    assert_int_equal(
+        cache_get(c, "k", 1, 100, CACHE_PEEK | CACHE_REFRESH, fill_answer, &never, &out),
+        FACTS_MISS);
+    assert_int_equal(cache_get(c, "k", 1, 0, CACHE_PEEK, fill_answer, &never, &out), FACTS_MISS);
+    /* Expired, even far past the stale window: a miss, and the entry is left for the fill. */
+    s_now += 5000;
+    assert_int_equal(cache_get(c, "k", 1, 100, CACHE_PEEK, fill_answer, &never, &out), FACTS_MISS);
+    expect_stats(c, 1, 3, 0);
+    assert_int_equal(never.calls, 0);
+    cache_free(c);
+}
+
 static void test_bypass(void **state)
 {
     struct cache *c = new_cache(10, 0, 1000);
@@ -561,7 +587,10 @@ static void test_stale_off(void **state)
     cache_free(c);
 }
 
-static void test_refresh_fault_serves_cached(void **state)
+/* A caller who asked for fresh data gets the fault, not the cached value it asked to replace
+ * (the Secrets Manager Agent documents refreshNow this way); the entry stays as it was, with its
+ * expiry, so plain reads keep hitting it. */
+static void test_refresh_fault_answers_fault(void **state)
 {
     struct cache *c = new_cache(10, 0, 50);
     struct answer v1 = {200, "v1", 0};
@@ -570,12 +599,16 @@ static void test_refresh_fault_serves_cached(void **state)
 
     (void)state;
     expect_get(c, "k", 100, 0, &v1, FACTS_MISS, 200, "v1");
-    expect_get(c, "k", 100, CACHE_REFRESH, &unavailable, FACTS_STALE, 200, "v1");
+    expect_get(c, "k", 100, CACHE_REFRESH, &unavailable, FACTS_MISS, 503, unavailable.body);
     assert_int_equal(unavailable.calls, 1);
     /* Kept, with its original expiry. */
     s_now += 99;
     expect_get(c, "k", 100, 0, &never, FACTS_HIT, 200, "v1");
     assert_int_equal(never.calls, 0);
+    /* Expired: a refresh that fails leaves it for the stale rules of plain reads. */
+    s_now += 1;
+    expect_get(c, "k", 100, CACHE_REFRESH, &unavailable, FACTS_MISS, 503, unavailable.body);
+    expect_get(c, "k", 100, 0, &unavailable, FACTS_STALE, 200, "v1");
     cache_free(c);
 }
 
@@ -598,10 +631,12 @@ static void test_definite_failure_not_stale(void **state)
         expect_stats(c, 0, 0, 0);
         expect_get(c, "k", 100, 0, &unavailable, FACTS_MISS, 503, unavailable.body);
 
-        /* Also when the entry was still fresh (refreshNow after a delete). */
+        /* A refreshNow refused answers the refusal but leaves the entry as it was: the
+         * next plain read is still a hit. */
         expect_get(c, "k", 100, 0, &v1, FACTS_MISS, 200, "v1");
         expect_get(c, "k", 100, CACHE_REFRESH, &refused, FACTS_MISS, statuses[i], refused.body);
-        expect_stats(c, 0, 0, 0);
+        expect_stats(c, 1, 1 + 2, 0);
+        expect_get(c, "k", 100, 0, &unavailable, FACTS_HIT, 200, "v1");
         cache_free(c);
     }
 }
@@ -1374,10 +1409,11 @@ int main(void)
         cmocka_unit_test(test_many_keys_grow_table),
         cmocka_unit_test(test_byte_bound),
         cmocka_unit_test(test_refresh_replaces),
+        cmocka_unit_test(test_peek),
         cmocka_unit_test(test_bypass),
         cmocka_unit_test(test_serve_stale),
         cmocka_unit_test(test_stale_off),
-        cmocka_unit_test(test_refresh_fault_serves_cached),
+        cmocka_unit_test(test_refresh_fault_answers_fault),
         cmocka_unit_test(test_definite_failure_not_stale),
         cmocka_unit_test(test_errors_not_stored),
         cmocka_unit_test(test_fill_without_body),

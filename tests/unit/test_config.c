@@ -107,7 +107,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.cache_max_bytes, 16777216);
     assert_int_equal(cfg.stale_max_s, 900);
     assert_int_equal(cfg.max_attempts, 3);
-    assert_int_equal(cfg.max_inbound, 128);
+    assert_int_equal(cfg.max_inbound, 8192);
     assert_null(cfg.prefetch_secrets);
     assert_null(cfg.prefetch_parameters);
     assert_null(cfg.sm_endpoint_used);
@@ -336,16 +336,18 @@ static void test_invalid_numbers(void **state)
         {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "0", "1-65535"},
         {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "65536", "1-65535"},
         {"PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "27 73", "1-65535"},
-        {"PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", "0", "1-1000"},
+        {"PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", "0", "1 or more"},
         {"SECRETS_MANAGER_TTL", "3601", "0-3600 s"},
         {"SECRETS_MANAGER_TTL", "5m", "0-3600 s"},
         {"SSM_PARAMETER_STORE_TTL", "99999999999999999999999", "0-3600 s"},
-        {"SECRETS_MANAGER_TIMEOUT_MILLIS", "1.5", "0-3600000 ms"},
-        {"SSM_PARAMETER_STORE_TIMEOUT_MILLIS", "+5", "0-3600000 ms"},
+        {"SECRETS_MANAGER_TIMEOUT_MILLIS", "1.5", "0 or more ms"},
+        {"SSM_PARAMETER_STORE_TIMEOUT_MILLIS", "+5", "0 or more ms"},
+        {"SSM_PARAMETER_STORE_TIMEOUT_MILLIS", "-1", "0 or more ms"},
+        {"SECRETS_MANAGER_TIMEOUT_MILLIS", "18446744073709551616", "0 or more ms"},
         {"STASH_CACHE_MAX_BYTES", "100", "4096-4294967296 bytes"},
         {"STASH_STALE_MAX_SECONDS", "86401", "0-86400 s"},
         {"STASH_MAX_ATTEMPTS", "0", "1-10"},
-        {"STASH_MAX_INBOUND_CONNECTIONS", "10001", "1-10000"},
+        {"STASH_MAX_INBOUND_CONNECTIONS", "1048577", "1-1048576"},
     };
     struct env e;
 
@@ -355,6 +357,36 @@ static void test_invalid_numbers(void **state)
         env_set(&e, cases[i].name, cases[i].bad);
         load_fails(&e, cases[i].name, cases[i].range);
     }
+}
+
+/* AWS's extension documents no maximum for MAX_CONNECTIONS and any whole number for the
+ * timeouts: such values start stash; one above what stash uses is capped with a warning. */
+static void test_unbounded_values(void **state)
+{
+    struct env e;
+    struct config cfg;
+
+    (void)state;
+    env_base(&e);
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", "2000");
+    env_set(&e, "SECRETS_MANAGER_TIMEOUT_MILLIS", "86400000");
+    env_set(&e, "SSM_PARAMETER_STORE_TIMEOUT_MILLIS", "18446744073709551615");
+    load_ok(&e, &cfg);
+    assert_int_equal(cfg.max_connections, 1000);
+    assert_int_equal(cfg.sm_timeout_ms, 86400000);
+    assert_int_equal(cfg.ssm_timeout_ms, 2147483647);
+    assert_int_equal(cfg.nwarnings, 2);
+    assert_non_null(strstr(cfg.warnings[0], "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS=2000"));
+    assert_non_null(strstr(cfg.warnings[0], "1000"));
+    assert_non_null(strstr(cfg.warnings[1], "SSM_PARAMETER_STORE_TIMEOUT_MILLIS"));
+    config_release(&cfg);
+
+    env_base(&e);
+    env_set(&e, "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS", "1000");
+    load_ok(&e, &cfg);
+    assert_int_equal(cfg.max_connections, 1000);
+    assert_int_equal(cfg.nwarnings, 0);
+    config_release(&cfg);
 }
 
 static void test_invalid_other(void **state)
@@ -582,7 +614,19 @@ static void test_metrics_vars(void **state)
     struct config cfg;
 
     (void)state;
+    /* Default: aggregate in agent mode (no invocations to write a line for), invocation under
+     * Lambda; an explicit value wins in either. */
     env_base(&e);
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.metrics_mode, "aggregate");
+    config_release(&cfg);
+    env_base(&e);
+    env_set(&e, "STASH_METRICS_MODE", "invocation");
+    load_ok(&e, &cfg);
+    assert_string_equal(cfg.metrics_mode, "invocation");
+    config_release(&cfg);
+    env_base(&e);
+    env_set(&e, "AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
     load_ok(&e, &cfg);
     assert_string_equal(cfg.metrics_namespace, "Stash");
     assert_string_equal(cfg.metrics_mode, "invocation");
@@ -649,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_bool_spellings),
         cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_invalid_numbers),
+        cmocka_unit_test(test_unbounded_values),
         cmocka_unit_test(test_invalid_other),
         cmocka_unit_test(test_empty_is_unset),
         cmocka_unit_test(test_region),
