@@ -446,7 +446,8 @@ def arrival_times(duration, r0, r1):
 
 def open_loop(sim, times, label):
     """Sends an invoke at each of times (s from now) whatever the answers (open loop); returns per
-    arrival (sent_s, status, ms).  Progress every 5 s."""
+    arrival (sent_s, status, ms, late_s).  An arrival the generator could not send on time (the
+    machine busy) goes as soon as it can.  Progress every 5 s."""
     res = [None] * len(times)
     done = [0]
     lock = threading.Lock()
@@ -458,7 +459,7 @@ def open_loop(sim, times, label):
             st, _, ms = sim.invoke()
         except (OSError, http.client.HTTPException) as e:
             st, ms = f"error: {e}", None
-        res[i] = (sent, st, ms)
+        res[i] = (sent, st, ms, sent - times[i])
         with lock:
             done[0] += 1
 
@@ -477,6 +478,29 @@ def open_loop(sim, times, label):
             pool.submit(one, i)
     say(f"{label}: all {len(times)} invocations answered, {sim.environments()} environments")
     return res
+
+
+def cpu_children():
+    """CPU seconds (user + system) of the child processes waited for so far: lambda-sim waits for
+    its environments' processes, so a stopped lambda-sim brings theirs."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def peak_concurrency(envs):
+    """Most invokes running at once: each from its start (the function's log line) for its REPORT
+    Duration.  Environments beyond it were started while others were still in their init."""
+    ev = []
+    for e in envs:
+        durs = [r["duration_ms"] for r in e["reports"]]
+        for (start, _), d in zip(sorted(e["invokes"]), durs):
+            ev += [(start, 1), (start + d, -1)]
+    cur = peak = 0
+    for _, step in sorted(ev):
+        cur += step
+        peak = max(peak, cur)
+    return peak
 
 
 def expected_calls(envs, ttl_s):
@@ -520,9 +544,11 @@ def exp_ttl(ctx, profile, busy_ms, ttls, max_envs):
             f"{profile['arrival_rate_per_s']} -> {profile['ramp_to_per_s']} per second "
             f"({ctx.invocations} invocations so far)")
         ctx.fake.reset()
+        cpu0 = cpu_children()
         sim = Sim(ctx, f"ttl{ttl}", "ttl-load.mjs", True, max_envs,
                   {"PARAM_NAME": PARAM_NAME, "BUSY_MS": str(busy_ms),
-                   "SSM_PARAMETER_STORE_TTL": str(ttl), "SECRETS_MANAGER_TTL": str(ttl)})
+                   "SSM_PARAMETER_STORE_TTL": str(ttl), "SECRETS_MANAGER_TTL": str(ttl)},
+                  queue_ms=120000)
         try:
             res = open_loop(sim, times, label)
         finally:
@@ -532,7 +558,7 @@ def exp_ttl(ctx, profile, busy_ms, ttls, max_envs):
         ok = [r for r in res if r[1] == 200]
         ctx.invocations += len(res)
         per_second = [0] * (int(profile["duration_s"]) + 1)
-        for sent, _, _ in res:
+        for sent, _, _, _ in res:
             per_second[min(int(sent), len(per_second) - 1)] += 1
         if per_second[-1] == 0:
             per_second.pop()
@@ -551,6 +577,14 @@ def exp_ttl(ctx, profile, busy_ms, ttls, max_envs):
             "invoke_ms_p50": r2(pct([r[2] for r in ok], 50)),
             "expected": expected_calls(envs, ttl),
             "invokes_per_env": sorted(len(e["invokes"]) for e in envs),
+            "late_ms_p99": r2(1000 * pct([r[3] for r in res], 99)),
+            "late_ms_max": r2(1000 * max(r[3] for r in res)),
+            "peak_concurrent_invokes": peak_concurrency(envs),
+            "init_ms_median": r2(median([r["init_ms"] for e in envs for r in e["reports"]
+                                         if r["init_ms"] is not None])),
+            "init_ms_max": r2(max([r["init_ms"] for e in envs for r in e["reports"]
+                                   if r["init_ms"] is not None] or [0])),
+            "cpu_s": cpu_children() - cpu0,
         })
         say(f"{label}: {len(ok)} invocations, {len(envs)} environments, "
             f"{calls['GetParameter']} GetParameter calls (EMF: {emf['GetParameter']})")
@@ -812,24 +846,28 @@ def report_md(res, pub, doc, meta):
 
     # --- TTL
     o += ["", "## 1. TTL under load", ""]
-    ps = ttl[0]["arrivals_per_second"]
-    o.append(f"Load: {res['ttl']['times']} open-loop arrivals per run over {prof['duration_s']} s, "
-             f"ramping linearly from {prof['arrival_rate_per_s']} to {prof['ramp_to_per_s']} per "
-             "second (Artillery's `duration`, `arrivalRate`, `rampTo`), sent by bench/reproduce.py's "
-             "own generator: arrival k is sent when the ramp's cumulative count reaches k + 1/2, "
-             "whatever earlier invokes are doing, each on its own connection. Artillery was not "
-             "used: it is a large npm tree to install for one arrival profile. The function "
+    o.append(f"Load: {res['ttl']['times']} open-loop arrivals per run over {prof['duration_s']:g} "
+             f"s, ramping linearly from {prof['arrival_rate_per_s']:g} to "
+             f"{prof['ramp_to_per_s']:g} per second (Artillery's `duration`, `arrivalRate`, "
+             "`rampTo`), sent by bench/reproduce.py's own generator: arrival k is due when the "
+             "ramp's cumulative count reaches k + 1/2 and is sent then, whatever earlier invokes "
+             "are doing, each on its own connection; one the generator could not send on time "
+             "(the machine busy) goes as soon as it can. Artillery was not used: it is a large "
+             "npm tree to install for one arrival profile. The function "
              "(`sim/functions/ttl-load.mjs`) reads one parameter through stash on every invoke, "
              f"then waits (a timer, no CPU) until {res['ttl']['busy_ms']} ms have passed since the "
              "invoke began: the published environment count divided by the peak rate, so that "
              "the peak needs about the published number of environments whatever the TTL. "
-             f"lambda-sim may start up to {res['ttl']['max_envs']} environments.")
-    o.append("")
-    o.append("Arrivals sent per second (TTL 0 run; the others follow the same schedule): "
-             + ", ".join(str(x) for x in ps) + ".")
+             f"lambda-sim may start up to {res['ttl']['max_envs']} environments (past that an "
+             "invoke would wait for an idle one, never be refused).")
+    o += ["", "Arrivals sent per second, as achieved, and how late the generator sent them:", ""]
+    for r in ttl:
+        o.append(f"- TTL {r['ttl_s']} s: {', '.join(str(x) for x in r['arrivals_per_second'])} "
+                 f"(late by {fmt(r['late_ms_p99'])} ms p99, {fmt(r['late_ms_max'])} ms at most)")
     o += ["", "| TTL | GetParameter published | GetParameter ours (fake-aws / EMF) | expected from "
-          "our invoke times (replay / estimate) | invocations | environments (published) | hit "
-          "ratio | fetch p50 / p99 ms | billed p50 ms |", "|---|---|---|---|---|---|---|---|---|"]
+          "our invoke times (replay / estimate) | invocations | environments ours (published) | "
+          "peak concurrent invokes | init ms median (max) | hit ratio | fetch p50 / p99 ms | "
+          "billed p50 ms | CPU s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ttl:
         refused = (f" (+{r['refused_or_failed']} refused or failed)"
                    if r["refused_or_failed"] else "")
@@ -838,8 +876,13 @@ def report_md(res, pub, doc, meta):
                  f"{r['upstream_calls']['GetParameter']} / {r['emf_upstream_calls']['GetParameter']}"
                  f" | {r['expected']['replay']} / {r['expected']['estimate']} | "
                  f"{r['invocations']}{refused} | {r['environments']} "
-                 f"({pub['ttl']['environments']}) | {hit} | "
-                 f"{fmt(r['fetch_ms_p50'])} / {fmt(r['fetch_ms_p99'])} | {r['billed_ms_p50']} |")
+                 f"({pub['ttl']['environments']}) | {r['peak_concurrent_invokes']} | "
+                 f"{fmt(r['init_ms_median'])} ({fmt(r['init_ms_max'])}) | {hit} | "
+                 f"{fmt(r['fetch_ms_p50'])} / {fmt(r['fetch_ms_p99'])} | {r['billed_ms_p50']} | "
+                 f"{r['cpu_s']:.1f} |")
+    o += ["", "CPU s: CPU time of lambda-sim and everything it ran (environments' runtimes and "
+          "stash) during the run, of the machine's "
+          f"{meta['cores']} x {prof['duration_s']:g} s."]
     o += ["", "![GetParameter calls by TTL](reproduce-ttl.svg)", ""]
     pub_env = pub["ttl"]["environments"]
     pub_inv = pt.get(0)
@@ -860,9 +903,12 @@ def report_md(res, pub, doc, meta):
         f"{pub_inv - profile_total:+d} against the {profile_total} arrivals of its stated profile, "
         "and it does not say why. "
         f"Our environments ({', '.join(str(r['environments']) for r in ttl)} for TTL "
-        f"{', '.join(str(r['ttl_s']) for r in ttl)}) follow from the peak rate times how long "
-        "an invoke holds its environment, plus the ones started while others were still in "
-        f"their init. TTL 1 differs: we counted {t[1]['upstream_calls']['GetParameter']} calls, "
+        f"{', '.join(str(r['ttl_s']) for r in ttl)}) are the most invokes that ran at once "
+        f"({', '.join(str(r['peak_concurrent_invokes']) for r in ttl)}: the peak rate times how "
+        "long an invoke holds its environment, overheads included), plus environments started "
+        "while others were still in their init (a new environment took "
+        f"{', '.join(fmt(r['init_ms_median']) for r in ttl)} ms to initialise, median, and up to "
+        f"{', '.join(fmt(r['init_ms_max']) for r in ttl)} ms on this shared machine). TTL 1 differs: we counted {t[1]['upstream_calls']['GetParameter']} calls, "
         f"and our own figures predict that: {t[1]['environments']} environments, each invoked "
         f"about every {fmt(e1['gap_s_median'])} s (median) over about {fmt(e1['span_s_median'])} s, "
         f"refresh about every 1 + {fmt(e1['gap_s_median'])}/2 s, about {e1['estimate']} calls; "
@@ -991,7 +1037,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--quick", action="store_true", help="scaled down, under a minute")
     ap.add_argument("--out", help="default: bench/results, or BUILD/reproduce with --quick")
-    ap.add_argument("--repeats", type=int, help="cold/warm repeats (default 5; quick 1)")
+    ap.add_argument("--repeats", type=int, help="cold/warm repeats (default 5; quick 3)")
     ap.add_argument("--prefetch-runs", type=int, help="cold starts per variant (default 10; quick 5)")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
@@ -1012,8 +1058,10 @@ def main():
         load = {"duration_s": load["duration_s"] / 12, "arrival_rate_per_s": load["arrival_rate_per_s"] * 0.3,
                 "ramp_to_per_s": load["ramp_to_per_s"] * 0.3}
     busy_ms = round(1000 * pub["ttl"]["environments"] / pub["ttl"]["load"]["ramp_to_per_s"])
-    repeats = a.repeats or (1 if a.quick else 5)
+    repeats = a.repeats or (3 if a.quick else 5)
     prefetch_runs = a.prefetch_runs or (5 if a.quick else 10)
+    # Room for cold starts slowed by a busy machine; past it an invoke waits for an idle
+    # environment (lambda-sim --queue-ms) instead of being refused.
     max_envs = max(16, 3 * math.ceil(load["ramp_to_per_s"] * busy_ms / 1000))
 
     meta = {"quick": a.quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
