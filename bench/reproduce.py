@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -483,7 +484,6 @@ def open_loop(sim, times, label):
 def cpu_children():
     """CPU seconds (user + system) of the child processes waited for so far: lambda-sim waits for
     its environments' processes, so a stopped lambda-sim brings theirs."""
-    import resource
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
 
@@ -682,8 +682,8 @@ def svg_bars(title, subtitle, ylabel, groups, series, values, log=False, whisker
             v = values[gi][si]
             x = x0 + si * bw
             if v is None:
-                o.append(f'<text x="{x + bw / 2:.1f}" y="{top + ph - 4}" text-anchor="middle" '
-                         f'fill="#888">not published</text>')
+                o.append(f'<text transform="translate({x + bw / 2 + 4:.1f} {top + ph - 6}) '
+                         f'rotate(-90)" fill="#888" font-size="11">not published</text>')
                 continue
             yy = y(v)
             o.append(f'<rect x="{x + 2:.1f}" y="{yy:.1f}" width="{bw - 4:.1f}" '
@@ -893,14 +893,19 @@ def report_md(res, pub, doc, meta):
                           (pub["ttl"]["load"]["ramp_to_per_s"] -
                            pub["ttl"]["load"]["arrival_rate_per_s"]) * dur / 2)
     e1 = t[1]["expected"]
+    gp0, gp300 = t[0]["upstream_calls"]["GetParameter"], t[300]["upstream_calls"]["GetParameter"]
+    same0 = gp0 == t[0]["invocations"]
+    same300 = gp300 == t[300]["environments"]
     o.append(
-        f"What matches: with TTL 0 every invocation made one call ({t[0]['upstream_calls']['GetParameter']} "
-        f"calls for {t[0]['invocations']} invocations), and with TTL 300 every environment made "
-        f"one ({t[300]['upstream_calls']['GetParameter']} calls, {t[300]['environments']} "
-        "environments), as in the post, where the TTL 0 count is its invocation count and the "
-        f"TTL 300 count its environment count. Our invocations ({t[0]['invocations']}) are our "
-        f"profile's own count ({res['ttl']['times']} arrivals); the post's {pub_inv} is "
-        f"{pub_inv - profile_total:+d} against the {profile_total} arrivals of its stated profile, "
+        f"What matches: with TTL 0 {'every invocation made one call' if same0 else 'the calls did NOT equal the invocations'} "
+        f"({gp0} calls for {t[0]['invocations']} invocations), and with TTL 300 "
+        f"{'every environment made one' if same300 else 'the calls did NOT equal the environments'} "
+        f"({gp300} calls, {t[300]['environments']} environments); in the post, TTL 300's "
+        f"{pt.get(300)} calls are its {pub['ttl']['environments']} environments, and TTL 0's "
+        f"{pt.get(0)} calls then one per invocation. Our invocations "
+        f"({t[0]['invocations']}) are our profile's own count ({res['ttl']['times']} arrivals); "
+        f"the post's {pub_inv} is {pub_inv - profile_total:+d} against the {profile_total} "
+        "arrivals of its stated profile, "
         "and it does not say why. "
         f"Our environments ({', '.join(str(r['environments']) for r in ttl)} for TTL "
         f"{', '.join(str(r['ttl_s']) for r in ttl)}) are the most invokes that ran at once "
@@ -911,8 +916,9 @@ def report_md(res, pub, doc, meta):
         f"{', '.join(fmt(r['init_ms_max']) for r in ttl)} ms on this shared machine). TTL 1 differs: we counted {t[1]['upstream_calls']['GetParameter']} calls, "
         f"and our own figures predict that: {t[1]['environments']} environments, each invoked "
         f"about every {fmt(e1['gap_s_median'])} s (median) over about {fmt(e1['span_s_median'])} s, "
-        f"refresh about every 1 + {fmt(e1['gap_s_median'])}/2 s, about {e1['estimate']} calls; "
-        f"replaying the 1 s TTL over each environment's own invoke times gives {e1['replay']}. "
+        f"refresh about every 1 + {fmt(e1['gap_s_median'])}/2 s, about {e1['estimate']} calls "
+        "(this estimate takes one mean gap per environment, while the rate ramps); replaying the "
+        f"1 s TTL over each environment's own invoke times gives {e1['replay']}. "
         f"By the same estimate the post's own figures ({pub_env} environments sharing "
         f"{pub_inv} invocations over {dur} s, so each invoked about every {gap_pub:.2f} s) imply "
         f"about {est_pub:.0f} calls with a 1 s TTL if every environment lived the whole test, "
