@@ -83,5 +83,45 @@ PY
 done
 check "reproduce.md links the three charts" \
   bash -c "grep -c 'reproduce-\(ttl\|coldwarm\|prefetch\)\.svg' '$OUT/reproduce.md' | grep -qx 3"
+# How the two counts are read and compared, on a log stream written here: a record split over two
+# EMF lines (the second carries only the rest of an array) counts once, REPORT lines give their
+# figures, and a differing pair is flagged (which makes the command exit 1).
+check "EMF counting: split records count once, REPORT lines parsed, disagreement flagged" \
+  python3 - "$STASH_ROOT/bench" "$T/streams" <<'PY'
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import reproduce as r
+d = sys.argv[2]
+os.makedirs(d)
+head = {"_aws": {"Timestamp": 1, "CloudWatchMetrics": []}, "FunctionName": "f"}
+lines = [
+    "START RequestId: a Version: $LATEST",
+    "ttl-load: start 1000 fetch 12.500 ms",
+    "REPORT RequestId: a\tDuration: 460.12 ms\tBilled Duration: 700 ms\tMemory Size: 128 MB\t"
+    "Max Memory Used: 60 MB\tInit Duration: 239.50 ms\t",
+    json.dumps(dict(head, CacheHits=0, CacheMisses=2, ParameterStoreCalls=1,
+                    SecretsManagerCalls=1, FetchLatency=[1.0] * 100)),
+    json.dumps(dict(head, FetchLatency=[2.0])),
+    "ttl-load: start 1600 fetch 0.400 ms",
+    "REPORT RequestId: b\tDuration: 451.00 ms\tBilled Duration: 452 ms\tMemory Size: 128 MB\t"
+    "Max Memory Used: 60 MB\t",
+    json.dumps(dict(head, CacheHits=1, CacheMisses=0, ParameterStoreCalls=0,
+                    SecretsManagerCalls=0)),
+]
+open(os.path.join(d, "stream1.log"), "w").write("\n".join(lines) + "\n")
+envs = r.streams(d)
+assert r.emf_calls(envs) == {"GetParameter": 1, "GetSecretValue": 1}, r.emf_calls(envs)
+assert r.emf_hits(envs) == (1, 2)
+assert [x["init_ms"] for x in envs[0]["reports"]] == [239.5, None]
+assert [x["billed_ms"] for x in envs[0]["reports"]] == [700, 452]
+assert envs[0]["invokes"] == [(1000, 12.5), (1600, 0.4)]
+assert r.expected_calls(envs, 1)["replay"] == 1 and r.expected_calls(envs, 0)["replay"] == 2
+assert r.peak_concurrency(envs) == 1
+ctx = r.Ctx.__new__(r.Ctx)
+ctx.counts = []
+ctx.count("same", {"GetParameter": 1, "GetSecretValue": 1, "new_connections": 1}, envs)
+ctx.count("differs", {"GetParameter": 2, "GetSecretValue": 1, "new_connections": 1}, envs)
+assert [c["agree"] for c in ctx.counts] == [True, False], ctx.counts
+PY
 expect_eq "the committed bench/results are untouched" "$before" "$(sum_results)"
 finish
