@@ -1085,9 +1085,12 @@ def main():
     busy_ms = round(1000 * pub["ttl"]["environments"] / pub["ttl"]["load"]["ramp_to_per_s"])
     repeats = a.repeats or (3 if a.quick else 5)
     prefetch_runs = a.prefetch_runs or (5 if a.quick else 10)
-    # Room for cold starts slowed by a busy machine; past it an invoke waits for an idle
-    # environment (lambda-sim --queue-ms) instead of being refused.
-    max_envs = max(16, 3 * math.ceil(load["ramp_to_per_s"] * busy_ms / 1000))
+    # Room for cold starts slowed by a busy machine (three times the peak's need); past it an
+    # invoke waits for an idle environment (lambda-sim --queue-ms) instead of being refused.  A
+    # QUICK run allows half as much over the need, so that even on a very busy machine each
+    # environment is invoked more than once a second and TTL 1 stays apart from TTL 0.
+    need = math.ceil(load["ramp_to_per_s"] * busy_ms / 1000)
+    max_envs = max(4, math.ceil(need * (1.5 if a.quick else 3)))
 
     meta = {"quick": a.quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{cpu_model()}, Linux {platform.release()}", "cores": os.cpu_count(),
