@@ -243,7 +243,8 @@ def streams(logdir):
                 m = REPORT_RE.match(line)
                 if m:
                     init = INIT_RE.search(line)
-                    env["reports"].append({"duration_ms": float(m.group(2)),
+                    env["reports"].append({"request_id": m.group(1),
+                                           "duration_ms": float(m.group(2)),
                                            "billed_ms": int(m.group(3)),
                                            "init_ms": float(init.group(1)) if init else None})
                 elif line.startswith('{"_aws"'):
@@ -322,8 +323,15 @@ def coldwarm_once(ctx, variant, label):
     if stash:
         ctx.count(label, calls, envs)
     rep = envs[0]["reports"]
+    # stash's own time for each invoke's fetch: the FetchLatency of its EMF record (the
+    # upstream call included), matched by request id.
+    own = {}
+    for o in envs[0]["emf"]:
+        if "requestId" in o and "CacheHits" in o:
+            own[o["requestId"]] = sum(o.get("FetchLatency", [])) or None
     return [{"fetch_ms": a["ms"], "duration_ms": r["duration_ms"], "billed_ms": r["billed_ms"],
-             "init_ms": r["init_ms"]} for a, r in zip(answers, rep)], calls
+             "init_ms": r["init_ms"], "stash_ms": own.get(r["request_id"])}
+            for a, r in zip(answers, rep)], calls
 
 
 def calibrate(ctx, pub, repeats):
@@ -369,7 +377,7 @@ def exp_coldwarm(ctx, repeats):
         summary[v] = []
         for i in range(3):
             pos = {}
-            for k in ("fetch_ms", "duration_ms", "billed_ms", "init_ms"):
+            for k in ("fetch_ms", "duration_ms", "billed_ms", "init_ms", "stash_ms"):
                 xs = [run[i][k] for run in rs if run[i][k] is not None]
                 if xs:
                     pos[k] = {"median": r2(median(xs)), "min": r2(min(xs)), "max": r2(max(xs))}
@@ -607,7 +615,9 @@ def fmt(v):
         return f"{v:.0f}"
     if v >= 10:
         return f"{v:.1f}"
-    return f"{v:.2f}"
+    if v >= 0.1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
 
 
 def esc(s):
@@ -946,14 +956,15 @@ def report_md(res, pub, doc, meta):
              "alternating which variant goes first. Ours: median (min-max). Fetch time is "
              "measured in the function; duration, billed duration and init duration are "
              "lambda-sim's REPORT lines.")
-    o += ["", "| invoke | fetch ms published, extension | fetch ms ours, stash | fetch ms "
-          "published, SDK | fetch ms ours, SDK | duration ms stash / SDK | billed ms stash / SDK "
-          "| init ms stash / SDK |", "|---|---|---|---|---|---|---|---|"]
+    o += ["", "| invoke | fetch ms published, extension | fetch ms ours, stash; of which in "
+          "stash (EMF) | fetch ms published, SDK | fetch ms ours, SDK | duration ms stash / SDK | "
+          "billed ms stash / SDK | init ms stash / SDK |", "|---|---|---|---|---|---|---|---|"]
     for i in range(3):
         w, d = cw["with_extension"][i], cw["without_extension"][i]
         init = (f"{spread(w['init_ms'])} / {spread(d['init_ms'])}" if "init_ms" in w else "-")
         o.append(f"| {i + 1}{' (cold)' if i == 0 else ''} | {fmt(pcw['with_extension'][i])} | "
-                 f"{spread(w['fetch_ms'])} | {fmt(pcw['without_extension'][i])} | "
+                 f"{spread(w['fetch_ms'])}; {fmt(w['stash_ms']['median']) if 'stash_ms' in w else '-'} | "
+                 f"{fmt(pcw['without_extension'][i])} | "
                  f"{spread(d['fetch_ms'])} | {fmt(w['duration_ms']['median'])} / "
                  f"{fmt(d['duration_ms']['median'])} | {fmt(w['billed_ms']['median'])} / "
                  f"{fmt(d['billed_ms']['median'])} | {init} |")
@@ -961,6 +972,16 @@ def report_md(res, pub, doc, meta):
     wf = [cw["with_extension"][i]["fetch_ms"]["median"] for i in range(3)]
     df = [cw["without_extension"][i]["fetch_ms"]["median"] for i in range(3)]
     nc = res["coldwarm"]["new_connections"]
+    sw = cw["with_extension"]
+    own_note = ""
+    if all("stash_ms" in sw[i] for i in range(3)):
+        own = [sw[i]["stash_ms"]["median"] for i in range(3)]
+        model = m["per_call_ms"] + m["per_new_connection_ms"]
+        own_note = (f": stash's own time for that request (its EMF FetchLatency, the upstream "
+                    f"call included) is {fmt(own[0])} ms, {own[0] - model:.0f} ms over the "
+                    f"model's wait, so {wf[0] - own[0]:.0f} ms of the {fmt(wf[0])} is the "
+                    "function's HTTP client on its first use and the local round trip; on the "
+                    f"warm invokes stash answers in {fmt(own[1])} and {fmt(own[2])} ms")
     o.append(
         f"What matches: without the extension our fetches ({' / '.join(fmt(x) for x in df)} ms) "
         f"sit on the published ones ({' / '.join(fmt(x) for x in pcw['without_extension'])} ms); "
@@ -974,7 +995,8 @@ def report_md(res, pub, doc, meta):
         f"({m['per_call_ms']} + {m['per_new_connection_ms']} ms in the model; fake-aws counted "
         f"{'/'.join(str(x) for x in sorted(set(nc['with_extension'])))} new connection(s) per stash "
         f"run) plus {wf[0] - m['per_call_ms'] - m['per_new_connection_ms']:.0f} ms of stash's miss "
-        "path and the function's first local request; the SDK's cold fetch is the same model plus "
+        "path and the function's first local request"
+        f"{own_note}; the SDK's cold fetch is the same model plus "
         f"{df[0] - m['per_call_ms'] - m['per_new_connection_ms']:.0f} ms of the SDK's own first "
         "call in a new process. The "
         f"published extension's first fetch took {pcw['with_extension'][0] / pcw['without_extension'][0]:.1f} "
