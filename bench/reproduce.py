@@ -125,7 +125,12 @@ class FakeAws:
             if self.proc.poll() is not None:
                 raise Failure(f"fake-aws exited: {open(self.log).read()[-300:]}")
             return m and int(m.group(1))
-        self.port = wait_for(port, 20, "fake-aws listening")
+        try:
+            self.port = wait_for(port, 20, "fake-aws listening")
+        except Failure:
+            self.proc.kill()
+            self.proc.wait()
+            raise
         self.url = f"http://127.0.0.1:{self.port}"
 
     def ctl(self, method, path):
@@ -191,7 +196,12 @@ class Sim:
                     return int(f.read().strip() or 0)
             except (OSError, ValueError):
                 return None
-        self.port = wait_for(port, 30, "lambda-sim listening")
+        try:
+            self.port = wait_for(port, 30, "lambda-sim listening")
+        except Failure:
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def invoke(self, body=b"{}"):
         """One synchronous invoke: (status, answer bytes, ms)."""
@@ -327,8 +337,8 @@ def coldwarm_once(ctx, variant, label):
     # upstream call included), matched by request id.
     own = {}
     for o in envs[0]["emf"]:
-        if "requestId" in o and "CacheHits" in o:
-            own[o["requestId"]] = sum(o.get("FetchLatency", [])) or None
+        if "requestId" in o and o.get("FetchLatency"):
+            own[o["requestId"]] = sum(o["FetchLatency"])
     return [{"fetch_ms": a["ms"], "duration_ms": r["duration_ms"], "billed_ms": r["billed_ms"],
              "init_ms": r["init_ms"], "stash_ms": own.get(r["request_id"])}
             for a, r in zip(answers, rep)], calls
