@@ -96,6 +96,13 @@ def r2(x):
     return None if x is None else round(x, 2)
 
 
+def rnd(x):
+    """Two decimals, or three significant ones below 0.1 ms (stash's own answer times)."""
+    if x is None:
+        return None
+    return round(x, 2) if abs(x) >= 0.1 else float(f"{x:.3g}")
+
+
 # ------------------------------------------------------------------------------------------------
 # Processes: fake-aws and lambda-sim, each on a free port of 127.0.0.1.
 
@@ -382,17 +389,23 @@ def exp_coldwarm(ctx, repeats):
             res, calls = coldwarm_once(ctx, v, f"coldwarm-{v}-{r}")
             runs[v].append(res)
             new_conns[v].append(calls["new_connections"])
+    return {"repeats": repeats, "per_invoke": coldwarm_summary(runs), "runs": runs,
+            "new_connections": new_conns}
+
+
+def coldwarm_summary(runs):
+    """Per variant and invoke position: median, min and max of each figure over the repeats."""
     summary = {}
     for v, rs in runs.items():
         summary[v] = []
         for i in range(3):
             pos = {}
             for k in ("fetch_ms", "duration_ms", "billed_ms", "init_ms", "stash_ms"):
-                xs = [run[i][k] for run in rs if run[i][k] is not None]
+                xs = [run[i][k] for run in rs if run[i].get(k) is not None]
                 if xs:
-                    pos[k] = {"median": r2(median(xs)), "min": r2(min(xs)), "max": r2(max(xs))}
+                    pos[k] = {"median": rnd(median(xs)), "min": rnd(min(xs)), "max": rnd(max(xs))}
             summary[v].append(pos)
-    return {"repeats": repeats, "per_invoke": summary, "runs": runs, "new_connections": new_conns}
+    return summary
 
 
 # ------------------------------------------------------------------------------------------------
@@ -942,8 +955,8 @@ def report_md(res, pub, doc, meta):
         f"{', '.join(fmt(r['init_ms_max']) for r in ttl)} ms on this shared machine, where the "
         "run's own processes used "
         f"{cpu_list} "
-        f"CPU seconds of the {meta['cores'] * prof['duration_s']:g} each run had, the rest of the "
-        "load being other work). TTL 1 differs: we counted {t[1]['upstream_calls']['GetParameter']} calls, "
+        f"CPU seconds of the {meta['cores'] * prof['duration_s']:g} each run had). TTL 1 differs: "
+        f"we counted {t[1]['upstream_calls']['GetParameter']} calls, "
         f"and our own figures predict that: {t[1]['environments']} environments, each invoked "
         f"about every {fmt(e1['gap_s_median'])} s (median) over about {fmt(e1['span_s_median'])} s, "
         f"refresh about every 1 + {fmt(e1['gap_s_median'])}/2 s, about {e1['estimate']} calls "
@@ -1100,7 +1113,9 @@ def main():
             raw = json.load(f)
         if raw["meta"]["quick"] and not a.out:
             sys.exit("reproduce: that is a QUICK run; give --out")
-        write_outputs(out, raw["res"], pub, raw["meta"])
+        res = raw["res"]
+        res["coldwarm"]["per_invoke"] = coldwarm_summary(res["coldwarm"]["runs"])
+        write_outputs(out, res, pub, raw["meta"])
         return
     for p in ("extensions/stash", "bin/fake-aws", "bin/lambda-sim"):
         if not os.access(os.path.join(build, p), os.X_OK):
