@@ -213,4 +213,12 @@ reliability: deps
 	  $(if $(QUICK),--quick,--asan-build build/asan --out-json bench/results/reliability.json \
 	  --out-md bench/results/reliability.md)
 
+# make reproduce: the three published comparisons (TTL under load, cold/warm, prefetch) under
+# lambda-sim with stash and fake-aws, beside the published figures -> bench/results/reproduce.*
+# QUICK=1: scaled down, under a minute -> $(BUILD)/reproduce/ (never the committed results).
+.PHONY: reproduce
+reproduce: deps
+	$(Q)$(MAKE) --no-print-directory $(BINS)
+	$(Q)python3 bench/reproduce.py --build $(BUILD) $(if $(QUICK),--quick)
+
 -include $(shell find $(BUILD)/obj $(BUILD)/lean -name '*.d' 2>/dev/null)

@@ -71,16 +71,6 @@ SECTIONS = [
      "per invoke from the platform.report / REPORT lines (time between the runtime's response "
      "and stash's next `next`, billed to the user). `invokes_refused`: invokes answered 429 "
      "because every environment was busy (lambda-sim's --max-envs), not counted."),
-    ("seed_cold_warm", "Seed: cold vs warm fetch time, with and without the extension",
-     "The fetch-timing function under lambda-sim: the first invoke of a new environment (cold) "
-     "and the second (warm), through stash with fetch, and without an extension with the AWS "
-     "SDK v3. fake-aws adds latency like a real regional endpoint (see `fake_latency`)."),
-    ("seed_upstream_calls", "Seed: upstream API calls under load by TTL",
-     "The load-test function (one parameter and one secret per invoke, work_ms 2) under "
-     "lambda-sim, two callers with a 1 ms pause, up to four execution environments, with TTL "
-     "0, 1 and 300 s; upstream calls counted by fake-aws. "
-     "With 300 s: one call per key per environment. `invokes_refused`: invokes answered 429 "
-     "(every environment busy), not counted in calls per invoke."),
 ]
 
 # (id, description, section, how to compute from the aggregated results, op, target)
@@ -341,6 +331,9 @@ def render_md(doc):
     L.append(f"- repeats: {doc['repeats']}; each figure is the median over repeats with [min, max]")
     L.append("- produced by `make bench` (bench/run.sh, bench/report.py); raw measurements in "
              "raw.jsonl")
+    L.append("- the published comparisons (TTL under load, cold vs warm, prefetch at init) are "
+             "not here: `make reproduce` reruns them beside the published figures, in "
+             "[reproduce.md](reproduce.md)")
     L.append("")
     L.append("## Targets")
     L.append("")
@@ -427,12 +420,6 @@ DERIVED = {
                                                             "invoke_p50_us")),
         ("REPORT Duration p50: stash - direct SDK (ms)",
          lambda r: _diff(r, "stash", "direct", "duration_p50_ms")),
-    ],
-    "seed_cold_warm": [
-        ("cold fetch: extension / direct SDK", lambda r: _ratio(r, "extension", "direct",
-                                                                "cold_ms")),
-        ("warm fetch: extension / direct SDK", lambda r: _ratio(r, "extension", "direct",
-                                                                "warm_ms")),
     ],
     "miss_path": [
         ("stash miss - direct p50 (us)", lambda r: _diff(r, "stash_miss", "direct", "p50_us")),
@@ -601,15 +588,6 @@ def analysis(doc):
                    f"bench/floor.c). Kept alive, the floor answers in {hit:.0f} us p50 in this "
                    f"run (best repeat {best_rep:.0f} us; the spread is other load on the "
                    f"machine); all ratios here are against that kept-alive floor.")
-    seed = doc["sections"].get("seed_upstream_calls", {}).get("results", {})
-    if seed:
-        parts = []
-        for name in ("stash_ttl0", "stash_ttl1", "stash_ttl300", "direct"):
-            cpi = _med(doc, "seed_upstream_calls", name, "calls_per_invoke")
-            cpe = _med(doc, "seed_upstream_calls", name, "calls_per_env")
-            if cpi is not None:
-                parts.append(f"{name}: {cpi} calls per invoke ({cpe} per environment)")
-        out.append("Upstream calls under load: " + "; ".join(parts) + ".")
     return out
 
 

@@ -147,10 +147,6 @@ start_fake() {  # starts fake-aws on a free port; sets FAKE_PID, FAKE_PORT, FAKE
   FAKE_URL=http://127.0.0.1:$FAKE_PORT
 }
 
-fake_ctl() {  # METHOD PATH: a fake-aws control call
-  curl -sf -X "$1" "$FAKE_URL/_fake/$2"
-}
-
 # start_stash NAME [VAR=VALUE...]: stash against fake-aws; sets STASH_PID, STASH_PORT.
 # start_stash NAME [VAR=value...]: stash (or $STASH_BIN, if set) as a local agent on fake-aws.
 # Every agent-mode stash here runs with STASH_METRICS_MODE=off: the cache alone is measured (as
@@ -503,8 +499,8 @@ sec_scaling() {
 }
 
 # --- lambda-sim sections ------------------------------------------------------------------------
-# fake-aws latency like a regional endpoint, for the seed reproductions (stated in the results).
-SEED_LATENCY="ms=20&jitter=5&cold=60"
+# The published comparisons (TTL under load, cold vs warm, prefetch) are not here: `make
+# reproduce` (bench/reproduce.py) reruns them in full, beside the published figures.
 
 # start_sim NAME EXTDIR FUNCTION_FILE MAX_ENVS [K=V...]: lambda-sim running FUNCTION_FILE under the
 # shim, stash as its extension when EXTDIR holds it; sets SIM_PID, SIM_PORT, SIM_LOGS.
@@ -553,11 +549,6 @@ ext_dirs() {  # once per run: a copy can't be replaced while a stash started fro
   [ -e "$W/ext-stash/stash" ] || cp "$STASH" "$W/ext-stash/stash"
 }
 
-# fake_calls: upstream calls counted by fake-aws so far, as {"GetSecretValue":n,"GetParameter":m}.
-fake_calls() {
-  fake_ctl GET stats | $PY "$ROOT/bench/fake_calls.py"
-}
-
 sec_lambda() {
   local r
   ext_dirs
@@ -579,70 +570,6 @@ sec_lambda() {
       record lambda "$variant" "$($PY "$ROOT/bench/report.py" --parse-logs "$SIM_LOGS" \
         --invokes "$W/invokes.json")" || { WHY="no REPORT lines in the logs"; return 1; }
     done
-  done
-}
-
-sec_seed_cold_warm() {
-  local r variant cold warm
-  ext_dirs
-  fake_ctl POST "latency?$SEED_LATENCY" >/dev/null || { WHY="fake-aws latency control failed"; return 1; }
-  for ((r = 0; r < COLD_RUNS; r++)); do
-    for variant in extension direct; do
-      if [ "$variant" = extension ]; then
-        start_sim sim "$W/ext-stash" fetch-timing.mjs 1 || { WHY="lambda-sim did not start"; return 1; }
-      else
-        start_sim sim "$W/ext-none" fetch-timing-direct.mjs 1 ||
-          { WHY="lambda-sim did not start"; return 1; }
-      fi
-      cold=$(invoke '{}') || { WHY="cold invoke failed"; return 1; }
-      warm=$(invoke '{}') || { WHY="warm invoke failed"; return 1; }
-      stop "$SIM_PID"
-      record seed_cold_warm "$variant" "$(COLD="$cold" WARM="$warm" $PY -c '
-import json, os
-c, w = json.loads(os.environ["COLD"]), json.loads(os.environ["WARM"])
-assert c["phase"] == "cold" and w["phase"] == "warm"
-print(json.dumps({"cold_ms": c["ms"], "warm_ms": w["ms"]}))')" ||
-        { WHY="unexpected fetch-timing answers"; return 1; }
-    done
-  done
-  fake_ctl POST "latency?ms=0&jitter=0&cold=0" >/dev/null
-}
-
-sec_seed_upstream_calls() {
-  local ttl variant envs before after
-  ext_dirs
-  printf '{"work_ms":2}' >"$W/invoke.json"
-  for variant in stash_ttl0 stash_ttl1 stash_ttl300 direct; do
-    case $variant in
-      stash_ttl*)
-        ttl=${variant#stash_ttl}
-        start_sim sim "$W/ext-stash" load-test.mjs 4 "SECRETS_MANAGER_TTL=$ttl" \
-          "SSM_PARAMETER_STORE_TTL=$ttl" || { WHY="lambda-sim did not start"; return 1; } ;;
-      direct)
-        start_sim sim "$W/ext-none" load-test-direct.mjs 4 ||
-          { WHY="lambda-sim did not start"; return 1; } ;;
-    esac
-    before=$(fake_calls) || { WHY="fake-aws stats unreadable"; return 1; }
-    "$HIT" --port "$SIM_PORT" --path "$INVOKE_PATH" --method POST --body-file "$W/invoke.json" \
-      --expect 200 -c 2 -n "$((N_LOAD / 2))" -w 0 --gap-us 1000 --max-ms 120000 \
-      >"$W/invokes.json" ||
-      { WHY="invokes failed"; return 1; }
-    after=$(fake_calls) || { WHY="fake-aws stats unreadable"; return 1; }
-    stop "$SIM_PID"
-    envs=$(find "$SIM_LOGS" -type f | wc -l)
-    record seed_upstream_calls "$variant" "$(B="$before" A="$after" E="$envs" \
-      I="$(cat "$W/invokes.json")" $PY -c '
-import json, os
-b, a, inv = json.loads(os.environ["B"]), json.loads(os.environ["A"]), json.loads(os.environ["I"])
-sm = a["GetSecretValue"] - b["GetSecretValue"]
-ssm = a["GetParameter"] - b["GetParameter"]
-n = inv["requests"]
-print(json.dumps({"invokes": n, "environments": int(os.environ["E"]), "GetSecretValue": sm,
-                  "GetParameter": ssm, "calls_per_invoke": round((sm + ssm) / n, 4),
-                  "calls_per_env": round((sm + ssm) / max(1, int(os.environ["E"])), 2),
-                  "invoke_p50_us": inv["p50_us"], "invoke_p99_us": inv["p99_us"],
-                  "invokes_refused": inv["errors"]}))')" ||
-      { WHY="cannot count calls"; return 1; }
   done
 }
 
@@ -687,8 +614,6 @@ main() {
   section footprint have_fake stash_ok
   section scaling have_fake stash_ok
   section lambda have_fake have_sim stash_ok have_node_pkgs
-  section seed_cold_warm have_fake have_sim stash_ok have_node_pkgs
-  section seed_upstream_calls have_fake have_sim stash_ok have_node_pkgs
   $PY "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" --date "$STARTED" \
     --load "$(cut -d' ' -f1-3 /proc/loadavg)" $([ "$QUICK" = 1 ] && echo --quick)
 }

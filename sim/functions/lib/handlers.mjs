@@ -78,3 +78,25 @@ export async function initThreeSecrets(src, label) {
     const bytes = values.reduce((n, v) => n + v.length, 0);
     return async () => ({ secrets: values.length, bytes, initFetchMs });
 }
+
+/* ttl-load: one parameter on every invoke, then a wait (a timer: no CPU) until BUSY_MS have
+ * passed since the invoke began, so every invoke holds its environment about as long whatever
+ * the fetch took, and the environments needed follow the arrival rate alone.  Logs one line per
+ * invoke with its start (epoch ms) and fetch time, which is how a reader counts, per environment,
+ * how often it was invoked. */
+export function ttlLoad(src) {
+    const paramName = process.env.PARAM_NAME || '/demo/app/config';
+    const busyMs = num(process.env.BUSY_MS || 0, 'BUSY_MS');
+    return async () => {
+        const start = Date.now();
+        const t0 = performance.now();
+        const param = await src.getParameter(paramName);
+        const fetchMs = performance.now() - t0;
+        const left = busyMs - (performance.now() - t0);
+        if (left > 0) {
+            await new Promise((res) => setTimeout(res, left));
+        }
+        console.log(`ttl-load: start ${start} fetch ${fetchMs.toFixed(3)} ms`);
+        return { parameterBytes: param.length, fetchMs: Number(fetchMs.toFixed(3)) };
+    };
+}
