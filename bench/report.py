@@ -902,6 +902,13 @@ def main():
             extra = "" if t["met"] else f" MISSED by {t['missed_by']}"
             print(f"  {t['what']:45s} {fmt(t['median']):>8s} {t['unit']:2s} "
                   f"(goal {t['target']}){extra}")
+    for t in doc["vs_system"]:
+        if t["status"] == "not measured":
+            print(f"  {t['what']:45s} shipped vs system: not measured")
+        else:
+            print(f"  {t['what']:45s} shipped {fmt(t['shipped']['median'])} {t['unit']}, system "
+                  f"{fmt(t.get('system', {}).get('median'))} (goal {t['goal']}): "
+                  f"{t['status']}, {t['by']}")
     bad = [n for n, s in doc["sections"].items() if s["status"] != "ok" or not s["results"]]
     if bad:
         print(f"bench: sections without numbers: {' '.join(bad)}")
