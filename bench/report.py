@@ -575,7 +575,9 @@ DERIVED = {
     [(f"stash/stash_prev req/s, {c} conn", (lambda c: lambda r: _ratio(
         r, f"stash_c{c}", f"stash_prev_c{c}", "rps"))(c)) for c in (1, 8, 64)] +
     [(f"stash/stash_system req/s, {c} conn", (lambda c: lambda r: _ratio(
-        r, f"stash_c{c}", f"stash_c{c}_system", "rps"))(c)) for c in (1, 8, 64)],
+        r, f"stash_c{c}", f"stash_c{c}_system", "rps"))(c)) for c in (1, 8, 64)] +
+    [("stash/stash_system CPU per request, 8 conn",
+      lambda r: _ratio(r, "cost_c8", "cost_c8_system", "cpu_us_per_req"))],
     "footprint": [
         ("stash/stash_system peak RSS idle", lambda r: _ratio(r, "rss", "rss_system", "idle_kb")),
         ("stash/stash_system peak RSS 1000 x 4 KB",
@@ -728,23 +730,31 @@ def cost_analysis(doc):
     if a["cpu_us_per_req"] is None or b["cpu_us_per_req"] is None:
         return []
     f = lambda v: "-" if v is None else fmt(v)
+    cpu = doc["sections"].get(tp, {}).get("derived", {}).get(
+        "stash/stash_system CPU per request, 8 conn")
+    n = doc["sections"].get(tp, {}).get("results", {}).get("cost_c8", {}).get(
+        "cpu_us_per_req", {}).get("n", 0)
     text = (f"Cost per request at 8 connections (perf on the stash process, a fixed count of "
-            f"requests, so per request whatever the load): CPU {f(a['cpu_us_per_req'])} us for "
-            f"the shipped build against {f(b['cpu_us_per_req'])} us for the system build "
-            f"({(a['cpu_us_per_req'] / b['cpu_us_per_req'] - 1) * 100:+.0f}%); per request "
+            f"requests, so per request whatever the load; medians of {n} rounds): CPU "
+            f"{f(a['cpu_us_per_req'])} us for the shipped build against "
+            f"{f(b['cpu_us_per_req'])} us for the system build"
+            + (f" (per-round ratio {f(cpu['median'])} [{f(cpu['min'])}, {f(cpu['max'])}])"
+               if cpu else "") + "; per request "
             f"futex {f(a['futex_per_req'])} against {f(b['futex_per_req'])}, mmap "
             f"{f(a['mmap_per_req'])} against {f(b['mmap_per_req'])}, munmap "
             f"{f(a['munmap_per_req'])} against {f(b['munmap_per_req'])}, page faults "
             f"{f(a['faults_per_req'])} against {f(b['faults_per_req'])}, context switches "
             f"{f(a['ctxsw_per_req'])} against {f(b['ctxsw_per_req'])}.")
     if (a["mmap_per_req"] or 0) > 10 * max(b["mmap_per_req"] or 0, 0.001):
-        text += (" The difference is the allocator: musl's (mallocng) keeps no per-thread "
+        text += (" The extra system calls and faults are the allocator's: musl's (mallocng) "
+                 "keeps no per-thread "
                  "cache and takes one process-wide lock for every malloc and free, and a "
-                 "group of slots for blocks the size of an answer (4.4 KB) is mapped with "
-                 "mmap when it is needed and returned with munmap as soon as it is empty, so "
-                 "with several connections answers keep taking fresh pages from the kernel "
-                 "(a fault for each page, and an munmap that must flush the other CPUs' TLB "
-                 "for every thread of the process); glibc's malloc keeps freed blocks in "
+                 "group of slots for blocks the size of an answer (4.4 KB: a few slots in a "
+                 "16 KB map) is mapped with mmap when it is needed and returned with munmap "
+                 "once it is empty, so with several connections answers keep taking fresh "
+                 "pages from the kernel (a fault for each page touched, and each munmap "
+                 "flushes the TLB of the other CPUs running the process's threads); glibc's "
+                 "malloc keeps freed blocks in "
                  "per-thread caches and arenas and hardly calls the kernel at all. A hit "
                  "allocates a copy of the answer (the cache's, under the cache's lock) plus "
                  "libmicrohttpd's response and header blocks.")

@@ -28,12 +28,13 @@ if [ "$QUICK" = 1 ]; then
   OUT=${BENCH_OUT:-$BUILD/bench/quick}
   REPEATS=1 N_HIT=300 N_NODE=100 WRK_SECS=1 N_SCALE=200 N_MISS=100 N_LOAD=24 COLD_RUNS=1
   CONCS="1 8 64" KEYS_SCALE="10 1000" FLOOR_MODES=thread WRK_CONNS="1 8 64"
-  HIT_ROUNDS=1 TP_ROUNDS=1 FP_ROUNDS=1
+  HIT_ROUNDS=1 TP_ROUNDS=1 FP_ROUNDS=1 COST_ROUNDS=0
 else
   OUT=${BENCH_OUT:-$ROOT/bench/results}
   REPEATS=5 N_HIT=20000 N_NODE=2000 WRK_SECS=2 N_SCALE=4000 N_MISS=2000 N_LOAD=400 COLD_RUNS=3
   CONCS="1 2 4 8 16 32 64" KEYS_SCALE="10 100 1000" WRK_CONNS="1 8 64"
   HIT_ROUNDS=${HIT_ROUNDS:-11} TP_ROUNDS=${TP_ROUNDS:-7} FP_ROUNDS=${FP_ROUNDS:-9}
+  COST_ROUNDS=${COST_ROUNDS:-5}
 fi
 # What `make` builds (static, musl: what ships; the system build under DEPS=system), and the
 # build linked against Debian's shared libraries (`make DEPS=system`), measured beside it.  Runs
@@ -358,15 +359,13 @@ wrk_stash() {
   record throughput "stash_c$2$(sfx_of "$1")" "$(wrk_rps "$port" "$2")"
 }
 
-# cost_per_request VARIANT: what each build's process spends per request while 8 callers loop on
+# cost_count VARIANT: what each build's process spends per request while 8 callers loop on
 # the hot key (a fixed count, so the figures are per request, not per second: the load of the
 # machine leaves the counts alone), counted by perf on the running process: CPU time, context
 # switches, page faults, and the system calls that say where a process waits or goes to the
 # kernel for memory (futex: a lock contended; mmap/munmap/madvise: the allocator taking or
-# returning memory, each new page then a fault).  And a CPU profile of the same work by symbol, grouped (the allocator, locks,
-# memcpy/memset, the kernel, the rest), with the top symbols in $OUT/profile-c8[_system].txt.
-# Skipped when perf is missing or not allowed.
-cost_per_request() {
+# returning memory, each new page then a fault).  Skipped when perf is missing or not allowed.
+cost_count() {
   local port=$STASH_PORT pid=$STASH_PID sfx n=$((N_HIT * 2)) perf_pid
   sfx=$(sfx_of "$1")
   [ "$1" = system ] && { port=$SYS_PORT pid=$SYS_PID; }
@@ -375,7 +374,7 @@ cost_per_request() {
     -e syscalls:sys_enter_mmap,syscalls:sys_enter_munmap,syscalls:sys_enter_madvise \
     -p "$pid" >"$W/perfstat.log" 2>&1 &
   perf_pid=$!
-  sleep 0.3
+  sleep 1 # attached before the first request, even on a loaded machine
   hit "$port" "$HOT_PATH" -c 8 -n "$((n / 8))" -w 10 >"$W/cost-hit.json" ||
     { kill -INT "$perf_pid"; wait "$perf_pid"; return 1; }
   kill -INT "$perf_pid"
@@ -398,13 +397,25 @@ if out:
     out["requests"] = n
     print(json.dumps(out))
 PY
-)" || return 1
-  perf record -F 1999 -o "$W/perf-c8.data" -p "$pid" -- sleep 2 >"$W/perf.log" 2>&1 &
+)"
+}
+
+# cost_profile VARIANT: a CPU profile of the same work by symbol, grouped (the allocator, locks,
+# memcpy/memset, the kernel, the rest), with the top symbols in $OUT/profile-c8[_system].txt.
+# The callers start once perf has attached (a loaded machine can take a while to start it) and
+# stop before it does; a profile without samples is left out, not recorded as zeros.
+cost_profile() {
+  local port=$STASH_PORT pid=$STASH_PID sfx perf_pid
+  sfx=$(sfx_of "$1")
+  [ "$1" = system ] && { port=$SYS_PORT pid=$SYS_PID; }
+  rm -f "$W/perf-c8.data"
+  perf record -F 1999 -o "$W/perf-c8.data" -p "$pid" -- sleep 5 >"$W/perf.log" 2>&1 &
   perf_pid=$!
-  sleep 0.2
-  hit "$port" "$HOT_PATH" -c 8 -n 1000000 -w 10 --max-ms 1700 >/dev/null
-  wait "$perf_pid" || return 0
+  sleep 1
+  hit "$port" "$HOT_PATH" -c 8 -n 1000000 -w 10 --max-ms 3000 >/dev/null
+  wait "$perf_pid" || { say "perf record ($1): $(tail -1 "$W/perf.log")"; return 0; }
   perf report -i "$W/perf-c8.data" --stdio --no-children --sort sym 2>/dev/null >"$W/perf-c8.txt"
+  grep -q '%' "$W/perf-c8.txt" || { say "perf record ($1): no samples"; return 0; }
   record throughput "profile_c8$sfx" "$($PY - "$W/perf-c8.txt" <<'PY'
 import json, re, sys
 groups = [("alloc", r"malloc|free|calloc|realloc|alloc_slot|alloc_group|get_meta|enframe|"
@@ -467,8 +478,12 @@ sec_throughput() {
     done
   done
   stop_floors
+  # Costs per request: COST_ROUNDS rounds, the builds back to back in each (order alternating).
   if command -v perf >/dev/null && [ "$QUICK" = 0 ]; then
-    for v in $(variants 0); do cost_per_request "$v" || say "no per-request costs for $v"; done
+    for ((r = 0; r < COST_ROUNDS; r++)); do
+      for v in $(variants "$r"); do cost_count "$v" || say "no per-request costs for $v"; done
+    done
+    for v in $(variants 0); do cost_profile "$v"; done
   fi
   stop "$STASH_PID"
   [ -z "$prev_pid" ] || stop "$prev_pid"
