@@ -632,11 +632,12 @@ def footprint_analysis(doc, sfx):
     if idle and static:
         part = {k: idle[k]["median"] for k in ("binary_kb", "heap_kb", "anon_other_kb",
                                                  "stacks_kb", "other_kb") if k in idle}
+        heap = part.get("heap_kb", 0) + part.get("anon_other_kb", 0)
         out.append(f"{name} ({kind}): RSS idle is {idle['total_kb']['median'] / 1024:.2f} MB: "
                    f"{part.get('binary_kb', 0) / 1024:.2f} MB of the binary's own pages (stash, "
                    f"libcurl, OpenSSL, libmicrohttpd, cJSON and musl in one file; only the pages "
-                   f"touched are resident), {(part.get('heap_kb', 0) + part.get('anon_other_kb', 0)) / 1024:.2f} "
-                   f"MB of heap and anonymous maps, {part.get('stacks_kb', 0) / 1024:.2f} MB of "
+                   f"touched are resident), {heap / 1024:.2f} MB of heap and anonymous maps, "
+                   f"{part.get('stacks_kb', 0) / 1024:.2f} MB of "
                    f"stacks. No shared library is mapped, so nothing is loaded or relocated "
                    f"that stash does not use.")
     elif idle:
@@ -681,7 +682,8 @@ def footprint_analysis(doc, sfx):
         e_min = None
     if e is None or faults is None:
         return out
-    text = f"{name}: exec to first answer {e:.1f} ms (best round {fmt(e_min)} ms), {faults:.0f} page faults"
+    text = (f"{name}: exec to first answer {e:.1f} ms (best round {fmt(e_min)} ms), "
+            f"{faults:.0f} page faults")
     libs_ms = _med(doc, fp, "exec_first" + sfx, "exec_to_exit_same_libs_ms")
     faults_main = _med(doc, fp, "exec_first" + sfx, "same_libs_minflt")
     faults_curl = _med(doc, fp, "exec_first" + sfx, "same_libs_curl_init_minflt")

@@ -264,7 +264,8 @@ hit_stash() {
 sec_hit_latency() {
   local r m v
   if have_system; then
-    STASH_BIN=$SYSTEM_STASH start_stash stash-system || { WHY="the system build did not start"; return 1; }
+    STASH_BIN=$SYSTEM_STASH start_stash stash-system ||
+      { WHY="the system build did not start"; return 1; }
     SYS_PID=$STASH_PID SYS_PORT=$STASH_PORT
   fi
   start_stash stash || { WHY="stash did not start"; return 1; }
@@ -456,7 +457,8 @@ sec_throughput() {
     prev_pid=$STASH_PID
   fi
   if have_system; then
-    STASH_BIN=$SYSTEM_STASH start_stash stash-system || { WHY="the system build did not start"; return 1; }
+    STASH_BIN=$SYSTEM_STASH start_stash stash-system ||
+      { WHY="the system build did not start"; return 1; }
     SYS_PID=$STASH_PID SYS_PORT=$STASH_PORT
     curl -s -H "$TOKEN_H" "http://127.0.0.1:$SYS_PORT$HOT_PATH" >/dev/null
   fi
@@ -607,7 +609,9 @@ footprint_rss() {
   answer=$(curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" | wc -c)
   record footprint "rss_by_mapping_1000x4k$sfx" "$($PY "$ROOT/bench/smaps.py" "$STASH_PID")"
   stop "$STASH_PID"
-  RSS_JSON="\"idle_kb\":$idle,\"idle_anon_kb\":$anon,\"idle_file_kb\":$file,\"cached_1000x4k_kb\":$full,\"cached_1000x4k_anon_kb\":$full_anon,\"answer_bytes\":$answer"
+  RSS_JSON="\"idle_kb\":$idle,\"idle_anon_kb\":$anon,\"idle_file_kb\":$file"
+  RSS_JSON+=",\"cached_1000x4k_kb\":$full,\"cached_1000x4k_anon_kb\":$full_anon"
+  RSS_JSON+=",\"answer_bytes\":$answer"
 }
 
 # footprint_exec VARIANT: exec to the first answer to a request without the token (401: routed
@@ -618,7 +622,10 @@ footprint_exec() {
     { WHY="exec to first 401 ($1): $(tail -1 "$W/exec.err")"; return 1; }
   secret=$(STASH_BIN=$(bin_of "$1") exec_first 200 "$TOKEN_H") ||
     { WHY="exec to first secret ($1): $(tail -1 "$W/exec.err")"; return 1; }
-  EXEC_JSON="\"exec_to_first_ms\":$(jfield "$served" exec_to_first_ms),\"faults_to_first\":$(jfield "$served" minflt),\"hwm_at_first_kb\":$(jfield "$served" hwm_kb),\"exec_to_first_secret_ms\":$(jfield "$secret" exec_to_first_ms)"
+  EXEC_JSON="\"exec_to_first_ms\":$(jfield "$served" exec_to_first_ms)"
+  EXEC_JSON+=",\"faults_to_first\":$(jfield "$served" minflt)"
+  EXEC_JSON+=",\"hwm_at_first_kb\":$(jfield "$served" hwm_kb)"
+  EXEC_JSON+=",\"exec_to_first_secret_ms\":$(jfield "$secret" exec_to_first_ms)"
 }
 
 # binary_sizes VARIANT: the build's size unstripped and stripped; for the shipped build, the
@@ -627,7 +634,9 @@ binary_sizes() {
   local bin sfx z json
   bin=$(bin_of "$1") sfx=$(sfx_of "$1")
   strip -o "$W/stash.stripped" "$bin"
-  json="\"stripped_bytes\":$(stat -c %s "$W/stash.stripped"),\"unstripped_bytes\":$(stat -c %s "$bin"),\"static\":$(is_static "$bin" && echo 1 || echo 0)"
+  json="\"stripped_bytes\":$(stat -c %s "$W/stash.stripped")"
+  json+=",\"unstripped_bytes\":$(stat -c %s "$bin")"
+  json+=",\"static\":$(is_static "$bin" && echo 1 || echo 0)"
   if [ -z "$sfx" ]; then
     for z in "$LAYER_DIR"/stash-*.zip; do
       [ -f "$z" ] || continue
