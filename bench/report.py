@@ -484,7 +484,8 @@ def render_md(doc):
              f"{m['kernel']}, load average at the start {m.get('loadavg_at_start')}, at the "
              f"end {m['loadavg_at_end']}")
     L.append(f"- {m['note']}")
-    L.append(f"- repeats: {doc['repeats']}; each figure is the median over repeats with [min, max]")
+    L.append(f"- repeats: up to {doc['repeats']} (rounds of the comparisons; the n column "
+             f"says how many); each figure is the median over repeats with [min, max]")
     L.append("- produced by `make bench` (bench/run.sh, bench/report.py); raw measurements in "
              "raw.jsonl")
     L.append("- the published comparisons (TTL under load, cold vs warm, prefetch at init) are "
@@ -763,11 +764,15 @@ def cost_analysis(doc):
     pa = doc["sections"].get(tp, {}).get("results", {}).get("profile_c8", {})
     pb = doc["sections"].get(tp, {}).get("results", {}).get("profile_c8_system", {})
     if pa and pb:
-        g = ("kernel", "alloc", "locks", "memcpy_memset", "user_other")
+        g = ("kernel", "kernel_tlb_ipi", "kernel_mm", "alloc", "locks", "memcpy_memset",
+             "user_other")
         text += (" CPU by symbol group (perf, 8 connections), shipped / system: " +
                  ", ".join(f"{k} {f(_med(doc, tp, 'profile_c8', k + '_pct'))}% / "
                            f"{f(_med(doc, tp, 'profile_c8_system', k + '_pct'))}%" for k in g)
-                 + " (top symbols in profile-c8.txt and profile-c8_system.txt).")
+                 + " (kernel_tlb_ipi: cross-CPU TLB flushes, as an munmap in a process "
+                 "whose threads run on other CPUs makes; kernel_mm: page faults, mmap/munmap "
+                 "and the memory map's lock; both are part of kernel; top symbols in "
+                 "profile-c8.txt and profile-c8_system.txt).")
     return [text]
 
 

@@ -424,7 +424,12 @@ groups = [("alloc", r"malloc|free|calloc|realloc|alloc_slot|alloc_group|get_meta
           ("locks", r"^__lock$|^__unlock$|mutex|^__wait$|^__wake|futex|lll_|pthread_cond|"
                     r"pthread_once"),
           ("memcpy_memset", r"mem(cpy|set|move)")]
-out = {"kernel_pct": 0.0, "user_other_pct": 0.0}
+# In the kernel: cross-CPU TLB flushes (an munmap or mprotect in a process whose threads run on
+# other CPUs interrupts them), and the memory map's own work (faults, mmap/munmap, its lock).
+kgroups = [("kernel_tlb_ipi", r"smp_call_function|flush_tlb|call_function"),
+           ("kernel_mm", r"page_fault|clear_page|rwsem|mmap|unmap|vma|zap_|anonymous_page|"
+                         r"handle_mm_fault|folio|alloc_pages|free_pages|lru")]
+out = {"kernel_pct": 0.0, "kernel_tlb_ipi_pct": 0.0, "kernel_mm_pct": 0.0, "user_other_pct": 0.0}
 for line in open(sys.argv[1]):
     m = re.match(r"\s*([\d.]+)%\s+\[(.)\]\s+(\S+)", line)
     if not m:
@@ -432,6 +437,10 @@ for line in open(sys.argv[1]):
     pct, kind, sym = float(m.group(1)), m.group(2), m.group(3)
     if kind == "k":
         out["kernel_pct"] += pct
+        for g, rx in kgroups:
+            if re.search(rx, sym):
+                out[g + "_pct"] += pct
+                break
         continue
     for g, rx in groups:
         if re.search(rx, sym):
