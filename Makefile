@@ -157,8 +157,9 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJ)
 test: deps
 	$(Q)$(MAKE) --no-print-directory unit
 # The bench tools are built too: tests/integration/bench_quick.sh runs the quick benchmark.
-# With DEPS=lean the layers are built and tested too (tests/integration/lean_*.sh).
-unit: $(BINS) $(TESTS) $(BENCHES) $(TOOLS) $(if $(filter lean,$(DEPS)),$(LAYERS))
+# With DEPS=lean the layers are built and tested too (tests/integration/lean_*.sh), and the
+# system build, which the benchmark measures beside the shipped one.
+unit: $(BINS) $(TESTS) $(BENCHES) $(TOOLS) $(if $(filter lean,$(DEPS)),$(LAYERS) $(SYS_EXT))
 	$(Q)STASH_DEPS=$(DEPS) tests/run.sh $(BUILD)
 asan: deps
 	$(Q)$(MAKE) --no-print-directory unit BUILD=build/asan DEPS=system OPT="$(SANOPT)" \

@@ -8,7 +8,9 @@ Raw lines: {"section","name","metrics":{...numbers}} (one per repeat) and
 {"section","status","reason"} (one per section).  Every metric is reported as the median over
 its repeats with min and max; every comparison is a ratio of two things measured in the same
 run, taken per repeat (the i-th stash run against the i-th baseline run) and then its median.
-Each target is reported met or missed, and by how much.  In --quick mode the
+Each target is reported met or missed, and by how much.  The shipped build is also set
+against the system build (runs named "..._system", measured in the same rounds, the two back to
+back), each of those figures met or missed too, and by how much.  In --quick mode the
 exit status says whether every section produced numbers (values are not judged)."""
 import argparse
 import datetime
@@ -27,7 +29,10 @@ SECTIONS = [
      "libmicrohttpd responder (bench/floor.c) answering every GET with the bytes of stash's own "
      "answer, measured in each libmicrohttpd mode (`floor_epoll`: one epoll thread; "
      "`floor_thread`: a thread per connection, stash's mode before its epoll pool; `floor_pool`: "
-     "two epoll threads, stash's mode); `floor` is the best mode of each repeat. `node_fetch_*` is Node's built-in "
+     "two epoll threads, stash's mode); `floor` is the best mode of each repeat. `stash_system` "
+     "is the system build (Debian's shared libraries), measured in each round right before or "
+     "after `stash` (the shipped build), their order alternating. `node_fetch_*` is Node's "
+     "built-in "
      "fetch, as functions call it (against stash and against `floor_thread`, shuffled read by "
      "read in one process)."),
     ("peers", "Peers on the same read (same Node process)",
@@ -38,7 +43,12 @@ SECTIONS = [
     ("throughput", "Throughput (wrk, hot key)",
      "wrk against one cached key with 1, 8 and 64 connections (1 or 2 threads), stash vs the "
      "floor in each libmicrohttpd mode; `floor_c<N>` is the best mode of each repeat. "
-     "Requests per second, and wrk's own p50/p99."),
+     "Requests per second, and wrk's own p50/p99. `stash_c<N>_system` is the system build, "
+     "run right before or after `stash_c<N>` in each round (order alternating). `cost_c8` "
+     "(`_system`): what the stash process spends per request while 8 callers loop on the hot "
+     "key, counted by perf (CPU time in us, context switches, page faults, futex, mmap, munmap "
+     "and madvise calls); `profile_c8`: where its CPU goes, by symbol group (allocator, locks, "
+     "memcpy/memset, kernel, the rest; top symbols in profile-c8*.txt)."),
     ("miss_path", "Miss path",
      "stash with SECRETS_MANAGER_TTL=0 (every read goes upstream) against the direct call: the "
      "same GetSecretValue signed once by botocore and replayed by the same C client over one "
@@ -60,7 +70,12 @@ SECTIONS = [
      "curl_global_init (`same_libs_curl_init_*`); the instructions from exec to one answer by "
      "part, under callgrind (`startup_instructions`); and, for reading the times, what one page "
      "fault costs on this VM during the run (`page_fault_us`). `cached_1000x4k_anon_kb` and "
-     "`answer_bytes` (one cached answer) give the cache's own memory per value."),
+     "`answer_bytes` (one cached answer) give the cache's own memory per value. Every "
+     "figure is taken for the shipped build and, under names ending in `_system`, for the "
+     "system build, each round measuring both (order alternating); the `same_libs_*` figures "
+     "(a process linked against the system's libraries) go with the dynamically linked build. "
+     "`binary`: sizes, stripped and not, `static` (1: no program interpreter), and the layer "
+     "zips when `make layer` has built them."),
     ("scaling", "Scaling",
      "Hit latency and RSS with 10 to 1000 cached keys (reads round-robin over the keys); hit "
      "latency and requests/s with 1 to 64 concurrent callers (one kept-alive connection each, "
@@ -126,6 +141,96 @@ TARGETS = [
     ("miss_overhead", "miss: stash p50 - direct call p50", "miss_path",
      lambda r: _diff(r, "stash_miss", "direct", "p50_us", 1 / 1000), "<=", 0.5, "ms"),
 ]
+
+
+# The shipped build against the system build, both measured in the same
+# rounds.  Absolute figures: (id, what, section, run, metric, scale, unit, op, goal); the system
+# build's value is shown beside the shipped one's.  Ratios: (id, what, section, run, metric,
+# unit, better): "no worse than the system build", judged on the median of the per-round
+# ratios shipped/system (1.0 is the goal), with the rounds the shipped build was at least as
+# good in.
+VS_SYSTEM_ABS = [
+    ("rss_idle", "peak RSS idle (VmHWM)", "footprint", "rss", "idle_kb", 1 / 1024, "MB", "<=",
+     4.0),
+    ("rss_1000x4k", "peak RSS with 1000 x 4 KB cached", "footprint", "rss", "cached_1000x4k_kb",
+     1 / 1024, "MB", "<=", 12.0),
+    ("exec_to_first", "exec to first answer", "footprint", "exec_first", "exec_to_first_ms", 1.0,
+     "ms", "<=", 5.0),
+    ("faults_to_first", "page faults to first answer", "footprint", "exec_first",
+     "faults_to_first", 1.0, "faults", "<=", 150),
+]
+VS_SYSTEM_RATIO = [
+    ("throughput_c1", "wrk 1 connection, req/s", "throughput", "stash_c1", "rps", "req/s",
+     "higher"),
+    ("throughput_c8", "wrk 8 connections, req/s", "throughput", "stash_c8", "rps", "req/s",
+     "higher"),
+    ("throughput_c64", "wrk 64 connections, req/s", "throughput", "stash_c64", "rps", "req/s",
+     "higher"),
+    ("hit_p50", "hit latency p50 (one kept-alive connection)", "hit_latency", "stash", "p50_us",
+     "us", "lower"),
+    ("hit_p99", "hit latency p99 (one kept-alive connection)", "hit_latency", "stash", "p99_us",
+     "us", "lower"),
+]
+
+
+def _stat(xs):
+    return {"median": round(statistics.median(xs), 3), "min": round(min(xs), 3),
+            "max": round(max(xs), 3), "n": len(xs)}
+
+
+def vs_system(sections):
+    """Each figure: the shipped build, the system build, the goal, met or missed and by
+    how much.  A figure whose runs are missing is "not measured"."""
+    out = []
+    for tid, what, sec, run, metric, scale, unit, op, goal in VS_SYSTEM_ABS:
+        res = sections.get(sec, {}).get("results", {})
+        xs = res.get(run, {}).get("_runs", {}).get(metric)
+        ys = res.get(run + "_system", {}).get("_runs", {}).get(metric)
+        t = {"id": tid, "what": what, "unit": unit, "goal": f"{op} {fmt(goal)} {unit}"}
+        if not xs:
+            t["status"] = "not measured"
+            out.append(t)
+            continue
+        t["shipped"] = _stat([x * scale for x in xs])
+        if ys:
+            t["system"] = _stat([y * scale for y in ys])
+            rs = [x / y for x, y in zip(xs, ys) if y]
+            if rs:
+                t["ratio"] = _stat(rs)
+        med = t["shipped"]["median"]
+        t["met"] = med <= goal if op == "<=" else med >= goal
+        t["status"] = "met" if t["met"] else "missed"
+        gap = abs(med - goal)
+        t["by"] = (f"{fmt(round(gap, 3))} {unit} ({gap / goal * 100:.0f}%) " +
+                   ("under the goal" if t["met"] else "over the goal"))
+        out.append(t)
+    for tid, what, sec, run, metric, unit, better in VS_SYSTEM_RATIO:
+        res = sections.get(sec, {}).get("results", {})
+        xs = res.get(run, {}).get("_runs", {}).get(metric)
+        ys = res.get(run + "_system", {}).get("_runs", {}).get(metric)
+        t = {"id": tid, "what": what, "unit": unit,
+             "goal": "shipped/system " + (">= 1" if better == "higher" else "<= 1")}
+        pairs = [(x, y) for x, y in zip(xs or [], ys or []) if y]
+        if not pairs:
+            t["status"] = "not measured"
+            out.append(t)
+            continue
+        rs = [x / y for x, y in pairs]
+        t["shipped"] = _stat([x for x, _ in pairs])
+        t["system"] = _stat([y for _, y in pairs])
+        t["ratio"] = _stat(rs)
+        med = t["ratio"]["median"]
+        t["met"] = med >= 1 if better == "higher" else med <= 1
+        t["status"] = "met" if t["met"] else "missed"
+        ahead = sum(1 for r in rs if (r >= 1 if better == "higher" else r <= 1))
+        t["rounds_shipped_as_good"] = ahead
+        worse = (1 - med) if better == "higher" else (med - 1)
+        word = ("slower" if better == "higher" else "higher") if worse > 0 else \
+            ("faster" if better == "higher" else "lower")
+        t["by"] = (f"{abs(worse) * 100:.0f}% {word} (median of {len(rs)} per-round ratios); "
+                   f"as good or better in {ahead} of {len(rs)} rounds")
+        out.append(t)
+    return out
 
 
 def parse_wrk(path):
@@ -215,9 +320,12 @@ def machine(load_text=None):
     except OSError:
         pass
     load = [float(x) for x in load_text.split()] if load_text else os.getloadavg()
+    # bench/run.sh exports the load average as it starts.
+    start = [float(x) for x in os.environ.get("BENCH_LOAD_START", "").split()]
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_mb": mem,
-        "kernel": platform.release(), "loadavg_at_end": [round(x, 2) for x in load],
+        "kernel": platform.release(), "loadavg_at_start": [round(x, 2) for x in start] or None,
+        "loadavg_at_end": [round(x, 2) for x in load],
         "note": "shared 2-core VM; other developers build and test on it at the same time, so "
                 "figures are noisy: medians of repeats, ratios paired per repeat",
     }
@@ -318,6 +426,53 @@ MD_SKIP = {"requests", "conns", "status", "body_bytes", "p90_us", "min_us", "max
 METRIC_ORDER = {"p50_us": 0, "p99_us": 1, "rps": 2}
 
 
+def _cell(v, unit=""):
+    if not v:
+        return "-"
+    return f"{fmt(v['median'])}{' ' + unit if unit else ''} [{fmt(v['min'])}, {fmt(v['max'])}]"
+
+
+def render_vs_system(doc):
+    """The shipped build against the system build: one row per figure."""
+    rows = doc.get("vs_system") or []
+    if not rows:
+        return []
+    sizes = doc["sections"].get("footprint", {}).get("results", {})
+    L = ["## The shipped build against the system build", "",
+         "Both builds measured in the same run, round by round (in each round one right after "
+         "the other, their order alternating); a ratio is taken within each round, then its "
+         "median. Medians [min, max] over the rounds.", "",
+         f"| figure | shipped ({'static, musl' if _is_static(doc, '') else 'dynamic'}) | "
+         "system build (Debian's shared libraries) | "
+         "shipped/system per round | goal | verdict |",
+         "|---|---|---|---|---|---|"]
+    for t in rows:
+        if t["status"] == "not measured":
+            L.append(f"| {t['what']} | - | - | - | {t['goal']} | not measured |")
+            continue
+        verdict = ("met" if t["met"] else "**missed**") + f": {t['by']}"
+        L.append(f"| {t['what']} | {_cell(t.get('shipped'), t['unit'])} | "
+                 f"{_cell(t.get('system'), t['unit'])} | {_cell(t.get('ratio'), 'x')} | "
+                 f"{t['goal']} | {verdict} |")
+    L.append("")
+    b, bs = sizes.get("binary", {}), sizes.get("binary_system", {})
+    if b.get("stripped_bytes"):
+        text = (f"Sizes: the shipped binary is {b['stripped_bytes']['median'] / 1e6:.2f} MB "
+                f"stripped ({b['unstripped_bytes']['median'] / 1e6:.2f} MB with its symbols)")
+        if bs.get("stripped_bytes"):
+            text += (f"; the system build {bs['stripped_bytes']['median'] / 1e6:.2f} MB "
+                     f"stripped, plus the shared libraries it loads")
+        zips = {k[len("layer_"):-len("_zip_bytes")]: v["median"] for k, v in b.items()
+                if k.startswith("layer_") and isinstance(v, dict)}
+        if zips:
+            text += "; layer zips " + ", ".join(f"{k} {v / 1e6:.2f} MB"
+                                                for k, v in sorted(zips.items()))
+        else:
+            text += "; no layer zips were built (`make layer`)"
+        L += [text + ".", ""]
+    return L
+
+
 def render_md(doc):
     L = []
     L.append("# stash benchmarks")
@@ -326,15 +481,18 @@ def render_md(doc):
     L.append(f"- date: {doc['date']}" + ("  (**QUICK run: counts too small to mean anything**)"
                                          if doc["quick"] else ""))
     L.append(f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_mb']} MB, Linux "
-             f"{m['kernel']}, load average at the end {m['loadavg_at_end']}")
+             f"{m['kernel']}, load average at the start {m.get('loadavg_at_start')}, at the "
+             f"end {m['loadavg_at_end']}")
     L.append(f"- {m['note']}")
-    L.append(f"- repeats: {doc['repeats']}; each figure is the median over repeats with [min, max]")
+    L.append(f"- repeats: up to {doc['repeats']} (rounds of the comparisons; the n column "
+             f"says how many); each figure is the median over repeats with [min, max]")
     L.append("- produced by `make bench` (bench/run.sh, bench/report.py); raw measurements in "
              "raw.jsonl")
     L.append("- the published comparisons (TTL under load, cold vs warm, prefetch at init) are "
              "not here: `make reproduce` reruns them beside the published figures, in "
              "[reproduce.md](reproduce.md)")
     L.append("")
+    L += render_vs_system(doc)
     L.append("## Targets")
     L.append("")
     L.append("| target | measured median [min, max] | goal | verdict |")
@@ -399,6 +557,8 @@ DERIVED = {
                                                         "node_fetch_floor", "p50_us")),
         ("node fetch stash - floor p50 (us)", lambda r: _diff(r, "node_fetch_stash",
                                                               "node_fetch_floor", "p50_us")),
+        ("stash/stash_system p50", lambda r: _ratio(r, "stash", "stash_system", "p50_us")),
+        ("stash/stash_system p99", lambda r: _ratio(r, "stash", "stash_system", "p99_us")),
     ],
     "peers": [
         ("sdk_direct / fetch stash p50", lambda r: _ratio(r, "node_sdk_direct",
@@ -414,7 +574,20 @@ DERIVED = {
         r, f"stash_c{c}", f"floor_pool_c{c}", "rps"))(c)) for c in (1, 8, 64)] +
     # The previous design of the local API (BENCH_PREV_REV), measured in the same rounds.
     [(f"stash/stash_prev req/s, {c} conn", (lambda c: lambda r: _ratio(
-        r, f"stash_c{c}", f"stash_prev_c{c}", "rps"))(c)) for c in (1, 8, 64)],
+        r, f"stash_c{c}", f"stash_prev_c{c}", "rps"))(c)) for c in (1, 8, 64)] +
+    [(f"stash/stash_system req/s, {c} conn", (lambda c: lambda r: _ratio(
+        r, f"stash_c{c}", f"stash_c{c}_system", "rps"))(c)) for c in (1, 8, 64)] +
+    [("stash/stash_system CPU per request, 8 conn",
+      lambda r: _ratio(r, "cost_c8", "cost_c8_system", "cpu_us_per_req"))],
+    "footprint": [
+        ("stash/stash_system peak RSS idle", lambda r: _ratio(r, "rss", "rss_system", "idle_kb")),
+        ("stash/stash_system peak RSS 1000 x 4 KB",
+         lambda r: _ratio(r, "rss", "rss_system", "cached_1000x4k_kb")),
+        ("stash/stash_system exec to first answer",
+         lambda r: _ratio(r, "exec_first", "exec_first_system", "exec_to_first_ms")),
+        ("stash/stash_system page faults to first answer",
+         lambda r: _ratio(r, "exec_first", "exec_first_system", "faults_to_first")),
+    ],
     "lambda": [
         ("invoke p50: stash / direct SDK", lambda r: _ratio(r, "stash", "direct",
                                                             "invoke_p50_us")),
@@ -435,103 +608,181 @@ def _med(doc, sec, name, metric):
         return None
 
 
-def analysis(doc):
-    """Sentences computed from this run's numbers: what bounds each missed target."""
+def _is_static(doc, sfx):
+    b = doc["sections"].get("footprint", {}).get("results", {}).get("binary" + sfx, {})
+    st = b.get("static", {}).get("median") if isinstance(b.get("static"), dict) else None
+    if st is not None:
+        return st == 1
+    idle = doc["sections"].get("footprint", {}).get("results", {}).get("rss_by_mapping_idle" + sfx,
+                                                                       {})
+    return bool(idle) and not any(".so" in k for k in idle)
+
+
+def footprint_analysis(doc, sfx):
+    """What bounds one build's memory and start-up, from its own figures in this run."""
     out = []
-    t = {x["id"]: x for x in doc["targets"]}
-    res = doc["sections"].get("footprint", {}).get("results", {})
-    idle = res.get("rss_by_mapping_idle", {})
-    idle_kb = _med(doc, "footprint", "rss", "idle_kb")
-    at_main = _med(doc, "footprint", "exec_first", "same_libs_rss_kb")
-    at_curl = _med(doc, "footprint", "exec_first", "same_libs_curl_init_rss_kb")
-    if idle:
+    fp = "footprint"
+    name = "The system build" if sfx else "The shipped build"
+    static = _is_static(doc, sfx)
+    res = doc["sections"].get(fp, {}).get("results", {})
+    idle = res.get("rss_by_mapping_idle" + sfx, {})
+    idle_kb = _med(doc, fp, "rss" + sfx, "idle_kb")
+    at_main = _med(doc, fp, "exec_first" + sfx, "same_libs_rss_kb")
+    at_curl = _med(doc, fp, "exec_first" + sfx, "same_libs_curl_init_rss_kb")
+    kind = "static, musl" if static else "dynamically linked against Debian's libraries"
+    if idle and static:
+        part = {k: idle[k]["median"] for k in ("binary_kb", "heap_kb", "anon_other_kb",
+                                                 "stacks_kb", "other_kb") if k in idle}
+        heap = part.get("heap_kb", 0) + part.get("anon_other_kb", 0)
+        out.append(f"{name} ({kind}): RSS idle is {idle['total_kb']['median'] / 1024:.2f} MB: "
+                   f"{part.get('binary_kb', 0) / 1024:.2f} MB of the binary's own pages (stash, "
+                   f"libcurl, OpenSSL, libmicrohttpd, cJSON and musl in one file; only the pages "
+                   f"touched are resident), {heap / 1024:.2f} MB of heap and anonymous maps, "
+                   f"{part.get('stacks_kb', 0) / 1024:.2f} MB of "
+                   f"stacks. No shared library is mapped, so nothing is loaded or relocated "
+                   f"that stash does not use.")
+    elif idle:
         libs = {k[:-3]: v["median"] for k, v in idle.items()
                 if isinstance(v, dict) and (".so" in k or k == "libs_other_kb")}
         own = sum(idle[k]["median"] for k in ("heap_kb", "anon_other_kb", "stacks_kb",
                                               "binary_kb") if k in idle)
         top = sorted(((k, v) for k, v in libs.items() if k != "libs_other"),
                      key=lambda kv: -kv[1])[:4]
-        text = (f"RSS idle is {sum(libs.values()) / 1024:.1f} MB of shared libraries and "
-                f"{own / 1024:.2f} MB of stash's own (heap, anonymous maps, stacks, binary text): "
+        text = (f"{name} ({kind}): RSS idle is {sum(libs.values()) / 1024:.1f} MB of shared "
+                f"libraries and {own / 1024:.2f} MB of stash's own (heap, anonymous maps, "
+                f"stacks, binary text): "
                 + ", ".join(f"{k} {v / 1024:.1f} MB" for k, v in top) + ".")
         if idle_kb is not None and at_main is not None and at_curl is not None:
-            text += (f" A process linked like stash has {at_main / 1024:.1f} MB resident as "
+            text += (f" A process linked like it has {at_main / 1024:.1f} MB resident as "
                      f"main() begins (the loader has mapped and relocated the libraries, nothing "
                      f"else has run) and {at_curl / 1024:.1f} MB once curl_global_init has set up "
-                     f"libcurl and OpenSSL (which stash needs before its first upstream call, and "
-                     f"in Lambda before it registers); stash's own start-up (configuration, "
-                     f"cache, the two listeners and their threads) adds "
-                     f"{(idle_kb - at_curl) / 1024:.1f} MB to that.")
+                     f"libcurl and OpenSSL; stash's own start-up (configuration, cache, the two "
+                     f"listeners and their threads) adds {(idle_kb - at_curl) / 1024:.1f} MB to "
+                     f"that.")
         text += (" Debian's libmicrohttpd pulls in GnuTLS and libcurl pulls in OpenSSL, LDAP, "
-                 "Kerberos, SSH and more; their resident pages alone are past the 4 MB target. "
-                 "The bound is the dynamic linking of these packages, not stash's data.")
+                 "Kerberos, SSH and more; their resident pages alone are past the 4 MB target.")
         out.append(text)
-    full = res.get("rss_by_mapping_1000x4k", {})
-    full_anon = _med(doc, "footprint", "rss", "cached_1000x4k_anon_kb")
-    idle_anon = _med(doc, "footprint", "rss", "idle_anon_kb")
-    answer = _med(doc, "footprint", "rss", "answer_bytes")
-    if full_anon is not None and idle_anon is not None and answer:
+    full_anon = _med(doc, fp, "rss" + sfx, "cached_1000x4k_anon_kb")
+    idle_anon = _med(doc, fp, "rss" + sfx, "idle_anon_kb")
+    full_kb = _med(doc, fp, "rss" + sfx, "cached_1000x4k_kb")
+    answer = _med(doc, fp, "rss" + sfx, "answer_bytes")
+    if full_anon is not None and idle_anon is not None and answer and full_kb is not None:
         stored = 1000 * answer / 1024
         grew = full_anon - idle_anon
-        out.append(f"With 1000 x 4 KB cached, stash's anonymous memory grows by "
-                   f"{grew / 1024:.1f} MB for 1000 answers of {answer:.0f} bytes "
+        out.append(f"{name}, 1000 x 4 KB cached: {full_kb / 1024:.1f} MB peak; its anonymous "
+                   f"memory grows by {grew / 1024:.1f} MB for 1000 answers of {answer:.0f} bytes "
                    f"({stored / 1024:.1f} MB: the JSON stash serves, which it stores so a hit "
                    f"is one copy): {100 * (grew - stored) / stored:.0f}% above the answers "
-                   f"themselves (entries, keys, allocator). The RSS with them is about the "
-                   f"idle RSS plus that: 12 MB leaves {12 - stored / 1024:.1f} MB for everything "
-                   f"but the answers, and the idle RSS alone is more.")
-    elif idle and full:
-        own_full = sum(full[k]["median"] for k in ("heap_kb", "anon_other_kb", "stacks_kb")
-                       if k in full)
-        out.append(f"With 1000 x 4 KB cached, stash's own memory is {own_full / 1024:.1f} MB "
-                   f"for 4.0 MB of secret values (their JSON answers, keys and allocator "
-                   f"overhead); the rest is the same shared libraries.")
-    e = _med(doc, "footprint", "exec_first", "exec_to_first_ms")
-    libs_ms = _med(doc, "footprint", "exec_first", "exec_to_exit_same_libs_ms")
-    faults = _med(doc, "footprint", "exec_first", "faults_to_first")
-    faults_main = _med(doc, "footprint", "exec_first", "same_libs_minflt")
-    faults_curl = _med(doc, "footprint", "exec_first", "same_libs_curl_init_minflt")
-    fault_us = _med(doc, "footprint", "exec_first", "page_fault_us")
-    if e is not None and libs_ms is not None and faults is not None and faults_main is not None \
-            and fault_us is not None:
-        text = (f"Exec to first answer: {e:.1f} ms and {faults:.0f} page faults. A process "
-                f"linked like stash takes {faults_main:.0f} of those faults before main() "
-                f"(the loader mapping and relocating 30-odd libraries: libcurl's and GnuTLS's "
-                f"dependency trees, and their constructors) and {libs_ms:.1f} ms from exec to "
-                f"exit doing nothing")
+                   f"themselves (entries, keys, the allocator's slack).")
+    e = _med(doc, fp, "exec_first" + sfx, "exec_to_first_ms")
+    faults = _med(doc, fp, "exec_first" + sfx, "faults_to_first")
+    fault_us = _med(doc, fp, "exec_first" + sfx, "page_fault_us")
+    try:
+        e_min = res["exec_first" + sfx]["exec_to_first_ms"]["min"]
+    except KeyError:
+        e_min = None
+    if e is None or faults is None:
+        return out
+    text = (f"{name}: exec to first answer {e:.1f} ms (best round {fmt(e_min)} ms), "
+            f"{faults:.0f} page faults")
+    libs_ms = _med(doc, fp, "exec_first" + sfx, "exec_to_exit_same_libs_ms")
+    faults_main = _med(doc, fp, "exec_first" + sfx, "same_libs_minflt")
+    faults_curl = _med(doc, fp, "exec_first" + sfx, "same_libs_curl_init_minflt")
+    if not static and faults_main is not None and libs_ms is not None:
+        text += (f". A process linked like it takes {faults_main:.0f} of those faults before "
+                 f"main() (the loader mapping and relocating 30-odd libraries, and their "
+                 f"constructors) and {libs_ms:.1f} ms from exec to exit doing nothing")
         if faults_curl is not None:
             text += (f"; curl_global_init (OpenSSL's initialisation) takes "
                      f"{faults_curl - faults_main:.0f} more")
+    elif static:
+        text += (" (the binary's pages as they are first touched, the pages the start-up "
+                 "relocation writes, heap, stacks and the threads' stacks)")
+    if fault_us is not None:
         fault_ms = faults * fault_us / 1000
         text += (f". A page fault cost {fault_us:.1f} us on this VM during the run, so the "
                  f"faults alone are about {fault_ms:.1f} ms")
         if e > 1.5 * fault_ms:
-            text += (f"; the other {e - fault_ms:.1f} ms is the instructions below and "
-                     f"waiting for a CPU on the shared 2-core machine (see the load average "
-                     f"above)")
-        text += ". The counts do not move with the load; the time does."
-        ins = {k: _med(doc, "footprint", "startup_instructions", k + "_minstr")
-               for k in ("loader", "constructors", "curl_global_init", "main_rest", "threads")}
-        if all(v is not None for v in ins.values()):
-            text += (f" Instructions (callgrind, stash answering one request): the loader "
-                     f"{ins['loader']:.1f} M, the libraries' constructors "
-                     f"{ins['constructors']:.1f} M, curl_global_init {ins['curl_global_init']:.1f} "
-                     f"M, the rest of main (configuration, cache, listeners, shutdown) "
-                     f"{ins['main_rest']:.2f} M, the threads (listeners, the request) "
-                     f"{ins['threads']:.2f} M.")
-        text += (" Most of the work is the loader's: linking fewer libraries (a libcurl built "
-                 "without LDAP/SSH/RTMP, libmicrohttpd without GnuTLS, or static linking) is what "
-                 "would reach 5 ms.")
-        out.append(text)
-    elif e is not None and libs_ms is not None:
-        out.append(f"Exec to first answer: {e:.1f} ms, of which {libs_ms:.1f} ms is what any "
-                   f"process linked against the same libraries takes from exec to exit doing "
-                   f"nothing (loading and relocating 30-odd libraries: libcurl's and GnuTLS's "
-                   f"dependency trees); the other {max(0.0, e - libs_ms):.1f} ms is stash's own "
-                   f"start-up (configuration, curl/OpenSSL init, two listeners) plus scheduling "
-                   f"on a busy 2-core machine. Linking fewer libraries (a libcurl built without "
-                   f"LDAP/SSH/RTMP, libmicrohttpd without GnuTLS, or static linking) is what "
-                   f"would reach 5 ms.")
+            text += (f"; the other {e - fault_ms:.1f} ms is the instructions below and waiting "
+                     f"for a CPU on the shared 2-core machine (see the load average above)")
+    text += ". The counts do not move with the load; the time does."
+    ins = {k: _med(doc, fp, "startup_instructions" + sfx, k + "_minstr")
+           for k in ("total", "loader", "constructors", "curl_global_init", "main_rest",
+                     "threads", "exit")}
+    if ins["total"] is not None:
+        parts = [(("self-relocation (static PIE)" if static else "the dynamic loader"),
+                  ins["loader"]), ("constructors", ins["constructors"]),
+                 ("curl_global_init (OpenSSL's initialisation)", ins["curl_global_init"]),
+                 ("the rest of main (configuration, cache, listeners)", ins["main_rest"]),
+                 ("the threads (listeners, the request)", ins["threads"]),
+                 ("exit (the libraries' cleanup)", ins["exit"])]
+        text += (f" Instructions (callgrind, start, one request, stop): {ins['total']:.2f} M in "
+                 f"all; " + ", ".join(f"{k} {v:.2f} M" for k, v in parts if v is not None)
+                 + ".")
+    out.append(text)
+    return out
+
+
+def cost_analysis(doc):
+    """Why the builds' throughput differs: their costs per request at 8 connections."""
+    tp = "throughput"
+    a = {k: _med(doc, tp, "cost_c8", k) for k in
+         ("cpu_us_per_req", "ctxsw_per_req", "faults_per_req", "futex_per_req", "mmap_per_req",
+          "munmap_per_req", "madvise_per_req")}
+    b = {k: _med(doc, tp, "cost_c8_system", k) for k in a}
+    if a["cpu_us_per_req"] is None or b["cpu_us_per_req"] is None:
+        return []
+    f = lambda v: "-" if v is None else fmt(v)
+    cpu = doc["sections"].get(tp, {}).get("derived", {}).get(
+        "stash/stash_system CPU per request, 8 conn")
+    n = doc["sections"].get(tp, {}).get("results", {}).get("cost_c8", {}).get(
+        "cpu_us_per_req", {}).get("n", 0)
+    text = (f"Cost per request at 8 connections (perf on the stash process, a fixed count of "
+            f"requests, so per request whatever the load; medians of {n} rounds): CPU "
+            f"{f(a['cpu_us_per_req'])} us for the shipped build against "
+            f"{f(b['cpu_us_per_req'])} us for the system build"
+            + (f" (per-round ratio {f(cpu['median'])} [{f(cpu['min'])}, {f(cpu['max'])}])"
+               if cpu else "") + "; per request "
+            f"futex {f(a['futex_per_req'])} against {f(b['futex_per_req'])}, mmap "
+            f"{f(a['mmap_per_req'])} against {f(b['mmap_per_req'])}, munmap "
+            f"{f(a['munmap_per_req'])} against {f(b['munmap_per_req'])}, page faults "
+            f"{f(a['faults_per_req'])} against {f(b['faults_per_req'])}, context switches "
+            f"{f(a['ctxsw_per_req'])} against {f(b['ctxsw_per_req'])}.")
+    if (a["mmap_per_req"] or 0) > 10 * max(b["mmap_per_req"] or 0, 0.001):
+        text += (" The extra system calls and faults are the allocator's: musl's (mallocng) "
+                 "keeps no per-thread "
+                 "cache and takes one process-wide lock for every malloc and free, and a "
+                 "group of slots for blocks the size of an answer (4.4 KB: a few slots in a "
+                 "16 KB map) is mapped with mmap when it is needed and returned with munmap "
+                 "once it is empty, so with several connections answers keep taking fresh "
+                 "pages from the kernel (a fault for each page touched, and each munmap "
+                 "flushes the TLB of the other CPUs running the process's threads); glibc's "
+                 "malloc keeps freed blocks in "
+                 "per-thread caches and arenas and hardly calls the kernel at all. A hit "
+                 "allocates a copy of the answer (the cache's, under the cache's lock) plus "
+                 "libmicrohttpd's response and header blocks.")
+    pa = doc["sections"].get(tp, {}).get("results", {}).get("profile_c8", {})
+    pb = doc["sections"].get(tp, {}).get("results", {}).get("profile_c8_system", {})
+    if pa and pb:
+        g = ("kernel", "kernel_tlb_ipi", "kernel_mm", "alloc", "locks", "memcpy_memset",
+             "user_other")
+        text += (" CPU by symbol group (perf, 8 connections), shipped / system: " +
+                 ", ".join(f"{k} {f(_med(doc, tp, 'profile_c8', k + '_pct'))}% / "
+                           f"{f(_med(doc, tp, 'profile_c8_system', k + '_pct'))}%" for k in g)
+                 + " (kernel_tlb_ipi: cross-CPU TLB flushes, as an munmap in a process "
+                 "whose threads run on other CPUs makes; kernel_mm: page faults, mmap/munmap "
+                 "and the memory map's lock; both are part of kernel; top symbols in "
+                 "profile-c8.txt and profile-c8_system.txt).")
+    return [text]
+
+
+def analysis(doc):
+    """Sentences computed from this run's numbers: what bounds each missed target."""
+    out = []
+    t = {x["id"]: x for x in doc["targets"]}
+    out += footprint_analysis(doc, "")
+    out += footprint_analysis(doc, "_system")
+    out += cost_analysis(doc)
     nf = t.get("node_fetch_vs_floor", {})
     a = _med(doc, "hit_latency", "node_fetch_stash", "p50_us")
     b = _med(doc, "hit_latency", "node_fetch_floor", "p50_us")
@@ -556,11 +807,18 @@ def analysis(doc):
     if prof:
         parts = sorted(((k[:-4], v["median"]) for k, v in prof.items() if isinstance(v, dict)),
                        key=lambda kv: -kv[1])
-        out.append("Where a hit's time goes (perf, stash's process while the raw client loops): "
-                   + ", ".join(f"{k} {v:.1f}%" for k, v in parts[:6])
-                   + ". The hit path is bound by loopback TCP and the wake-ups of the "
-                   "connection's thread in the kernel; stash's own code is a small share "
-                   "(call chains in profile-hit.txt).")
+        text = ("Where a hit's time goes (perf, the shipped build's process while the raw "
+                "client loops): " + ", ".join(f"{k} {v:.1f}%" for k, v in parts[:6]) + ".")
+        if _is_static(doc, ""):
+            text += (" The binary is static: musl, libmicrohttpd, OpenSSL and stash are one "
+                     "object to perf, so the split is kernel against everything else (symbols "
+                     "and call chains in profile-hit.txt). The hit path is bound by loopback "
+                     "TCP and the wake-ups of the connection's thread in the kernel.")
+        else:
+            text += (" The hit path is bound by loopback TCP and the wake-ups of the "
+                     "connection's thread in the kernel; stash's own code is a small share "
+                     "(call chains in profile-hit.txt).")
+        out.append(text)
     tp = doc["sections"].get("throughput", {}).get("derived", {})
     if "stash/floor_pool req/s, 64 conn" in tp:
         own = {c: tp.get(f"stash/floor_pool req/s, {c} conn", {}).get("median") for c in (8, 64)}
@@ -574,7 +832,9 @@ def analysis(doc):
                    f"fastest floor was the {mode[8]} mode at 8 connections ({best[8]:.0f} req/s) "
                    f"and the {mode[64]} mode at 64 ({best[64]:.0f} req/s)." +
                    (f" Against the previous build (BENCH_PREV_REV): {prev[8]} and {prev[64]}."
-                    if prev[8] is not None else ""))
+                    if prev[8] is not None else "") +
+                   (" For the shipped build its allocator's cost per request (above) comes on "
+                    "top." if _is_static(doc, "") else ""))
     hit = _med(doc, "hit_latency", "floor", "p50_us")
     try:
         best_rep = doc["sections"]["hit_latency"]["results"]["floor"]["p50_us"]["min"]
@@ -627,7 +887,8 @@ def main():
         "date": a.date or datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(a.load), "quick": a.quick, "repeats": repeats,
-        "targets": judge(sections), "sections": sections, "notes": notes,
+        "targets": judge(sections), "vs_system": vs_system(sections), "sections": sections,
+        "notes": notes,
     }
     for sec in doc["sections"].values():
         for r in sec["results"].values():
@@ -658,6 +919,13 @@ def main():
             extra = "" if t["met"] else f" MISSED by {t['missed_by']}"
             print(f"  {t['what']:45s} {fmt(t['median']):>8s} {t['unit']:2s} "
                   f"(goal {t['target']}){extra}")
+    for t in doc["vs_system"]:
+        if t["status"] == "not measured":
+            print(f"  {t['what']:45s} shipped vs system: not measured")
+        else:
+            print(f"  {t['what']:45s} shipped {fmt(t['shipped']['median'])} {t['unit']}, system "
+                  f"{fmt(t.get('system', {}).get('median'))} (goal {t['goal']}): "
+                  f"{t['status']}, {t['by']}")
     bad = [n for n, s in doc["sections"].items() if s["status"] != "ok" or not s["results"]]
     if bad:
         print(f"bench: sections without numbers: {' '.join(bad)}")

@@ -20,16 +20,28 @@ case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 QUICK=0
 [ "${2:-}" = --quick ] && QUICK=1
 
+# The shipped build is compared with the system build (below) in rounds: HIT_ROUNDS rounds of
+# hit latency, TP_ROUNDS of throughput and FP_ROUNDS of footprint, each round measuring both
+# builds back to back, in alternating order (A B, then B A), so that drift in the machine's load
+# falls on both; the report takes the ratio within each round, then the median of those ratios.
 if [ "$QUICK" = 1 ]; then
   OUT=${BENCH_OUT:-$BUILD/bench/quick}
   REPEATS=1 N_HIT=300 N_NODE=100 WRK_SECS=1 N_SCALE=200 N_MISS=100 N_LOAD=24 COLD_RUNS=1
-  CONCS="1 8 64" KEYS_SCALE="10 1000" FLOOR_MODES=thread WRK_CONNS="8 64"
+  CONCS="1 8 64" KEYS_SCALE="10 1000" FLOOR_MODES=thread WRK_CONNS="1 8 64"
+  HIT_ROUNDS=1 TP_ROUNDS=1 FP_ROUNDS=1 COST_ROUNDS=0
 else
   OUT=${BENCH_OUT:-$ROOT/bench/results}
-  REPEATS=5 N_HIT=20000 N_NODE=2000 WRK_SECS=3 N_SCALE=4000 N_MISS=2000 N_LOAD=400 COLD_RUNS=3
+  REPEATS=5 N_HIT=20000 N_NODE=2000 WRK_SECS=2 N_SCALE=4000 N_MISS=2000 N_LOAD=400 COLD_RUNS=3
   CONCS="1 2 4 8 16 32 64" KEYS_SCALE="10 100 1000" WRK_CONNS="1 8 64"
+  HIT_ROUNDS=${HIT_ROUNDS:-11} TP_ROUNDS=${TP_ROUNDS:-7} FP_ROUNDS=${FP_ROUNDS:-9}
+  COST_ROUNDS=${COST_ROUNDS:-5}
 fi
+# What `make` builds (static, musl: what ships; the system build under DEPS=system), and the
+# build linked against Debian's shared libraries (`make DEPS=system`), measured beside it.  Runs
+# of the system build are named like the shipped build's with "_system" after the name.
 STASH=$BUILD/extensions/stash
+SYSTEM_STASH=$BUILD/system/extensions/stash
+LAYER_DIR=$BUILD/layer
 FAKE=$BUILD/bin/fake-aws
 SIM=$BUILD/bin/lambda-sim
 HIT=$BUILD/bench/bench_hit
@@ -147,8 +159,8 @@ start_fake() {  # starts fake-aws on a free port; sets FAKE_PID, FAKE_PORT, FAKE
   FAKE_URL=http://127.0.0.1:$FAKE_PORT
 }
 
-# start_stash NAME [VAR=VALUE...]: stash against fake-aws; sets STASH_PID, STASH_PORT.
-# start_stash NAME [VAR=value...]: stash (or $STASH_BIN, if set) as a local agent on fake-aws.
+# start_stash NAME [VAR=VALUE...]: stash against fake-aws; sets STASH_PID, STASH_PORT.  Starts
+# $STASH_BIN when set (the system build, or a previous design), else $STASH.
 # Every agent-mode stash here runs with STASH_METRICS_MODE=off: the cache alone is measured (as
 # under Lambda, where the metrics are the lambda section's), and no EMF line mixes with the JSON
 # the bench tools print on stdout.
@@ -163,6 +175,36 @@ start_stash() {
   STASH_PID=$PID
   wait_port "$STASH_PORT" 5 || { say "stash did not listen:"; tail -5 "$W/$name.log" >&2; return 1; }
 }
+
+# The system build is measured beside the shipped one when it is built and is not the same
+# binary (under DEPS=system it is what `make` built).  A system build that does not answer is
+# left out with a message, and the comparisons say "not measured".
+SYSTEM_OK=0
+have_system() { [ "$SYSTEM_OK" = 1 ]; }
+check_system() {
+  if [ ! -x "$SYSTEM_STASH" ]; then
+    say "no system build ($SYSTEM_STASH): the shipped build is measured alone"
+  elif cmp -s "$STASH" "$SYSTEM_STASH"; then
+    say "$STASH is the system build (DEPS=system): nothing to compare it with"
+  elif STASH_BIN=$SYSTEM_STASH stash_works; then
+    SYSTEM_OK=1
+  else
+    say "the system build does not answer: the shipped build is measured alone"
+  fi
+}
+# variants R: the builds to measure in round R, in that round's order (the shipped build first
+# in even rounds, last in odd ones); "stash" is the shipped build, "system" the system build.
+variants() {
+  if ! have_system; then
+    echo stash
+  elif (($1 % 2 == 0)); then
+    echo stash system
+  else
+    echo system stash
+  fi
+}
+bin_of() { [ "$1" = system ] && echo "$SYSTEM_STASH" || echo "$STASH"; }
+sfx_of() { [ "$1" = system ] && echo _system || true; }  # a run's name suffix for a variant
 
 # stash_works: is the stash here functional (answers a secret from fake-aws)?
 stash_works() {
@@ -212,19 +254,36 @@ warm() {
 # ---------------------------------------------------------------------------------------------
 # Sections.  Each returns non-zero with a reason in $WHY when it cannot produce its numbers.
 
+# hit_stash VARIANT: one latency run against the running stash of that build.
+hit_stash() {
+  local port=$STASH_PORT
+  [ "$1" = system ] && port=$SYS_PORT
+  record hit_latency "stash$(sfx_of "$1")" "$(hit "$port" "$HOT_PATH" -n "$N_HIT" -w 500)"
+}
+
 sec_hit_latency() {
-  local r m
+  local r m v
+  if have_system; then
+    STASH_BIN=$SYSTEM_STASH start_stash stash-system ||
+      { WHY="the system build did not start"; return 1; }
+    SYS_PID=$STASH_PID SYS_PORT=$STASH_PORT
+  fi
   start_stash stash || { WHY="stash did not start"; return 1; }
   curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
+  have_system && { curl -s -H "$TOKEN_H" "http://127.0.0.1:$SYS_PORT$HOT_PATH" >/dev/null; }
   start_floors "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
-  for ((r = 0; r < REPEATS; r++)); do
-    # Stash first in even repeats, last in odd ones, so drift on a shared machine hits both.
-    ((r % 2 == 0)) && { record hit_latency stash "$(hit "$STASH_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1; }
+  for ((r = 0; r < HIT_ROUNDS; r++)); do
+    # The builds first in even rounds, last in odd ones, so drift on a shared machine hits all.
+    if ((r % 2 == 0)); then
+      for v in $(variants "$r"); do hit_stash "$v" || return 1; done
+    fi
     for m in $FLOOR_MODES; do
       record hit_latency "floor_$m" "$(hit "${FLOOR_PORTS[$m]}" "$HOT_PATH" -n "$N_HIT" -w 500)" ||
         return 1
     done
-    ((r % 2 == 1)) && { record hit_latency stash "$(hit "$STASH_PORT" "$HOT_PATH" -n "$N_HIT" -w 500)" || return 1; }
+    if ((r % 2 == 1)); then
+      for v in $(variants "$r"); do hit_stash "$v" || return 1; done
+    fi
   done
   # Node: fetch against stash and the floor, Powertools and a direct SDK call, one process.
   if have_node_pkgs; then
@@ -241,6 +300,8 @@ sec_hit_latency() {
   [ "$QUICK" = 1 ] || profile_hit
   stop_floors
   stop "$STASH_PID"
+  have_system && stop "$SYS_PID"
+  return 0
 }
 
 # profile_hit: where a hit's time goes, sampled with perf while the raw client loops on the hot
@@ -292,20 +353,131 @@ prev_stash() {
   fi
 }
 
+# wrk_stash VARIANT CONNS: one wrk run against the running stash of that build.
+wrk_stash() {
+  local port=$STASH_PORT
+  [ "$1" = system ] && port=$SYS_PORT
+  record throughput "stash_c$2$(sfx_of "$1")" "$(wrk_rps "$port" "$2")"
+}
+
+# cost_count VARIANT: what each build's process spends per request while 8 callers loop on
+# the hot key (a fixed count, so the figures are per request, not per second: the load of the
+# machine leaves the counts alone), counted by perf on the running process: CPU time, context
+# switches, page faults, and the system calls that say where a process waits or goes to the
+# kernel for memory (futex: a lock contended; mmap/munmap/madvise: the allocator taking or
+# returning memory, each new page then a fault).  Skipped when perf is missing or not allowed.
+cost_count() {
+  local port=$STASH_PORT pid=$STASH_PID sfx n=$((N_HIT * 2)) perf_pid
+  sfx=$(sfx_of "$1")
+  [ "$1" = system ] && { port=$SYS_PORT pid=$SYS_PID; }
+  perf stat -x, -o "$W/perfstat.txt" -e task-clock,context-switches,page-faults \
+    -e syscalls:sys_enter_futex \
+    -e syscalls:sys_enter_mmap,syscalls:sys_enter_munmap,syscalls:sys_enter_madvise \
+    -p "$pid" >"$W/perfstat.log" 2>&1 &
+  perf_pid=$!
+  sleep 1 # attached before the first request, even on a loaded machine
+  hit "$port" "$HOT_PATH" -c 8 -n "$((n / 8))" -w 10 >"$W/cost-hit.json" ||
+    { kill -INT "$perf_pid"; wait "$perf_pid"; return 1; }
+  kill -INT "$perf_pid"
+  wait "$perf_pid"
+  record throughput "cost_c8$sfx" "$($PY - "$W/perfstat.txt" "$W/cost-hit.json" <<'PY'
+import json, sys
+hit = json.load(open(sys.argv[2]))
+n = hit["requests"] + 8 * 10
+names = {"task-clock": "cpu_us", "context-switches": "ctxsw", "page-faults": "faults",
+         "syscalls:sys_enter_futex": "futex",
+         "syscalls:sys_enter_mmap": "mmap", "syscalls:sys_enter_munmap": "munmap",
+         "syscalls:sys_enter_madvise": "madvise"}
+out = {}
+for line in open(sys.argv[1]):
+    f = line.strip().split(",")
+    if len(f) > 2 and f[2] in names and f[0] not in ("", "<not counted>", "<not supported>"):
+        v = float(f[0]) * (1000 if f[2] == "task-clock" else 1)  # task-clock is in ms
+        out[names[f[2]] + "_per_req"] = round(v / n, 4)
+if out:
+    out["requests"] = n
+    print(json.dumps(out))
+PY
+)"
+}
+
+# cost_profile VARIANT: a CPU profile of the same work by symbol, grouped (the allocator, locks,
+# memcpy/memset, the kernel, the rest), with the top symbols in $OUT/profile-c8[_system].txt.
+# The callers start once perf has attached (a loaded machine can take a while to start it) and
+# stop before it does; a profile without samples is left out, not recorded as zeros.
+cost_profile() {
+  local port=$STASH_PORT pid=$STASH_PID sfx perf_pid
+  sfx=$(sfx_of "$1")
+  [ "$1" = system ] && { port=$SYS_PORT pid=$SYS_PID; }
+  rm -f "$W/perf-c8.data"
+  perf record -F 1999 -o "$W/perf-c8.data" -p "$pid" -- sleep 5 >"$W/perf.log" 2>&1 &
+  perf_pid=$!
+  sleep 1
+  hit "$port" "$HOT_PATH" -c 8 -n 1000000 -w 10 --max-ms 3000 >/dev/null
+  wait "$perf_pid" || { say "perf record ($1): $(tail -1 "$W/perf.log")"; return 0; }
+  perf report -i "$W/perf-c8.data" --stdio --no-children --sort sym 2>/dev/null >"$W/perf-c8.txt"
+  grep -q '%' "$W/perf-c8.txt" || { say "perf record ($1): no samples"; return 0; }
+  record throughput "profile_c8$sfx" "$($PY - "$W/perf-c8.txt" <<'PY'
+import json, re, sys
+groups = [("alloc", r"malloc|free|calloc|realloc|alloc_slot|alloc_group|get_meta|enframe|"
+                    r"try_avail|_int_|tcache|get_stride|size_to_class|arena"),
+          ("locks", r"^__lock$|^__unlock$|mutex|^__wait$|^__wake|futex|lll_|pthread_cond|"
+                    r"pthread_once"),
+          ("memcpy_memset", r"mem(cpy|set|move)")]
+# In the kernel: cross-CPU TLB flushes (an munmap or mprotect in a process whose threads run on
+# other CPUs interrupts them), and the memory map's own work (faults, mmap/munmap, its lock).
+kgroups = [("kernel_tlb_ipi", r"smp_call_function|flush_tlb|call_function"),
+           ("kernel_mm", r"page_fault|clear_page|rwsem|mmap|unmap|vma|zap_|anonymous_page|"
+                         r"handle_mm_fault|folio|alloc_pages|free_pages|lru")]
+out = {"kernel_pct": 0.0, "kernel_tlb_ipi_pct": 0.0, "kernel_mm_pct": 0.0, "user_other_pct": 0.0}
+for line in open(sys.argv[1]):
+    m = re.match(r"\s*([\d.]+)%\s+\[(.)\]\s+(\S+)", line)
+    if not m:
+        continue
+    pct, kind, sym = float(m.group(1)), m.group(2), m.group(3)
+    if kind == "k":
+        out["kernel_pct"] += pct
+        for g, rx in kgroups:
+            if re.search(rx, sym):
+                out[g + "_pct"] += pct
+                break
+        continue
+    for g, rx in groups:
+        if re.search(rx, sym):
+            out[g + "_pct"] = out.get(g + "_pct", 0.0) + pct
+            break
+    else:
+        out["user_other_pct"] += pct
+print(json.dumps({k: round(v, 2) for k, v in out.items()}))
+PY
+)" || return 0
+  {
+    echo "# perf: the $1 build serving 8 kept-alive connections on the hot key (bench/run.sh)"
+    grep -v '^#' "$W/perf-c8.txt" | grep -v '^$' | head -40 || true
+  } >"$OUT/profile-c8$sfx.txt"
+}
+
 sec_throughput() {
-  local r c m prev prev_port= prev_pid=
+  local r c m v prev prev_port= prev_pid=
   prev=$(prev_stash) || { WHY="BENCH_PREV_REV did not build: $(tail -3 "$W/prev-build.log")"; return 1; }
   if [ -n "$prev" ]; then
     STASH_BIN=$prev start_stash stash-prev || { WHY="the previous stash did not start"; return 1; }
     prev_port=$STASH_PORT
     prev_pid=$STASH_PID
   fi
+  if have_system; then
+    STASH_BIN=$SYSTEM_STASH start_stash stash-system ||
+      { WHY="the system build did not start"; return 1; }
+    SYS_PID=$STASH_PID SYS_PORT=$STASH_PORT
+    curl -s -H "$TOKEN_H" "http://127.0.0.1:$SYS_PORT$HOT_PATH" >/dev/null
+  fi
   start_stash stash || { WHY="stash did not start"; return 1; }
   curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" >"$W/hot-body.json"
   start_floors "$W/hot-body.json" || { WHY="floor did not start"; return 1; }
-  for ((r = 0; r < (QUICK ? 1 : 3); r++)); do
+  for ((r = 0; r < TP_ROUNDS; r++)); do
     for c in $WRK_CONNS; do
-      record throughput "stash_c$c" "$(wrk_rps "$STASH_PORT" "$c")" || { WHY="wrk failed"; return 1; }
+      # The two builds back to back (their order alternating by round), then the floor.
+      for v in $(variants "$r"); do wrk_stash "$v" "$c" || { WHY="wrk failed"; return 1; }; done
       if [ -n "$prev_port" ]; then
         record throughput "stash_prev_c$c" "$(wrk_rps "$prev_port" "$c")" ||
           { WHY="wrk failed"; return 1; }
@@ -317,8 +489,17 @@ sec_throughput() {
     done
   done
   stop_floors
+  # Costs per request: COST_ROUNDS rounds, the builds back to back in each (order alternating).
+  if command -v perf >/dev/null && [ "$QUICK" = 0 ]; then
+    for ((r = 0; r < COST_ROUNDS; r++)); do
+      for v in $(variants "$r"); do cost_count "$v" || say "no per-request costs for $v"; done
+    done
+    for v in $(variants 0); do cost_profile "$v"; done
+  fi
   stop "$STASH_PID"
   [ -z "$prev_pid" ] || stop "$prev_pid"
+  have_system && stop "$SYS_PID"
+  return 0
 }
 
 sec_miss_path() {
@@ -341,8 +522,8 @@ sec_miss_path() {
   stop "$STASH_PID"
 }
 
-# exec_first EXPECT [TOKEN_HEADER]: bench_hit's JSON: ms from fork+exec of stash to the first
-# EXPECT answer, and stash's page faults and peak RSS at that moment.
+# exec_first EXPECT [TOKEN_HEADER]: bench_hit's JSON: ms from fork+exec of stash ($STASH_BIN when
+# set, else $STASH) to the first EXPECT answer, and its page faults and peak RSS at that moment.
 exec_first() {
   local -a h=()
   [ -n "${2:-}" ] && h=(-H "$2")
@@ -351,18 +532,25 @@ exec_first() {
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
     PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn STASH_METRICS_MODE=off \
     "$HIT" --exec-first --port "$STASH_PORT" --path "$HOT_PATH" "${h[@]}" --expect "$1" \
-    --max-ms 5000 -- "$STASH" 2>"$W/exec.err"
+    --max-ms 5000 -- "${STASH_BIN:-$STASH}" 2>"$W/exec.err"
 }
 
 jfield() {  # JSON FIELD: one number from a JSON object
   $PY -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
 }
 
-# startup_instructions: where the instructions from exec to the first answer go, counted by
-# callgrind (repeatable, whatever the load): stash under valgrind answers one /ping and is
-# stopped.  Millions of instructions: the loader (mapping and relocating the libraries), the
-# libraries' constructors (_dl_init), curl_global_init, the rest of main (configuration, cache,
-# listeners, and the shutdown), and the threads (listeners and the request).  Skipped without
+is_static() {  # BINARY: no program interpreter, so no dynamic loader and no shared library
+  ! LC_ALL=C readelf -l "$1" 2>/dev/null | grep -q 'INTERP'
+}
+
+# startup_instructions VARIANT: where the instructions from exec to the first answer go, counted
+# by callgrind (repeatable, whatever the load): that build under valgrind answers one /ping and
+# is stopped.  Millions of instructions: the loader (glibc's ld.so mapping and relocating the
+# libraries, _dl_start; a static PIE relocating itself, what musl's _start_c does before
+# __dls2), the constructors (_dl_init; musl's libc_start_init), curl_global_init, the rest of
+# main (configuration, cache, listeners), exit (the libraries' atexit handlers: OpenSSL's
+# cleanup), and the threads (listeners and the request: glibc's start_thread, musl's start).
+# A part whose function is not in the profile is left out, not guessed.  Skipped without
 # valgrind.
 startup_instructions() {
   command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null ||
@@ -372,7 +560,7 @@ startup_instructions() {
   env -u AWS_LAMBDA_RUNTIME_API PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="$port" \
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$FAKE_URL" AWS_ENDPOINT_URL_SSM="$FAKE_URL" \
     PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=warn STASH_METRICS_MODE=off \
-    valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out" "$STASH" \
+    valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out" "$(bin_of "$1")" \
     >"$W/callgrind.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
@@ -383,64 +571,125 @@ startup_instructions() {
   stop "$pid"
   callgrind_annotate --inclusive=yes --threshold=100 "$W/callgrind.out" 2>/dev/null | $PY -c '
 import json, re, sys
-inc = {}
+inc, total = {}, None
 for line in sys.stdin:
-    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+\S*?:(\w+) \[", line)
+    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+PROGRAM TOTALS", line)
+    if m:
+        total = int(m.group(1).replace(",", ""))
+    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+\S*?:([\w.]+) \[", line)
     if m and m.group(2) not in inc:
         inc[m.group(2)] = int(m.group(1).replace(",", ""))
-need = ("_dl_start", "_dl_init", "main", "curl_global_init", "start_thread")
-if all(k in inc for k in need):
-    M = 1e6
-    print(json.dumps({"loader_minstr": round(inc["_dl_start"] / M, 2),
-                      "constructors_minstr": round(inc["_dl_init"] / M, 2),
-                      "curl_global_init_minstr": round(inc["curl_global_init"] / M, 2),
-                      "main_rest_minstr": round((inc["main"] - inc["curl_global_init"]) / M, 2),
-                      "threads_minstr": round(inc["start_thread"] / M, 2)}))' >"$W/startup.json"
-  record footprint startup_instructions "$(cat "$W/startup.json")" || return 0
+M = 1e6
+out = {}
+if total:
+    out["total_minstr"] = round(total / M, 2)
+if "_dl_start" in inc:                       # glibc: the dynamic loader
+    out["loader_minstr"] = round(inc["_dl_start"] / M, 2)
+elif "_start_c" in inc and "__dls2" in inc:  # musl static PIE: self-relocation
+    out["loader_minstr"] = round((inc["_start_c"] - inc["__dls2"]) / M, 2)
+for name, key in (("_dl_init", "constructors"), ("libc_start_init", "constructors"),
+                  ("curl_global_init", "curl_global_init"), ("exit", "exit"),
+                  ("start_thread", "threads"), ("start", "threads")):
+    if name in inc and key + "_minstr" not in out:
+        out[key + "_minstr"] = round(inc[name] / M, 2)
+if "main" in inc:
+    out["main_rest_minstr"] = round((inc["main"] - inc.get("curl_global_init", 0)) / M, 2)
+if out:
+    print(json.dumps(out))' >"$W/startup.json"
+  [ -s "$W/startup.json" ] || { say "callgrind: nothing parsed for $1"; return 0; }
+  record footprint "startup_instructions$(sfx_of "$1")" "$(cat "$W/startup.json")" || return 0
+}
+
+# footprint_rss VARIANT: that build's peak RSS idle and with 1000 x 4 KB cached, its resident set
+# by mapping at both points, and the size of one cached answer.
+footprint_rss() {
+  local sfx idle anon file full full_anon answer
+  sfx=$(sfx_of "$1")
+  STASH_BIN=$(bin_of "$1") start_stash "stash$sfx" || { WHY="stash ($1) did not start"; return 1; }
+  sleep 0.2
+  idle=$(rss_kb "$STASH_PID" VmHWM)
+  anon=$(rss_kb "$STASH_PID" RssAnon)
+  file=$(rss_kb "$STASH_PID" RssFile)
+  record footprint "rss_by_mapping_idle$sfx" "$($PY "$ROOT/bench/smaps.py" "$STASH_PID")"
+  warm "$STASH_PORT" 1000 || { WHY="warming 1000 keys failed ($1)"; return 1; }
+  full=$(rss_kb "$STASH_PID" VmHWM)
+  full_anon=$(rss_kb "$STASH_PID" RssAnon)
+  # The size of one cached answer (what the cache stores per key: the JSON stash serves).
+  answer=$(curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" | wc -c)
+  record footprint "rss_by_mapping_1000x4k$sfx" "$($PY "$ROOT/bench/smaps.py" "$STASH_PID")"
+  stop "$STASH_PID"
+  RSS_JSON="\"idle_kb\":$idle,\"idle_anon_kb\":$anon,\"idle_file_kb\":$file"
+  RSS_JSON+=",\"cached_1000x4k_kb\":$full,\"cached_1000x4k_anon_kb\":$full_anon"
+  RSS_JSON+=",\"answer_bytes\":$answer"
+}
+
+# footprint_exec VARIANT: exec to the first answer to a request without the token (401: routed
+# and checked, nothing upstream), and to the first 200 for a secret (a miss: one fake-aws call).
+footprint_exec() {
+  local served secret
+  served=$(STASH_BIN=$(bin_of "$1") exec_first 401) ||
+    { WHY="exec to first 401 ($1): $(tail -1 "$W/exec.err")"; return 1; }
+  secret=$(STASH_BIN=$(bin_of "$1") exec_first 200 "$TOKEN_H") ||
+    { WHY="exec to first secret ($1): $(tail -1 "$W/exec.err")"; return 1; }
+  EXEC_JSON="\"exec_to_first_ms\":$(jfield "$served" exec_to_first_ms)"
+  EXEC_JSON+=",\"faults_to_first\":$(jfield "$served" minflt)"
+  EXEC_JSON+=",\"hwm_at_first_kb\":$(jfield "$served" hwm_kb)"
+  EXEC_JSON+=",\"exec_to_first_secret_ms\":$(jfield "$secret" exec_to_first_ms)"
+}
+
+# binary_sizes VARIANT: the build's size unstripped and stripped; for the shipped build, the
+# layer zips too when `make layer` has written them.
+binary_sizes() {
+  local bin sfx z json
+  bin=$(bin_of "$1") sfx=$(sfx_of "$1")
+  strip -o "$W/stash.stripped" "$bin"
+  json="\"stripped_bytes\":$(stat -c %s "$W/stash.stripped")"
+  json+=",\"unstripped_bytes\":$(stat -c %s "$bin")"
+  json+=",\"static\":$(is_static "$bin" && echo 1 || echo 0)"
+  if [ -z "$sfx" ]; then
+    for z in "$LAYER_DIR"/stash-*.zip; do
+      [ -f "$z" ] || continue
+      z=${z##*/stash-}
+      json+=",\"layer_${z%.zip}_zip_bytes\":$(stat -c %s "$LAYER_DIR/stash-$z")"
+    done
+  fi
+  record footprint "binary$sfx" "{$json}"
 }
 
 sec_footprint() {
-  local r idle anon file full full_anon answer size served secret floor_kb libs
+  local r v floor_kb libs
+  declare -A rss_of exec_of
   head -c 4385 /dev/zero | tr '\0' x >"$W/floor-body"
-  for ((r = 0; r < REPEATS; r++)); do
-    start_stash stash || { WHY="stash did not start"; return 1; }
-    sleep 0.2
-    idle=$(rss_kb "$STASH_PID" VmHWM)
-    anon=$(rss_kb "$STASH_PID" RssAnon)
-    file=$(rss_kb "$STASH_PID" RssFile)
-    record footprint rss_by_mapping_idle "$($PY "$ROOT/bench/smaps.py" "$STASH_PID")"
-    warm "$STASH_PORT" 1000 || { WHY="warming 1000 keys failed"; return 1; }
-    full=$(rss_kb "$STASH_PID" VmHWM)
-    full_anon=$(rss_kb "$STASH_PID" RssAnon)
-    # The size of one cached answer (what the cache stores per key: the JSON stash serves).
-    answer=$(curl -s -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH" | wc -c)
-    record footprint rss_by_mapping_1000x4k "$($PY "$ROOT/bench/smaps.py" "$STASH_PID")"
-    stop "$STASH_PID"
-    # For scale: the floor (libmicrohttpd alone, no libcurl/OpenSSL/cJSON) idle.
+  for ((r = 0; r < FP_ROUNDS; r++)); do
+    # Each build in turn (the order alternating by round): memory first, then start-up.
+    for v in $(variants "$r"); do
+      footprint_rss "$v" || return 1
+      rss_of[$v]=$RSS_JSON
+    done
+    for v in $(variants "$r"); do
+      footprint_exec "$v" || return 1
+      exec_of[$v]=$EXEC_JSON
+    done
+    # For scale: the floor (libmicrohttpd alone, no libcurl/OpenSSL/cJSON, linked against the
+    # system's shared libraries) idle.
     start floor-rss "$FLOOR" --port 0 --body-file "$W/floor-body" --mode thread
     wait_listening floor-rss >/dev/null
     sleep 0.1
     floor_kb=$(rss_kb "$PID" VmHWM)
     stop "$PID"
-    record footprint rss "{\"idle_kb\":$idle,\"idle_anon_kb\":$anon,\"idle_file_kb\":$file,\"cached_1000x4k_kb\":$full,\"cached_1000x4k_anon_kb\":$full_anon,\"answer_bytes\":$answer,\"floor_idle_kb\":$floor_kb}"
-    # Exec to serving: the first answer to a request without the token (401: routed and
-    # checked, nothing upstream); and to the first 200 for a secret (a miss: one fake-aws call).
-    served=$(exec_first 401) || { WHY="exec to first 401: $(tail -1 "$W/exec.err")"; return 1; }
-    secret=$(exec_first 200 "$TOKEN_H") ||
-      { WHY="exec to first secret: $(tail -1 "$W/exec.err")"; return 1; }
-    # What any process linked against the same libraries pays before main (the floor binary
-    # is linked like stash; started with a bad option it loads everything and exits at once):
-    # its time from exec to exit; and, with --loaded, its resident set and page faults as main()
-    # begins (the floor under stash's own), and after curl_global_init as stash calls it.  And
-    # the cost of one page fault on this machine now (anonymous memory, first touch): start-up
-    # is mostly faults, and their price varies with the load of the VM.
+    # What any process linked against the system build's shared libraries pays before main (the
+    # floor binary is linked like it; started with a bad option it loads everything and exits
+    # at once): its time from exec to exit; and, with --loaded, its resident set and page faults
+    # as main() begins, and after curl_global_init as stash calls it.  And the cost of one page
+    # fault on this machine now (anonymous memory, first touch): start-up is mostly faults, and
+    # their price varies with the load of the VM.
     libs=$($PY - "$FLOOR" <<'PY'
 import json, mmap, subprocess, sys, time
 t, rss, flt, crss, cflt = [], [], [], [], []
 def loaded(*extra):
     return json.loads(subprocess.run([sys.argv[1], "--loaded", *extra], capture_output=True,
                                      text=True, check=True).stdout)
-for _ in range(20):
+for _ in range(7):
     t0 = time.perf_counter()
     subprocess.run([sys.argv[1], "--bad-option"], stderr=subprocess.DEVNULL)
     t.append((time.perf_counter() - t0) * 1000)
@@ -463,12 +712,23 @@ print(json.dumps({"exec_to_exit_same_libs_ms": round(med(t), 3),
                   "page_fault_us": round(fault_us, 2)}))
 PY
 )
-    record footprint exec_first "{\"exec_to_first_ms\":$(jfield "$served" exec_to_first_ms),\"faults_to_first\":$(jfield "$served" minflt),\"hwm_at_first_kb\":$(jfield "$served" hwm_kb),\"exec_to_first_secret_ms\":$(jfield "$secret" exec_to_first_ms),${libs#\{}"
+    # The shipped build's records keep their names (rss, exec_first); the floor's figures go
+    # with the build they describe: a dynamically linked one (the system build, or the shipped
+    # one when it is that).  page_fault_us goes with both.
+    for v in $(variants "$r"); do
+      record footprint "rss$(sfx_of "$v")" "{${rss_of[$v]},\"floor_idle_kb\":$floor_kb}"
+      if is_static "$(bin_of "$v")"; then
+        record footprint "exec_first$(sfx_of "$v")" \
+          "{${exec_of[$v]},\"page_fault_us\":$(jfield "$libs" page_fault_us)}"
+      else
+        record footprint "exec_first$(sfx_of "$v")" "{${exec_of[$v]},${libs#\{}"
+      fi
+    done
   done
-  [ "$QUICK" = 1 ] || startup_instructions
-  strip -o "$W/stash.stripped" "$STASH"
-  size=$(stat -c %s "$W/stash.stripped")
-  record footprint binary "{\"stripped_bytes\":$size,\"unstripped_bytes\":$(stat -c %s "$STASH")}"
+  for v in $(variants 0); do
+    [ "$QUICK" = 1 ] || startup_instructions "$v"
+    binary_sizes "$v"
+  done
 }
 
 sec_scaling() {
@@ -603,10 +863,13 @@ stash_ok() { [ "$STASH_OK" = 1 ]; }
 
 main() {
   STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  # The load average as the run starts, for the report (report.py reads it from here).
+  export BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
   gen_data || { say "cannot generate bench data"; exit 1; }
   if have_fake && start_fake; then
     stash_works && STASH_OK=1
   fi
+  [ "$STASH_OK" = 1 ] && check_system
   [ "$STASH_OK" = 1 ] || say "stash is not functional here: stash sections are skipped"
   section hit_latency have_fake stash_ok
   section throughput have_fake stash_ok

@@ -41,5 +41,36 @@ assert not missing, f"not measured: {missing}"
 assert doc["quick"] is True and doc["machine"]["cores"] >= 1
 PY
 check "bench.md lists every target" bash -c "[ \$(grep -c '^| .* | .* | [<>]= ' '$OUT/bench.md') -ge 10 ]"
+
+# The shipped build against the system build (`make` builds both under DEPS=lean): every figure
+# measured for both, in the same rounds.  Under DEPS=system there is nothing to compare.
+if [ "${STASH_DEPS:-lean}" = lean ]; then
+  check "every figure of the shipped build against the system build is measured" \
+    python3 - "$OUT/bench.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rows = doc["vs_system"]
+assert {t["id"] for t in rows} >= {"rss_idle", "rss_1000x4k", "exec_to_first", "faults_to_first",
+                                   "throughput_c1", "throughput_c8", "throughput_c64",
+                                   "hit_p50", "hit_p99"}, [t["id"] for t in rows]
+for t in rows:
+    assert t["status"] in ("met", "missed"), t
+    assert t["shipped"]["median"] > 0 and t["system"]["median"] > 0, t
+    assert t["ratio"]["n"] >= 1, t
+res = doc["sections"]["footprint"]["results"]
+assert res["binary"]["static"]["median"] == 1 and res["binary_system"]["static"]["median"] == 0
+PY
+  check "bench.md shows the shipped build beside the system build" \
+    bash -c "[ \$(grep -c '^| .* | shipped/system ' '$OUT/bench.md') -ge 5 ]"
+else
+  check "under DEPS=system no figure has a system value and no ratio is measured" \
+    python3 - "$OUT/bench.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rows = doc["vs_system"]
+assert rows and not any("system" in t or "ratio" in t for t in rows), rows
+assert all(t["status"] == "not measured" for t in rows if t["goal"].startswith("shipped/")), rows
+PY
+fi
 expect_eq "the quick run left the committed results alone" "$before" "$(sum_results)"
 finish
