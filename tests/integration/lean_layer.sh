@@ -47,6 +47,18 @@ done
 check "ldd: the x86_64 binary is static" \
   bash -c "ldd '$T/x86_64/opt/extensions/stash' 2>&1 | grep -Eq 'not a dynamic executable|statically linked'"
 
+# The build's guard: a static binary passes; a glibc-dynamic one is refused, naming the symbol
+# newer than Amazon Linux 2's glibc and each library Lambda's images lack.
+check "check-static accepts the shipped binary" "$STASH_ROOT/scripts/check-static.sh" "$BUILD/lean/x86_64/stash"
+printf 'int main(void) { return 0; }\n' >"$T/dyn.c"
+gcc -o "$T/dyn" "$T/dyn.c"
+"$STASH_ROOT/scripts/check-static.sh" "$T/dyn" >"$T/dyn.out" 2>&1
+expect_eq "check-static refuses a glibc 2.34 binary" 1 $?
+check "... naming the symbol" grep -q '__libc_start_main@GLIBC_2.34, newer than' "$T/dyn.out"
+"$STASH_ROOT/scripts/check-static.sh" "$BUILD/system/extensions/stash" >"$T/sys.out" 2>&1
+check "check-static names a library the images lack (the system build)" \
+  grep -q 'needs libmicrohttpd.so' "$T/sys.out"
+
 # ---- fake-aws, reached by name --------------------------------------------------------------
 bg fa "$FA" --port 0 --data "$DATA" --access-key "$AKID" --secret-key "$SECRET"
 for _ in $(seq 200); do grep -q 'listening on' "$T/fa.log" && break; sleep 0.05; done
