@@ -21,7 +21,8 @@ OPT      ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 SANOPT   := -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
 PKGS     := libmicrohttpd libcurl libcjson openssl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-ALL_CPPFLAGS = -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(PKG_CFLAGS) -MMD -MP $(CPPFLAGS)
+BASE_CPPFLAGS = -I. -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP $(CPPFLAGS)
+ALL_CPPFLAGS = $(BASE_CPPFLAGS) $(PKG_CFLAGS)
 ALL_CFLAGS   = -std=c11 $(OPT) $(WARN) $(SAN) $(CFLAGS)
 # --as-needed (Debian's gcc default, said here so it holds everywhere): a library is recorded as
 # needed only if something in the binary uses it, so LDLIBS can name every library of every
@@ -93,9 +94,9 @@ $$(LEAN_P_$(1))/manifest.txt:
 	$$(Q)scripts/lean-deps.sh build $(1)
 $$(BUILD)/lean/$(1)/obj/%.o: %.c | $$(LEAN_P_$(1))/manifest.txt
 	@mkdir -p $$(@D)
-	$$(Q)$$(LEAN_CROSS_$(1))gcc -specs=$$(LEAN_P_$(1))/musl.specs -I. -I$$(LEAN_P_$(1))/include \
-	  -idirafter$$(LEAN_P_$(1))/kernel -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -MMD -MP \
-	  $$(CPPFLAGS) -std=c11 $$(LEAN_OPT) $$(WARN) $$(CFLAGS) -c $$< -o $$@
+	$$(Q)$$(LEAN_CROSS_$(1))gcc -specs=$$(LEAN_P_$(1))/musl.specs $$(BASE_CPPFLAGS) \
+	  -I$$(LEAN_P_$(1))/include -idirafter$$(LEAN_P_$(1))/kernel \
+	  -std=c11 $$(LEAN_OPT) $$(WARN) $$(CFLAGS) -c $$< -o $$@
 $$(LEAN_EXT_$(1)): $$(patsubst %.c,$$(BUILD)/lean/$(1)/obj/%.o,$$(LEAN_SRC))
 	@mkdir -p $$(@D)
 	$$(Q)$$(LEAN_CROSS_$(1))gcc -specs=$$(LEAN_P_$(1))/musl.specs $$(LEAN_PIE) -Wl,--gc-sections \

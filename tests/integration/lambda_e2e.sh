@@ -76,10 +76,7 @@ WRAP
 chmod +x "$T/ext/stash"
 
 # ---- fake-aws -------------------------------------------------------------------------------
-bg fa "$FA" --port 0 --data "$DATA" --access-key "$AKID" --secret-key "$SECRET"
-for _ in $(seq 200); do grep -q 'listening on' "$T/fa.log" && break; sleep 0.05; done
-FAP=$(sed -n 's/^fake-aws listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/fa.log")
-check "fake-aws is up" test -n "$FAP"
+start_fake_aws --data "$DATA" --access-key "$AKID" --secret-key "$SECRET"
 FABASE=http://127.0.0.1:$FAP
 upstream_calls() {  # every call fake-aws answered so far
   curl -s "$FABASE/_fake/stats" | python3 -c '
@@ -252,17 +249,26 @@ fi
 check "no secret value in any EMF line" \
   bash -c "! grep -aq -e 'n3w-Pa55word' -e 'sk_live_' -e 'db.internal' '$T/emf-on.jsonl'"
 
+# invoke_two DESC: invokes PAY[0] then PAY[1] on the one environment (waiting for the first to
+# end), checks each was answered "200 200 200" (DESC is a printf format taking the invoke's
+# index), and leaves their request ids in RIDS.  $LOGS is the run's log directory.
+invoke_two() {
+  local i rid resp
+  RIDS=()
+  for i in 0 1; do
+    read -r rid resp < <(invoke "${PAY[$i]}")
+    RIDS+=("$rid")
+    # shellcheck disable=SC2059 # DESC is the caller's format
+    expect_eq "$(printf "$1" "$i")" '"200 200 200"' "$resp"
+    [ "$i" = 1 ] || wait_end "$LOGS" "$rid"
+  done
+}
+
 # ---- run 2: telemetry refused (as AWS's emulator does) ---------------------------------------
 start_sim off --telemetry off
 check "lambda-sim is up (telemetry off)" test -n "$SIMP"
-RIDS=()
 LOGS=$T/logs-off
-for i in 0 1; do
-  read -r rid resp < <(invoke "${PAY[$i]}")
-  RIDS+=("$rid")
-  expect_eq "telemetry off: invoke $i still served by the cache" '"200 200 200"' "$resp"
-  [ "$i" = 1 ] || wait_end "$LOGS" "$rid"
-done
+invoke_two "telemetry off: invoke %d still served by the cache"
 stop_sim "$LOGS" "${RIDS[1]}"
 expect_eq "telemetry off: stash exited 0 after SHUTDOWN" "stash exit status 0" \
   "$(tail -1 "$T/stash-exit.log")"
@@ -417,13 +423,7 @@ start_sim json --env AWS_LAMBDA_LOG_FORMAT=JSON --env AWS_LAMBDA_LOG_LEVEL=DEBUG
   --env PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL=
 check "lambda-sim is up (JSON log format)" test -n "$SIMP"
 LOGS=$T/logs-json
-RIDS=()
-for i in 0 1; do
-  read -r rid resp < <(invoke "${PAY[$i]}")
-  RIDS+=("$rid")
-  expect_eq "JSON logs: invoke $i served" '"200 200 200"' "$resp"
-  [ "$i" = 1 ] || wait_end "$LOGS" "$rid"
-done
+invoke_two "JSON logs: invoke %d served"
 stop_sim "$LOGS" "${RIDS[1]}"
 check "JSON logs: no text-format line from stash" bash -c "! grep -aq '^\[stash\]' '$LOGS'/*"
 expect_eq "JSON logs: every stash line one object with Lambda's fields, DEBUG honoured, no secret" \

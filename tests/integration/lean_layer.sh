@@ -60,10 +60,7 @@ check "check-static names a library the images lack (the system build)" \
   grep -q 'needs libmicrohttpd.so' "$T/sys.out"
 
 # ---- fake-aws, reached by name --------------------------------------------------------------
-bg fa "$FA" --port 0 --data "$DATA" --access-key "$AKID" --secret-key "$SECRET"
-for _ in $(seq 200); do grep -q 'listening on' "$T/fa.log" && break; sleep 0.05; done
-FAP=$(sed -n 's/^fake-aws listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/fa.log")
-check "fake-aws is up" test -n "$FAP"
+start_fake_aws --data "$DATA" --access-key "$AKID" --secret-key "$SECRET"
 FAURL=http://localhost:$FAP
 gsv_calls() {
   curl -s "http://127.0.0.1:$FAP/_fake/stats" |

@@ -5,6 +5,8 @@
 #   free_port                        prints a free loopback TCP port
 #   wait_port PORT [SECONDS]         waits until something listens on 127.0.0.1:PORT
 #   bg NAME command...               starts a background process, logs to $T/NAME.log; killed at exit
+#   start_fake_aws ARGS...           starts fake-aws ($BUILD/bin/fake-aws --port 0 ARGS) as "fa";
+#                                    sets FAP to its port and checks it came up
 # $BUILD (default build) and $STASH_ROOT are exported by tests/run.sh; $T is a scratch dir.
 set -uo pipefail
 : "${STASH_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
@@ -72,4 +74,12 @@ bg() {
   local name=$1; shift
   "$@" >"$T/$name.log" 2>&1 &
   _pids+=($!)
+}
+
+start_fake_aws() {
+  local _
+  bg fa "$BUILD/bin/fake-aws" --port 0 "$@"
+  for _ in $(seq 200); do grep -q 'listening on' "$T/fa.log" && break; sleep 0.05; done
+  FAP=$(sed -n 's/^fake-aws listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/fa.log")
+  check "fake-aws is up" test -n "$FAP"
 }

@@ -33,10 +33,7 @@ openssl x509 -req -in "$T/server.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcrea
   -days 2 -extfile "$T/server.ext" -out "$T/server.pem" 2>/dev/null
 check "test certificates made" test -s "$T/server.pem" -a -s "$T/other-ca.pem"
 
-bg fa "$FA" --port 0 --data "$DATA" --access-key "$AKID" --secret-key "$SECRET"
-for _ in $(seq 200); do grep -q 'listening on' "$T/fa.log" && break; sleep 0.05; done
-FAP=$(sed -n 's/^fake-aws listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$T/fa.log")
-check "fake-aws is up" test -n "$FAP"
+start_fake_aws --data "$DATA" --access-key "$AKID" --secret-key "$SECRET"
 TP=$(free_port)
 bg tls socat "OPENSSL-LISTEN:$TP,bind=127.0.0.1,reuseaddr,fork,cert=$T/server.pem,key=$T/server.key,verify=0" \
   "TCP:127.0.0.1:$FAP"
