@@ -55,7 +55,9 @@ BINS     := $(EXT) $(if $(FAKEAWS_OBJ),$(BUILD)/bin/fake-aws) $(if $(SIM_OBJ),$(
 # what the sanitizer, valgrind and fuzz builds use.  fake-aws, lambda-sim, the unit tests and
 # the bench tools are always system builds: they never ship.
 DEPS     ?= lean
-LEAN_PIE ?= -static-pie
+# -static: a static executable at a fixed address (README, "Building what ships", says why);
+# LEAN_PIE=-static-pie gives a static PIE, which relocates itself at every start.
+LEAN_PIE ?= -static
 LEAN_OPT := -O2 -g -fPIE -fstack-protector-strong -ffunction-sections -fdata-sections
 LEAN_CROSS_x86_64 :=
 LEAN_CROSS_arm64  := aarch64-linux-gnu-
@@ -68,7 +70,7 @@ LEAN_EXT_x86_64 := $(BUILD)/lean/x86_64/$(NAME)
 LEAN_EXT_arm64  := $(BUILD)/lean/arm64/$(NAME)
 LAYERS   := $(BUILD)/layer/$(NAME)-x86_64.zip $(BUILD)/layer/$(NAME)-arm64.zip
 
-.PHONY: all deps test unit asan tsan tsan-unit valgrind fuzz fuzz-build bench demo lint format \
+.PHONY: FORCE all deps test unit asan tsan tsan-unit valgrind fuzz fuzz-build bench demo lint format \
         format-check install clean layer lean-deps
 all: $(BINS)
 
@@ -86,9 +88,9 @@ $(EXT): $(if $(filter system,$(DEPS)),$(SYS_EXT),$(LEAN_EXT_x86_64))
 	$(Q)cp $< $@
 
 # The lean build, per architecture: its own objects, compiled by gcc (or the aarch64 cross gcc)
-# against musl through the specs file lean-deps.sh writes, and linked static (static PIE, so
-# the kernel still randomises where it loads).  scripts/check-static.sh refuses a result that
-# needs any shared library, naming what it needs.
+# against musl through the specs file lean-deps.sh writes, and linked static.  The link is redone
+# when LEAN_PIE changes (link-flags holds the last one).  scripts/check-static.sh refuses a
+# result that needs any shared library, naming what it needs.
 define lean_rules
 $$(LEAN_P_$(1))/manifest.txt:
 	$$(Q)scripts/lean-deps.sh build $(1)
@@ -97,10 +99,13 @@ $$(BUILD)/lean/$(1)/obj/%.o: %.c | $$(LEAN_P_$(1))/manifest.txt
 	$$(Q)$$(LEAN_CROSS_$(1))gcc -specs=$$(LEAN_P_$(1))/musl.specs $$(BASE_CPPFLAGS) \
 	  -I$$(LEAN_P_$(1))/include -idirafter$$(LEAN_P_$(1))/kernel \
 	  -std=c11 $$(LEAN_OPT) $$(WARN) $$(CFLAGS) -c $$< -o $$@
-$$(LEAN_EXT_$(1)): $$(patsubst %.c,$$(BUILD)/lean/$(1)/obj/%.o,$$(LEAN_SRC))
+$$(BUILD)/lean/$(1)/link-flags: FORCE
+	@mkdir -p $$(@D)
+	@echo '$$(LEAN_PIE)' | cmp -s - $$@ || echo '$$(LEAN_PIE)' >$$@
+$$(LEAN_EXT_$(1)): $$(patsubst %.c,$$(BUILD)/lean/$(1)/obj/%.o,$$(LEAN_SRC)) $$(BUILD)/lean/$(1)/link-flags
 	@mkdir -p $$(@D)
 	$$(Q)$$(LEAN_CROSS_$(1))gcc -specs=$$(LEAN_P_$(1))/musl.specs $$(LEAN_PIE) -Wl,--gc-sections \
-	  -Wl,-z,relro,-z,now $$^ -o $$@ -L$$(LEAN_P_$(1))/lib -lcurl -lmicrohttpd -lcjson -lssl \
+	  -Wl,-z,relro,-z,now $$(filter %.o,$$^) -o $$@ -L$$(LEAN_P_$(1))/lib -lcurl -lmicrohttpd -lcjson -lssl \
 	  -lcrypto -pthread
 	$$(Q)scripts/check-static.sh $$@
 endef

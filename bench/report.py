@@ -74,8 +74,8 @@ SECTIONS = [
      "figure is taken for the shipped build and, under names ending in `_system`, for the "
      "system build, each round measuring both (order alternating); the `same_libs_*` figures "
      "(a process linked against the system's libraries) go with the dynamically linked build. "
-     "`binary`: sizes, stripped and not, `static` (1: no program interpreter), and the layer "
-     "zips when `make layer` has built them."),
+     "`binary`: sizes, stripped and not, `static` (1: no program interpreter), `pie` (1: "
+     "relocated at every start), and the layer zips when `make layer` has built them."),
     ("scaling", "Scaling",
      "Hit latency and RSS with 10 to 1000 cached keys (reads round-robin over the keys); hit "
      "latency and requests/s with 1 to 64 concurrent callers (one kept-alive connection each, "
@@ -608,6 +608,12 @@ def _med(doc, sec, name, metric):
         return None
 
 
+def _is_pie(doc, sfx):
+    b = doc["sections"].get("footprint", {}).get("results", {}).get("binary" + sfx, {})
+    pie = b.get("pie", {}).get("median") if isinstance(b.get("pie"), dict) else None
+    return pie == 1
+
+
 def _is_static(doc, sfx):
     b = doc["sections"].get("footprint", {}).get("results", {}).get("binary" + sfx, {})
     st = b.get("static", {}).get("median") if isinstance(b.get("static"), dict) else None
@@ -696,8 +702,9 @@ def footprint_analysis(doc, sfx):
             text += (f"; curl_global_init (OpenSSL's initialisation) takes "
                      f"{faults_curl - faults_main:.0f} more")
     elif static:
-        text += (" (the binary's pages as they are first touched, the pages the start-up "
-                 "relocation writes, heap, stacks and the threads' stacks)")
+        text += (" (the binary's pages as they are first touched, "
+                 + ("the pages the start-up relocation writes, " if _is_pie(doc, sfx) else "")
+                 + "heap, stacks and the threads' stacks)")
     if fault_us is not None:
         fault_ms = faults * fault_us / 1000
         text += (f". A page fault cost {fault_us:.1f} us on this VM during the run, so the "

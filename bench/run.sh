@@ -535,6 +535,10 @@ exec_first() {
     --max-ms 5000 -- "${STASH_BIN:-$STASH}" 2>"$W/exec.err"
 }
 
+is_pie() {  # BINARY: position-independent (ELF type DYN), so it is relocated at every start
+  LC_ALL=C readelf -h "$1" 2>/dev/null | grep -q 'Type:.*DYN'
+}
+
 jfield() {  # JSON FIELD: one number from a JSON object
   $PY -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
 }
@@ -646,6 +650,7 @@ binary_sizes() {
   json="\"stripped_bytes\":$(stat -c %s "$W/stash.stripped")"
   json+=",\"unstripped_bytes\":$(stat -c %s "$bin")"
   json+=",\"static\":$(is_static "$bin" && echo 1 || echo 0)"
+  json+=",\"pie\":$(is_pie "$bin" && echo 1 || echo 0)"
   if [ -z "$sfx" ]; then
     for z in "$LAYER_DIR"/stash-*.zip; do
       [ -f "$z" ] || continue
