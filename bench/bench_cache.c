@@ -32,6 +32,7 @@ static void fill_value(void *ctx, struct cache_value *out)
 {
     size_t len = *(const size_t *)ctx;
 
+    out->kind = CACHE_VALUE;
     out->status = 200;
     out->len = len;
     out->body = xmalloc(len + 1);

@@ -5,10 +5,9 @@
  *   Host, Content-Type: application/x-amz-json-1.1, X-Amz-Target, X-Amz-Date,
  *   X-Amz-Security-Token (when there is one), Authorization (SigV4 over all of those)
  *   {"SecretId":...,"VersionId":...,"VersionStage":...} / {"Name":"n[:sel]","WithDecryption":b}
- * The answer is 2xx with the output structure, or an error status with X-Amzn-ErrorType and/or
- * {"__type":...,"message"|"Message":...}.  Success is reshaped into what AWS's Parameters and
- * Secrets extension answers (ISO dates with milliseconds, nulls for absent fields,
- * "ResultMetadata":{}); failures are mapped as cache/aws.h says.
+ * Every answer is read by cache/upstream.c (reshaped on success, its error code and message on
+ * failure); this file adds what only the transport knows (timeouts, resets, TLS, the size
+ * ceiling, stop) and decides whether to try again.
  *
  * Connections: per service a stack of idle easy handles, created lazily up to max_connections;
  * each handle keeps its own connection alive between calls, so at most max_connections
@@ -22,15 +21,13 @@
  * handle, during backoff and from libcurl's progress callback; no socket opens once it is set.
  *
  * Secrets: the request body, the header list (token, Authorization) and the response body are
- * wiped before they are freed; so is every string of a parsed cJSON tree.  Copies libcurl makes
+ * wiped before they are freed (cache/upstream.c wipes what it parses).  Copies libcurl makes
  * internally (its send buffer) are not ours to wipe.
  */
 #include "cache/aws.h"
 
-#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -43,13 +40,14 @@
 #include <unistd.h>
 
 #include "cache/sigv4.h"
+#include "cache/upstream.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
 
 /* AWS_STALL_*: an attempt whose answer arrives slower than AWS_STALL_BYTES_PER_S for
- * AWS_STALL_SECONDS is cut off (504 TimeoutError), with or without an overall timeout.  A real
+ * AWS_STALL_SECONDS is cut off (UP_TIMEOUT), with or without an overall timeout.  A real
  * answer (at most about 1 MiB, usually a few KB) comes at network speed; one byte now and then is
  * progress for a byte-level stall check but keeps a pooled handle forever.  The floor bounds any
  * attempt to AWS_STALL_SECONDS of stall or max_response / AWS_STALL_BYTES_PER_S seconds of drip. */
@@ -59,8 +57,6 @@
 #define AWS_STALL_BYTES_PER_S    1024L
 #define AWS_BACKOFF_DEFAULT_MS   50u
 #define AWS_BACKOFF_CAP_MS       2000u
-#define AWS_TYPE_MAX             128
-#define AWS_MESSAGE_MAX          512
 #define AWS_HEADER_MAX           ((size_t)16 * 1024) /* one header line we build (the token is < 4 KiB) */
 #define AWS_CONTENT_TYPE         "application/x-amz-json-1.1"
 
@@ -101,21 +97,8 @@ struct attempt {
     long status;
     struct buf body; /* ceiling: max_response */
     int too_big;
-    char errtype[AWS_TYPE_MAX]; /* X-Amzn-ErrorType, sanitised */
+    char errtype[UPSTREAM_TYPE_MAX]; /* X-Amzn-ErrorType, cleaned */
     char curl_err[CURL_ERROR_SIZE];
-};
-
-/* How an attempt ended, for the retry decision and the final answer. */
-enum outcome {
-    OUT_OK,         /* 2xx and a readable body: done */
-    OUT_CLIENT,     /* 4xx AWS error: pass through, no retry */
-    OUT_THROTTLED,  /* retry; 429 when exhausted */
-    OUT_SERVER,     /* 5xx or internal error type: retry; pass through when exhausted */
-    OUT_TRANSPORT,  /* connect/reset/empty: retry; 502 when exhausted */
-    OUT_TIMEOUT,    /* per-attempt timeout: retry while budget is left; 504 */
-    OUT_UNREADABLE, /* oversized or unparsable: 502, no retry */
-    OUT_FATAL,      /* TLS/config errors that a retry cannot fix: 502 */
-    OUT_STOPPED,    /* aws_client_stop: abandoned, no retry; 503 */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -130,82 +113,6 @@ static void free_secret_str(char *s)
 static char *dup_or_null(const char *s)
 {
     return s ? xstrdup(s) : NULL;
-}
-
-/* Keeps the code of an AWS error type: drops a ":..." suffix and a "namespace#" prefix, and
- * surrounding blanks ("aws.protocoltests#FooError:http://..." -> "FooError"). */
-static void sanitize_type(char *t)
-{
-    char *p = strchr(t, ':');
-    char *hash;
-    size_t n;
-    size_t start = 0;
-
-    if (p) {
-        *p = '\0';
-    }
-    hash = strrchr(t, '#');
-    if (hash) {
-        memmove(t, hash + 1, strlen(hash + 1) + 1);
-    }
-    while (t[start] == ' ' || t[start] == '\t') {
-        start++;
-    }
-    if (start) {
-        memmove(t, t + start, strlen(t + start) + 1);
-    }
-    n = strlen(t);
-    while (n && (t[n - 1] == ' ' || t[n - 1] == '\t' || t[n - 1] == '\r' || t[n - 1] == '\n')) {
-        t[--n] = '\0';
-    }
-}
-
-static int in_list(const char *s, const char *const *list, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        if (strcmp(s, list[i]) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* botocore's standard retry mode lists these as throttles; SSM adds TooManyUpdates. */
-static int is_throttle_type(const char *t)
-{
-    static const char *const codes[] = {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-        "TooManyUpdates",
-    };
-
-    return in_list(t, codes, sizeof(codes) / sizeof(codes[0]));
-}
-
-/* Server-side faults that some services send with a 4xx status (Secrets Manager's docs disagree
- * on InternalServiceError's status), and transient timeouts. */
-static int is_server_type(const char *t)
-{
-    static const char *const codes[] = {
-        "InternalServiceError", "InternalServerError", "InternalFailure",
-        "ServiceUnavailable",   "RequestTimeout",      "RequestTimeoutException",
-    };
-
-    return in_list(t, codes, sizeof(codes) / sizeof(codes[0]));
 }
 
 static void facts_record(struct facts *f, double ms, long status, int throttled, int error)
@@ -224,339 +131,6 @@ static void facts_record(struct facts *f, double ms, long status, int throttled,
     f->ncalls++;
 }
 
-/* Wipes every string in a parsed tree (values may be secrets) before it is freed. */
-static void json_wipe(cJSON *n)
-{
-    for (; n; n = n->next) {
-        if (n->valuestring) {
-            mem_wipe(n->valuestring, strlen(n->valuestring));
-        }
-        json_wipe(n->child);
-    }
-}
-
-static void json_free_secret(cJSON *root)
-{
-    if (root) {
-        json_wipe(root);
-        cJSON_Delete(root);
-    }
-}
-
-/* ---- error bodies ------------------------------------------------------------------------- */
-
-void aws_error_value(int status, const char *type, const char *message, struct cache_value *out)
-{
-    struct buf b = BUF_INIT(0);
-    const char *t = type ? type : "InternalFailure";
-    const char *m = message ? message : "";
-
-    /* Only our own bounded strings go in here; a failed append is impossible short of OOM,
-     * which aborts. */
-    (void)buf_puts(&b, "{\"__type\":\"");
-    (void)buf_put_json_escaped(&b, t, strlen(t));
-    (void)buf_puts(&b, "\",\"message\":\"");
-    (void)buf_put_json_escaped(&b, m, strlen(m));
-    (void)buf_puts(&b, "\"}");
-    out->status = status;
-    out->body = buf_detach(&b, &out->len);
-}
-
-/* ---- success shapes ----------------------------------------------------------------------- */
-
-static enum stash_err put_string_or_null(struct buf *b, const cJSON *v)
-{
-    enum stash_err rc;
-
-    if (!cJSON_IsString(v) || !v->valuestring) {
-        return buf_puts(b, "null");
-    }
-    rc = buf_putc(b, '"');
-    if (!rc) {
-        rc = buf_put_json_escaped(b, v->valuestring, strlen(v->valuestring));
-    }
-    if (!rc) {
-        rc = buf_putc(b, '"');
-    }
-    return rc;
-}
-
-/* x rounded to the nearest integer, halfway cases away from zero (llround's rule), for
- * |x| < 2^63; the callers bound x far below that.  Not llround: it is the one libm function
- * stash used, and linking libm costs every start a library to map and relocate (and about
- * 0.3 MB of resident pages) for one rounding.  The cast truncates toward zero and, for |x| <
- * 2^53, x - t is exact; beyond that every double is an integer and the fraction is 0. */
-static long long round_half_away(double x)
-{
-    long long t = (long long)x;
-    double frac = x - (double)t;
-
-    if (frac >= 0.5) {
-        t++;
-    } else if (frac <= -0.5) {
-        t--;
-    }
-    return t;
-}
-
-/* JSON 1.1 timestamps are epoch seconds (possibly fractional); the extension answers ISO 8601
- * with milliseconds.  A string is passed through (some emulators send ISO already). */
-static enum stash_err put_date_or_null(struct buf *b, const cJSON *v)
-{
-    char iso[CLOCK_ISO_LEN];
-
-    if (cJSON_IsString(v)) {
-        return put_string_or_null(b, v);
-    }
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
-        v->valuedouble > 253402300799.0) {
-        return buf_puts(b, "null");
-    }
-    clock_format_iso((uint64_t)round_half_away(v->valuedouble * 1000.0), iso);
-    return buf_printf(b, "\"%s\"", iso);
-}
-
-static enum stash_err put_integer_or_null(struct buf *b, const cJSON *v)
-{
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 9.0e15) {
-        return buf_puts(b, "null");
-    }
-    return buf_printf(b, "%lld", round_half_away(v->valuedouble));
-}
-
-static enum stash_err put_string_array_or_null(struct buf *b, const cJSON *v)
-{
-    const cJSON *e;
-    int first = 1;
-    enum stash_err rc;
-
-    if (!cJSON_IsArray(v)) {
-        return buf_puts(b, "null");
-    }
-    rc = buf_putc(b, '[');
-    cJSON_ArrayForEach(e, v)
-    {
-        if (rc || !cJSON_IsString(e)) {
-            continue;
-        }
-        if (!first) {
-            rc = buf_putc(b, ',');
-        }
-        if (!rc) {
-            rc = put_string_or_null(b, e);
-        }
-        first = 0;
-    }
-    if (!rc) {
-        rc = buf_putc(b, ']');
-    }
-    return rc;
-}
-
-static const cJSON *field(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-/* What a field of a success answer must be when it is there and not null. */
-enum field_kind {
-    FIELD_STRING,
-    FIELD_NUMBER,
-    FIELD_DATE,  /* epoch seconds, or an ISO string (emulators) */
-    FIELD_ARRAY, /* of strings; other elements are skipped when rendered */
-};
-
-struct field_rule {
-    const char *name;
-    enum field_kind kind;
-    int required; /* must be present and not null */
-};
-
-static int field_ok(const cJSON *v, enum field_kind kind)
-{
-    switch (kind) {
-    case FIELD_STRING:
-        return cJSON_IsString(v) && v->valuestring;
-    case FIELD_NUMBER:
-        return cJSON_IsNumber(v);
-    case FIELD_DATE:
-        return cJSON_IsNumber(v) || (cJSON_IsString(v) && v->valuestring);
-    case FIELD_ARRAY:
-        return cJSON_IsArray(v);
-    }
-    return 0;
-}
-
-/* A 200 whose fields have other types than the API's (a null Name, an object SecretString) is
- * not a value to serve or cache: rendering it would turn it into nulls silently. */
-static int fields_ok(const cJSON *o, const struct field_rule *rules, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, rules[i].name);
-
-        if (!v || cJSON_IsNull(v)) {
-            if (rules[i].required) {
-                return 0;
-            }
-            continue;
-        }
-        if (!field_ok(v, rules[i].kind)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* GetSecretValue's response syntax: every field a string but CreatedDate (timestamp) and
- * VersionStages (list of strings); Name, and one of SecretString and SecretBinary, always. */
-static const struct field_rule s_secret_rules[] = {
-    {"ARN", FIELD_STRING, 0},          {"CreatedDate", FIELD_DATE, 0},
-    {"Name", FIELD_STRING, 1},         {"SecretBinary", FIELD_STRING, 0},
-    {"SecretString", FIELD_STRING, 0}, {"VersionId", FIELD_STRING, 0},
-    {"VersionStages", FIELD_ARRAY, 0},
-};
-
-/* GetParameter's Parameter: strings but LastModifiedDate (timestamp) and Version (long); Name
- * and Value always. */
-static const struct field_rule s_parameter_rules[] = {
-    {"ARN", FIELD_STRING, 0},  {"DataType", FIELD_STRING, 0}, {"LastModifiedDate", FIELD_DATE, 0},
-    {"Name", FIELD_STRING, 1}, {"Selector", FIELD_STRING, 0}, {"SourceResult", FIELD_STRING, 0},
-    {"Type", FIELD_STRING, 0}, {"Value", FIELD_STRING, 1},    {"Version", FIELD_NUMBER, 0},
-};
-
-#define NRULES(r) (sizeof(r) / sizeof((r)[0]))
-
-/* {"ARN","CreatedDate","Name","SecretBinary","SecretString","VersionId","VersionStages",
- *  "ResultMetadata":{}} */
-static enum stash_err shape_secret(const cJSON *o, struct buf *b)
-{
-    enum stash_err rc;
-
-    if (!fields_ok(o, s_secret_rules, NRULES(s_secret_rules)) ||
-        (!field_ok(field(o, "SecretString"), FIELD_STRING) &&
-         !field_ok(field(o, "SecretBinary"), FIELD_STRING))) {
-        return STASH_EPARSE;
-    }
-    rc = buf_puts(b, "{\"ARN\":");
-    rc = rc ? rc : put_string_or_null(b, field(o, "ARN"));
-    rc = rc ? rc : buf_puts(b, ",\"CreatedDate\":");
-    rc = rc ? rc : put_date_or_null(b, field(o, "CreatedDate"));
-    rc = rc ? rc : buf_puts(b, ",\"Name\":");
-    rc = rc ? rc : put_string_or_null(b, field(o, "Name"));
-    rc = rc ? rc : buf_puts(b, ",\"SecretBinary\":");
-    rc = rc ? rc : put_string_or_null(b, field(o, "SecretBinary"));
-    rc = rc ? rc : buf_puts(b, ",\"SecretString\":");
-    rc = rc ? rc : put_string_or_null(b, field(o, "SecretString"));
-    rc = rc ? rc : buf_puts(b, ",\"VersionId\":");
-    rc = rc ? rc : put_string_or_null(b, field(o, "VersionId"));
-    rc = rc ? rc : buf_puts(b, ",\"VersionStages\":");
-    rc = rc ? rc : put_string_array_or_null(b, field(o, "VersionStages"));
-    rc = rc ? rc : buf_puts(b, ",\"ResultMetadata\":{}}");
-    return rc;
-}
-
-/* {"Parameter":{"ARN","DataType","LastModifiedDate","Name","Selector","SourceResult","Type",
- *  "Value","Version"},"ResultMetadata":{}} */
-static enum stash_err shape_parameter(const cJSON *o, struct buf *b)
-{
-    const cJSON *p = field(o, "Parameter");
-    enum stash_err rc;
-
-    if (!cJSON_IsObject(p) || !fields_ok(p, s_parameter_rules, NRULES(s_parameter_rules))) {
-        return STASH_EPARSE;
-    }
-    rc = buf_puts(b, "{\"Parameter\":{\"ARN\":");
-    rc = rc ? rc : put_string_or_null(b, field(p, "ARN"));
-    rc = rc ? rc : buf_puts(b, ",\"DataType\":");
-    rc = rc ? rc : put_string_or_null(b, field(p, "DataType"));
-    rc = rc ? rc : buf_puts(b, ",\"LastModifiedDate\":");
-    rc = rc ? rc : put_date_or_null(b, field(p, "LastModifiedDate"));
-    rc = rc ? rc : buf_puts(b, ",\"Name\":");
-    rc = rc ? rc : put_string_or_null(b, field(p, "Name"));
-    rc = rc ? rc : buf_puts(b, ",\"Selector\":");
-    rc = rc ? rc : put_string_or_null(b, field(p, "Selector"));
-    rc = rc ? rc : buf_puts(b, ",\"SourceResult\":");
-    rc = rc ? rc : put_string_or_null(b, field(p, "SourceResult"));
-    rc = rc ? rc : buf_puts(b, ",\"Type\":");
-    rc = rc ? rc : put_string_or_null(b, field(p, "Type"));
-    rc = rc ? rc : buf_puts(b, ",\"Value\":");
-    rc = rc ? rc : put_string_or_null(b, field(p, "Value"));
-    rc = rc ? rc : buf_puts(b, ",\"Version\":");
-    rc = rc ? rc : put_integer_or_null(b, field(p, "Version"));
-    rc = rc ? rc : buf_puts(b, "},\"ResultMetadata\":{}}");
-    return rc;
-}
-
-typedef enum stash_err (*shape_fn)(const cJSON *o, struct buf *b);
-
-/* Parses body and renders the local answer into out (status 200).  STASH_EPARSE when the body
- * is not the expected JSON object. */
-static enum stash_err shape_success(const struct buf *body, shape_fn shape, size_t max,
-                                    struct cache_value *out)
-{
-    /* Escaping at most sextuples a byte; the ceiling keeps a hostile body from growing it more. */
-    struct buf b = BUF_INIT(6 * max + 4096);
-    cJSON *root = cJSON_ParseWithLength(body->data ? body->data : "", body->len);
-    enum stash_err rc = STASH_EPARSE;
-
-    if (!cJSON_IsObject(root)) {
-        goto out;
-    }
-    rc = shape(root, &b);
-    if (rc) {
-        goto out;
-    }
-    out->status = 200;
-    /* An exact-sized copy, not the buffer (whose capacity doubled up to twice the answer): the
-     * cache stores an exact copy of it, and while this block lives, until the answer is sent,
-     * a block twice its size left the heap riddled with holes of that size between stored
-     * values (1.6 MB more resident with 1000 values of 4 KB in bench's footprint). */
-    out->len = b.len;
-    out->body = xmemdup(b.data, b.len);
-out:
-    buf_release_secret(&b);
-    json_free_secret(root);
-    return rc;
-}
-
-/* Error type and message of a non-2xx answer: the header first, then __type / code in the body;
- * message / Message from the body. */
-static void parse_error(const struct attempt *a, char type[AWS_TYPE_MAX],
-                        char message[AWS_MESSAGE_MAX])
-{
-    cJSON *root = NULL;
-    const cJSON *v;
-
-    (void)snprintf(type, AWS_TYPE_MAX, "%s", a->errtype);
-    message[0] = '\0';
-    if (a->body.len) {
-        root = cJSON_ParseWithLength(a->body.data, a->body.len);
-    }
-    if (cJSON_IsObject(root)) {
-        if (!type[0]) {
-            v = field(root, "__type");
-            if (!cJSON_IsString(v)) {
-                v = field(root, "code");
-            }
-            if (!cJSON_IsString(v)) {
-                v = field(root, "Code");
-            }
-            if (cJSON_IsString(v)) {
-                (void)snprintf(type, AWS_TYPE_MAX, "%s", v->valuestring);
-                sanitize_type(type);
-            }
-        }
-        v = field(root, "message");
-        if (!cJSON_IsString(v)) {
-            v = field(root, "Message");
-        }
-        if (cJSON_IsString(v)) {
-            (void)snprintf(message, AWS_MESSAGE_MAX, "%s", v->valuestring);
-        }
-    }
-    json_free_secret(root);
-}
-
 /* ---- libcurl ------------------------------------------------------------------------------ */
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -573,24 +147,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    static const char key[] = "x-amzn-errortype:";
     struct attempt *a = ud;
-    size_t len = size * n;
-    size_t klen = sizeof(key) - 1;
 
-    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-        a->errtype[0] = '\0'; /* a new response (after a 100 Continue): forget the last one */
-    } else if (len > klen && strncasecmp(p, key, klen) == 0) {
-        size_t vlen = len - klen;
-
-        if (vlen >= AWS_TYPE_MAX) {
-            vlen = AWS_TYPE_MAX - 1;
-        }
-        memcpy(a->errtype, p + klen, vlen);
-        a->errtype[vlen] = '\0';
-        sanitize_type(a->errtype);
-    }
-    return len;
+    upstream_header_line(p, size * n, a->errtype);
+    return size * n;
 }
 
 static int stopping(const struct aws_client *c)
@@ -740,40 +300,44 @@ static void slist_free_secret(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
-/* Appends "Name: value" to *list through a buffer we wipe (the value may be the token). */
-static enum stash_err add_header(struct curl_slist **list, const char *name, const char *value)
+/* A header list being built: after the first failure nothing more is added, and the error is
+ * asked once at the end (as a struct buf remembers its first failed append). */
+struct headers {
+    struct curl_slist *list;
+    enum stash_err err;
+};
+
+/* Appends "Name: value" through a buffer we wipe (the value may be the token); value NULL:
+ * "Name:", which tells libcurl not to send a header it would add itself. */
+static void add_header(struct headers *h, const char *name, const char *value)
 {
     struct buf line = BUF_INIT(AWS_HEADER_MAX);
     struct curl_slist *l;
-    enum stash_err rc = buf_printf(&line, "%s: %s", name, value);
 
-    if (!rc) {
-        l = curl_slist_append(*list, line.data);
+    if (h->err) {
+        return;
+    }
+    h->err = value ? buf_printf(&line, "%s: %s", name, value) : buf_printf(&line, "%s:", name);
+    if (!h->err) {
+        l = curl_slist_append(h->list, line.data);
         if (!l) {
-            rc = STASH_EIO;
+            h->err = STASH_EIO;
         } else {
-            *list = l;
+            h->list = l;
         }
     }
     buf_release_secret(&line);
-    return rc;
 }
 
-/* Signs and sends one request on h; fills a. */
-static enum stash_err perform(const struct aws_client *c, const struct aws_service *s, CURL *h,
-                              const char *target, const struct buf *req, long timeout_ms,
-                              struct attempt *a)
+/* Signs a request to s (target, body req, date amz) and builds its header list into *h. */
+static void sign(const struct aws_client *c, const struct aws_service *s, const char *target,
+                 const struct buf *req, const char *amz, struct headers *h)
 {
     struct sigv4_header sh[5];
     struct sigv4_input in = {0};
     struct buf authz = BUF_INIT(AWS_HEADER_MAX);
-    struct curl_slist *list = NULL;
-    char amz[CLOCK_AMZ_LEN];
     size_t nh = 0;
-    long connect_ms = AWS_CONNECT_TIMEOUT_MS;
-    enum stash_err rc;
 
-    clock_format_amz((int64_t)(clock_real_ms() / 1000u), amz);
     sh[nh].name = "host";
     sh[nh++].value = s->host;
     sh[nh].name = "content-type";
@@ -799,32 +363,39 @@ static enum stash_err perform(const struct aws_client *c, const struct aws_servi
     in.access_key_id = c->akid;
     in.secret_access_key = c->secret;
     in.normalize_path = 1;
-    rc = sigv4_authorization(&in, &authz);
-    if (rc) {
-        goto out;
-    }
-    rc = add_header(&list, "Host", s->host);
-    rc = rc ? rc : add_header(&list, "Content-Type", AWS_CONTENT_TYPE);
-    rc = rc ? rc : add_header(&list, "X-Amz-Date", amz);
-    rc = rc ? rc : add_header(&list, "X-Amz-Target", target);
+    h->err = sigv4_authorization(&in, &authz);
+    add_header(h, "Host", s->host);
+    add_header(h, "Content-Type", AWS_CONTENT_TYPE);
+    add_header(h, "X-Amz-Date", amz);
+    add_header(h, "X-Amz-Target", target);
     if (c->token) {
-        rc = rc ? rc : add_header(&list, "X-Amz-Security-Token", c->token);
+        add_header(h, "X-Amz-Security-Token", c->token);
     }
-    rc = rc ? rc : add_header(&list, "Authorization", authz.data);
+    add_header(h, "Authorization", authz.data);
     /* No "Expect: 100-continue" round trip for larger bodies. */
-    if (!rc) {
-        struct curl_slist *l = curl_slist_append(list, "Expect:");
+    add_header(h, "Expect", NULL);
+    buf_release_secret(&authz);
+}
 
-        rc = l ? STASH_OK : STASH_EIO;
-        list = l ? l : list;
-    }
-    if (rc) {
-        goto out;
+/* Signs and sends one request on h; fills a.  An error: nothing was sent (it cannot be signed). */
+static enum stash_err perform(const struct aws_client *c, const struct aws_service *s, CURL *h,
+                              const char *target, const struct buf *req, long timeout_ms,
+                              struct attempt *a)
+{
+    struct headers hd = {NULL, STASH_OK};
+    char amz[CLOCK_AMZ_LEN];
+    long connect_ms = AWS_CONNECT_TIMEOUT_MS;
+
+    clock_format_amz((int64_t)(clock_real_ms() / 1000u), amz);
+    sign(c, s, target, req, amz, &hd);
+    if (hd.err) {
+        slist_free_secret(hd.list);
+        return hd.err;
     }
     if (timeout_ms > 0 && timeout_ms < connect_ms) {
         connect_ms = timeout_ms;
     }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd.list);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->data);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->len);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 0L);
@@ -842,10 +413,8 @@ static enum stash_err perform(const struct aws_client *c, const struct aws_servi
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
-out:
-    slist_free_secret(list);
-    buf_release_secret(&authz);
-    return rc;
+    slist_free_secret(hd.list);
+    return STASH_OK;
 }
 
 static int curl_transient(CURLcode cc)
@@ -872,10 +441,9 @@ static int curl_transient(CURLcode cc)
 struct call {
     struct aws_client *c;
     struct aws_service *s;
-    const char *op;     /* "GetSecretValue" for logs */
+    enum upstream_op op;
     const char *target; /* X-Amz-Target */
     const char *name;   /* secret id / parameter name, for logs */
-    shape_fn shape;
 };
 
 static uint64_t rng_next(uint64_t *x)
@@ -899,63 +467,96 @@ static void sleep_ms(const struct aws_client *c, uint64_t ms)
     }
 }
 
-/* The per-call state that survives from one attempt to the next. */
-struct verdict {
-    enum outcome last;
-    long status; /* upstream status of the last attempt, 0 if none */
-    char type[AWS_TYPE_MAX];
-    char message[AWS_MESSAGE_MAX];
-};
-
-/* Judges one finished attempt, records it in facts, and on success renders out. */
-static void judge(const struct call *k, const struct attempt *a, double ms, struct verdict *v,
-                  struct cache_value *out, struct facts *facts)
+/* Judges one finished attempt into *r (its attempts count kept) and records it in facts.
+ * Returns 1 when another attempt may answer differently. */
+static int judge(const struct call *k, const struct attempt *a, double ms,
+                 struct upstream_result *r, struct facts *facts)
 {
     const struct aws_service *s = k->s;
+    unsigned sent = r->attempts;
+    int retry;
 
-    v->type[0] = '\0';
-    v->message[0] = '\0';
-    v->status = a->cc == CURLE_OK ? a->status : 0;
-    if (a->cc == CURLE_OK && a->status >= 200 && a->status < 300) {
-        facts_record(facts, ms, a->status, 0, 0);
-        if (shape_success(&a->body, k->shape, k->c->max_response, out) == STASH_OK) {
-            v->last = OUT_OK;
-            return;
-        }
-        v->last = OUT_UNREADABLE;
-        (void)snprintf(v->message, sizeof(v->message),
-                       "unreadable answer from %s (not the expected JSON)", s->name);
-    } else if (a->cc == CURLE_OK && a->status >= 400 && a->status < 600) {
-        parse_error(a, v->type, v->message);
-        if (a->status == 429 || (v->type[0] && is_throttle_type(v->type))) {
-            v->last = OUT_THROTTLED;
-        } else if (a->status >= 500 || (v->type[0] && is_server_type(v->type))) {
-            v->last = OUT_SERVER;
-        } else {
-            v->last = OUT_CLIENT;
-        }
-        facts_record(facts, ms, a->status, v->last == OUT_THROTTLED, 1);
-    } else if (a->cc == CURLE_OK) {
-        v->last = OUT_UNREADABLE;
-        (void)snprintf(v->message, sizeof(v->message), "unexpected HTTP %ld from %s", a->status,
-                       s->name);
-        facts_record(facts, ms, a->status, 0, 1);
-    } else {
-        if (a->too_big) {
-            v->last = OUT_UNREADABLE;
-            (void)snprintf(v->message, sizeof(v->message), "answer from %s larger than %zu bytes",
-                           s->name, k->c->max_response);
-        } else if (a->cc == CURLE_OPERATION_TIMEDOUT) {
-            v->last = OUT_TIMEOUT;
-        } else {
-            v->last = curl_transient(a->cc) ? OUT_TRANSPORT : OUT_FATAL;
-            (void)snprintf(v->message, sizeof(v->message), "%s at %s: %s", s->name, s->host,
-                           a->curl_err[0] ? a->curl_err : curl_easy_strerror(a->cc));
-        }
-        /* A too-big body still came with a status; a transport failure has none. */
-        v->status = a->too_big ? a->status : 0;
-        facts_record(facts, ms, v->status, 0, 1);
+    if (a->cc == CURLE_OK) {
+        retry = upstream_read(k->op, a->status, a->errtype, a->body.data, a->body.len, r);
+        r->attempts = sent;
+        facts_record(facts, ms, a->status, r->outcome == UP_THROTTLED,
+                     a->status < 200 || a->status >= 300);
+        return retry;
     }
+    upstream_result_release(r);
+    r->attempts = sent;
+    if (a->too_big) {
+        /* A too-big body still came with a status; a transport failure has none. */
+        r->outcome = UP_BAD_ANSWER;
+        r->http_status = a->status;
+        (void)snprintf(r->message, sizeof(r->message), "answer from %s larger than %zu bytes",
+                       s->name, k->c->max_response);
+        retry = 0; /* a retry would not make it smaller */
+    } else if (a->cc == CURLE_OPERATION_TIMEDOUT) {
+        r->outcome = UP_TIMEOUT;
+        retry = 1;
+    } else {
+        r->outcome = UP_UNREACHABLE;
+        (void)snprintf(r->message, sizeof(r->message), "%s at %s: %s", s->name, s->host,
+                       a->curl_err[0] ? a->curl_err : curl_easy_strerror(a->cc));
+        retry = curl_transient(a->cc); /* TLS and configuration errors stay */
+    }
+    facts_record(facts, ms, r->http_status, 0, 1);
+    return retry;
+}
+
+/* Makes one attempt, unless the call is stopped or out of time (deadline: monotonic ns, 0:
+ * none); *r says how it ended.  Returns 1 when another attempt may answer differently. */
+static int attempt_once(const struct call *k, const struct buf *req, uint64_t deadline,
+                        struct upstream_result *r, struct facts *facts)
+{
+    struct aws_service *s = k->s;
+    struct attempt a;
+    long remaining = 0;
+    uint64_t t0;
+    CURL *h;
+    enum stash_err rc;
+    int retry;
+
+    if (stopping(k->c)) {
+        r->outcome = UP_ABANDONED;
+        return 0;
+    }
+    if (deadline) {
+        uint64_t now = clock_mono_ns();
+
+        if (now >= deadline) {
+            r->outcome = UP_TIMEOUT;
+            return 0;
+        }
+        remaining = (long)((deadline - now + 999999u) / 1000000u);
+    }
+    h = pool_acquire(k->c, s, deadline);
+    if (!h) {
+        r->outcome = stopping(k->c) ? UP_ABANDONED : UP_TIMEOUT;
+        return 0;
+    }
+    memset(&a, 0, sizeof(a));
+    buf_init(&a.body, k->c->max_response);
+    t0 = clock_mono_ns();
+    rc = perform(k->c, s, h, k->target, req, remaining, &a);
+    pool_release(s, h);
+    if (rc) {
+        buf_release_secret(&a.body);
+        LOG_ERROR("aws", "%s %s: cannot sign the request: %s", s->name, upstream_op_name(k->op),
+                  stash_strerror(rc));
+        r->outcome = UP_UNSIGNABLE;
+        (void)snprintf(r->message, sizeof(r->message), "stash could not sign the request");
+        return 0;
+    }
+    r->attempts++;
+    retry = judge(k, &a, clock_ms_between(t0, clock_mono_ns()), r, facts);
+    buf_release_secret(&a.body);
+    if (r->outcome != UP_OK && stopping(k->c)) {
+        r->outcome = UP_ABANDONED; /* whatever the transfer says, it was cut short by us */
+        return 0;
+    }
+    return retry;
 }
 
 /* Sleeps before the next attempt (full jitter).  Returns 0, without sleeping, when the wait
@@ -976,183 +577,66 @@ static int backoff(const struct call *k, unsigned attempt, uint64_t deadline, ui
     return !stopping(k->c);
 }
 
-/* The local answer for a call that did not succeed. */
-static void final_answer(const struct call *k, struct verdict *v, unsigned attempts,
-                         struct cache_value *out)
+/* Completes a failed call's result with what only the call knows (its budget, the stop), and
+ * logs it.  retry: the last attempt's verdict. */
+static void finish(const struct call *k, struct upstream_result *r, int retry)
 {
     const struct aws_service *s = k->s;
+    const char *op = upstream_op_name(k->op);
 
-    switch (v->last) {
-    case OUT_THROTTLED:
-        aws_error_value(429, "ThrottlingException", v->message[0] ? v->message : "Rate exceeded",
-                        out);
-        break;
-    case OUT_CLIENT:
-    case OUT_SERVER:
-        if (!v->message[0]) {
-            (void)snprintf(v->message, sizeof(v->message),
-                           "%s %s answered HTTP %ld without a message", s->name, k->op, v->status);
-        }
-        aws_error_value((int)v->status,
-                        v->type[0] ? v->type
-                                   : (v->last == OUT_SERVER ? "InternalFailure" : "UnknownError"),
-                        v->message, out);
-        break;
-    case OUT_TIMEOUT:
-        if (s->timeout_ms > 0) {
-            (void)snprintf(v->message, sizeof(v->message), "no answer from %s within %ld ms",
-                           s->name, s->timeout_ms);
-        } else {
-            (void)snprintf(v->message, sizeof(v->message),
-                           "no answer from %s (every attempt timed out)", s->name);
-        }
-        aws_error_value(504, "TimeoutError", v->message, out);
-        break;
-    case OUT_STOPPED:
-        (void)snprintf(v->message, sizeof(v->message),
+    if (r->outcome == UP_TIMEOUT && s->timeout_ms > 0) {
+        (void)snprintf(r->message, sizeof(r->message), "no answer from %s within %ld ms", s->name,
+                       s->timeout_ms);
+    } else if (r->outcome == UP_TIMEOUT) {
+        (void)snprintf(r->message, sizeof(r->message),
+                       "no answer from %s (every attempt timed out)", s->name);
+    } else if (r->outcome == UP_ABANDONED) {
+        (void)snprintf(r->message, sizeof(r->message),
                        "stash is shutting down: the call to %s was abandoned", s->name);
-        aws_error_value(503, "ServiceUnavailable", v->message, out);
-        break;
-    case OUT_OK:
-    case OUT_TRANSPORT:
-    case OUT_UNREADABLE:
-    case OUT_FATAL:
-        aws_error_value(502, "ConnectionError", v->message, out);
-        break;
     }
-    if (v->last == OUT_CLIENT) {
-        LOG_INFO("aws", "%s %s %s: HTTP %d %s", s->name, k->op, k->name, out->status,
-                 v->type[0] ? v->type : "-");
+    if (r->outcome == UP_UNSIGNABLE) {
+        return; /* logged where it happened */
+    }
+    if (r->outcome == UP_AWS_ERROR && !retry) {
+        LOG_INFO("aws", "%s %s %s: HTTP %ld %s", s->name, op, k->name, r->http_status,
+                 r->error_type[0] ? r->error_type : "-");
     } else {
-        LOG_WARN("aws", "%s %s %s: HTTP %d after %u attempt(s) (upstream %ld %s)", s->name, k->op,
-                 k->name, out->status, attempts, v->status, v->type[0] ? v->type : "-");
+        LOG_WARN("aws", "%s %s %s: %s after %u attempt(s) (upstream %ld %s)", s->name, op, k->name,
+                 upstream_outcome_name(r->outcome), r->attempts, r->http_status,
+                 r->error_type[0] ? r->error_type : "-");
     }
 }
 
-static void do_call(const struct call *k, const struct buf *req, struct cache_value *out,
+static void do_call(const struct call *k, const struct buf *req, struct upstream_result *r,
                     struct facts *facts)
 {
-    struct aws_service *s = k->s;
     uint64_t start = clock_mono_ns();
-    uint64_t deadline = s->timeout_ms > 0 ? start + (uint64_t)s->timeout_ms * 1000000u : 0;
+    uint64_t deadline = k->s->timeout_ms > 0 ? start + (uint64_t)k->s->timeout_ms * 1000000u : 0;
     uint64_t rng = start ^ (uint64_t)(uintptr_t)&start;
-    struct verdict v = {.last = OUT_TIMEOUT};
     unsigned attempt;
+    int retry;
 
-    out->status = 0;
-    out->body = NULL;
-    out->len = 0;
+    memset(r, 0, sizeof(*r));
     for (attempt = 1;; attempt++) {
-        struct attempt a;
-        long remaining = 0;
-        uint64_t t0;
-        CURL *h;
-        enum stash_err rc;
-
-        if (stopping(k->c)) {
-            v.last = OUT_STOPPED;
-            break;
-        }
-        if (deadline) {
-            uint64_t now = clock_mono_ns();
-
-            if (now >= deadline) {
-                v.last = OUT_TIMEOUT;
-                break;
-            }
-            remaining = (long)((deadline - now + 999999u) / 1000000u);
-        }
-        h = pool_acquire(k->c, s, deadline);
-        if (!h) {
-            v.last = stopping(k->c) ? OUT_STOPPED : OUT_TIMEOUT;
-            break;
-        }
-        memset(&a, 0, sizeof(a));
-        buf_init(&a.body, k->c->max_response);
-        t0 = clock_mono_ns();
-        rc = perform(k->c, s, h, k->target, req, remaining, &a);
-        pool_release(s, h);
-        if (rc) {
-            /* Nothing was sent: the request cannot be signed (bad configuration). */
-            buf_release_secret(&a.body);
-            LOG_ERROR("aws", "%s %s: cannot sign the request: %s", s->name, k->op,
-                      stash_strerror(rc));
-            aws_error_value(500, "InternalFailure", "stash could not sign the request", out);
+        retry = attempt_once(k, req, deadline, r, facts);
+        if (r->outcome == UP_OK) {
+            LOG_DEBUG("aws", "%s %s %s: 200 after %u attempt(s)", k->s->name,
+                      upstream_op_name(k->op), k->name, attempt);
             return;
         }
-        judge(k, &a, clock_ms_between(t0, clock_mono_ns()), &v, out, facts);
-        buf_release_secret(&a.body);
-        if (v.last != OUT_OK && stopping(k->c)) {
-            v.last = OUT_STOPPED; /* whatever the transfer says, it was cut short by us */
+        if (!retry || attempt >= k->c->max_attempts) {
             break;
         }
-        if (v.last == OUT_OK) {
-            LOG_DEBUG("aws", "%s %s %s: 200 after %u attempt(s)", s->name, k->op, k->name, attempt);
-            return;
-        }
-        if (v.last == OUT_CLIENT || v.last == OUT_UNREADABLE || v.last == OUT_FATAL ||
-            attempt >= k->c->max_attempts) {
-            break;
-        }
-        LOG_DEBUG("aws", "%s %s %s: attempt %u got HTTP %ld %s, retrying", s->name, k->op, k->name,
-                  attempt, v.status, v.type);
+        LOG_DEBUG("aws", "%s %s %s: attempt %u got HTTP %ld %s, retrying", k->s->name,
+                  upstream_op_name(k->op), k->name, attempt, r->http_status, r->error_type);
         if (!backoff(k, attempt, deadline, &rng)) {
             break; /* no time left for another attempt: answer with what we have */
         }
     }
-    final_answer(k, &v, attempt, out);
+    finish(k, r, retry);
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
-
-void aws_answer_from_response(int ssm, long status, const char *header, const void *body,
-                              size_t len, struct cache_value *out)
-{
-    struct aws_client c;
-    struct call k;
-    struct attempt a;
-    struct verdict v = {.last = OUT_TIMEOUT};
-    char sm_host[] = "secretsmanager.invalid";
-    char ssm_host[] = "ssm.invalid";
-
-    /* Only the fields judge() and final_answer() read are set: no pool, no credentials. */
-    memset(&c, 0, sizeof(c));
-    c.max_response = AWS_DEFAULT_MAX_RESPONSE;
-    c.sm.name = "secretsmanager";
-    c.sm.host = sm_host;
-    c.ssm.name = "ssm";
-    c.ssm.host = ssm_host;
-    k.c = &c;
-    k.s = ssm ? &c.ssm : &c.sm;
-    k.op = ssm ? "GetParameter" : "GetSecretValue";
-    k.target = ssm ? "AmazonSSM.GetParameter" : "secretsmanager.GetSecretValue";
-    k.name = "-";
-    k.shape = ssm ? shape_parameter : shape_secret;
-    memset(&a, 0, sizeof(a));
-    buf_init(&a.body, c.max_response);
-    a.cc = CURLE_OK;
-    a.status = status;
-    if (header) {
-        struct buf line = BUF_INIT(0);
-
-        (void)buf_puts(&line, header);
-        (void)on_header(line.data, 1, line.len, &a);
-        buf_release(&line);
-    }
-    /* As on_body() does it: past the ceiling the transfer fails as libcurl's would. */
-    if (len && buf_append(&a.body, body, len) != STASH_OK) {
-        a.too_big = 1;
-        a.cc = CURLE_WRITE_ERROR;
-    }
-    out->status = 0;
-    out->body = NULL;
-    out->len = 0;
-    judge(&k, &a, 0.0, &v, out, NULL);
-    if (v.last != OUT_OK) {
-        final_answer(&k, &v, 1, out);
-    }
-    buf_release_secret(&a.body);
-}
 
 static int service_init(struct aws_service *s, const char *name, const char *endpoint,
                         const char *region, long timeout_ms, unsigned max)
@@ -1331,39 +815,42 @@ void aws_client_stop(struct aws_client *c)
     LOG_DEBUG("aws", "stopped: calls in flight are abandoned, new ones refused");
 }
 
-static enum stash_err put_json_field(struct buf *b, const char *sep, const char *key, const char *v)
+static void put_json_field(struct buf *b, const char *sep, const char *key, const char *v)
 {
-    enum stash_err rc = buf_printf(b, "%s\"%s\":\"", sep, key);
+    (void)buf_printf(b, "%s\"%s\":\"", sep, key);
+    (void)buf_put_json_escaped(b, v, strlen(v));
+    (void)buf_putc(b, '"');
+}
 
-    rc = rc ? rc : buf_put_json_escaped(b, v, strlen(v));
-    rc = rc ? rc : buf_putc(b, '"');
-    return rc;
+static void bad_request(struct upstream_result *out, const char *message)
+{
+    memset(out, 0, sizeof(*out));
+    out->outcome = UP_BAD_REQUEST;
+    (void)snprintf(out->message, sizeof(out->message), "%s", message);
 }
 
 void aws_get_secret_value(struct aws_client *c, const struct aws_sm_request *req,
-                          struct cache_value *out, struct facts *facts)
+                          struct upstream_result *out, struct facts *facts)
 {
     struct buf body = BUF_INIT(0);
-    struct call k = {c,    &c->sm,      "GetSecretValue", "secretsmanager.GetSecretValue",
-                     NULL, shape_secret};
-    enum stash_err rc;
+    struct call k = {c, &c->sm, UPSTREAM_GET_SECRET_VALUE, "secretsmanager.GetSecretValue", NULL};
 
     if (!req || !req->secret_id || !*req->secret_id) {
-        aws_error_value(400, "InvalidParameterException", "secretId is required", out);
+        bad_request(out, "secretId is required");
         return;
     }
     k.name = req->secret_id;
-    rc = buf_putc(&body, '{');
-    rc = rc ? rc : put_json_field(&body, "", "SecretId", req->secret_id);
+    (void)buf_putc(&body, '{');
+    put_json_field(&body, "", "SecretId", req->secret_id);
     if (req->version_id) {
-        rc = rc ? rc : put_json_field(&body, ",", "VersionId", req->version_id);
+        put_json_field(&body, ",", "VersionId", req->version_id);
     }
     if (req->version_stage) {
-        rc = rc ? rc : put_json_field(&body, ",", "VersionStage", req->version_stage);
+        put_json_field(&body, ",", "VersionStage", req->version_stage);
     }
-    rc = rc ? rc : buf_putc(&body, '}');
-    if (rc) {
-        aws_error_value(400, "InvalidParameterException", "request too large", out);
+    (void)buf_putc(&body, '}');
+    if (buf_error(&body)) {
+        bad_request(out, "request too large");
     } else {
         do_call(&k, &body, out, facts);
     }
@@ -1371,16 +858,15 @@ void aws_get_secret_value(struct aws_client *c, const struct aws_sm_request *req
 }
 
 void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
-                       struct cache_value *out, struct facts *facts)
+                       struct upstream_result *out, struct facts *facts)
 {
     struct buf body = BUF_INIT(0);
     struct buf name = BUF_INIT(0);
-    struct call k = {c, &c->ssm, "GetParameter", "AmazonSSM.GetParameter", NULL, shape_parameter};
+    struct call k = {c, &c->ssm, UPSTREAM_GET_PARAMETER, "AmazonSSM.GetParameter", NULL};
     const char *sel = NULL;
-    enum stash_err rc;
 
     if (!req || !req->name || !*req->name) {
-        aws_error_value(400, "InvalidParameterException", "name is required", out);
+        bad_request(out, "name is required");
         return;
     }
     if (req->version && *req->version) {
@@ -1388,17 +874,16 @@ void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
     } else if (req->label && *req->label) {
         sel = req->label;
     }
-    rc = buf_puts(&name, req->name);
+    (void)buf_puts(&name, req->name);
     if (sel) {
-        rc = rc ? rc : buf_printf(&name, ":%s", sel);
+        (void)buf_printf(&name, ":%s", sel);
     }
     k.name = name.data;
-    rc = rc ? rc : buf_putc(&body, '{');
-    rc = rc ? rc : put_json_field(&body, "", "Name", name.data);
-    rc = rc ? rc
-            : buf_printf(&body, ",\"WithDecryption\":%s}", req->with_decryption ? "true" : "false");
-    if (rc) {
-        aws_error_value(400, "InvalidParameterException", "request too large", out);
+    (void)buf_putc(&body, '{');
+    put_json_field(&body, "", "Name", name.data);
+    (void)buf_printf(&body, ",\"WithDecryption\":%s}", req->with_decryption ? "true" : "false");
+    if (buf_error(&name) || buf_error(&body)) {
+        bad_request(out, "request too large");
     } else {
         do_call(&k, &body, out, facts);
     }

@@ -6,20 +6,22 @@
  * (a caller waits for a free handle; it is never refused).  Bounded retries with jittered
  * exponential backoff on throttling, 5xx and transport errors.  Response bodies have a ceiling.
  *
- * Results are what the local API answers (struct cache_value): on success status 200 and the
- * JSON in the shape AWS's Parameters and Secrets extension returns; on failure a status a program
- * can act on and {"__type":"...","message":"..."}:
- *   AWS error (4xx, not a throttle)  upstream status and type, passed through, never retried
- *                                    (type from X-Amzn-ErrorType, else __type/code in the body,
- *                                    with any ":..." suffix and "namespace#" prefix removed)
- *   5xx after the last attempt       upstream status and type passed through (InternalFailure if
- *                                    none was given)
- *   still throttled after retries    429 ThrottlingException
- *   timeout (the whole call's budget, or every attempt timed out)   504 TimeoutError
- *   unreachable, connection reset, TLS failure, oversized (max_response_bytes) or unreadable
- *   answer                           502 ConnectionError
- *   request not signable (bad id, bad config)   400 InvalidParameterException / 500 InternalFailure
- *   abandoned by aws_client_stop     503 ServiceUnavailable
+ * Results are data (struct upstream_result, cache/upstream.h): what happened, what AWS said,
+ * and on success the answer reshaped.  What a caller is told for each outcome is not decided
+ * here.  How a call ends:
+ *   2xx with a readable answer       UP_OK, body set
+ *   AWS error (4xx, not a throttle)  UP_AWS_ERROR, never retried; its status, code and message
+ *   5xx or an internal-fault code after the last attempt   UP_AWS_ERROR, the last answer's
+ *                                    status, code (may be "") and message
+ *   still throttled after retries    UP_THROTTLED
+ *   the whole call's budget ran out, or every attempt timed out   UP_TIMEOUT
+ *   unreachable, connection reset, TLS failure   UP_UNREACHABLE
+ *   oversized (max_response_bytes), unreadable or an unexpected status   UP_BAD_ANSWER, never
+ *                                    retried
+ *   request invalid (no id, too large)   UP_BAD_REQUEST, nothing sent
+ *   request not signable (bad config)    UP_UNSIGNABLE, nothing sent
+ *   abandoned by aws_client_stop     UP_ABANDONED
+ * A failure's message is never empty; attempts counts the requests sent.
  * Retried: throttles (ThrottlingException, Throttling, TooManyRequestsException,
  * RequestLimitExceeded, TooManyUpdates, ... or HTTP 429), 5xx and internal-error types,
  * RequestTimeout, and transport errors (connect, reset, nothing received, per-attempt timeout).
@@ -42,7 +44,7 @@
 
 #include <stddef.h>
 
-#include "cache/cache.h"
+#include "cache/upstream.h"
 #include "common/facts.h"
 
 struct aws_config {
@@ -83,29 +85,18 @@ struct aws_ssm_request {
 struct aws_client *aws_client_new(const struct aws_config *cfg);
 void aws_client_free(struct aws_client *c);
 
+/* Fills *out (reset first; release it with upstream_result_release). */
 void aws_get_secret_value(struct aws_client *c, const struct aws_sm_request *req,
-                          struct cache_value *out, struct facts *facts);
+                          struct upstream_result *out, struct facts *facts);
 void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
-                       struct cache_value *out, struct facts *facts);
+                       struct upstream_result *out, struct facts *facts);
 
 /* Shutdown: every call in flight ends now (a silent upstream is not waited for: its socket is
  * shut down, a backoff or a wait for a handle is cut short) and every later call fails at once,
- * without a request, with 503 ServiceUnavailable; a call that already had its answer keeps it.
+ * without a request, with UP_ABANDONED; a call that already had its answer keeps it.
  * Calls return within milliseconds; the client stays valid until aws_client_free.  Thread-safe;
  * idempotent.  Lambda's SHUTDOWN and the agent's SIGTERM call it before stopping the local API,
  * whose stop waits for the requests in flight. */
 void aws_client_stop(struct aws_client *c);
-
-/* What one upstream HTTP answer becomes, without the network: status and body as received, and
- * header one raw response header line as libcurl hands it over ("X-Amzn-ErrorType: Foo\r\n";
- * NULL: none).  ssm selects GetParameter's shape, else GetSecretValue's.  The answer is the one
- * a call would give if this were its last attempt (a 200 reshaped, or an error as listed above).
- * Public so the parsing of upstream answers can be fuzzed and unit-tested directly
- * (tests/fuzz/fuzz_aws_answer.c); the clients themselves use the same code. */
-void aws_answer_from_response(int ssm, long status, const char *header, const void *body,
-                              size_t len, struct cache_value *out);
-
-/* Builds an error body {"__type":type,"message":message}, correctly escaped. */
-void aws_error_value(int status, const char *type, const char *message, struct cache_value *out);
 
 #endif

@@ -7,8 +7,8 @@
  *   /etc/pki/tls/certs/ca-bundle.crt, /etc/ssl/certs/ca-certificates.crt, /etc/ssl/cert.pem,
  *   /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem.
  * The choice is logged at debug; a set variable naming an unreadable file is logged as a warning
- * and skipped; finding none is logged as an error (HTTPS calls upstream will then fail with 502
- * ConnectionError, plain HTTP endpoints still work).
+ * and skipped; finding none is logged as an error (HTTPS calls upstream will then fail as
+ * UP_UNREACHABLE, plain HTTP endpoints still work).
  *
  * Ownership: the result is a malloc'd copy the caller frees; NULL when none is readable (or on
  * allocation failure).  Thread-safety: reentrant; call it before threads start (it logs).

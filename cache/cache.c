@@ -118,11 +118,6 @@ static int key_equal(const void *a, size_t alen, const void *b, size_t blen)
     return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
 }
 
-static int is_transient(int status)
-{
-    return status == 429 || status >= 500;
-}
-
 static size_t entry_size(const struct entry *e)
 {
     return e->keylen + e->val.len;
@@ -141,6 +136,7 @@ void cache_value_release(struct cache_value *v)
 
 static void value_copy(struct cache_value *dst, const struct cache_value *src)
 {
+    dst->kind = src->kind;
     dst->status = src->status;
     dst->len = src->len;
     dst->body = xmemdup(src->body, src->len);
@@ -411,14 +407,14 @@ static enum facts_outcome follow(struct cache *c, struct flight *f, struct cache
     return outcome;
 }
 
-/* Builds, without the lock, the entry a 200 result would be stored as, or NULL when the result
- * is not storable (not 200, or bigger than max_bytes on its own). */
+/* Builds, without the lock, the entry a CACHE_VALUE result would be stored as, or NULL when the
+ * result is not storable (a failure, or bigger than max_bytes on its own). */
 static struct entry *entry_prepare(struct cache *c, uint64_t hash, const void *key, size_t keylen,
                                    const struct cache_value *res)
 {
     struct entry *e;
 
-    if (res->status != 200) {
+    if (res->kind != CACHE_VALUE) {
         return NULL;
     }
     if (c->max_bytes && (keylen > c->max_bytes || res->len > c->max_bytes - keylen)) {
@@ -458,12 +454,12 @@ static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry
         entry_drop(c, old);
         old = NULL;
     }
-    if (res->status != 200 && f->refresh) {
+    if (res->kind != CACHE_VALUE && f->refresh) {
         /* A refresh that failed: the caller asked for fresh data and gets the fault; the entry
          * stays exactly as it was, for plain reads and their stale rules. */
         old = NULL;
     }
-    if (res->status == 200) {
+    if (res->kind == CACHE_VALUE) {
         if (old) {
             entry_drop(c, old); /* replaced, or too big to keep: either way outdated */
         }
@@ -471,15 +467,15 @@ static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry
             fresh->expiry_ms = sat_add(now, ttl_ms);
             entry_insert(c, fresh);
         }
-    } else if (is_transient(res->status) && old) {
+    } else if (res->kind == CACHE_TRANSIENT && old) {
         /* Serve the old value instead of the fault; it stays stored and keeps its expiry. */
         cache_value_release(res);
         value_copy(res, &old->val);
         lru_touch(c, old);
         outcome = FACTS_STALE;
     } else if (old) {
-        /* A definite refusal (404 after a delete, 403 after a policy change): the old value must
-         * not be served any longer. */
+        /* A failure that stands (not found after a delete, denied after a policy change): the
+         * old value must not be served any longer. */
         entry_drop(c, old);
     }
 
@@ -541,7 +537,7 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
     if (f) {
         /* A refresh joins too: the running fill is as fresh as a new one would be. */
         outcome = follow(c, f, out);
-        if (!(flags & CACHE_REFRESH) && is_transient(out->status) &&
+        if (!(flags & CACHE_REFRESH) && out->kind == CACHE_TRANSIENT &&
             (e = entry_find(c, hash, key, keylen)) &&
             now < sat_add(e->expiry_ms, c->stale_max_ms)) {
             /* A refresh's fault, handed to a plain read of an expired entry: the stale rules
@@ -610,7 +606,7 @@ void cache_check_invariants(struct cache *c)
         CHECK(e->used <= c->tick);
         CHECK(e->hash == hash_key(e->key, e->keylen));
         CHECK(e->key[e->keylen] == '\0');
-        CHECK(e->val.status == 200);
+        CHECK(e->val.kind == CACHE_VALUE);
         CHECK(e->val.body && e->val.body[e->val.len] == '\0');
         CHECK(!c->max_bytes || entry_size(e) <= c->max_bytes);
         for (b = bucket_of(c, e->hash)->entries; b && b != e; b = b->hnext) {

@@ -1,13 +1,15 @@
 /* cache/cache.h: the TTL/LRU store with single-flight misses and serve-stale.
  *
  * Keys are opaque byte strings built by the caller (service, id and selector together; see
- * extension/).  A value is what the local API answers: an HTTP status and a body.
+ * extension/).  A value is a body and what kind of result it is (struct cache_value): a value to
+ * keep, a failure that may pass (transient) or a failure that stands.  Its status is the
+ * caller's, copied with the body and never read here.
  *
  * cache_get() returns a fresh entry as a copy (FACTS_HIT).  On a miss, the first caller for a key
  * becomes the leader: it calls fill() with no lock held, and concurrent callers for the same key
- * wait for that one result and get copies of it (FACTS_WAITED).  Only status-200 results are
+ * wait for that one result and get copies of it (FACTS_WAITED).  Only CACHE_VALUE results are
  * stored; any result is handed to the waiters of that flight.  When an expired entry's refresh
- * fails transiently (status 429, 5xx) and the entry is younger than stale_max_ms past its expiry,
+ * fails transiently (CACHE_TRANSIENT) and the entry is younger than stale_max_ms past its expiry,
  * the old value is served instead (FACTS_STALE) and kept.
  * Flags: CACHE_REFRESH fetches even when fresh (refreshNow) and replaces the entry on success
  * (on failure it returns the failure and leaves the entry alone);
@@ -20,14 +22,15 @@
  * - Serve-stale window: expiry <= now < expiry + stale_max_ms ("younger than stale_max_ms past its
  *   expiry"), so stale_max_ms == 0 turns serve-stale off.  An entry past that window is dropped
  *   when next looked up.
- * - Any other failure (404, 400, 403, ...) of a plain read is returned as is and drops the
- *   entry: a 404 after a delete or a 403 after a policy change must not keep serving the old
- *   secret.
- * - A CACHE_REFRESH that fails (any status but 200) returns the failure, as the caller asked for
- *   fresh data, and leaves the entry exactly as it was (value and expiry): plain reads keep
- *   hitting it, and past its expiry they follow the stale rules above.  A plain read that joined
- *   a failed refresh's flight gets the stale value where those rules allow it.
- * - A 200 that is too big to store still drops the old entry for its key (it is outdated).
+ * - A failure that stands (CACHE_FAILED: a secret deleted, access revoked, ...) of a plain read
+ *   is returned as is and drops the entry: an answer "not found" after a delete or "denied"
+ *   after a policy change must not keep serving the old secret.
+ * - A CACHE_REFRESH that fails (anything but CACHE_VALUE) returns the failure, as the caller
+ *   asked for fresh data, and leaves the entry exactly as it was (value and expiry): plain reads
+ *   keep hitting it, and past its expiry they follow the stale rules above.  A plain read that
+ *   joined a failed refresh's flight gets the stale value where those rules allow it.
+ * - A CACHE_VALUE that is too big to store still drops the old entry for its key (it is
+ *   outdated).
  * - Outcomes: the leader reports FACTS_MISS (FACTS_STALE if it served the old value), a refresh
  *   leader too; followers report FACTS_WAITED, or FACTS_STALE when the flight served the old
  *   value (so a stale answer is always counted as stale).  CACHE_REFRESH joins a running flight.
@@ -57,8 +60,17 @@
 
 struct cache;
 
+/* What a fill's result is, for the store.  Zero is CACHE_FAILED, so a zeroed value is never
+ * kept. */
+enum cache_kind {
+    CACHE_FAILED = 0, /* a failure that stands: handed out, never stored, drops an old entry */
+    CACHE_TRANSIENT,  /* a failure that may pass: an old entry may be served instead (stale) */
+    CACHE_VALUE,      /* a value: stored */
+};
+
 struct cache_value {
-    int status; /* HTTP status for the local caller */
+    enum cache_kind kind;
+    int status; /* the filler's code for this result: copied with the body, never read here */
     char *body; /* owned, NUL-terminated; may hold a secret: release with cache_value_release */
     size_t len; /* body length without the NUL */
 };
@@ -76,18 +88,18 @@ struct cache_opts {
 enum cache_flags {
     CACHE_REFRESH = 1 << 0,
     CACHE_BYPASS = 1 << 1,
-    /* Only a fresh entry: FACTS_HIT and its copy, or FACTS_MISS with *out zeroed (status 0)
+    /* Only a fresh entry: FACTS_HIT and its copy, or FACTS_MISS with *out zeroed (body NULL)
      * and nothing else done (no fill, no flight joined, no entry dropped).  With CACHE_REFRESH
      * or CACHE_BYPASS it is always a miss.  For a caller that must not block: it fetches on
      * another thread after a miss. */
     CACHE_PEEK = 1 << 2,
 };
 
-/* Fetches the value upstream.  Must always set out->status and out->body (an error body on
- * failure; a NULL body is replaced by an empty one); called without the cache lock, on the
- * leader's thread.  out->body passes to the cache, which wipes it and releases it with free(): it
- * must come from malloc (xmalloc, xmemdup, buf_detach).  fill must not cache_get() its own key:
- * it would wait for itself. */
+/* Fetches the value upstream.  Must always set out->kind and out->body (out->status as the
+ * caller wants it; a NULL body is replaced by an empty one); called without the cache lock, on
+ * the leader's thread.  out->body passes to the cache, which wipes it and releases it with
+ * free(): it must come from malloc (xmalloc, xmemdup, buf_detach).  fill must not cache_get()
+ * its own key: it would wait for itself. */
 typedef void (*cache_fill_fn)(void *ctx, struct cache_value *out);
 
 struct cache *cache_new(const struct cache_opts *opts);

@@ -182,6 +182,19 @@ void buf_release_secret(struct buf *b)
     buf_init(b, b->max);
 }
 
+enum stash_err buf_put_json_error(struct buf *b, const char *type, const char *message)
+{
+    const char *t = type ? type : "";
+    const char *m = message ? message : "";
+
+    (void)buf_puts(b, "{\"__type\":\"");
+    (void)buf_put_json_escaped(b, t, strlen(t));
+    (void)buf_puts(b, "\",\"message\":\"");
+    (void)buf_put_json_escaped(b, m, strlen(m));
+    (void)buf_puts(b, "\"}");
+    return buf_error(b);
+}
+
 char *buf_detach(struct buf *b, size_t *len)
 {
     char *p = b->data ? b->data : xstrdup("");

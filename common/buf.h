@@ -38,6 +38,9 @@ enum stash_err buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends s as the inside of a JSON string (no quotes), escaping as RFC 8259 requires. */
 enum stash_err buf_put_json_escaped(struct buf *b, const char *s, size_t n);
+/* Appends the JSON error document AWS's APIs and the local API answer with:
+ * {"__type":type,"message":message}, both escaped (NULL counts as ""). */
+enum stash_err buf_put_json_error(struct buf *b, const char *type, const char *message);
 /* Records rc as the buffer's error unless it has one already, and returns rc: for a writer that
  * finds its own input unusable halfway through a document. */
 enum stash_err buf_fail(struct buf *b, enum stash_err rc);

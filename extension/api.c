@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "extension/answer.h"
 
 #define API_CONN_TIMEOUT_S 60          /* idle keep-alive connections are closed after this */
 #define API_MEMORY_LIMIT   (64 * 1024) /* per connection; holds the request head (see 413) */
@@ -274,11 +275,7 @@ size_t api_error_json(const char *type, const char *message, char *out, size_t o
         return 0;
     }
     out[0] = '\0';
-    if (buf_puts(&b, "{\"__type\":\"") == STASH_OK &&
-        buf_put_json_escaped(&b, type, strlen(type)) == STASH_OK &&
-        buf_puts(&b, "\",\"message\":\"") == STASH_OK &&
-        buf_put_json_escaped(&b, message, strlen(message)) == STASH_OK &&
-        buf_puts(&b, "\"}") == STASH_OK) {
+    if (buf_put_json_error(&b, type, message) == STASH_OK) {
         memcpy(out, b.data, b.len + 1);
         n = b.len;
     }
@@ -358,6 +355,7 @@ static void fill_upstream(void *ctx, struct cache_value *out)
 {
     struct fill_ctx *f = ctx;
     const struct api_route *r = f->route;
+    struct upstream_result res;
 
     if (r->kind == API_ROUTE_SECRET) {
         struct aws_sm_request q = {
@@ -366,7 +364,7 @@ static void fill_upstream(void *ctx, struct cache_value *out)
             .version_stage = r->version_stage,
         };
 
-        aws_get_secret_value(f->opts->aws, &q, out, f->facts);
+        aws_get_secret_value(f->opts->aws, &q, &res, f->facts);
     } else {
         struct aws_ssm_request q = {
             .name = r->id,
@@ -375,8 +373,10 @@ static void fill_upstream(void *ctx, struct cache_value *out)
             .with_decryption = r->with_decryption,
         };
 
-        aws_get_parameter(f->opts->aws, &q, out, f->facts);
+        aws_get_parameter(f->opts->aws, &q, &res, f->facts);
     }
+    answer_from_upstream(&res, out);
+    upstream_result_release(&res);
 }
 
 /* Asks the cache (and through it upstream) for a routed secret or parameter.  With CACHE_PEEK in
@@ -394,7 +394,7 @@ static void fetch(const struct api_opts *o, const struct api_route *r, struct fa
     (void)snprintf(facts->name, sizeof(facts->name), "%s", r->id);
     if (!keylen) {
         /* Cannot happen: the route bounds the id and the URL; answer rather than assert. */
-        aws_error_value(500, "InternalFailure", "cache key too long", out);
+        answer_error(500, "InternalFailure", "cache key too long", out);
         facts->outcome = FACTS_LOCAL;
         return;
     }
@@ -848,7 +848,7 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
         /* api_stop is past its drain: nothing may be suspended any more. */
         pthread_mutex_unlock(&a->jobs_mu);
         free(j);
-        aws_error_value(503, "ServiceUnavailable", "stash is shutting down", &v);
+        answer_error(503, "ServiceUnavailable", "stash is shutting down", &v);
         return answer_value(a, mc, c, facts, &v);
     }
     if (!jobs_ready(a)) {
@@ -932,7 +932,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     case API_ROUTE_SECRET:
     case API_ROUTE_PARAMETER:
         fetch(&a->opts, &r, &facts, &v, CACHE_PEEK);
-        if (v.status) {
+        if (v.kind == CACHE_VALUE) {
             return answer_value(a, mc, c, &facts, &v); /* a hit, answered on this thread */
         }
         return wait_for_value(a, mc, c, &r, &facts);

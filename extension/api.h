@@ -20,7 +20,8 @@
  * threads per address, one per CPU): a hit is answered on the pool thread that read it; a request
  * that must wait (a miss, refreshNow, a flight for the same key) is suspended and fetched on a
  * fetch thread (started on demand, at most 128), so no pool thread ever waits on upstream.
- * Values come from the cache (cache/cache.h), misses from the upstream client (cache/aws.h).
+ * Values come from the cache (cache/cache.h), misses from the upstream client (cache/aws.h),
+ * whose results become local statuses and bodies as extension/answer.h says.
  * Each request yields one struct facts handed to on_facts, if set.
  * Slow and idle clients: a request head must be complete 10 s after its request line, and a
  * connection must send a request line within 60 s of opening or of its last answer; otherwise

@@ -1,15 +1,19 @@
 /* libFuzzer harness: one upstream HTTP answer (status, a response header line, body) through
- * aws_answer_from_response(), the code every Secrets Manager / SSM answer goes through.
+ * cache/upstream.c, the code every Secrets Manager / SSM answer goes through, and on through
+ * extension/answer.c to the local API's answer.
  *
  * Input: byte 0 picks the operation (bit 0: SSM) and the status (bits 1-4, from s_status); with
- * bit 5 set, the bytes up to the first '\n' (included) are one raw header line; the rest is the
- * body.
+ * bit 5 set, the bytes up to the first '\n' (included) are one raw header line
+ * (upstream_header_line); the rest is the body (upstream_read).
  * Properties (abort() when broken, on top of ASan/UBSan):
- * - there is always an answer: a body, NUL-terminated, len == strlen (no NUL inside);
- * - its status is 200 (only for a 2xx upstream status) or 400..599;
- * - the body is a JSON object: on 200 with "ResultMetadata", else with string "__type" and
- *   "message";
- * - the same bytes give the same answer.
+ * - the outcome is one an answer can give: UP_OK only for a 2xx status, with a body,
+ *   NUL-terminated, len == strlen, that is a JSON object with "ResultMetadata"; UP_AWS_ERROR and
+ *   UP_THROTTLED only for 4xx/5xx; otherwise UP_BAD_ANSWER; a failure has no body, a non-empty
+ *   message and no retry unless it is a throttle or an AWS error;
+ * - the error code is cleaned: no ':' and no '#' left in it;
+ * - the local answer's status is 200 (only for UP_OK) or 400..599, and its body a JSON object:
+ *   on 200 with "ResultMetadata", else with string "__type" and "message";
+ * - the same bytes give the same result.
  * Seeds: tests/fuzz/corpus/aws_answer.
  * Run: make fuzz && build/fuzz/fuzz/fuzz_aws_answer tests/fuzz/corpus/aws_answer -max_total_time=60
  */
@@ -18,38 +22,76 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache/aws.h"
+#include "cache/upstream.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "extension/answer.h"
 
+/* NOLINTNEXTLINE(readability-identifier-naming): libFuzzer entry point */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const long s_status[16] = {200, 201, 204, 400, 403, 404, 429, 500,
                                   502, 503, 504, 100, 302, 0,   599, 999};
 
-static void check(const struct cache_value *v, long upstream)
+static int json_object_with(const char *body, size_t len, const char *a, const char *b)
 {
-    cJSON *o;
-    int ok;
+    cJSON *o = cJSON_ParseWithLength(body, len);
+    int ok = cJSON_IsObject(o);
 
+    if (ok && !b) {
+        ok = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, a));
+    } else if (ok) {
+        ok = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, a)) &&
+             cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, b));
+    }
+    cJSON_Delete(o);
+    return ok;
+}
+
+static void check_result(const struct upstream_result *r, int retry, long status)
+{
+    int ok2xx = status >= 200 && status < 300;
+    int err = status >= 400 && status < 600;
+
+    if (r->http_status != status || strchr(r->error_type, ':') || strchr(r->error_type, '#')) {
+        abort();
+    }
+    switch (r->outcome) {
+    case UP_OK:
+        if (!ok2xx || retry || !r->body || strlen(r->body) != r->len || r->message[0] ||
+            !json_object_with(r->body, r->len, "ResultMetadata", NULL)) {
+            abort();
+        }
+        return;
+    case UP_AWS_ERROR:
+    case UP_THROTTLED:
+        if (!err || (r->outcome == UP_THROTTLED && !retry)) {
+            abort();
+        }
+        break;
+    case UP_BAD_ANSWER:
+        if (err || retry) {
+            abort();
+        }
+        break;
+    default:
+        abort(); /* the others come from the transport, never from an answer */
+    }
+    if (r->body || !r->message[0]) {
+        abort();
+    }
+}
+
+static void check_answer(const struct cache_value *v, enum upstream_outcome o)
+{
     if (!v->body || strlen(v->body) != v->len) {
         abort();
     }
-    if (v->status == 200 ? upstream < 200 || upstream > 299 : v->status < 400 || v->status > 599) {
+    if (v->status == 200 ? o != UP_OK : v->status < 400 || v->status > 599) {
         abort();
     }
-    o = cJSON_ParseWithLength(v->body, v->len);
-    if (!cJSON_IsObject(o)) {
-        abort();
-    }
-    if (v->status == 200) {
-        ok = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "ResultMetadata"));
-    } else {
-        ok = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "__type")) &&
-             cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "message"));
-    }
-    cJSON_Delete(o);
-    if (!ok) {
+    if (v->status == 200 ? !json_object_with(v->body, v->len, "ResultMetadata", NULL)
+                         : !json_object_with(v->body, v->len, "__type", "message")) {
         abort();
     }
 }
@@ -57,13 +99,15 @@ static void check(const struct cache_value *v, long upstream)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
-    struct cache_value a;
-    struct cache_value b;
-    char *header = NULL;
+    struct upstream_result a;
+    struct upstream_result b;
+    struct cache_value v;
+    char type[UPSTREAM_TYPE_MAX] = "";
     const uint8_t *body;
     size_t blen;
     long status;
-    int ssm;
+    enum upstream_op op;
+    int retry;
 
     if (!ready) {
         mem_init();
@@ -73,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) {
         return 0;
     }
-    ssm = data[0] & 1;
+    op = (data[0] & 1) ? UPSTREAM_GET_PARAMETER : UPSTREAM_GET_SECRET_VALUE;
     status = s_status[(data[0] >> 1) & 15];
     body = data + 1;
     blen = size - 1;
@@ -81,18 +125,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *nl = memchr(body, '\n', blen);
         size_t hlen = nl ? (size_t)(nl - body) + 1 : blen;
 
-        header = xstrndup((const char *)body, hlen);
+        upstream_header_line((const char *)body, hlen, type);
+        if (strlen(type) >= UPSTREAM_TYPE_MAX) {
+            abort();
+        }
         body += hlen;
         blen -= hlen;
     }
-    aws_answer_from_response(ssm, status, header, body, blen, &a);
-    check(&a, status);
-    aws_answer_from_response(ssm, status, header, body, blen, &b);
-    if (a.status != b.status || a.len != b.len || memcmp(a.body, b.body, a.len) != 0) {
+    retry = upstream_read(op, status, type, body, blen, &a);
+    check_result(&a, retry, status);
+    if (upstream_read(op, status, type, body, blen, &b) != retry || a.outcome != b.outcome ||
+        a.len != b.len || (a.body && memcmp(a.body, b.body, a.len) != 0) ||
+        strcmp(a.error_type, b.error_type) != 0 || strcmp(a.message, b.message) != 0) {
         abort();
     }
-    cache_value_release(&a);
-    cache_value_release(&b);
-    free(header);
+    answer_from_upstream(&a, &v);
+    check_answer(&v, b.outcome);
+    cache_value_release(&v);
+    upstream_result_release(&a);
+    upstream_result_release(&b);
     return 0;
 }

@@ -6,10 +6,11 @@
  *   op % 4 == 2       advance: [op][ms]  the injected clock moves forward
  *   op % 4 == 3       clear
  * The fill answers a body unique to its call (so a served value names the fill that made it) and
- * the status the input chose.  The model is a plain array of at most 8 keys with linear scans,
- * written from the contract in cache.h, not from cache.c.  After every operation: the outcome,
- * whether fill ran, the status and body served, and items/bytes/evictions must match the model,
- * and cache_check_invariants() must pass.  Any difference aborts.
+ * the status the input chose, with the kind extension/answer.c gives it (200 a value, 429 and
+ * 5xx transient, others a failure that stands).  The model is a plain array of at most 8 keys
+ * with linear scans, written from the contract in cache.h, not from cache.c.  After every
+ * operation: the outcome, whether fill ran, the status and body served, and items/bytes/evictions
+ * must match the model, and cache_check_invariants() must pass.  Any difference aborts.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,9 @@ static void fill(void *ctx, struct cache_value *out)
         r->len = BODY_MAX - 1;
     }
     r->body[r->len] = '\0';
+    out->kind = r->status == 200                       ? CACHE_VALUE
+                : r->status == 429 || r->status >= 500 ? CACHE_TRANSIENT
+                                                       : CACHE_FAILED;
     out->status = r->status;
     out->len = r->len;
     out->body = xmemdup(r->body, r->len);

@@ -186,6 +186,16 @@ static uint64_t test_now(void *ctx)
     return s_now;
 }
 
+/* The tests speak in the local API's statuses; each result's kind is the one extension/answer.c
+ * gives that status: 200 a value, 429 and 5xx transient, any other a failure that stands. */
+static enum cache_kind kind_of(int status)
+{
+    if (status == 200) {
+        return CACHE_VALUE;
+    }
+    return status == 429 || status >= 500 ? CACHE_TRANSIENT : CACHE_FAILED;
+}
+
 static struct cache *new_cache(size_t max_items, size_t max_bytes, uint64_t stale_max_ms)
 {
     struct cache_opts o = {
@@ -214,6 +224,7 @@ static void fill_answer(void *ctx, struct cache_value *out)
     struct answer *a = ctx;
 
     a->calls++;
+    out->kind = kind_of(a->status);
     out->status = a->status;
     out->len = strlen(a->body);
     out->body = xmemdup(a->body, out->len);
@@ -641,6 +652,59 @@ static void test_definite_failure_not_stale(void **state)
     }
 }
 
+/* A result with its kind set directly: the store decides by kind alone, never by status. */
+struct kinded {
+    enum cache_kind kind;
+    int status;
+    const char *body;
+};
+
+static void fill_kinded(void *ctx, struct cache_value *out)
+{
+    const struct kinded *k = ctx;
+
+    out->kind = k->kind;
+    out->status = k->status;
+    out->len = strlen(k->body);
+    out->body = xmemdup(k->body, out->len);
+}
+
+static void test_kind_not_status(void **state)
+{
+    struct cache *c = new_cache(10, 0, 1000);
+    struct kinded value = {CACHE_VALUE, 7, "v"};
+    struct kinded transient404 = {CACHE_TRANSIENT, 404, "t"};
+    struct kinded failed503 = {CACHE_FAILED, 503, "f"};
+    struct kinded value500 = {CACHE_VALUE, 500, "w"};
+    struct cache_value v;
+
+    (void)state;
+    /* Stored with the status it came with. */
+    assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &value, &v), FACTS_MISS);
+    cache_value_release(&v);
+    assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &failed503, &v), FACTS_HIT);
+    assert_int_equal(v.status, 7);
+    assert_int_equal(v.kind, CACHE_VALUE);
+    cache_value_release(&v);
+    /* Expired: a transient failure, whatever its status, serves the old value. */
+    s_now += 100;
+    assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &transient404, &v), FACTS_STALE);
+    assert_string_equal(v.body, "v");
+    cache_value_release(&v);
+    /* A failure that stands, whatever its status, drops it. */
+    assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &failed503, &v), FACTS_MISS);
+    assert_string_equal(v.body, "f");
+    assert_int_equal(v.status, 503);
+    assert_int_equal(v.kind, CACHE_FAILED);
+    cache_value_release(&v);
+    expect_stats(c, 0, 0, 0);
+    /* And a value with any status is kept. */
+    assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &value500, &v), FACTS_MISS);
+    cache_value_release(&v);
+    expect_stats(c, 1, 2, 0);
+    cache_free(c);
+}
+
 static void test_errors_not_stored(void **state)
 {
     struct cache *c = new_cache(10, 0, 1000);
@@ -653,7 +717,7 @@ static void test_errors_not_stored(void **state)
     expect_get(c, "k", 100, 0, &e500, FACTS_MISS, 500, e500.body);
     expect_get(c, "k", 100, 0, &e404, FACTS_MISS, 404, e404.body);
     expect_get(c, "k", 100, 0, &e404, FACTS_MISS, 404, e404.body);
-    expect_get(c, "k", 100, 0, &e201, FACTS_MISS, 201, e201.body); /* only 200 is kept */
+    expect_get(c, "k", 100, 0, &e201, FACTS_MISS, 201, e201.body); /* only a CACHE_VALUE is kept */
     expect_get(c, "k", 100, 0, &e201, FACTS_MISS, 201, e201.body);
     assert_int_equal(e500.calls + e404.calls + e201.calls, 6);
     expect_stats(c, 0, 0, 0);
@@ -663,6 +727,7 @@ static void test_errors_not_stored(void **state)
 static void null_body_fill(void *ctx, struct cache_value *out)
 {
     (void)ctx;
+    out->kind = CACHE_TRANSIENT;
     out->status = 502;
 }
 
@@ -760,6 +825,7 @@ static void fill_gated(void *ctx, struct cache_value *out)
     while (!g->open) {
         pthread_cond_wait(&g->cv, &g->mu);
     }
+    out->kind = kind_of(g->status);
     out->status = g->status;
     out->len = strlen(g->body);
     out->body = xmemdup(g->body, out->len);
@@ -1203,6 +1269,7 @@ static void fill_stress(void *ctx, struct cache_value *out)
     /* Give other threads a chance to pile up on this flight. */
     sched_yield();
     n = snprintf(body, sizeof(body), "%s:%u", sf->key, ++s_stress_fills);
+    out->kind = kind_of(sf->status);
     out->status = sf->status;
     out->len = (size_t)n;
     out->body = xmemdup(body, out->len);
@@ -1415,6 +1482,7 @@ int main(void)
         cmocka_unit_test(test_stale_off),
         cmocka_unit_test(test_refresh_fault_answers_fault),
         cmocka_unit_test(test_definite_failure_not_stale),
+        cmocka_unit_test(test_kind_not_status),
         cmocka_unit_test(test_errors_not_stored),
         cmocka_unit_test(test_fill_without_body),
         cmocka_unit_test(test_clear),

@@ -19,6 +19,7 @@
 #include "cache/aws.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "extension/answer.h"
 #include "sim/fake_aws/control.h"
 #include "sim/fake_aws/data.h"
 #include "sim/fake_aws/server.h"
@@ -91,6 +92,27 @@ static struct aws_client *client(long timeout_ms, unsigned max_attempts, const c
     return aws_client_new(&cfg);
 }
 
+/* A call and the local API's answer for its result (extension/answer.h). */
+static void get_secret(struct aws_client *c, const struct aws_sm_request *req,
+                       struct cache_value *v, struct facts *f)
+{
+    struct upstream_result r;
+
+    aws_get_secret_value(c, req, &r, f);
+    answer_from_upstream(&r, v);
+    upstream_result_release(&r);
+}
+
+static void get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
+                          struct cache_value *v, struct facts *f)
+{
+    struct upstream_result r;
+
+    aws_get_parameter(c, req, &r, f);
+    answer_from_upstream(&r, v);
+    upstream_result_release(&r);
+}
+
 /* The stats document, parsed; the caller deletes it. */
 static cJSON *stats(void)
 {
@@ -140,7 +162,7 @@ static void test_secret_value_and_keep_alive(void **state)
     fa_control_reset(s_fx.control);
     for (int i = 0; i < 5; i++) {
         memset(&f, 0, sizeof(f));
-        aws_get_secret_value(c, &req, &v, &f);
+        get_secret(c, &req, &v, &f);
         assert_int_equal(v.status, 200);
         assert_int_equal(f.ncalls, 1);
         assert_int_equal(f.calls[0].http_status, 200);
@@ -178,14 +200,14 @@ static void test_binary_previous_and_not_found(void **state)
     cJSON *j;
 
     (void)state;
-    aws_get_secret_value(c, &bin, &v, &f);
+    get_secret(c, &bin, &v, &f);
     assert_int_equal(v.status, 200);
     j = body_json(&v);
     assert_string_equal(str(j, "SecretBinary"), "AAECAwQFBgcICQoLDA0ODxAREhP/");
     cJSON_Delete(j);
     cache_value_release(&v);
 
-    aws_get_secret_value(c, &prev, &v, &f);
+    get_secret(c, &prev, &v, &f);
     assert_int_equal(v.status, 200);
     j = body_json(&v);
     assert_non_null(strstr(str(j, "SecretString"), "old-Pa55word"));
@@ -193,7 +215,7 @@ static void test_binary_previous_and_not_found(void **state)
     cache_value_release(&v);
 
     memset(&f, 0, sizeof(f));
-    aws_get_secret_value(c, &none, &v, &f);
+    get_secret(c, &none, &v, &f);
     assert_int_equal(v.status, 400);
     assert_int_equal(f.ncalls, 1); /* a 4xx is not retried */
     j = body_json(&v);
@@ -218,7 +240,7 @@ static void test_parameters(void **state)
     const cJSON *p;
 
     (void)state;
-    aws_get_parameter(c, &label, &v, &f);
+    get_parameter(c, &label, &v, &f);
     assert_int_equal(v.status, 200);
     j = body_json(&v);
     p = cJSON_GetObjectItem(j, "Parameter");
@@ -228,19 +250,19 @@ static void test_parameters(void **state)
     cJSON_Delete(j);
     cache_value_release(&v);
 
-    aws_get_parameter(c, &version, &v, &f);
+    get_parameter(c, &version, &v, &f);
     j = body_json(&v);
     assert_string_equal(str(cJSON_GetObjectItem(j, "Parameter"), "Value"), "{\"beta\":false}");
     cJSON_Delete(j);
     cache_value_release(&v);
 
-    aws_get_parameter(c, &secure, &v, &f);
+    get_parameter(c, &secure, &v, &f);
     j = body_json(&v);
     assert_string_equal(str(cJSON_GetObjectItem(j, "Parameter"), "Value"), "s3cure-Pa55");
     cJSON_Delete(j);
     cache_value_release(&v);
 
-    aws_get_parameter(c, &ref, &v, &f);
+    get_parameter(c, &ref, &v, &f);
     assert_int_equal(v.status, 200);
     j = body_json(&v);
     p = cJSON_GetObjectItem(j, "Parameter");
@@ -249,7 +271,7 @@ static void test_parameters(void **state)
     cJSON_Delete(j);
     cache_value_release(&v);
 
-    aws_get_parameter(c, &missing, &v, &f);
+    get_parameter(c, &missing, &v, &f);
     assert_int_equal(v.status, 400);
     j = body_json(&v);
     assert_string_equal(str(j, "__type"), "ParameterNotFound");
@@ -271,7 +293,7 @@ static void test_throttle_is_retried(void **state)
     assert_int_equal(
         fa_control_add(s_fx.control, FA_FAULT_THROTTLE, FA_OP_GET_PARAMETER, 2, 0, NULL, NULL, 0),
         STASH_OK);
-    aws_get_parameter(c, &req, &v, &f);
+    get_parameter(c, &req, &v, &f);
     assert_int_equal(v.status, 200);
     assert_int_equal(f.ncalls, 3);
     assert_true(f.calls[0].throttled && f.calls[1].throttled && !f.calls[2].throttled);
@@ -287,7 +309,7 @@ static void test_throttle_is_retried(void **state)
         fa_control_add(s_fx.control, FA_FAULT_THROTTLE, FA_OP_GET_PARAMETER, 3, 0, NULL, NULL, 0),
         STASH_OK);
     memset(&f, 0, sizeof(f));
-    aws_get_parameter(c, &req, &v, &f);
+    get_parameter(c, &req, &v, &f);
     assert_int_equal(v.status, 429);
     assert_int_equal(f.ncalls, 3);
     cache_value_release(&v);
@@ -307,7 +329,7 @@ static void test_server_error_then_recovery(void **state)
     assert_int_equal(fa_control_add(s_fx.control, FA_FAULT_FAIL, FA_OP_GET_SECRET_VALUE, 2, 500,
                                     "InternalServiceError", "injected", 0),
                      STASH_OK);
-    aws_get_secret_value(c, &req, &v, &f);
+    get_secret(c, &req, &v, &f);
     assert_int_equal(v.status, 500);
     assert_int_equal(f.ncalls, 2);
     j = body_json(&v);
@@ -315,7 +337,7 @@ static void test_server_error_then_recovery(void **state)
     cJSON_Delete(j);
     cache_value_release(&v);
     memset(&f, 0, sizeof(f));
-    aws_get_secret_value(c, &req, &v, &f);
+    get_secret(c, &req, &v, &f);
     assert_int_equal(v.status, 200);
     assert_int_equal(f.ncalls, 1);
     cache_value_release(&v);
@@ -335,7 +357,7 @@ static void test_rotation_is_seen(void **state)
     assert_int_equal(
         fa_data_rotate(s_fx.data, "prod/api-key", "rotated-in-test", 15, 0, NULL, 1800000000.0, id),
         STASH_OK);
-    aws_get_secret_value(c, &req, &v, &f);
+    get_secret(c, &req, &v, &f);
     j = body_json(&v);
     assert_string_equal(str(j, "SecretString"), "rotated-in-test");
     assert_string_equal(str(j, "VersionId"), id);
@@ -357,7 +379,7 @@ static void test_hang_times_out(void **state)
     assert_int_equal(
         fa_control_add(s_fx.control, FA_FAULT_HANG, FA_OP_GET_SECRET_VALUE, 1, 0, NULL, NULL, 3000),
         STASH_OK);
-    aws_get_secret_value(c, &req, &v, &f);
+    get_secret(c, &req, &v, &f);
     assert_int_equal(v.status, 504);
     cache_value_release(&v);
     aws_client_free(c);
@@ -372,7 +394,7 @@ static void test_wrong_secret_is_refused(void **state)
     cJSON *j;
 
     (void)state;
-    aws_get_secret_value(c, &req, &v, &f);
+    get_secret(c, &req, &v, &f);
     assert_int_equal(v.status, 403);
     j = body_json(&v);
     assert_string_equal(str(j, "__type"), "InvalidSignatureException");
