@@ -7,10 +7,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "common/str.h"
 #include "telemetry/telemetry.h"
 
 enum config_kind {
@@ -228,19 +228,6 @@ static int parse_u64(const char *s, uint64_t *out)
     return 1;
 }
 
-static int parse_bool(const char *s, int *out)
-{
-    if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0) {
-        *out = 1;
-        return 1;
-    }
-    if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0) {
-        *out = 0;
-        return 1;
-    }
-    return 0;
-}
-
 static const char *range_text(const struct config_var *v, char *tmp, size_t n)
 {
     switch (v->kind) {
@@ -279,7 +266,7 @@ static enum stash_err parse_one(const struct config_var *v, const char *val, str
 
     switch (v->kind) {
     case CONFIG_BOOL:
-        if (!parse_bool(val, &b)) {
+        if (!str_parse_bool(val, &b)) {
             set_err(err, errlen, "%s=\"%.64s\" is not a boolean; valid: TRUE or FALSE", v->name,
                     val);
             return STASH_EINVAL;
