@@ -639,7 +639,7 @@ static void fake_stop(struct fake *f)
 struct hooks_log {
     int stopped;
     int stop_returned;       /* the stop hook had returned when lifecycle_run did */
-    int stuck;               /* stop_serving acts as if a request waited on a hung upstream */
+    int stuck;               /* the stop hook acts as if a request waited on a hung upstream */
     int out_fd;              /* the EMF lines' file */
     int lines_while_stopped; /* stuck: the lines were written while stop_serving had not returned */
 };
