@@ -27,6 +27,13 @@ enum facts_outcome {
                    */
 };
 
+/* Whose work the facts record.  The tag is set by whoever starts the work, when it starts it, so
+ * that the attribution does not depend on when the work ends. */
+enum facts_phase {
+    FACTS_PHASE_REQUEST = 0, /* a caller's request: by request_id, else the current invocation */
+    FACTS_PHASE_INIT,        /* the environment's init work (prefetch): always the init record */
+};
+
 #define FACTS_MAX_CALLS 8 /* upstream attempts recorded per request (retries included) */
 #define FACTS_NAME_MAX  256
 
@@ -40,6 +47,7 @@ struct facts_call {
 struct facts {
     enum facts_service service;
     enum facts_outcome outcome;
+    enum facts_phase phase;
     int status;               /* HTTP status given to the local caller */
     double latency_ms;        /* local request, first byte in to response queued */
     unsigned ncalls;          /* upstream attempts made by this request */

@@ -1,6 +1,7 @@
 #include "common/str.h"
 
 #include <string.h>
+#include <strings.h>
 
 size_t str_copy_trunc(char *dst, size_t cap, const char *src)
 {
@@ -24,4 +25,20 @@ int str_printable(const char *s, size_t n)
         nonblank |= c != ' ';
     }
     return nonblank;
+}
+
+int str_parse_bool(const char *s, int *out)
+{
+    if (!s) {
+        return 0;
+    }
+    if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0) {
+        *out = 1;
+        return 1;
+    }
+    if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0) {
+        *out = 0;
+        return 1;
+    }
+    return 0;
 }

@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/str.h"
 #include "extension/answer.h"
 
 #define API_CONN_TIMEOUT_S 60          /* idle keep-alive connections are closed after this */
@@ -91,15 +92,7 @@ static int parse_flag(const char *v, int dflt, int *out)
         *out = dflt;
         return 1;
     }
-    if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0) {
-        *out = 1;
-        return 1;
-    }
-    if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0) {
-        *out = 0;
-        return 1;
-    }
-    return 0;
+    return str_parse_bool(v, out);
 }
 
 /* Accepts the token from either header; every provided value is compared in constant time. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/mem.h"
+#include "common/str.h"
 #include "telemetry/telemetry.h"
 
 enum config_kind {
@@ -228,19 +229,6 @@ static int parse_u64(const char *s, uint64_t *out)
     return 1;
 }
 
-static int parse_bool(const char *s, int *out)
-{
-    if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0) {
-        *out = 1;
-        return 1;
-    }
-    if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0) {
-        *out = 0;
-        return 1;
-    }
-    return 0;
-}
-
 static const char *range_text(const struct config_var *v, char *tmp, size_t n)
 {
     switch (v->kind) {
@@ -268,18 +256,75 @@ static const char *range_text(const struct config_var *v, char *tmp, size_t n)
     return "any text";
 }
 
+/* A CONFIG_UINT value: a whole number within [min, max], cut to what stash uses (with a
+ * warning). */
+static enum stash_err parse_uint_var(const struct config_var *v, const char *val,
+                                     struct config *cfg, char *err, size_t errlen)
+{
+    char *field = (char *)cfg + v->offset;
+    char range[64];
+    uint64_t u;
+
+    if (!parse_u64(val, &u)) {
+        set_err(err, errlen, "%s=\"%.64s\" is not a whole number; valid: %s", v->name, val,
+                range_text(v, range, sizeof(range)));
+        return STASH_EINVAL;
+    }
+    if (u < v->min || u > v->max) {
+        set_err(err, errlen, "%s=%llu is out of range; valid: %s", v->name, (unsigned long long)u,
+                range_text(v, range, sizeof(range)));
+        return STASH_EINVAL;
+    }
+    if (u > cap_of(v->name)) {
+        add_warning(cfg, "%s=%llu is above what stash uses; using %llu", v->name,
+                    (unsigned long long)u, (unsigned long long)cap_of(v->name));
+        u = cap_of(v->name);
+    }
+    memcpy(field, &u, sizeof(u));
+    return STASH_OK;
+}
+
+/* A CONFIG_CHOICE value: one of v->unit's "a|b|c", in any case; the listed spelling is kept so
+ * later code compares exactly. */
+static enum stash_err parse_choice_var(const struct config_var *v, const char *val,
+                                       struct config *cfg, char *err, size_t errlen)
+{
+    char *field = (char *)cfg + v->offset;
+    const char *c = v->unit;
+    size_t n = strlen(val);
+
+    for (;;) {
+        const char *end = strchr(c, '|');
+        size_t clen = end ? (size_t)(end - c) : strlen(c);
+
+        if (clen == n && strncasecmp(c, val, n) == 0) {
+            char *copy = xstrndup(c, clen);
+
+            memcpy(field, &copy, sizeof(copy));
+            return STASH_OK;
+        }
+        if (!end) {
+            break;
+        }
+        c = end + 1;
+    }
+    set_err(err, errlen, "%s=\"%.64s\" is not a valid value; valid: %s", v->name, val, v->unit);
+    return STASH_EINVAL;
+}
+
 /* Parses one value of variable v into cfg.  Secret values never reach err. */
 static enum stash_err parse_one(const struct config_var *v, const char *val, struct config *cfg,
                                 char *err, size_t errlen)
 {
     char *field = (char *)cfg + v->offset;
     char range[64];
-    uint64_t u;
+    enum log_level level;
+    char *copy;
     int b;
 
     switch (v->kind) {
     case CONFIG_BOOL:
-        if (!parse_bool(val, &b)) {
+        if (!str_parse_bool(val, &b)) {
             set_err(err, errlen, "%s=\"%.64s\" is not a boolean; valid: TRUE or FALSE", v->name,
                     val);
             return STASH_EINVAL;
@@ -287,26 +332,8 @@ static enum stash_err parse_one(const struct config_var *v, const char *val, str
         memcpy(field, &b, sizeof(b));
         return STASH_OK;
     case CONFIG_UINT:
-        if (!parse_u64(val, &u)) {
-            set_err(err, errlen, "%s=\"%.64s\" is not a whole number; valid: %s", v->name, val,
-                    range_text(v, range, sizeof(range)));
-            return STASH_EINVAL;
-        }
-        if (u < v->min || u > v->max) {
-            set_err(err, errlen, "%s=%llu is out of range; valid: %s", v->name,
-                    (unsigned long long)u, range_text(v, range, sizeof(range)));
-            return STASH_EINVAL;
-        }
-        if (u > cap_of(v->name)) {
-            add_warning(cfg, "%s=%llu is above what stash uses; using %llu", v->name,
-                        (unsigned long long)u, (unsigned long long)cap_of(v->name));
-            u = cap_of(v->name);
-        }
-        memcpy(field, &u, sizeof(u));
-        return STASH_OK;
-    case CONFIG_LOG_LEVEL: {
-        enum log_level level;
-
+        return parse_uint_var(v, val, cfg, err, errlen);
+    case CONFIG_LOG_LEVEL:
         if (log_level_parse(val, &level) != STASH_OK) {
             set_err(err, errlen, "%s=\"%.64s\" is not a log level; valid: %s", v->name, val,
                     range_text(v, range, sizeof(range)));
@@ -314,7 +341,6 @@ static enum stash_err parse_one(const struct config_var *v, const char *val, str
         }
         memcpy(field, &level, sizeof(level));
         return STASH_OK;
-    }
     case CONFIG_URL:
         if (strncmp(val, "http://", 7) != 0 && strncmp(val, "https://", 8) != 0) {
             set_err(err, errlen,
@@ -324,38 +350,14 @@ static enum stash_err parse_one(const struct config_var *v, const char *val, str
             return STASH_EINVAL;
         }
         break;
-    case CONFIG_CHOICE: {
-        const char *c = v->unit;
-        size_t n = strlen(val);
-
-        /* Walk "a|b|c"; keep the listed spelling so later code compares exactly. */
-        for (;;) {
-            const char *end = strchr(c, '|');
-            size_t clen = end ? (size_t)(end - c) : strlen(c);
-
-            if (clen == n && strncasecmp(c, val, n) == 0) {
-                char *copy = xstrndup(c, clen);
-
-                memcpy(field, &copy, sizeof(copy));
-                return STASH_OK;
-            }
-            if (!end) {
-                break;
-            }
-            c = end + 1;
-        }
-        set_err(err, errlen, "%s=\"%.64s\" is not a valid value; valid: %s", v->name, val, v->unit);
-        return STASH_EINVAL;
-    }
+    case CONFIG_CHOICE:
+        return parse_choice_var(v, val, cfg, err, errlen);
     case CONFIG_STRING:
     case CONFIG_SECRET:
         break;
     }
-    {
-        char *copy = xstrdup(val);
-
-        memcpy(field, &copy, sizeof(copy));
-    }
+    copy = xstrdup(val);
+    memcpy(field, &copy, sizeof(copy));
     return STASH_OK;
 }
 

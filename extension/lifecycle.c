@@ -316,10 +316,12 @@ out:
     return rc;
 }
 
-/* POST init/error or exit/error; best effort (we are exiting either way). */
-static void s_report_error(struct session *s, const char *which, const char *type,
-                           const char *message)
+/* POST init/error or exit/error; best effort (we are exiting either way).  STASH_OK when the
+ * platform took it (202, or 200), STASH_EUNREACHABLE with no answer, STASH_EUPSTREAM if refused. */
+static enum stash_err s_report_error(struct session *s, const char *which, const char *type,
+                                     const char *message)
 {
+    enum stash_err rc = STASH_EUPSTREAM;
     char url[320];
     char line[192];
     struct curl_slist *hdr = NULL;
@@ -338,12 +340,16 @@ static void s_report_error(struct session *s, const char *which, const char *typ
     (void)buf_puts(&body, "\",\"stackTrace\":[]}");
     if (s_http(s->ctl, "POST", url, hdr, body.data, CONTROL_TIMEOUT_MS, &r) != STASH_OK) {
         LOG_WARN(MOD, "%s %s: Extensions API unreachable", which, type);
+        rc = STASH_EUNREACHABLE;
     } else if (r.status != 202 && r.status != 200) {
         LOG_WARN(MOD, "%s %s: HTTP %ld", which, type, r.status);
+    } else {
+        rc = STASH_OK;
     }
     s_response_release(&r);
     buf_release(&body);
     curl_slist_free_all(hdr);
+    return rc;
 }
 
 /* Returns 1 when the platform accepted the subscription (200), 0 otherwise (logged once). */
@@ -423,10 +429,10 @@ static void s_nap_ms(long ms)
 
 #define LIFECYCLE_STOP_WAIT_MIN_MS 10 /* the stop's wait even when SHUTDOWN came late */
 
-/* stop_serving() on its own thread, so that SHUTDOWN can go on writing the records when it
- * takes long: it waits for the local API's requests in flight.  main abandons upstream calls
- * first, so it normally takes milliseconds; but whatever else held a request would hold it past
- * the SHUTDOWN deadline, when Lambda kills the process and every record owed is lost. */
+/* The stop hook on its own thread, so that SHUTDOWN can go on writing the records when it takes
+ * long: it waits for the local API's requests in flight.  The hook abandons upstream calls first,
+ * so it normally takes milliseconds; but whatever else held a request would hold it past the
+ * SHUTDOWN deadline, when Lambda kills the process and every record owed is lost. */
 struct stopper {
     const struct lifecycle_hooks *hooks;
     pthread_t thread;
@@ -439,7 +445,7 @@ static void *s_stopper_main(void *arg)
 {
     struct stopper *st = arg;
 
-    st->hooks->stop_serving(st->hooks->ctx);
+    st->hooks->stop(st->hooks->ctx);
     pthread_mutex_lock(&st->mu);
     st->done = 1;
     pthread_cond_broadcast(&st->cv);
@@ -480,16 +486,16 @@ static int64_t s_shutdown_budget(const struct lifecycle_event *ev)
     return budget > LIFECYCLE_SHUTDOWN_WAIT_MAX_MS ? LIFECYCLE_SHUTDOWN_WAIT_MAX_MS : budget;
 }
 
-/* Starts stop_serving() on its own thread and waits for it at most stop_wait ms; returns 1 if the
- * thread runs (the caller joins it), 0 if stop_serving() already ran on this thread. */
-static int s_stop_serving(struct stopper *st, int64_t stop_wait)
+/* Starts the stop hook on its own thread and waits for it at most stop_wait ms; returns 1 if the
+ * thread runs (the caller joins it), 0 if the hook already ran on this thread. */
+static int s_stop_work(struct stopper *st, int64_t stop_wait)
 {
     pthread_t *th = &st->thread;
 
     pthread_mutex_init(&st->mu, NULL);
     clock_cond_init(&st->cv);
     if (pthread_create(th, NULL, s_stopper_main, st) != 0) {
-        st->hooks->stop_serving(st->hooks->ctx); /* no thread: the old way, unbounded */
+        st->hooks->stop(st->hooks->ctx); /* no thread: unbounded, on this one */
         return 0;
     }
     if (!s_stopper_wait(st, stop_wait)) {
@@ -501,9 +507,8 @@ static int s_stop_serving(struct stopper *st, int64_t stop_wait)
     return 1;
 }
 
-/* Stops the local API (bounded: see struct stopper), closes the last record, waits (bounded)
- * for the reports Lambda still owes, writes everything, then waits for the local API to be
- * stopped for good and wipes the cache. */
+/* Stops the work (bounded: see struct stopper), closes the last record, waits (bounded) for the
+ * reports Lambda still owes, writes everything, then waits for the stop to be complete. */
 static void s_finish(const struct lifecycle_event *ev, struct telemetry *t,
                      const struct lifecycle_hooks *hooks)
 {
@@ -519,22 +524,20 @@ static void s_finish(const struct lifecycle_event *ev, struct telemetry *t,
     if (stop_wait < LIFECYCLE_STOP_WAIT_MIN_MS) {
         stop_wait = LIFECYCLE_STOP_WAIT_MIN_MS; /* a late SHUTDOWN still lets a quick stop finish */
     }
-    if (hooks->stop_serving) {
-        stopping = s_stop_serving(&st, stop_wait);
+    if (hooks->stop) {
+        stopping = s_stop_work(&st, stop_wait);
     }
     telemetry_on_shutdown(t, start, budget);
     telemetry_stop(t);
     if (stopping) {
-        /* The records are out; now the local API may take as long as it needs to stop (no
-         * cached value may be wiped under a request still being answered). */
+        /* The records are out; now the stop may take as long as it needs (the caller frees,
+         * and so wipes, the cache once lifecycle_run returns: never under a request still being
+         * answered). */
         pthread_join(st.thread, NULL);
     }
-    if (hooks->stop_serving) {
+    if (hooks->stop) {
         pthread_cond_destroy(&st.cv);
         pthread_mutex_destroy(&st.mu);
-    }
-    if (hooks->wipe) {
-        hooks->wipe(hooks->ctx);
     }
     telemetry_stats(t, &ts);
     LOG_INFO(MOD, "shutdown (%s): %llu record(s), %llu EMF line(s) written",
@@ -620,20 +623,20 @@ static int s_loop(struct session *s, struct telemetry *t, const struct lifecycle
 }
 
 /* 0 if the runtime API address and the name can go into a request; else logs why, returns 1. */
-static int s_check_opts(const struct lifecycle_opts *opts)
+static int s_check_opts(const char *runtime_api, const char *name)
 {
-    if (!opts->runtime_api || !opts->runtime_api[0] || !opts->name || !opts->name[0]) {
+    if (!runtime_api || !runtime_api[0] || !name || !name[0]) {
         LOG_ERROR(MOD, "cannot register: AWS_LAMBDA_RUNTIME_API or extension name empty");
         return 1;
     }
     /* Both end up in a request line or a header: no control character may smuggle in another. */
-    for (const char *p = opts->name; *p; p++) {
+    for (const char *p = name; *p; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f) {
             LOG_ERROR(MOD, "cannot register: the executable's file name has a control character");
             return 1;
         }
     }
-    for (const char *p = opts->runtime_api; *p; p++) {
+    for (const char *p = runtime_api; *p; p++) {
         if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '/') {
             LOG_ERROR(MOD, "cannot register: AWS_LAMBDA_RUNTIME_API is not host:port");
             return 1;
@@ -642,47 +645,75 @@ static int s_check_opts(const struct lifecycle_opts *opts)
     return 0;
 }
 
+/* Checks the address and name, makes the two handles and registers (t: NULL, or the metrics
+ * to start with register's function name).  s_session_close() releases s whatever this returned. */
+static enum stash_err s_session_open(struct session *s, const char *runtime_api, const char *name,
+                                     struct telemetry *t)
+{
+    if (s_check_opts(runtime_api, name) != 0) {
+        return STASH_EINVAL;
+    }
+    (void)snprintf(s->base, sizeof(s->base), "http://%s", runtime_api);
+    s->next = curl_easy_init();
+    s->ctl = curl_easy_init();
+    if (!s->next || !s->ctl) {
+        LOG_ERROR(MOD, "cannot register: libcurl handle allocation failed");
+        return STASH_EIO;
+    }
+    return s_register(s, name, t);
+}
+
+static void s_session_close(struct session *s)
+{
+    if (s->next) {
+        curl_easy_cleanup(s->next);
+    }
+    if (s->ctl) {
+        curl_easy_cleanup(s->ctl);
+    }
+    s->next = s->ctl = NULL;
+}
+
 int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hooks *hooks)
 {
     static const struct lifecycle_hooks no_hooks;
     struct telemetry *t = opts->metrics;
     struct session s;
     int status = 1;
+    int stopped = 0;
 
     if (!hooks) {
         hooks = &no_hooks;
     }
     memset(&s, 0, sizeof(s));
-    if (s_check_opts(opts) != 0) {
-        return 1;
-    }
-    (void)snprintf(s.base, sizeof(s.base), "http://%s", opts->runtime_api);
-    s.next = curl_easy_init();
-    s.ctl = curl_easy_init();
-    if (!s.next || !s.ctl) {
-        LOG_ERROR(MOD, "cannot register: libcurl handle allocation failed");
-        goto out;
-    }
-    if (s_register(&s, opts->name, t) != STASH_OK) {
-        goto out;
-    }
-    if (opts->config_error) {
-        LOG_ERROR(MOD, "cannot work, reported to Lambda: %s", opts->config_error);
-        s_report_error(&s, "init/error",
-                       opts->error_type ? opts->error_type : "Extension.ConfigInvalid",
-                       opts->config_error);
+    if (s_session_open(&s, opts->runtime_api, opts->name, t) != STASH_OK) {
         goto out;
     }
     if (t) {
         s_telemetry_start(&s, opts, t);
     }
     status = s_loop(&s, t, hooks);
+    stopped = 1; /* every way out of the loop goes through s_finish */
 out:
-    if (s.next) {
-        curl_easy_cleanup(s.next);
+    if (!stopped && hooks->stop) {
+        hooks->stop(hooks->ctx); /* never registered: nothing to flush, nothing to wait for */
     }
-    if (s.ctl) {
-        curl_easy_cleanup(s.ctl);
-    }
+    s_session_close(&s);
     return status;
+}
+
+enum stash_err lifecycle_report_init_error(const char *runtime_api, const char *name,
+                                           const char *error_type, const char *message)
+{
+    struct session s;
+    enum stash_err rc;
+
+    memset(&s, 0, sizeof(s));
+    rc = s_session_open(&s, runtime_api, name, NULL);
+    if (rc == STASH_OK) {
+        LOG_ERROR(MOD, "cannot work, reported to Lambda: %s", message);
+        rc = s_report_error(&s, "init/error", error_type, message);
+    }
+    s_session_close(&s);
+    return rc;
 }

@@ -7,14 +7,12 @@
  * block on GET event/next with no client timeout (the sandbox is frozen between events).
  *
  * lifecycle_run() is the whole Lambda mode, called by main() once the local API is serving:
- *   register            failure: one ERROR line, returns 1 (nothing else can be reported to
- *                       Lambda).  Refused with 403 Extension.InvalidEventType (Lambda Managed
+ *   register            failure: one ERROR line, stop(), returns 1 (nothing else can be reported
+ *                       to Lambda).  Refused with 403 Extension.InvalidEventType (Lambda Managed
  *                       Instances take external extensions for SHUTDOWN only): registers for
  *                       SHUTDOWN alone, subscribes with schema 2025-01-29 (the only one LMI
  *                       takes) and starts telemetry with invokes off: records come from the
  *                       callers' X-Stash-Request-Id and the reports
- *   config error        POST init/error "Extension.ConfigInvalid" (or opts->error_type: stash
- *                       cannot work, e.g. its local API could not bind), returns 1
  *   metrics             telemetry_start() with register's functionName / functionVersion
  *   subscribe           types ["platform"] only, buffering 1000 items / 256 KiB / 25 ms so a
  *                       report is delivered as soon as the sandbox thaws; any refusal (RIE and
@@ -24,20 +22,27 @@
  *   INVOKE              telemetry_on_invoke() (in memory), then event/next again at once, so the
  *                       extension adds no billed time.  (With telemetry off, the previous record
  *                       completes here and its line is written: one write(2).)
- *   SHUTDOWN (any)      stop_serving() on a thread of its own, waited for at most half the budget
- *                       (the event's deadline less LIFECYCLE_SHUTDOWN_MARGIN_MS, never more than
+ *   SHUTDOWN (any)      stop() on a thread of its own, waited for at most half the budget (the
+ *                       event's deadline less LIFECYCLE_SHUTDOWN_MARGIN_MS, never more than
  *                       LIFECYCLE_SHUTDOWN_WAIT_MAX_MS): a local request stuck on an upstream that
  *                       does not answer must not hold the records past the deadline;
  *                       telemetry_on_shutdown() (waits for the reports owed within the rest of
  *                       the budget); telemetry_stop() (every record goes out); then wait for
- *                       stop_serving() to return, however long; wipe(); returns 0
+ *                       stop() to return, however long; returns 0
  *   next fails          (the platform went away or refused us): the same flush, then POST
  *                       exit/error "Extension.EventNextFailed" if it was refused; returns 1
+ * Whatever the path, the stop hook has been called exactly once, and has returned, when
+ * lifecycle_run() returns: the caller frees what the hook stopped, and stops nothing itself.
+ *
+ * lifecycle_report_init_error() is the other way in, for a stash that cannot work (its
+ * configuration is invalid, its local API cannot listen): register, then POST init/error with
+ * the given Category.Reason, so the function's init fails with the reason instead of a bare
+ * crash.  After it Lambda takes no other call from this extension, which should exit.
  *
  * Ownership: opts and hooks are borrowed for the duration of the call.
- * Thread-safety: lifecycle_run() runs on the main thread; the hooks are called on it, except
- * stop_serving (a thread of its own, see SHUTDOWN).  The hooks must be safe against the local
- * API's threads.
+ * Thread-safety: lifecycle_run() and lifecycle_report_init_error() run on the main thread; the
+ * stop hook may run on a thread of its own (see SHUTDOWN) and must be safe against the local API's
+ * threads.
  * curl_global_init() is main()'s job, before any thread starts.
  */
 #ifndef STASH_EXTENSION_LIFECYCLE_H
@@ -82,22 +87,21 @@ char *lifecycle_subscription_body(const char *schema, uint16_t port);
 
 /* ---- the Lambda-mode loop ---------------------------------------------------------------- */
 
-/* What lifecycle_run needs from the rest of the process (both may be NULL). */
+/* What lifecycle_run needs from the rest of the process (may be NULL). */
 struct lifecycle_hooks {
     void *ctx;
-    /* SHUTDOWN (and a fatal event/next failure) first step: stop taking local API requests.
-     * Called on a thread of its own; lifecycle_run() returns only after it has returned. */
-    void (*stop_serving)(void *ctx);
-    /* Last step, after the records are written: wipe every cached value. */
-    void (*wipe)(void *ctx);
+    /* Stops every piece of work that makes facts or uses the cache (upstream calls, the local
+     * API, prefetch); once it returns no fact arrives any more.  Called exactly once per
+     * lifecycle_run(): at SHUTDOWN and after a fatal event/next failure on a thread of its own,
+     * when registration fails on the calling thread.  lifecycle_run() returns only after it has
+     * returned. */
+    void (*stop)(void *ctx);
 };
 
 struct lifecycle_opts {
-    const char *runtime_api;  /* AWS_LAMBDA_RUNTIME_API, "host:port" */
-    const char *name;         /* Lambda-Extension-Name */
-    const char *config_error; /* non-NULL: stash cannot work; reported by init/error, exit 1 */
-    const char *error_type;   /* its Category.Reason (NULL: "Extension.ConfigInvalid") */
-    const char *schema;       /* telemetry schemaVersion (NULL: 2022-12-13) */
+    const char *runtime_api;            /* AWS_LAMBDA_RUNTIME_API, "host:port" */
+    const char *name;                   /* Lambda-Extension-Name */
+    const char *schema;                 /* telemetry schemaVersion (NULL: 2022-12-13) */
     const struct sockaddr *listen_addr; /* from listener_resolve() */
     socklen_t listen_addrlen;
     struct telemetry *metrics; /* NULL: no telemetry, no EMF */
@@ -111,5 +115,13 @@ void lifecycle_interrupt(void);
 
 /* Runs Lambda mode to its end; returns the process exit status. */
 int lifecycle_run(const struct lifecycle_opts *opts, const struct lifecycle_hooks *hooks);
+
+/* Registers as name with the Extensions API at runtime_api, then POSTs init/error with
+ * error_type (a Category.Reason such as "Extension.ConfigInvalid") and message (errorMessage;
+ * it must hold no secret).  STASH_OK when Lambda took the report; STASH_EINVAL (unusable
+ * runtime_api or name), STASH_EUNREACHABLE or STASH_EUPSTREAM (register or the report failed;
+ * logged) otherwise.  Either way the caller exits. */
+enum stash_err lifecycle_report_init_error(const char *runtime_api, const char *name,
+                                           const char *error_type, const char *message);
 
 #endif

@@ -11,13 +11,20 @@
  *          with EMF lines on stdout (aggregate by default: one line per interval).
  *   Lambda (AWS_LAMBDA_RUNTIME_API set): run_lambda(), the Extensions API lifecycle
  *          (extension/lifecycle.h): register, subscribe to platform telemetry, one ledger record
- *          per INVOKE (the local API hands each request's facts to it), EMF lines on stdout, and
- *          at SHUTDOWN (or SIGTERM/SIGINT, taken the same way): stop the API, flush the records,
- *          wipe the cache, exit 0.  The address sandbox.localdomain resolves to is looked up
- *          in main(), before any thread.
- *          An invalid configuration is still reported to Lambda (register, init/error).
- * Either way the end is the same: abandon upstream calls in flight (their requests answer 503
- * ServiceUnavailable at once), stop the API (in-flight requests finish), wipe the cache, exit 0.
+ *          per INVOKE (the local API hands each request's facts to it), EMF lines on stdout, until
+ *          SHUTDOWN (or SIGTERM/SIGINT, taken the same way).  The address sandbox.localdomain
+ *          resolves to is looked up in main(), before any thread.
+ *          A stash that cannot work (invalid configuration, local API cannot listen) is still
+ *          reported to Lambda: lifecycle_report_init_error() (register, init/error).
+ * Either way the end is the same, in this order (struct work owns it all):
+ *   1. stop upstream calls (in flight ones answer 503 ServiceUnavailable at once),
+ *   2. stop the local API (it waits for its requests in flight, now short),
+ *   3. join prefetch,            -- 1 to 3 are work_stop(), the one place the API is stopped
+ *   4. flush the metrics         (agent: run(); Lambda: lifecycle_run(), which writes the records
+ *                                 even if steps 1-3 are stuck past half its SHUTDOWN budget),
+ *   5. free: client, cache (wiped), metrics; exit 0.
+ * Prefetch runs beside the event loop; its facts are tagged init work, so they land in the init
+ * record however long it takes.
  * Exit status 2: invalid configuration (the message names the variable); 1: could not start.
  */
 #include <curl/curl.h>
@@ -46,15 +53,26 @@
 /* Ceiling on one upstream answer: a secret is at most 64 KiB, and base64 grows a binary one. */
 #define UPSTREAM_MAX_RESPONSE_BYTES ((size_t)1024 * 1024)
 
-/* The prefetch thread uses the cache and the client through the API's options, never the server:
- * SHUTDOWN may stop the server while it runs.  run() joins it before freeing cache and client. */
+/* The prefetch thread uses the cache and the client through its own copy of the API's options,
+ * never the server.  work_stop() joins it after the API has stopped. */
 struct prefetch {
-    const struct api_opts *opts;
+    struct api_opts opts; /* the API's, with on_facts tagging each fact as init work */
+    struct telemetry *metrics;
     const struct config *cfg;
     pthread_t thread;
     int started;
     atomic_int stop; /* set at shutdown: fetch nothing more (the one in flight completes) */
 };
+
+/* Prefetch is the environment's init work whenever it runs: each of its facts is tagged so, and
+ * the ledger puts it in the init record even when the first INVOKE came before it finished. */
+static void prefetch_on_facts(void *ctx, const struct facts *f)
+{
+    struct facts tagged = *f;
+
+    tagged.phase = FACTS_PHASE_INIT;
+    telemetry_on_facts(ctx, &tagged);
+}
 
 /* Fetches each id of a comma-separated list through the cache; spaces around ids are ignored. */
 static void prefetch_list(struct prefetch *p, enum facts_service svc, const char *list)
@@ -82,7 +100,7 @@ static void prefetch_list(struct prefetch *p, enum facts_service svc, const char
         if (!n) {
             continue;
         }
-        status = api_prefetch(p->opts, svc, tok);
+        status = api_prefetch(&p->opts, svc, tok);
         if (status == 200) {
             LOG_DEBUG("main", "prefetched %s %s", svc == FACTS_SVC_SSM ? "parameter" : "secret",
                       tok);
@@ -102,7 +120,29 @@ static void *prefetch_main(void *arg)
 
     prefetch_list(p, FACTS_SVC_SECRETS_MANAGER, p->cfg->prefetch_secrets);
     prefetch_list(p, FACTS_SVC_SSM, p->cfg->prefetch_parameters);
+    telemetry_init_work_end(p->metrics); /* the init record may complete now */
     return NULL;
+}
+
+/* Starts prefetch (if any id is configured) on a thread of its own, so that the function's init
+ * does not wait for it.  Its work is declared to the metrics before the thread starts. */
+static void prefetch_start(struct prefetch *p, const struct api_opts *aopts,
+                           struct telemetry *metrics, const struct config *cfg)
+{
+    p->opts = *aopts;
+    p->opts.on_facts = prefetch_on_facts;
+    p->opts.facts_ctx = metrics;
+    p->metrics = metrics;
+    p->cfg = cfg;
+    if (!cfg->prefetch_secrets && !cfg->prefetch_parameters) {
+        return;
+    }
+    telemetry_init_work_begin(metrics);
+    p->started = pthread_create(&p->thread, NULL, prefetch_main, p) == 0;
+    if (!p->started) {
+        telemetry_init_work_end(metrics);
+        LOG_WARN("main", "cannot start the prefetch thread; values are fetched on first use");
+    }
 }
 
 /* Agent mode's metrics: the same pipeline as Lambda's, without the Extensions and Telemetry
@@ -198,45 +238,15 @@ struct lambda_env {
     socklen_t listen_addrlen;
 };
 
-struct lambda_ctx {
-    struct api **api;
-    struct cache *cache;
-    struct aws_client *aws;
-};
-
-/* SHUTDOWN: no new local request after this.  Upstream calls in flight are abandoned first
- * (their requests answer 503 at once), so the API's stop, which waits for in-flight requests,
- * takes milliseconds however slow the upstream is, and the records and EMF lines that follow
- * are written inside Lambda's deadline.  Their facts are recorded. */
-static void lambda_stop_serving(void *arg)
-{
-    struct lambda_ctx *c = arg;
-
-    aws_client_stop(c->aws);
-    api_stop(*c->api);
-    *c->api = NULL;
-}
-
-static void lambda_wipe(void *arg)
-{
-    struct lambda_ctx *c = arg;
-
-    cache_clear(c->cache);
-}
-
-/* Lambda mode: the Extensions API lifecycle until SHUTDOWN. */
+/* Lambda mode: the Extensions API lifecycle until SHUTDOWN.  lifecycle_run() calls
+ * stop(stop_ctx) exactly once (work_stop), flushes the metrics after it, and returns when it has
+ * returned. */
 static int run_lambda(const struct config *cfg, const struct lambda_env *le, const sigset_t *set,
-                      struct api **api, struct cache *cache, struct aws_client *aws,
-                      struct telemetry *metrics)
+                      struct telemetry *metrics, void (*stop)(void *), void *stop_ctx)
 {
     struct sigwaiter sw = {.set = set};
     int rc;
-    struct lambda_ctx ctx = {.api = api, .cache = cache, .aws = aws};
-    struct lifecycle_hooks hooks = {
-        .ctx = &ctx,
-        .stop_serving = lambda_stop_serving,
-        .wipe = lambda_wipe,
-    };
+    struct lifecycle_hooks hooks = {.ctx = stop_ctx, .stop = stop};
     struct lifecycle_opts opts = {
         .runtime_api = cfg->lambda_runtime_api,
         .name = le->name,
@@ -255,14 +265,6 @@ static int run_lambda(const struct config *cfg, const struct lambda_env *le, con
     return rc;
 }
 
-/* The metrics (both modes), made before the API starts so INIT requests are recorded (NULL when
- * metrics are off). */
-static struct telemetry *lambda_metrics(const struct config *cfg)
-{
-    return telemetry_new(cfg->metrics, STDOUT_FILENO, cfg->lambda_function_name,
-                         cfg->lambda_function_version);
-}
-
 static void usage(FILE *out)
 {
     (void)fputs("usage: stash [--help | --version]\n", out);
@@ -273,10 +275,6 @@ static void usage(FILE *out)
 static void report_api_unavailable(const struct config *cfg, const struct lambda_env *le)
 {
     char why[128];
-    struct lifecycle_opts lo = {.runtime_api = cfg->lambda_runtime_api,
-                                .name = le->name,
-                                .config_error = why,
-                                .error_type = "Extension.LocalApiUnavailable"};
 
     if (!cfg->lambda_runtime_api) {
         return;
@@ -285,10 +283,27 @@ static void report_api_unavailable(const struct config *cfg, const struct lambda
                    "cannot listen on 127.0.0.1:%llu (PARAMETERS_SECRETS_EXTENSION_HTTP_PORT "
                    "in use?)",
                    (unsigned long long)cfg->http_port);
-    (void)lifecycle_run(&lo, NULL);
+    (void)lifecycle_report_init_error(cfg->lambda_runtime_api, le->name,
+                                      "Extension.LocalApiUnavailable", why);
 }
 
-static int run(const struct config *cfg, const struct lambda_env *le)
+/* Everything run() builds.  One owner and one order: work_start() builds it, work_stop() (called
+ * exactly once: by lifecycle_run() in Lambda mode, by run() in agent mode) stops it, run() (agent
+ * mode) or lifecycle_run() (Lambda mode) flushes the metrics, work_free() frees it. */
+struct work {
+    struct cache *cache;
+    struct aws_client *aws;
+    struct api *api;
+    struct telemetry *metrics;
+    struct api_opts aopts;
+    struct prefetch pf;
+};
+
+/* Builds the cache, the upstream client, the metrics and the local API, then starts prefetch.
+ * STASH_OK when the API serves; else logged (and, under Lambda, reported), and work_free() frees
+ * what was built. */
+static enum stash_err work_start(struct work *w, const struct config *cfg,
+                                 const struct lambda_env *le)
 {
     /* No CA path is built into libcurl: the bundle is found on the image, once (cabundle.h).
      * NOLINTNEXTLINE(concurrency-mt-unsafe): read before run() starts any thread */
@@ -312,7 +327,23 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         .max_attempts = (unsigned)cfg->max_attempts,
         .max_response_bytes = UPSTREAM_MAX_RESPONSE_BYTES,
     };
-    struct api_opts aopts = {
+
+    memset(w, 0, sizeof(*w));
+    w->cache = cache_new(&copts);
+    w->aws = aws_client_new(&acfg);
+    free(ca_bundle); /* the client keeps its own copy */
+    if (!w->cache || !w->aws) {
+        LOG_ERROR("main", "cannot create the %s", !w->cache ? "cache" : "upstream client");
+        return STASH_EIO;
+    }
+    /* Metrics in both modes: CloudWatch reads EMF from any log group (ECS, EC2 too).  Made
+     * before the API starts so INIT requests are recorded (NULL when metrics are off). */
+    w->metrics = telemetry_new(cfg->metrics, STDOUT_FILENO, cfg->lambda_function_name,
+                               cfg->lambda_function_version);
+    if (!cfg->lambda_runtime_api) {
+        agent_metrics_start(w->metrics);
+    }
+    w->aopts = (struct api_opts){
         .port = (uint16_t)cfg->http_port,
         .max_inbound = (unsigned)cfg->max_inbound,
         .token = cfg->api_token,
@@ -320,12 +351,52 @@ static int run(const struct config *cfg, const struct lambda_env *le)
         .sm_ttl_ms = cfg->sm_ttl_s * 1000,
         .ssm_ttl_ms = cfg->ssm_ttl_s * 1000,
         .cache_enabled = cfg->cache_enabled && cfg->cache_size > 0,
+        .cache = w->cache,
+        .aws = w->aws,
+        .on_facts = telemetry_on_facts,
+        .facts_ctx = w->metrics,
     };
-    struct prefetch pf = {.opts = &aopts, .cfg = cfg};
-    struct cache *cache = NULL;
-    struct aws_client *aws = NULL;
-    struct api *api = NULL;
-    struct telemetry *metrics = NULL;
+    if (api_start(&w->aopts, &w->api) != STASH_OK) {
+        report_api_unavailable(cfg, le);
+        return STASH_EIO;
+    }
+    prefetch_start(&w->pf, &w->aopts, w->metrics, cfg);
+    return STASH_OK;
+}
+
+/* The one place the work stops, in this order:
+ *   1. upstream calls: prefetch takes no next id, and calls in flight end now (their requests
+ *      answer 503 ServiceUnavailable at once), so the waits below are short whatever the upstream;
+ *   2. the local API: no new request, and api_stop waits for the requests in flight;
+ *   3. prefetch: joined (its fetch in flight ended at step 1).
+ * After it no fact arrives: the caller flushes the metrics, then work_free() frees (and wipes).
+ * Runs on lifecycle_run()'s stopper thread in Lambda mode: it touches only w, which the main
+ * thread leaves alone until lifecycle_run() has returned. */
+static void work_stop(void *arg)
+{
+    struct work *w = arg;
+
+    atomic_store(&w->pf.stop, 1);
+    aws_client_stop(w->aws);
+    api_stop(w->api);
+    w->api = NULL;
+    if (w->pf.started) {
+        pthread_join(w->pf.thread, NULL);
+        w->pf.started = 0;
+    }
+}
+
+/* Frees what work_start() built, stopped or never started.  The cache is wiped as it is freed. */
+static void work_free(struct work *w)
+{
+    aws_client_free(w->aws);
+    cache_free(w->cache);
+    telemetry_free(w->metrics);
+}
+
+static int run(const struct config *cfg, const struct lambda_env *le)
+{
+    struct work w;
     sigset_t set;
     int rc = 1;
 
@@ -335,53 +406,18 @@ static int run(const struct config *cfg, const struct lambda_env *le)
     /* Before any thread: every thread inherits the mask, and only sigwait() takes the signals. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    cache = cache_new(&copts);
-    aws = aws_client_new(&acfg);
-    free(ca_bundle); /* the client keeps its own copy */
-    if (!cache || !aws) {
-        LOG_ERROR("main", "cannot create the %s", !cache ? "cache" : "upstream client");
-        goto out;
-    }
-    aopts.cache = cache;
-    aopts.aws = aws;
-    /* Metrics in both modes: CloudWatch reads EMF from any log group (ECS, EC2 too). */
-    metrics = lambda_metrics(cfg);
-    aopts.on_facts = telemetry_on_facts;
-    aopts.facts_ctx = metrics;
-    if (!cfg->lambda_runtime_api) {
-        agent_metrics_start(metrics);
-    }
-    if (api_start(&aopts, &api) != STASH_OK) {
-        report_api_unavailable(cfg, le);
-        goto out;
-    }
-    if (cfg->prefetch_secrets || cfg->prefetch_parameters) {
-        pf.started = pthread_create(&pf.thread, NULL, prefetch_main, &pf) == 0;
-        if (!pf.started) {
-            LOG_WARN("main", "cannot start the prefetch thread; values are fetched on first use");
-        }
+    if (work_start(&w, cfg, le) != STASH_OK) {
+        work_free(&w);
+        return 1;
     }
     if (cfg->lambda_runtime_api) {
-        rc = run_lambda(cfg, le, &set, &api, cache, aws, metrics);
+        rc = run_lambda(cfg, le, &set, w.metrics, work_stop, &w);
     } else {
-        rc = wait_for_signal(&set, metrics, cfg->aggregate_interval_s * 1000);
+        rc = wait_for_signal(&set, w.metrics, cfg->aggregate_interval_s * 1000);
+        work_stop(&w);
+        agent_metrics_finish(w.metrics); /* every fact is in: work_stop returned */
     }
-
-out:
-    atomic_store(&pf.stop, 1);
-    aws_client_stop(aws); /* calls in flight end now (503): the wait in api_stop is short */
-    api_stop(api);
-    if (pf.started) {
-        pthread_join(pf.thread, NULL);
-    }
-    if (!cfg->lambda_runtime_api) {
-        agent_metrics_finish(metrics); /* every request's facts are in: api_stop returned */
-    }
-    aws_client_free(aws);
-    if (cache) {
-        cache_free(cache); /* wipes every value */
-    }
-    telemetry_free(metrics);
+    work_free(&w);
     return rc;
 }
 
@@ -429,10 +465,7 @@ int main(int argc, char **argv)
          * Extension.ConfigInvalid (the init fails with the reason instead of a bare crash). */
         runtime_api = config_getenv_process(NULL, "AWS_LAMBDA_RUNTIME_API");
         if (runtime_api && *runtime_api) {
-            struct lifecycle_opts lo = {
-                .runtime_api = runtime_api, .name = le.name, .config_error = err};
-
-            (void)lifecycle_run(&lo, NULL);
+            (void)lifecycle_report_init_error(runtime_api, le.name, "Extension.ConfigInvalid", err);
         }
         curl_global_cleanup();
         return 2;

@@ -31,7 +31,8 @@ struct ledger {
     int invoked_once;
     int shutdown;
     int telemetry_off;
-    int no_invokes; /* ledger_invokes_off(): records come from the Telemetry API alone */
+    int no_invokes;     /* ledger_invokes_off(): records come from the Telemetry API alone */
+    unsigned init_work; /* init work begun and not ended: the init record stays open */
     char recent[LEDGER_RECENT][TELEMETRY_ID_MAX]; /* ids of emitted records, ring */
     size_t recent_next;
     uint64_t last_ms; /* latest wall time seen (INVOKE, event): stands in for a missing one */
@@ -82,7 +83,10 @@ static int slot_complete(const struct ledger *l, const struct slot *s)
     if (!s->local_closed) {
         return 0;
     }
-    return s->rec.is_init || l->telemetry_off || (s->rec.has & LEDGER_HAS_REPORT);
+    if (s->rec.is_init) {
+        return l->init_work == 0;
+    }
+    return l->telemetry_off || (s->rec.has & LEDGER_HAS_REPORT);
 }
 
 static void remember_emitted(struct ledger *l, const char *id)
@@ -412,11 +416,28 @@ static void mark_invoked(struct ledger *l, struct slot *s)
     l->invoked_once = 1;
 }
 
-/* The record facts go to: the open one their request id names, else the current one (NULL once
- * every record is out). */
+static struct slot *find_init(const struct ledger *l)
+{
+    for (size_t i = 0; i < l->nopen; i++) {
+        if (l->open[i]->rec.is_init) {
+            return l->open[i];
+        }
+    }
+    return NULL;
+}
+
+/* The record facts go to: the init record for init work while it is open, else the open one
+ * their request id names, else the current one (NULL once every record is out). */
 static struct slot *facts_slot(struct ledger *l, const struct facts *f, struct done *d)
 {
     struct slot *s = NULL;
+
+    if (f->phase == FACTS_PHASE_INIT) {
+        s = find_init(l);
+        if (s) {
+            return s;
+        }
+    }
 
     if (f->request_id[0] && strnlen(f->request_id, sizeof(f->request_id)) < sizeof(f->request_id)) {
         s = find(l, f->request_id);
@@ -462,6 +483,33 @@ void ledger_on_facts(struct ledger *l, const struct facts *f)
     if (f) {
         (void)run_step(l, step_facts, f);
     }
+}
+
+static enum stash_err step_init_work(struct ledger *l, const void *arg, struct done *d)
+{
+    const int *begin = arg;
+
+    (void)d;
+    if (*begin) {
+        l->init_work++;
+    } else if (l->init_work > 0) {
+        l->init_work--; /* the last end lets take_complete() emit a closed init record */
+    }
+    return STASH_OK;
+}
+
+void ledger_init_work_begin(struct ledger *l)
+{
+    static const int begin = 1;
+
+    (void)run_step(l, step_init_work, &begin);
+}
+
+void ledger_init_work_end(struct ledger *l)
+{
+    static const int end = 0;
+
+    (void)run_step(l, step_init_work, &end);
 }
 
 static void apply_runtime_done(struct ledger_record *r, const struct telemetry_event *ev)

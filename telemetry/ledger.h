@@ -16,6 +16,12 @@
  * thread to the INVOKE); ledger_on_invoke() with that id adopts it.  Events for a record that has
  * been emitted are dropped and counted (stats.late_events).
  * The first INVOKE's record has cold_start = 1; no other record has.
+ * Init work: facts tagged FACTS_PHASE_INIT go to the init record whatever invocation is current
+ * and whatever request id they carry.  So that the init record is still open when they come, the
+ * code that starts such work calls ledger_init_work_begin() before it starts and
+ * ledger_init_work_end() when it is over; the init record completes only when its local half is
+ * closed and no init work is pending.  Tagged facts that come when no init record is open any
+ * more (after ledger_flush(), or with no begin) are attributed as untagged ones are.
  *
  * Bounds: at most max_open records are open; past that the oldest is emitted with what it has
  * (stats.evicted counts them; its cache metrics are kept, its late report is dropped).  Latency
@@ -147,6 +153,10 @@ enum stash_err ledger_on_invoke(struct ledger *l, const char *request_id, uint64
                                 uint64_t now_ms);
 /* One local request's facts. */
 void ledger_on_facts(struct ledger *l, const struct facts *f);
+/* Init work (facts tagged FACTS_PHASE_INIT) is starting / is over: the init record waits for
+ * every begin's end before it completes.  Calls nest; an end without a begin is ignored. */
+void ledger_init_work_begin(struct ledger *l);
+void ledger_init_work_end(struct ledger *l);
 /* One platform event (runtimeDone, report, initReport...; other types are ignored). */
 void ledger_on_event(struct ledger *l, const struct telemetry_event *ev);
 /* Every event of a parsed batch, in order, under one lock acquisition. */

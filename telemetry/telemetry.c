@@ -139,6 +139,20 @@ void telemetry_on_facts(void *ctx, const struct facts *f)
     }
 }
 
+void telemetry_init_work_begin(struct telemetry *t)
+{
+    if (t) {
+        ledger_init_work_begin(t->ledger);
+    }
+}
+
+void telemetry_init_work_end(struct telemetry *t)
+{
+    if (t) {
+        ledger_init_work_end(t->ledger);
+    }
+}
+
 void telemetry_start(struct telemetry *t, const char *function_name, const char *function_version,
                      int invokes)
 {

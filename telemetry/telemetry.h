@@ -7,6 +7,8 @@
  *   telemetry_settings_new   config_load: STASH_METRICS_* checked, once, into a settings struct
  *   telemetry_new            process start: requests from then on form the init record
  *   telemetry_on_facts       each local request (the local API's on_facts)
+ *   telemetry_init_work_begin / _end   init work (prefetch) starts / is over: its facts, tagged
+ *                            FACTS_PHASE_INIT, go to the init record, which waits for the end
  *   telemetry_start          register answered: the function's name and version for the lines;
  *                            invokes 0 on Lambda Managed Instances (no INVOKE events: records
  *                            come from the Telemetry API alone, see ledger_invokes_off())
@@ -24,10 +26,11 @@
  *
  * Ownership: settings are copied by telemetry_new; strings are copied.  telemetry_free() and
  * telemetry_settings_free() accept NULL.
- * Thread-safety: telemetry_on_facts may be called from any thread at any time (the ledger has
- * its own lock), and batches arrive on the listener's thread.  The other calls come from one
- * thread (the lifecycle's), in the order above; telemetry_start runs before the listener starts
- * and before the first INVOKE, so no record completes before the writer exists.
+ * Thread-safety: telemetry_on_facts and telemetry_init_work_begin/_end may be called from any
+ * thread at any time (the ledger has its own lock), and batches arrive on the listener's thread.
+ * The other calls come from one thread (the lifecycle's), in the order above; telemetry_start runs
+ * before the listener starts and before the first INVOKE, so no record completes before the writer
+ * exists.
  */
 #ifndef STASH_TELEMETRY_TELEMETRY_H
 #define STASH_TELEMETRY_TELEMETRY_H
@@ -69,6 +72,11 @@ void telemetry_free(struct telemetry *t);
 
 /* One local request's facts (an api_facts_fn; ctx is the struct telemetry, or NULL). */
 void telemetry_on_facts(void *ctx, const struct facts *f);
+
+/* Init work whose facts are tagged FACTS_PHASE_INIT is starting / is over (ledger.h: "Init
+ * work").  Any thread; NULL does nothing. */
+void telemetry_init_work_begin(struct telemetry *t);
+void telemetry_init_work_end(struct telemetry *t);
 
 /* Register answered; function_name / function_version are register's (NULL or "": none).  A name
  * CloudWatch would refuse as a dimension value gives "unknown" rather than no metrics. */

@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.bash"
 cd "$STASH_ROOT" || exit 1
 MAX=80
-FILES=(telemetry/*.c cache/*.c extension/lifecycle.c extension/answer.c common/buf.c common/clock.c common/str.c)
+FILES=(common/*.c cache/*.c telemetry/*.c extension/*.c)
 
 # Prints "file:line name length" for every function longer than MAX lines.
 long_functions() {

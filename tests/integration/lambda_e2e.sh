@@ -5,8 +5,8 @@
 # carry exactly the figures of the sim's REPORT lines (the same platform.report), flag the cold
 # start once, and the last invocation must be flushed at SHUTDOWN.  With --telemetry off the
 # cache must still serve and the metrics still be written, without Lambda's figures.  Further runs:
-# aggregate mode, configuration errors reported to Lambda, prefetch counted in the init record,
-# and SHUTDOWN after a function timeout while stash waits on a silent upstream.
+# aggregate mode, configuration errors reported to Lambda, prefetch counted in the init record
+# (also when it ends after the first INVOKE), and SHUTDOWN after a function timeout while stash waits on a silent upstream.
 source "$(dirname "$0")/lib.bash"
 
 SIM=$BUILD/bin/lambda-sim
@@ -382,6 +382,57 @@ if [ -f "$VALIDATE" ]; then
 fi
 check "prefetch: no secret value in any EMF line" \
   bash -c "! grep -aq -e 'sk_live_' -e 's3cure' '$T/emf-prefetch.jsonl'"
+
+# ---- run 6b: prefetch still running when the first INVOKE comes: still init work -------------
+# Prefetch runs beside the event loop, so it may end after the first INVOKE; its work is tagged
+# init work when it starts and must land in the init record whatever the timing.  fake-aws holds
+# the prefetch's GetSecretValue for 8 s; nothing in init waits for it, so invocation 1 (one SSM
+# miss) runs and ends while the prefetch is in flight, which the test checks rather than assumes.
+fa_stat() {  # prints one top-level counter of fake-aws's /_fake/stats
+  curl -s "$FABASE/_fake/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+calls_before=$(upstream_calls)
+check "fake-aws takes a hang for the next GetSecretValue" \
+  curl -sf -o /dev/null -X POST "$FABASE/_fake/hang?op=GetSecretValue&count=1&ms=8000"
+start_sim late --env INIT_READ= --env STASH_PREFETCH_SECRETS=prod/api-key
+check "lambda-sim is up (late prefetch)" test -n "$SIMP"
+LOGS=$T/logs-late
+RIDS=()
+read -r rid resp < <(invoke "ssm:/app/prod/db/host")
+RIDS+=("$rid")
+expect_eq "late prefetch: invoke 0 served" '"200"' "$resp"
+wait_end "$LOGS" "$rid"
+expect_eq "late prefetch: the prefetch was still in flight when invocation 0 ended" 1 \
+  "$(fa_stat in_flight)"
+for _ in $(seq 300); do [ "$(fa_stat in_flight)" = 0 ] && break; sleep 0.1; done
+expect_eq "late prefetch: the prefetch then completed" 0 "$(fa_stat in_flight)"
+read -r rid resp < <(invoke "sm:prod/api-key")
+RIDS+=("$rid")
+expect_eq "late prefetch: invoke 1 read the prefetched secret" '"200"' "$resp"
+stop_sim "$LOGS" "$rid"
+emf_lines "$LOGS" >"$T/emf-late.jsonl"
+calls=$(($(upstream_calls) - calls_before))
+expect_eq "late prefetch: fake-aws answered the prefetch and invocation 0's miss" 2 "$calls"
+expect_eq "late prefetch: one init line: misses, SM, SSM, upstream calls" "1 1 0 1" "$(python3 -c '
+import json, sys
+init = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l).get("phase") == "init"]
+if len(init) != 1:
+    print("%d init lines" % len(init))
+else:
+    d = init[0]
+    print(d["CacheMisses"], d["SecretsManagerCalls"], d["ParameterStoreCalls"], d["UpstreamCalls"])
+' "$T/emf-late.jsonl")"
+expect_eq "late prefetch: invocation 0 has its own miss and not the prefetch's call" "1 0 1 1" \
+  "$(emf_field "$LOGS" "${RIDS[0]}" CacheMisses) $(emf_field "$LOGS" "${RIDS[0]}" SecretsManagerCalls) $(emf_field "$LOGS" "${RIDS[0]}" ParameterStoreCalls) $(emf_field "$LOGS" "${RIDS[0]}" UpstreamCalls)"
+expect_eq "late prefetch: invocation 1: one hit, no upstream call" "1 0" \
+  "$(emf_field "$LOGS" "${RIDS[1]}" CacheHits) $(emf_field "$LOGS" "${RIDS[1]}" UpstreamCalls)"
+expect_eq "late prefetch: the EMF lines count every upstream call fake-aws answered" "$calls" \
+  "$(python3 -c '
+import json, sys
+print(sum(json.loads(l).get("UpstreamCalls", 0) for l in open(sys.argv[1])))' "$T/emf-late.jsonl")"
+if [ -f "$VALIDATE" ]; then
+  check "late prefetch: every EMF line valid" python3 "$VALIDATE" "$SCHEMA" "$T/emf-late.jsonl"
+fi
 
 # ---- run 7: the function times out while stash waits on a silent upstream ---------------------
 # Lambda then sends SHUTDOWN (timeout) with a 2 s budget and kills what is still running.  The

@@ -93,6 +93,38 @@ static void test_str_helpers(void **state)
     assert_true(xorshift64(&st) != 0x40822041ULL);
 }
 
+/* The one flag grammar (environment TRUE/FALSE, refreshNow, withDecryption): true/false in any
+ * case and 1/0, nothing else; a refusal leaves *out as it was. */
+static void test_str_parse_bool(void **state)
+{
+    static const char *const yes[] = {"true", "TRUE", "True", "tRuE", "1"};
+    static const char *const no[] = {"false", "FALSE", "False", "0"};
+    static const char *const bad[] = {"",   "yes",    "no",    "on",   " true", "true ",
+                                      "01", "2",      "truex", "t",    "-1",    "false\n",
+                                      "10", "falsey", "0x1",   "TRUE1"};
+    int out;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        out = 7;
+        assert_int_equal(str_parse_bool(yes[i], &out), 1);
+        assert_int_equal(out, 1);
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        out = 7;
+        assert_int_equal(str_parse_bool(no[i], &out), 1);
+        assert_int_equal(out, 0);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        out = 7;
+        assert_int_equal(str_parse_bool(bad[i], &out), 0);
+        assert_int_equal(out, 7);
+    }
+    out = 7;
+    assert_int_equal(str_parse_bool(NULL, &out), 0);
+    assert_int_equal(out, 7);
+}
+
 static void test_buf_growth_and_printf(void **state)
 {
     struct buf b = BUF_INIT(0);
@@ -400,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_buf_ceiling),
         cmocka_unit_test(test_buf_first_error),
         cmocka_unit_test(test_str_helpers),
+        cmocka_unit_test(test_str_parse_bool),
         cmocka_unit_test(test_buf_growth_and_printf),
         cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_clock_format_parse),

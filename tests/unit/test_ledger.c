@@ -1,5 +1,6 @@
 /* Unit tests for telemetry/ledger: report of N arriving during N+1, attribution by header, the init
- * record, SHUTDOWN flush, cold start once, bounds, concurrency of facts. */
+ * record and init work tagged as such, SHUTDOWN flush, cold start once, bounds, concurrency of
+ * facts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -246,6 +247,90 @@ static void test_report_of_n_during_n_plus_1(void **state)
     assert_int_equal(st.open, 0);
     assert_int_equal(st.emitted, 3);
     assert_int_equal(ledger_on_invoke(l, "C", 0, 4000), STASH_ESTATE);
+    ledger_free(l);
+}
+
+/* Init work (prefetch) is tagged when it starts: its facts go to the init record whether they
+ * come before the first INVOKE, during it or after it, whatever id they carry; the init record
+ * waits for the work to end, and the invocations get none of it. */
+static void test_init_work(void **state)
+{
+    struct ledger *l = new_ledger(0, 0);
+    struct facts init_f = mkfacts(FACTS_SVC_SECRETS_MANAGER, FACTS_MISS, 30, NULL, "db");
+    struct facts req_f = mkfacts(FACTS_SVC_SSM, FACTS_HIT, 0.5, NULL, "/p");
+    struct telemetry_event ev;
+    struct ledger_stats st;
+
+    (void)state;
+    init_f.phase = FACTS_PHASE_INIT;
+    add_call(&init_f, 28.0, 200, 0, 0);
+    ledger_init_work_begin(l);
+    ledger_init_work_begin(l);   /* nested: the record waits for both ends */
+    ledger_on_facts(l, &init_f); /* before the first INVOKE */
+
+    assert_int_equal(ledger_on_invoke(l, "A", 0, 2000), STASH_OK);
+    assert_int_equal(s_ncap, 0); /* the init record waits for its work */
+    ledger_on_facts(l, &init_f); /* during invocation 1 */
+    snprintf(init_f.request_id, sizeof(init_f.request_id), "A");
+    ledger_on_facts(l, &init_f); /* naming invocation 1 does not move it there */
+    ledger_on_facts(l, &req_f);  /* untagged: invocation 1's */
+    assert_int_equal(ledger_on_invoke(l, "B", 0, 3000), STASH_OK);
+    ev = mkreport("A", 5, 5, 100);
+    ledger_on_event(l, &ev);
+    assert_int_equal(s_ncap, 1); /* A is complete; the init record still waits */
+    assert_string_equal(s_cap[0].rec.request_id, "A");
+    assert_int_equal(s_cap[0].rec.counts.requests, 1);
+    assert_int_equal(s_cap[0].rec.counts.hits, 1);
+    assert_int_equal(s_cap[0].rec.counts.upstream_calls, 0);
+    assert_int_equal(s_cap[0].rec.counts.sm_calls, 0);
+    init_f.request_id[0] = '\0';
+    ledger_on_facts(l, &init_f); /* after invocation 1, during 2 */
+    ledger_stats(l, &st);
+    assert_int_equal(st.awaiting_report, 0); /* the init record owes no report */
+
+    ledger_init_work_end(l);
+    assert_int_equal(s_ncap, 1);
+    ledger_init_work_end(l); /* the last end: the init record goes out at once */
+    assert_int_equal(s_ncap, 2);
+    assert_true(s_cap[1].rec.is_init);
+    assert_string_equal(s_cap[1].rec.request_id, "");
+    assert_int_equal(s_cap[1].rec.counts.requests, 4);
+    assert_int_equal(s_cap[1].rec.counts.misses, 4);
+    assert_int_equal(s_cap[1].rec.counts.sm_calls, 4);
+    assert_int_equal(s_cap[1].rec.nupstream, 4);
+    assert_false(s_cap[1].rec.cold_start);
+
+    /* Tagged facts once the init record is out are counted as untagged ones: B's. */
+    ledger_on_facts(l, &init_f);
+    ledger_init_work_end(l); /* an end without a begin is ignored */
+    ledger_on_shutdown(l);
+    ledger_flush(l);
+    assert_int_equal(s_ncap, 3);
+    assert_string_equal(s_cap[2].rec.request_id, "B");
+    assert_int_equal(s_cap[2].rec.counts.sm_calls, 1);
+    ledger_free(l);
+}
+
+/* Init work still going at SHUTDOWN: the flush writes the init record with what it has. */
+static void test_init_work_at_shutdown(void **state)
+{
+    struct ledger *l = new_ledger(0, 0);
+    struct facts f = mkfacts(FACTS_SVC_SSM, FACTS_MISS, 30, NULL, "/p");
+
+    (void)state;
+    f.phase = FACTS_PHASE_INIT;
+    add_call(&f, 28.0, 200, 0, 0);
+    ledger_init_work_begin(l);
+    assert_int_equal(ledger_on_invoke(l, "A", 0, 2000), STASH_OK);
+    ledger_on_facts(l, &f);
+    ledger_on_shutdown(l);
+    assert_int_equal(s_ncap, 0);
+    ledger_flush(l);
+    assert_int_equal(s_ncap, 2);
+    assert_true(s_cap[0].rec.is_init);
+    assert_int_equal(s_cap[0].rec.counts.ssm_calls, 1);
+    assert_string_equal(s_cap[1].rec.request_id, "A");
+    assert_int_equal(s_cap[1].rec.counts.requests, 0);
     ledger_free(l);
 }
 
@@ -664,6 +749,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_report_of_n_during_n_plus_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attribution_by_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_init_work_at_shutdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_flush_without_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_before_invoke_is_adopted, setup, teardown),

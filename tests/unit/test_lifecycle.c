@@ -351,10 +351,11 @@ struct fake {
     uint16_t listener_port;
     char init_error[64];
     char exit_error[64];
-    int late_status;    /* status of the delayed report POST */
-    int report_refused; /* report POSTs the listener did not take */
-    int garbage_first;  /* post a malformed batch before each report */
-    int garbage_status; /* what the listener answered to it */
+    char error_body[512]; /* the last init/error or exit/error body */
+    int late_status;      /* status of the delayed report POST */
+    int report_refused;   /* report POSTs the listener did not take */
+    int garbage_first;    /* post a malformed batch before each report */
+    int garbage_status;   /* what the listener answered to it */
     pthread_t late;
     int late_started;
 };
@@ -592,6 +593,7 @@ static enum MHD_Result fake_handle(void *cls, struct MHD_Connection *c, const ch
         }
         pthread_mutex_lock(&f->lock);
         snprintf(url[22] == 'i' ? f->init_error : f->exit_error, sizeof(f->init_error), "%s", v);
+        snprintf(f->error_body, sizeof(f->error_body), "%s", req->body.data ? req->body.data : "");
         pthread_mutex_unlock(&f->lock);
         return answer(c, 202, "{\"status\":\"OK\"}\n", NULL, NULL);
     }
@@ -636,9 +638,8 @@ static void fake_stop(struct fake *f)
 /* What lifecycle_run's hooks saw. */
 struct hooks_log {
     int stopped;
-    int wiped;
-    int wiped_after_stop;
-    int stuck;               /* stop_serving acts as if a request waited on a hung upstream */
+    int stop_returned;       /* the stop hook had returned when lifecycle_run did */
+    int stuck;               /* the stop hook acts as if a request waited on a hung upstream */
     int out_fd;              /* the EMF lines' file */
     int lines_while_stopped; /* stuck: the lines were written while stop_serving had not returned */
 };
@@ -668,20 +669,13 @@ static void hook_stop(void *ctx)
             nanosleep(&ts, NULL);
         }
     }
-}
-
-static void hook_wipe(void *ctx)
-{
-    struct hooks_log *h = ctx;
-
-    h->wiped++;
-    h->wiped_after_stop = h->stopped > 0;
+    h->stop_returned = 1;
 }
 
 /* Runs lifecycle_run against f, with EMF lines going to a temp file; returns the exit status
  * and the lines as parsed JSON objects (caller frees). */
-static int run(struct fake *f, const char *mode, const char *config_error, cJSON **lines,
-               size_t *nlines, struct hooks_log *hl)
+static int run(struct fake *f, const char *mode, cJSON **lines, size_t *nlines,
+               struct hooks_log *hl)
 {
     char runtime_api[32];
     struct telemetry_config tc;
@@ -721,7 +715,6 @@ static int run(struct fake *f, const char *mode, const char *config_error, cJSON
     memset(&o, 0, sizeof(o));
     o.runtime_api = runtime_api;
     o.name = "stash-test";
-    o.config_error = config_error;
     o.listen_addr = (struct sockaddr *)&ss;
     o.listen_addrlen = sl;
     o.metrics = f->metrics;
@@ -731,8 +724,7 @@ static int run(struct fake *f, const char *mode, const char *config_error, cJSON
     hl->out_fd = fileno(tmp);
     s_stop_stuck = 0;
     h.ctx = hl;
-    h.stop_serving = hook_stop;
-    h.wipe = hook_wipe;
+    h.stop = hook_stop;
     status = lifecycle_run(&o, &h);
     fake_stop(f);
 
@@ -835,7 +827,7 @@ static void test_run_invokes_and_shutdown(void **state)
     f.deliver_last_report = 1;
     f.garbage_first = 1;
 
-    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", lines, &n, &hl), 0);
     /* Registration: the executable's name, both events, the identifier kept. */
     assert_string_equal(f.name, "stash-test");
     assert_non_null(strstr(f.register_body, "\"INVOKE\""));
@@ -847,10 +839,9 @@ static void test_run_invokes_and_shutdown(void **state)
     assert_true(f.listener_port > 0);
     assert_string_equal(f.init_error, "");
     assert_string_equal(f.exit_error, "");
-    /* SHUTDOWN: stop serving, then (after the flush) wipe. */
+    /* SHUTDOWN: the work stopped once, and for good before lifecycle_run returned. */
     assert_int_equal(hl.stopped, 1);
-    assert_int_equal(hl.wiped, 1);
-    assert_true(hl.wiped_after_stop);
+    assert_true(hl.stop_returned);
     /* The last report came 100 ms after SHUTDOWN and was waited for. */
     assert_int_equal(f.late_status, 200);
     assert_int_equal(f.report_refused, 0);
@@ -906,10 +897,10 @@ static void test_run_telemetry_refused(void **state)
     f.deliver_last_report = 1; /* ignored: not subscribed */
 
     /* The extension keeps working: every event is taken, every record is written. */
-    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", lines, &n, &hl), 0);
     assert_int_equal(f.nnext, 3);
     assert_string_equal(f.init_error, "");
-    assert_int_equal(hl.wiped, 1);
+    assert_int_equal(hl.stopped, 1);
     assert_int_equal(n, 3);
     l1 = line_for(lines, n, "req-a");
     l2 = line_for(lines, n, "req-b");
@@ -946,7 +937,7 @@ static void test_run_report_never_comes(void **state)
     f.hits_per_invoke = 1;
     f.deliver_last_report = 0;
 
-    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", lines, &n, &hl), 0);
     l1 = line_for(lines, n, "req-x");
     assert_non_null(l1);
     assert_int_equal(num(l1, "CacheHits"), 1);
@@ -979,11 +970,10 @@ static void test_run_shutdown_with_stuck_request(void **state)
     f.deliver_last_report = 1;
     s_stop_stuck = 1;
 
-    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", lines, &n, &hl), 0);
     assert_int_equal(hl.stopped, 1);
     assert_true(hl.lines_while_stopped);
-    assert_int_equal(hl.wiped, 1);
-    assert_true(hl.wiped_after_stop);
+    assert_true(hl.stop_returned);
     l1 = line_for(lines, n, "req-t");
     assert_non_null(l1);
     assert_int_equal(num(l1, "CacheHits"), 1);
@@ -1012,13 +1002,13 @@ static void test_run_managed_instances(void **state)
     f.events[0] = s_shutdown_far;
     f.nevents = 1;
 
-    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "invocation", lines, &n, &hl), 0);
     assert_string_equal(f.register_body, "{\"events\":[\"SHUTDOWN\"]}");
     assert_true(f.subscribed);
     assert_int_equal(f.report_refused, 0);
     assert_string_equal(f.init_error, "");
     assert_int_equal(hl.stopped, 1);
-    assert_int_equal(hl.wiped, 1);
+    assert_true(hl.stop_returned);
     assert_int_equal(n, 3);
     l1 = line_for(lines, n, "lmi-1");
     assert_non_null(l1);
@@ -1038,12 +1028,12 @@ static void test_run_managed_instances(void **state)
     free_lines(lines, n);
 }
 
-static void test_run_config_error(void **state)
+/* stash cannot work (here: its configuration is invalid): it registers, reports the reason by
+ * init/error with the type asked for, and goes no further (no event/next, no subscription). */
+static void test_report_init_error(void **state)
 {
     struct fake f;
-    struct hooks_log hl;
-    cJSON *lines[16];
-    size_t n;
+    char runtime_api[32];
 
     (void)state;
     memset(&f, 0, sizeof(f));
@@ -1051,15 +1041,38 @@ static void test_run_config_error(void **state)
     f.events[0] = INVOKE("req-1");
     f.request_ids[0] = "req-1";
     f.nevents = 1;
-    assert_int_equal(run(&f, "invocation",
-                         "STASH_METRICS_MODE: \"loud\" is not one of "
-                         "invocation, aggregate, off",
-                         lines, &n, &hl),
-                     1);
+    fake_start(&f);
+    snprintf(runtime_api, sizeof(runtime_api), "127.0.0.1:%u", (unsigned)f.port);
+    assert_int_equal(lifecycle_report_init_error(runtime_api, "stash-test",
+                                                 "Extension.ConfigInvalid",
+                                                 "STASH_METRICS_MODE: \"loud\" is not one of "
+                                                 "invocation, aggregate, off"),
+                     STASH_OK);
+    fake_stop(&f);
+    assert_string_equal(f.name, "stash-test");
     assert_string_equal(f.init_error, "Extension.ConfigInvalid");
+    assert_string_equal(f.exit_error, "");
+    /* The message reaches Lambda as errorMessage, JSON-escaped. */
+    assert_non_null(strstr(f.error_body, "\"errorMessage\":\"STASH_METRICS_MODE: \\\"loud\\\" is "
+                                         "not one of invocation, aggregate, off\""));
+    assert_non_null(strstr(f.error_body, "\"errorType\":\"Extension.ConfigInvalid\""));
     assert_int_equal(f.nnext, 0);
     assert_int_equal(f.subscribed, 0);
-    free_lines(lines, n);
+
+    /* Register refused: nothing more is sent, and the caller hears it. */
+    memset(&f, 0, sizeof(f));
+    f.register_status = 403;
+    fake_start(&f);
+    snprintf(runtime_api, sizeof(runtime_api), "127.0.0.1:%u", (unsigned)f.port);
+    assert_int_equal(lifecycle_report_init_error(runtime_api, "stash-test",
+                                                 "Extension.LocalApiUnavailable", "port in use"),
+                     STASH_EUPSTREAM);
+    fake_stop(&f);
+    assert_string_equal(f.init_error, "");
+    /* Unusable inputs: refused before any request. */
+    assert_int_equal(lifecycle_report_init_error("127.0.0.1:9/x", "stash", "A.B", "m"),
+                     STASH_EINVAL);
+    assert_int_equal(lifecycle_report_init_error("127.0.0.1:9", "", "A.B", "m"), STASH_EINVAL);
 }
 
 static void test_run_register_refused(void **state)
@@ -1074,10 +1087,12 @@ static void test_run_register_refused(void **state)
     f.register_status = 403;
     f.events[0] = INVOKE("req-1");
     f.nevents = 1;
-    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 1);
+    assert_int_equal(run(&f, "invocation", lines, &n, &hl), 1);
     assert_string_equal(f.name, "stash-test");
     assert_int_equal(f.nnext, 0);
-    assert_int_equal(hl.wiped, 0);
+    /* Never registered, still stopped: the caller stops nothing itself. */
+    assert_int_equal(hl.stopped, 1);
+    assert_true(hl.stop_returned);
     free_lines(lines, n);
 }
 
@@ -1096,11 +1111,11 @@ static void test_run_next_refused(void **state)
     f.request_ids[0] = "req-1";
     f.nevents = 1; /* the second next gets a 500 */
     f.hits_per_invoke = 2;
-    assert_int_equal(run(&f, "invocation", NULL, lines, &n, &hl), 1);
+    assert_int_equal(run(&f, "invocation", lines, &n, &hl), 1);
     /* What was recorded still goes out, and Lambda hears why we stop. */
     assert_string_equal(f.exit_error, "Extension.EventNextFailed");
     assert_int_equal(hl.stopped, 1);
-    assert_int_equal(hl.wiped, 1);
+    assert_true(hl.stop_returned);
     assert_non_null(line_for(lines, n, "req-1"));
     assert_int_equal(num(line_for(lines, n, "req-1"), "CacheHits"), 2);
     free_lines(lines, n);
@@ -1123,11 +1138,11 @@ static void test_run_metrics_off(void **state)
     f.events[1] = s_shutdown_far;
     f.nevents = 2;
     f.hits_per_invoke = 1;
-    assert_int_equal(run(&f, "off", NULL, lines, &n, &hl), 0);
+    assert_int_equal(run(&f, "off", lines, &n, &hl), 0);
     /* Off means off: no subscription (no buffer memory charged to the function), no lines. */
     assert_string_equal(f.subscription, "");
     assert_int_equal(n, 0);
-    assert_int_equal(hl.wiped, 1);
+    assert_int_equal(hl.stopped, 1);
 }
 
 static void test_run_bad_inputs(void **state)
@@ -1205,7 +1220,7 @@ int main(void)
         cmocka_unit_test(test_run_report_never_comes),
         cmocka_unit_test(test_run_shutdown_with_stuck_request),
         cmocka_unit_test(test_run_managed_instances),
-        cmocka_unit_test(test_run_config_error),
+        cmocka_unit_test(test_report_init_error),
         cmocka_unit_test(test_run_register_refused),
         cmocka_unit_test(test_run_next_refused),
         cmocka_unit_test(test_run_metrics_off),
