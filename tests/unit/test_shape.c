@@ -17,6 +17,56 @@
 #include "extension/answer.h"
 #include "extension/shape.h"
 
+/* Every block allocated while tracking is on is recorded; one freed while it still holds MARKER
+ * (a secret byte string) was not wiped.  Linked with --wrap (LDFLAGS_test_shape in Makefile). */
+void *__real_malloc(size_t size);
+void __real_free(void *p);
+void *__wrap_malloc(size_t size);
+void __wrap_free(void *p);
+
+#define TRACK_SLOTS 1024
+#define MARKER      "S3CR3T"
+
+static struct {
+    void *p;
+    size_t size;
+} s_slots[TRACK_SLOTS];
+static int s_track;
+static unsigned s_tracked;
+static unsigned s_dirty_frees;
+
+void *__wrap_malloc(size_t size)
+{
+    void *p = __real_malloc(size);
+
+    for (size_t i = 0; s_track && p && i < TRACK_SLOTS; i++) {
+        if (!s_slots[i].p) {
+            s_slots[i].p = p;
+            s_slots[i].size = size;
+            s_tracked++;
+            break;
+        }
+    }
+    return p;
+}
+
+void __wrap_free(void *p)
+{
+    for (size_t i = 0; s_track && p && i < TRACK_SLOTS; i++) {
+        if (s_slots[i].p == p) {
+            for (size_t k = 0; k + strlen(MARKER) <= s_slots[i].size; k++) {
+                if (memcmp((char *)p + k, MARKER, strlen(MARKER)) == 0) {
+                    s_dirty_frees++;
+                    break;
+                }
+            }
+            s_slots[i].p = NULL;
+            break;
+        }
+    }
+    __real_free(p);
+}
+
 /* What the cache holds for one upstream answer, made by the same code the clients use. */
 static void cached(enum upstream_op op, long status, const char *type, const char *body, size_t len,
                    struct cache_value *v)
@@ -402,13 +452,59 @@ static void test_split(void **state)
     cache_value_release(&v);
 }
 
+/* Every copy of a secret that shaping makes (decoded text, member values, split items, the
+ * answer itself) is wiped before it is freed. */
+static void shape_tracked(enum shape_service svc, const struct shape_req *req,
+                          struct cache_value *v, int want_status)
+{
+    memset(s_slots, 0, sizeof(s_slots));
+    s_tracked = 0;
+    s_dirty_frees = 0;
+    s_track = 1;
+    (void)shape_value(svc, req, v);
+    assert_int_equal(v->status, want_status);
+    cache_value_release(v);
+    s_track = 0;
+    assert_true(s_tracked > 0); /* the tracking saw the allocations */
+    assert_int_equal(s_dirty_frees, 0);
+}
+
+static void test_wiped(void **state)
+{
+    struct cache_value v;
+    struct shape_req raw = {.raw = 1};
+    struct shape_req key = {.json_key = "k"};
+    struct shape_req nested = {.json_key = "n"};
+    struct shape_req missing = {.json_key = "S3CR3T-not-there"};
+    struct shape_req split = {.raw = 1, .split = 1};
+
+    (void)state;
+    secret_text("S3CR3T plain", &v);
+    shape_tracked(SHAPE_SECRET, &raw, &v, 200);
+    secret_text("{\"S3CR3T-key\":1,\"k\":\"S3CR3T-\\u00e9\",\"n\":{\"x\":\"S3CR3T\"}}", &v);
+    shape_tracked(SHAPE_SECRET, &key, &v, 200);
+    secret_text("{\"S3CR3T-key\":1,\"k\":\"S3CR3T-\\u00e9\",\"n\":{\"x\":\"S3CR3T\"}}", &v);
+    shape_tracked(SHAPE_SECRET, &nested, &v, 200);
+    secret_text("{\"S3CR3T-key\":\"S3CR3T\"}", &v);
+    shape_tracked(SHAPE_SECRET, &missing, &v, 404);
+    secret_text("S3CR3T, not JSON", &v);
+    shape_tracked(SHAPE_SECRET, &key, &v, 400);
+    /* "S3CR3T\0\1" in base64. */
+    secret_lit("\"UzNDUjNUAAE=\"", 1, &v);
+    shape_tracked(SHAPE_SECRET, &raw, &v, 200);
+    parameter("StringList", "\"a,S3CR3T,b\"", &v);
+    shape_tracked(SHAPE_PARAMETER, &split, &v, 200);
+    parameter("SecureString", "\"S3CR3T\"", &v);
+    shape_tracked(SHAPE_PARAMETER, &raw, &v, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_raw_string),  cmocka_unit_test(test_raw_binary),
         cmocka_unit_test(test_json_key),    cmocka_unit_test(test_json_key_errors),
         cmocka_unit_test(test_passthrough), cmocka_unit_test(test_parameter),
-        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_split),       cmocka_unit_test(test_wiped),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
