@@ -64,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        "\"SecretString\":\"");
     (void)buf_put_json_escaped(&b, secret, slen);
     (void)buf_puts(&b, "\",\"VersionId\":null,\"VersionStages\":null,\"ResultMetadata\":{}}");
+    v.kind = CACHE_VALUE;
     v.status = 200;
     v.body = buf_detach(&b, &v.len);
     ct = shape_value(SHAPE_SECRET, &req, &v);
