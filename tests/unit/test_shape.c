@@ -39,6 +39,9 @@ void *__wrap_malloc(size_t size)
 {
     void *p = __real_malloc(size);
 
+    if (s_track && p) {
+        memset(p, 0, size); /* the scan in __wrap_free reads the whole block, spare bytes too */
+    }
     for (size_t i = 0; s_track && p && i < TRACK_SLOTS; i++) {
         if (!s_slots[i].p) {
             s_slots[i].p = p;
