@@ -134,6 +134,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJ)
 # Per-test link flags: LDFLAGS_<test name>.  test_cache wraps malloc/calloc/free to prove that
 # every block that held a cached secret was zeroed before it was freed.
 LDFLAGS_test_cache := -Wl,--wrap=malloc,--wrap=calloc,--wrap=free
+# test_shape wraps malloc/free to prove that every copy of a secret shaping makes is wiped.
+LDFLAGS_test_shape := -Wl,--wrap=malloc,--wrap=free
 # fake-aws's unit tests and fuzzer (test_fake_aws*, fuzz_fake_aws*) also link its modules, all
 # but its main().
 FAKEAWS_LIB := $(filter-out $(BUILD)/obj/sim/fake_aws/main.o,$(FAKEAWS_OBJ))

@@ -137,6 +137,50 @@ static int route_refresh(const struct api_request *req, struct api_route *out)
     return 1;
 }
 
+/* stash's shaping parameters (extension/shape.h); 0 and an error route if they do not fit
+ * together or with the route. */
+static int route_shape(const struct api_request *req, int parameter, struct api_route *out)
+{
+    struct shape_req *s = &out->shape;
+    const char *key = arg_get(req, "jsonKey");
+
+    if (!parse_flag(arg_get(req, "raw"), 0, &s->raw)) {
+        route_error(out, 400, "ValidationException", "raw must be true or false (also 1 or 0)");
+        return 0;
+    }
+    if (!parse_flag(arg_get(req, "split"), 0, &s->split)) {
+        route_error(out, 400, "ValidationException", "split must be true or false (also 1 or 0)");
+        return 0;
+    }
+    if (parameter) {
+        if (key) {
+            route_error(out, 400, "ValidationException",
+                        "jsonKey applies only to secrets (/secretsmanager/get, /v1/<secretId>)");
+            return 0;
+        }
+        if (s->split && !s->raw) {
+            route_error(out, 400, "ValidationException", "split=true needs raw=true");
+            return 0;
+        }
+        return 1;
+    }
+    if (s->split) {
+        route_error(out, 400, "ValidationException",
+                    "split applies only to parameters (/systemsmanager/parameters/get)");
+        return 0;
+    }
+    if (key && !*key) {
+        route_error(out, 400, "ValidationException", "jsonKey must not be empty");
+        return 0;
+    }
+    if (key && s->raw) {
+        route_error(out, 400, "ValidationException", "send raw=true or jsonKey, not both");
+        return 0;
+    }
+    s->json_key = key;
+    return 1;
+}
+
 static void route_secret(const struct api_request *req, const char *id, const char *id_name,
                          struct api_route *out)
 {
@@ -147,6 +191,9 @@ static void route_secret(const struct api_request *req, const char *id, const ch
     out->version_stage = arg_nonempty(req, "versionStage");
     if (out->version_id && out->version_stage) {
         route_error(out, 400, "ValidationException", "send versionId or versionStage, not both");
+        return;
+    }
+    if (!route_shape(req, 0, out)) {
         return;
     }
     out->id = id;
@@ -195,6 +242,9 @@ static void route_parameter(const struct api_request *req, struct api_route *out
     }
     if (out->version && !all_digits(out->version)) {
         route_error(out, 400, "ValidationException", "version must be a whole number");
+        return;
+    }
+    if (!route_shape(req, 1, out)) {
         return;
     }
     out->id = name;
@@ -457,7 +507,8 @@ static enum MHD_Result queue_route_error(struct MHD_Connection *conn, const stru
 }
 
 /* Hands the value's body to MHD, which wipes and frees it after sending. */
-static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_value *v)
+static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_value *v,
+                                   const char *content_type)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -470,7 +521,7 @@ static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_val
     }
     v->body = NULL; /* MHD owns it now */
     v->len = 0;
-    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (v->status == 429) {
         (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, API_RETRY_AFTER_S);
     }
@@ -811,14 +862,17 @@ static void *fetcher_main(void *arg)
     return NULL;
 }
 
-/* Answers a routed request whose value is in v (the cache's or a fetch's). */
+/* Answers a routed request whose value is in v (the cache's or a fetch's), shaped as r asks. */
 static enum MHD_Result answer_value(struct api *a, struct MHD_Connection *mc, struct conn *c,
-                                    struct facts *facts, struct cache_value *v)
+                                    const struct api_route *r, struct facts *facts,
+                                    struct cache_value *v)
 {
     enum MHD_Result ret;
+    const char *ctype =
+        shape_value(r->kind == API_ROUTE_PARAMETER ? SHAPE_PARAMETER : SHAPE_SECRET, &r->shape, v);
 
     facts->status = v->status;
-    ret = queue_value(mc, v);
+    ret = queue_value(mc, v, ctype);
     report(a, facts, c->start_ns);
     return ret;
 }
@@ -842,7 +896,7 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
         pthread_mutex_unlock(&a->jobs_mu);
         free(j);
         answer_error(503, "ServiceUnavailable", "stash is shutting down", &v);
-        return answer_value(a, mc, c, facts, &v);
+        return answer_value(a, mc, c, r, facts, &v);
     }
     if (!jobs_ready(a)) {
         /* No thread to hand it to: fetch here, blocking this pool thread, rather than suspend a
@@ -850,7 +904,7 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
         pthread_mutex_unlock(&a->jobs_mu);
         free(j);
         fetch(&a->opts, r, facts, &v, 0);
-        return answer_value(a, mc, c, facts, &v);
+        return answer_value(a, mc, c, r, facts, &v);
     }
     /* Suspended before it is queued: a fetch thread may resume it at once. */
     c->job = j;
@@ -884,7 +938,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         struct job *j = c->job;
 
         c->job = NULL;
-        ret = answer_value(a, mc, c, &j->facts, &j->v);
+        ret = answer_value(a, mc, c, &j->r, &j->facts, &j->v);
         free(j);
         return ret;
     }
@@ -926,7 +980,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     case API_ROUTE_PARAMETER:
         fetch(&a->opts, &r, &facts, &v, CACHE_PEEK);
         if (v.kind == CACHE_VALUE) {
-            return answer_value(a, mc, c, &facts, &v); /* a hit, answered on this thread */
+            return answer_value(a, mc, c, &r, &facts, &v); /* a hit, answered on this thread */
         }
         return wait_for_value(a, mc, c, &r, &facts);
     case API_ROUTE_ERROR:

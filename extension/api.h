@@ -5,6 +5,9 @@
  *   GET /systemsmanager/parameters/get[/]?name=N[&version=V|&label=L][&withDecryption=true]
  *       [&refreshNow=true]      (if both version and label are sent the first one wins, as AWS)
  *   GET /v1/ID[?versionId=V|versionStage=S][&refreshNow=true]   (the agent's path style)
+ * stash's own shaping parameters (extension/shape.h), not in AWS's extension: secrets take
+ * raw=true or jsonKey=K (not both; K not empty), parameters raw=true[&split=true]; raw and split
+ * take the refreshNow grammar; any other combination is 400 ValidationException.
  *   GET /ping -> 200 "healthy" (no token)
  * Every other route needs X-Aws-Parameters-Secrets-Token or X-Vault-Token (header names are
  * case-insensitive) equal to the configured token, compared in constant time; otherwise 401
@@ -47,6 +50,7 @@
 #include "cache/cache.h"
 #include "common/err.h"
 #include "common/facts.h"
+#include "extension/shape.h"
 
 #define API_MAX_URL_BYTES    8192  /* path plus query arguments; over it: 413 */
 #define API_MAX_HEADER_BYTES 16384 /* all header names and values; over it: 413 */
@@ -96,6 +100,7 @@ struct api_route {
     int with_decryption;       /* parameter */
     int refresh;               /* refreshNow=true */
     const char *request_id;    /* X-Stash-Request-Id, or NULL */
+    struct shape_req shape;    /* raw, jsonKey, split (extension/shape.h); not in the cache key */
 };
 
 /* Routes and validates one request against the token (token_len bytes).  Never fails: the

@@ -36,6 +36,13 @@ struct secret {
     struct secret_version *v;
     size_t nv;
     unsigned flags;
+    /* Metadata BatchGetSecretValue's Filters search; NULL / 0 when the data file has none. */
+    char *description;
+    char *primary_region;
+    char *owning_service;
+    char **tag_keys; /* ntags each, Value "" when the file gives none */
+    char **tag_values;
+    size_t ntags;
 };
 
 struct param_version {
@@ -197,6 +204,11 @@ static void secret_release(struct secret *s)
     free(s->v);
     free(s->name);
     free(s->arn);
+    free(s->description);
+    free(s->primary_region);
+    free(s->owning_service);
+    strv_free(s->tag_keys, s->ntags);
+    strv_free(s->tag_values, s->ntags);
 }
 
 static void param_version_release(struct param_version *v)
@@ -447,6 +459,60 @@ static enum stash_err load_secret_version(struct secret *s, const cJSON *jv, siz
     return load_stages(s, v, cJSON_GetObjectItemCaseSensitive(jv, "VersionStages"), count, why);
 }
 
+/* Description, PrimaryRegion, OwningService and Tags (AWS's limits: description 2048
+ * characters, 50 tags, keys 1 to 128, values 0 to 256). */
+static enum stash_err load_secret_meta(struct secret *s, const cJSON *js, struct buf *why)
+{
+    const cJSON *tags = cJSON_GetObjectItemCaseSensitive(js, "Tags");
+    const cJSON *t;
+    const char *v;
+    enum stash_err rc;
+
+    rc = get_string(js, "Description", 2048, &v, why, s->name);
+    if (rc) {
+        return rc;
+    }
+    s->description = v ? xstrdup(v) : NULL;
+    rc = get_string(js, "PrimaryRegion", 64, &v, why, s->name);
+    if (rc) {
+        return rc;
+    }
+    s->primary_region = v ? xstrdup(v) : NULL;
+    rc = get_string(js, "OwningService", 128, &v, why, s->name);
+    if (rc) {
+        return rc;
+    }
+    s->owning_service = v ? xstrdup(v) : NULL;
+    if (!tags) {
+        return STASH_OK;
+    }
+    if (!cJSON_IsArray(tags) || cJSON_GetArraySize(tags) > FA_TAGS_MAX) {
+        (void)buf_printf(why, "secret %s: \"Tags\" must be an array of at most %d tags", s->name,
+                         FA_TAGS_MAX);
+        return STASH_EINVAL;
+    }
+    s->tag_keys = xcalloc((size_t)cJSON_GetArraySize(tags) + 1, sizeof(char *));
+    s->tag_values = xcalloc((size_t)cJSON_GetArraySize(tags) + 1, sizeof(char *));
+    cJSON_ArrayForEach(t, tags)
+    {
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(t, "Key");
+        const cJSON *val = cJSON_GetObjectItemCaseSensitive(t, "Value");
+
+        if (!cJSON_IsString(k) || !k->valuestring[0] || strlen(k->valuestring) > 128 ||
+            (val && (!cJSON_IsString(val) || strlen(val->valuestring) > 256))) {
+            (void)buf_printf(why,
+                             "secret %s: each tag is {\"Key\": 1 to 128 bytes, \"Value\": at "
+                             "most 256 bytes}",
+                             s->name);
+            return STASH_EINVAL;
+        }
+        s->tag_keys[s->ntags] = xstrdup(k->valuestring);
+        s->tag_values[s->ntags] = xstrdup(val ? val->valuestring : "");
+        s->ntags++;
+    }
+    return STASH_OK;
+}
+
 static enum stash_err load_secret(struct fa_data *d, const cJSON *js, struct buf *why)
 {
     struct secret *s = &d->s[d->ns];
@@ -493,6 +559,10 @@ static enum stash_err load_secret(struct fa_data *d, const cJSON *js, struct buf
     s->flags = parse_flags(js);
     s->v = xcalloc(count, sizeof(*s->v));
     d->ns++; /* from here on, fa_data_free frees what this secret holds */
+    rc = load_secret_meta(s, js, why);
+    if (rc) {
+        return rc;
+    }
     cJSON_ArrayForEach(jv, versions)
     {
         rc = load_secret_version(s, jv, idx++, count, why);
@@ -809,6 +879,28 @@ size_t fa_data_count_params(struct fa_data *d)
     n = d->np;
     pthread_mutex_unlock(&d->lock);
     return n;
+}
+
+void fa_data_each_secret(struct fa_data *d, fa_secret_visit_fn visit, void *ctx)
+{
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < d->ns; i++) {
+        const struct secret *s = &d->s[i];
+        struct fa_secret_meta m = {
+            .name = s->name,
+            .arn = s->arn,
+            .description = s->description,
+            .primary_region = s->primary_region,
+            .owning_service = s->owning_service,
+            .tag_keys = s->tag_keys,
+            .tag_values = s->tag_values,
+            .ntags = s->ntags,
+            .flags = s->flags,
+        };
+
+        visit(ctx, &m);
+    }
+    pthread_mutex_unlock(&d->lock);
 }
 
 /* ---- lookups ---------------------------------------------------------------------------- */

@@ -4,6 +4,8 @@
  *   {"AccountId": "123456789012",
  *    "Secrets": [{"Name": "prod/db", "ARN": "arn:...",          (ARN derived when absent)
  *                 "AccessDenied": false, "DecryptionFailure": false, "Deleted": false,
+ *                 "Description": "...", "PrimaryRegion": "...", "OwningService": "...",
+ *                 "Tags": [{"Key": "env", "Value": "prod"}],   (what Filters search; optional)
  *                 "Versions": [{"VersionId": "...",             (derived when absent)
  *                               "VersionStages": ["AWSCURRENT"],
  *                               "SecretString": "..." | "SecretBinary": "<base64>",
@@ -16,8 +18,9 @@
  * A derived secret ARN is arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 chars>, the
  * suffix a stable hash of the name (so restarts agree); a derived VersionId is a UUID-shaped hash.
  * Ceilings: file 16 MiB, SecretString/SecretBinary 65,536 bytes, parameter values 8,192 bytes,
- * names 2,048 bytes, 20 stages per version, 10 labels per parameter version (AWS's limits or
- * above).  A malformed file is STASH_EPARSE (bad JSON) or STASH_EINVAL (bad shape) with a
+ * names 2,048 bytes, 20 stages per version, 10 labels per parameter version, descriptions 2,048
+ * bytes, 50 tags per secret with keys of 1 to 128 bytes and values of at most 256 (AWS's limits
+ * or above).  A malformed file is STASH_EPARSE (bad JSON) or STASH_EINVAL (bad shape) with a
  * sentence naming the offending item in `why`, never a partial store.
  *
  * Lookups copy what they return (fa_secret_value, fa_param_value): the store can change under
@@ -43,6 +46,7 @@
 #define FA_STAGES_MAX      20
 #define FA_LABELS_MAX      10
 #define FA_VERSION_ID_MAX  64 /* AWS: VersionId is 32 to 64 characters */
+#define FA_TAGS_MAX        50 /* AWS: at most 50 tags per secret */
 
 /* Simulated per-item conditions, set in the data file. */
 #define FA_FLAG_DENY          1u /* AccessDeniedException */
@@ -96,6 +100,26 @@ const char *fa_data_account(const struct fa_data *d);
 const char *fa_data_region(const struct fa_data *d);
 size_t fa_data_count_secrets(struct fa_data *d);
 size_t fa_data_count_params(struct fa_data *d);
+
+/* What BatchGetSecretValue's Filters search in one secret (no value).  Strings may be NULL
+ * (absent from the data file); they point into the store and live only during the visit. */
+struct fa_secret_meta {
+    const char *name;
+    const char *arn;
+    const char *description;
+    const char *primary_region;
+    const char *owning_service;
+    char *const *tag_keys;
+    char *const *tag_values;
+    size_t ntags;
+    unsigned flags; /* FA_FLAG_* */
+};
+
+typedef void (*fa_secret_visit_fn)(void *ctx, const struct fa_secret_meta *m);
+
+/* Calls visit once per secret, in the data file's order, with the store's lock held: visit
+ * copies what it keeps and must not call into the store. */
+void fa_data_each_secret(struct fa_data *d, fa_secret_visit_fn visit, void *ctx);
 
 /* secret_id is a name, a full ARN or an ARN without its 6-character suffix.  version_id and stage
  * may be NULL; with neither, AWSCURRENT.  STASH_ENOTFOUND with *miss set when absent. */

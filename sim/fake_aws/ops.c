@@ -12,6 +12,7 @@
 
 #include "common/mem.h"
 #include "sim/fake_aws/b64.h"
+#include "sim/fake_aws/filters.h"
 
 #define REFERENCE_PREFIX "/aws/reference/secretsmanager/"
 
@@ -489,35 +490,98 @@ static void get_secret_value(struct fa_data *d, const cJSON *req, struct fa_repl
     fa_secret_value_release(&v);
 }
 
-static void batch_get_secret_value(struct fa_data *d, const cJSON *req, struct fa_reply *r)
+#define BATCH_MAX      20   /* secrets per call: SecretIdList's limit and MaxResults' */
+#define NEXT_TOKEN_MAX 4096 /* NextToken's length limit in AWS's model */
+#define TOKEN_PREFIX   "fa1:"
+
+/* The secrets a Filters search matched, by name (copies). */
+struct listing {
+    const struct fa_filters *filters;
+    char **names;
+    size_t n;
+    size_t cap;
+};
+
+static void collect_match(void *ctx, const struct fa_secret_meta *m)
 {
-    const cJSON *ids;
-    const cJSON *e;
+    struct listing *l = ctx;
+
+    /* As ListSecrets by default, a secret scheduled for deletion is not listed. */
+    if ((m->flags & FA_FLAG_DELETED) || !fa_filters_match(l->filters, m)) {
+        return;
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->names = xrealloc(l->names, l->cap * sizeof(*l->names));
+    }
+    l->names[l->n++] = xstrdup(m->name);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Ties a NextToken to the search it pages through: a token is good only for the same Filters. */
+static uint64_t filters_hash(const cJSON *filters)
+{
+    char *text = cJSON_PrintUnformatted(filters);
+    uint64_t h = 1469598103934665603ull;
+
+    for (const char *p = text ? text : ""; *p; p++) {
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    }
+    cJSON_free(text);
+    return h;
+}
+
+/* NextToken: base64 of "fa1:<hash of the Filters>:<last name returned>".  Opaque to clients,
+ * as AWS's are; a page starts after that name, so it holds even if secrets come and go. */
+static void token_make(struct buf *out, uint64_t h, const char *after)
+{
+    struct buf raw = BUF_INIT(0);
+
+    (void)buf_printf(&raw, TOKEN_PREFIX "%016llx:%s", (unsigned long long)h, after);
+    (void)b64_encode(out, raw.data, raw.len);
+    buf_release(&raw);
+}
+
+/* The name a NextToken continues after (the caller frees it), or NULL when the token is not one
+ * this search handed out. */
+static char *token_read(const char *tok, uint64_t h)
+{
+    size_t n = strlen(tok);
+    unsigned char *raw = xmalloc(b64_decoded_max(n) + 1);
+    size_t len = 0;
+    char want[64];
+    char *after = NULL;
+    size_t wlen;
+
+    wlen = (size_t)snprintf(want, sizeof(want), TOKEN_PREFIX "%016llx:", (unsigned long long)h);
+    if (b64_decode(tok, n, raw, &len) == STASH_OK && len > wlen && memcmp(raw, want, wlen) == 0 &&
+        !memchr(raw, 0, len)) {
+        raw[len] = '\0';
+        after = xstrdup((const char *)raw + wlen);
+    }
+    free(raw);
+    return after;
+}
+
+/* One SecretValues entry, or an Errors entry naming id, for each of ids; then the answer. */
+static void render_batch(struct fa_data *d, const char *const *ids, size_t n,
+                         const struct buf *next_token, struct fa_reply *r)
+{
     struct buf errors = BUF_INIT(FA_REPLY_MAX);
     struct buf values = BUF_INIT(FA_REPLY_MAX);
     int nvalues = 0;
     int nerrors = 0;
 
-    if (!get_list(req, "SecretIdList", "secretIdList", 20, 2048, &ids, r)) {
-        goto out;
-    }
-    if (cJSON_GetObjectItemCaseSensitive(req, "Filters")) {
-        fa_ops_error(r, 400, "ValidationException",
-                     "fake-aws models BatchGetSecretValue with SecretIdList only, not Filters.");
-        goto out;
-    }
-    if (!ids) {
-        fa_ops_error(r, 400, "InvalidParameterException",
-                     "You must provide either a list of secret IDs or a filter.");
-        goto out;
-    }
-    cJSON_ArrayForEach(e, ids)
-    {
+    for (size_t i = 0; i < n; i++) {
         struct fa_secret_value v;
         const char *code;
         char msg[1024];
 
-        if (resolve_secret(d, e->valuestring, NULL, NULL, &v, &code, msg, sizeof(msg))) {
+        if (resolve_secret(d, ids[i], NULL, NULL, &v, &code, msg, sizeof(msg))) {
             (void)buf_puts(&values, nvalues++ ? "," : "");
             render_secret(&values, &v);
             fa_secret_value_release(&v);
@@ -528,17 +592,144 @@ static void batch_get_secret_value(struct fa_data *d, const cJSON *req, struct f
         (void)buf_putc(&errors, ',');
         put_str(&errors, "Message", msg, strlen(msg));
         (void)buf_putc(&errors, ',');
-        put_str(&errors, "SecretId", e->valuestring, strlen(e->valuestring));
+        put_str(&errors, "SecretId", ids[i], strlen(ids[i]));
         (void)buf_putc(&errors, '}');
     }
     (void)buf_puts(&r->body, "{\"Errors\":[");
     (void)buf_append(&r->body, errors.data ? errors.data : "", errors.len);
-    (void)buf_puts(&r->body, "],\"SecretValues\":[");
+    (void)buf_puts(&r->body, "],");
+    if (next_token && next_token->len) {
+        put_str(&r->body, "NextToken", next_token->data, next_token->len);
+        (void)buf_putc(&r->body, ',');
+    }
+    (void)buf_puts(&r->body, "\"SecretValues\":[");
     (void)buf_append(&r->body, values.data ? values.data : "", values.len);
     (void)buf_puts(&r->body, "]}");
-out:
     buf_release(&errors);
     buf_release_secret(&values);
+}
+
+/* MaxResults: an integer from 1 to BATCH_MAX; *out 0 when absent. */
+static int get_max_results(const cJSON *req, int *out, struct fa_reply *r)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(req, "MaxResults");
+
+    *out = 0;
+    if (!j || cJSON_IsNull(j)) {
+        return 1;
+    }
+    if (!cJSON_IsNumber(j)) {
+        errorf(r, "SerializationException", "%s can not be converted to an Integer",
+               cJSON_IsString(j) ? "VALUE_STRING" : json_type_name(j));
+        return 0;
+    }
+    if (!(j->valuedouble >= 1 && j->valuedouble <= BATCH_MAX)) {
+        errorf(r, "ValidationException",
+               "1 validation error detected: Value '%.15g' at 'maxResults' failed to satisfy "
+               "constraint: Member must have value %s %d",
+               j->valuedouble,
+               j->valuedouble < 1 ? "greater than or equal to" : "less than or equal to",
+               j->valuedouble < 1 ? 1 : BATCH_MAX);
+        return 0;
+    }
+    if (j->valuedouble != (double)(int)j->valuedouble) {
+        errorf(r, "SerializationException", "NUMBER_VALUE can not be converted to an Integer");
+        return 0;
+    }
+    *out = (int)j->valuedouble;
+    return 1;
+}
+
+/* Filters: every matching secret (by name, in name order), MaxResults (default BATCH_MAX) per
+ * page, NextToken to go on. */
+static void batch_filtered(struct fa_data *d, const cJSON *jfilters, int max, const char *token,
+                           struct fa_reply *r)
+{
+    struct fa_filters filters;
+    struct listing l = {.filters = &filters};
+    struct buf next = BUF_INIT(0);
+    const char *code;
+    char msg[1024];
+    uint64_t h = filters_hash(jfilters);
+    char *after = NULL;
+    size_t from = 0;
+    size_t count;
+
+    if (fa_filters_parse(jfilters, &filters, &code, msg, sizeof(msg)) != STASH_OK) {
+        fa_ops_error(r, 400, code, msg);
+        return;
+    }
+    if (token) {
+        after = token_read(token, h);
+        if (!after) {
+            fa_ops_error(r, 400, "InvalidNextTokenException", "The NextToken value is invalid.");
+            return;
+        }
+    }
+    fa_data_each_secret(d, collect_match, &l);
+    if (l.n) {
+        qsort(l.names, l.n, sizeof(*l.names), cmp_names);
+    }
+    while (after && from < l.n && strcmp(l.names[from], after) <= 0) {
+        from++;
+    }
+    count =
+        l.n - from < (size_t)(max ? max : BATCH_MAX) ? l.n - from : (size_t)(max ? max : BATCH_MAX);
+    if (from + count < l.n) {
+        token_make(&next, h, l.names[from + count - 1]);
+    }
+    render_batch(d, count ? (const char *const *)l.names + from : NULL, count, &next, r);
+    for (size_t i = 0; i < l.n; i++) {
+        free(l.names[i]);
+    }
+    free(l.names);
+    free(after);
+    buf_release(&next);
+}
+
+static void batch_get_secret_value(struct fa_data *d, const cJSON *req, struct fa_reply *r)
+{
+    const cJSON *ids;
+    const cJSON *filters = cJSON_GetObjectItemCaseSensitive(req, "Filters");
+    const cJSON *e;
+    const char *token;
+    const char *list[BATCH_MAX];
+    size_t n = 0;
+    int max;
+
+    if (cJSON_IsNull(filters)) {
+        filters = NULL;
+    }
+    if (!get_list(req, "SecretIdList", "secretIdList", BATCH_MAX, 2048, &ids, r) ||
+        !get_max_results(req, &max, r) ||
+        !get_str(req, "NextToken", "nextToken", 1, NEXT_TOKEN_MAX, 0, &token, r)) {
+        return;
+    }
+    if (ids && filters) {
+        fa_ops_error(r, 400, "InvalidParameterException",
+                     "Either SecretIdList or Filters must be provided, but not both.");
+        return;
+    }
+    if (!ids && !filters) {
+        fa_ops_error(r, 400, "InvalidParameterException",
+                     "You must provide either a list of secret IDs or a filter.");
+        return;
+    }
+    if (filters) {
+        batch_filtered(d, filters, max, token, r);
+        return;
+    }
+    if (max || token) {
+        fa_ops_error(r, 400, "InvalidParameterException",
+                     max ? "MaxResults can be used only with Filters."
+                         : "NextToken can be used only with Filters.");
+        return;
+    }
+    cJSON_ArrayForEach(e, ids)
+    {
+        list[n++] = e->valuestring;
+    }
+    render_batch(d, list, n, NULL, r);
 }
 
 /* ---- SSM -------------------------------------------------------------------------------- */

@@ -5,7 +5,13 @@
  * {"__type":"<Code>","message":"<text>"} (SSM's ParameterNotFound carries no message, as AWS
  * sends it).  Operations:
  *   secretsmanager.GetSecretValue       SecretId (name, ARN, partial ARN), VersionId, VersionStage
- *   secretsmanager.BatchGetSecretValue  SecretIdList (Filters are refused: not modelled)
+ *   secretsmanager.BatchGetSecretValue  SecretIdList (1 to 20 ids), or Filters (filters.h) with
+ *                                       MaxResults (1 to 20, default 20) and NextToken: matching
+ *                                       secrets in name order, a page at a time; an opaque
+ *                                       token good only for the same Filters, else 400
+ *                                       InvalidNextTokenException.  Exactly one of SecretIdList
+ *                                       and Filters, MaxResults and NextToken only with Filters:
+ *                                       else 400 InvalidParameterException
  *   AmazonSSM.GetParameter              Name[:version|:label] (or ARN), WithDecryption; the
  *                                       /aws/reference/secretsmanager/<secret>[:stage] names
  *   AmazonSSM.GetParameters             Names (1 to 10), WithDecryption
@@ -14,7 +20,8 @@
  * Errors (status 400 unless noted): SerializationException (body not a JSON object, a member of
  * the wrong type), ValidationException (a required member missing, a length out of range),
  * ResourceNotFoundException, InvalidRequestException, AccessDeniedException, DecryptionFailure,
- * ParameterNotFound, ParameterVersionNotFound, UnknownOperationException (unknown X-Amz-Target).
+ * ParameterNotFound, ParameterVersionNotFound, UnknownOperationException (unknown X-Amz-Target),
+ * InvalidParameterException, InvalidNextTokenException.
  * Ownership: the reply's body belongs to the caller, who releases it with fa_reply_release
  * (it may hold secret values: it is wiped).
  * Thread-safety: reentrant; the store does its own locking.

@@ -2,7 +2,8 @@
  *
  * Input: lines "METHOD\nPATH\nk=v&k2=v2\nHeader: value\n...".  Properties checked, beyond no
  * crash: the status is one the API documents; a routed secret or parameter carries a non-empty
- * id within AWS's length limit, a cache key, and was authorised by a header equal to the token;
+ * id within AWS's length limit, a cache key, and was authorised by a header equal to the token,
+ * and shaping parameters (raw, jsonKey, split) only in the combinations api.h allows;
  * a JSON error body parses back to the same message.
  *   build/fuzz/fuzz/fuzz_request_route -dict=tests/fuzz/request_route.dict \
  *       tests/fuzz/corpus/request_route
@@ -130,6 +131,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case API_ROUTE_PARAMETER:
         if (!r.id || !*r.id || strlen(r.id) > API_MAX_ID_BYTES || !authorised(&req) ||
             api_cache_key(&r, key, sizeof(key)) == 0) {
+            abort();
+        }
+        /* The shaping parameters hold together: jsonKey (non-empty) only on secrets and never
+         * with raw, split only on parameters and only with raw. */
+        if ((r.shape.json_key && (r.kind != API_ROUTE_SECRET || r.shape.raw ||
+                                  !*r.shape.json_key)) ||
+            (r.shape.split && (r.kind != API_ROUTE_PARAMETER || !r.shape.raw))) {
             abort();
         }
         break;

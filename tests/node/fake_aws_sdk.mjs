@@ -8,6 +8,7 @@ import {
   SecretsManagerClient,
   GetSecretValueCommand,
   BatchGetSecretValueCommand,
+  paginateBatchGetSecretValue,
 } from '@aws-sdk/client-secrets-manager';
 import { SSMClient, GetParameterCommand, GetParametersCommand } from '@aws-sdk/client-ssm';
 
@@ -137,6 +138,93 @@ await check('BatchGetSecretValue: values and per-secret errors', async () => {
   assert.equal(r.Errors[0].ErrorCode, 'ResourceNotFoundException');
 });
 
+const batch = (input) => sm.send(new BatchGetSecretValueCommand(input));
+const names = (r) => r.SecretValues.map((v) => v.Name);
+await check('BatchGetSecretValue Filters name: prefix, case-sensitive, in name order', async () => {
+  const r = await batch({ Filters: [{ Key: 'name', Values: ['prod/'] }] });
+  // prod/deleted is scheduled for deletion: not listed; denied and undecryptable ones are Errors.
+  assert.deepEqual(names(r), ['prod/api-key', 'prod/db', 'prod/tls-key']);
+  assert.deepEqual(r.Errors.map((e) => [e.SecretId, e.ErrorCode]),
+    [['prod/denied', 'AccessDeniedException'], ['prod/kms-broken', 'DecryptionFailure']]);
+  assert.equal(r.NextToken, undefined);
+  assert.equal(r.SecretValues[1].SecretString.includes('n3w-Pa55word'), true);
+  assert.deepEqual(names(await batch({ Filters: [{ Key: 'name', Values: ['Prod/'] }] })), []);
+});
+await check('BatchGetSecretValue Filters tag-key, tag-value, description, all, negation',
+  async () => {
+    assert.deepEqual(names(await batch({ Filters: [{ Key: 'tag-key', Values: ['team'] }] })),
+      ['prod/api-key', 'prod/db', 'prod/tls-key']);
+    assert.deepEqual(names(await batch({ Filters: [{ Key: 'tag-key', Values: ['team-'] }] })),
+      ['prod/tls-key']);
+    assert.deepEqual(names(await batch({ Filters: [{ Key: 'tag-value', Values: ['pay', 'data'] }] })),
+      ['prod/api-key', 'prod/db']);
+    assert.deepEqual(names(await batch({ Filters: [{ Key: 'description', Values: ['primary'] }] })),
+      ['prod/db']);
+    // Two filters: both must hold; '!' negates a value.
+    assert.deepEqual(names(await batch({ Filters: [{ Key: 'tag-value', Values: ['prod'] },
+      { Key: 'tag-value', Values: ['!payments'] }] })), ['prod/db', 'prod/tls-key']);
+    assert.deepEqual(names(await batch({ Filters: [{ Key: 'name', Values: ['!prod/'] }] })), []);
+    // all: every word, ignoring case, starts some attribute or a word of one.
+    assert.deepEqual(names(await batch({ Filters: [{ Key: 'all', Values: ['PAYMENT key'] }] })),
+      ['prod/api-key']);
+    assert.deepEqual(names(await batch({ Filters: [{ Key: 'all', Values: ['edge'] }] })),
+      ['prod/tls-key']);
+  });
+await check('BatchGetSecretValue MaxResults and NextToken: pages, and the SDK paginator',
+  async () => {
+    const filters = [{ Key: 'name', Values: ['prod/'] }];
+    const p1 = await batch({ Filters: filters, MaxResults: 2 });
+    assert.deepEqual(names(p1), ['prod/api-key', 'prod/db']);
+    assert.equal(typeof p1.NextToken, 'string');
+    // A page of errors only still counts against MaxResults and carries a NextToken.
+    const p2 = await batch({ Filters: filters, MaxResults: 2, NextToken: p1.NextToken });
+    assert.deepEqual(names(p2), []);
+    assert.deepEqual(p2.Errors.map((e) => e.SecretId), ['prod/denied', 'prod/kms-broken']);
+    assert.equal(typeof p2.NextToken, 'string');
+    const p3 = await batch({ Filters: filters, MaxResults: 2, NextToken: p2.NextToken });
+    assert.deepEqual(names(p3), ['prod/tls-key']);
+    assert.deepEqual(p3.Errors, []);
+    assert.equal(p3.NextToken, undefined);
+    const seen = [];
+    let pages = 0;
+    for await (const page of paginateBatchGetSecretValue({ client: sm, pageSize: 1 },
+      { Filters: filters })) {
+      pages++;
+      seen.push(...names(page), ...page.Errors.map((e) => e.SecretId));
+    }
+    assert.equal(pages, 5);
+    assert.deepEqual(seen, ['prod/api-key', 'prod/db', 'prod/denied', 'prod/kms-broken',
+      'prod/tls-key']);
+  });
+await check('BatchGetSecretValue: AWS\'s errors for bad combinations, limits and tokens',
+  async () => {
+    const cases = [
+      [{}, 'InvalidParameterException'],
+      [{ SecretIdList: ['prod/db'], Filters: [{ Key: 'name', Values: ['p'] }] },
+        'InvalidParameterException'],
+      [{ SecretIdList: ['prod/db'], MaxResults: 5 }, 'InvalidParameterException'],
+      [{ Filters: [{ Key: 'name', Values: ['p'] }], MaxResults: 21 }, 'ValidationException'],
+      [{ Filters: [{ Key: 'name', Values: ['p'] }], MaxResults: 0 }, 'ValidationException'],
+      [{ Filters: [{ Key: 'nom', Values: ['p'] }] }, 'ValidationException'],
+      [{ Filters: [{ Key: 'name', Values: ['a#b'] }] }, 'ValidationException'],
+      [{ Filters: [{ Key: 'name', Values: [] }] }, 'ValidationException'],
+      [{ Filters: [] }, 'ValidationException'],
+      [{ SecretIdList: Array.from({ length: 21 }, (_, i) => `s${i}`) }, 'ValidationException'],
+      [{ Filters: [{ Key: 'name', Values: ['p'] }], NextToken: 'bm90LWEtdG9rZW4=' },
+        'InvalidNextTokenException'],
+    ];
+    for (const [input, name] of cases) {
+      const e = await failure(batch(input));
+      assert.equal(e.name, name, `${JSON.stringify(input).slice(0, 80)}: ${e.name} ${e.message}`);
+      assert.equal(e.$metadata.httpStatusCode, 400);
+    }
+    // A token is good only for the search that gave it.
+    const p1 = await batch({ Filters: [{ Key: 'name', Values: ['prod/'] }], MaxResults: 1 });
+    const e = await failure(batch({ Filters: [{ Key: 'name', Values: ['prod/d'] }],
+      NextToken: p1.NextToken }));
+    assert.equal(e.name, 'InvalidNextTokenException');
+  });
+
 // ---- SSM Parameter Store -------------------------------------------------------------------
 await check('GetParameter: String, with ARN, DataType, Version, Date', async () => {
   const r = await param(ssm, { Name: '/app/prod/db/host' });
@@ -226,6 +314,38 @@ await check('GetParameters: found ones in Parameters, the rest in InvalidParamet
   assert.deepEqual(r.Parameters.map((p) => p.Value), ['db.internal', 's3cure-Pa55']);
   assert.deepEqual(r.InvalidParameters, ['/app/prod/nope']);
 });
+
+await check('GetParameters: SecureString ciphertext without WithDecryption, selectors, order',
+  async () => {
+    const r = await ssm.send(new GetParametersCommand({
+      Names: ['/app/prod/db/password', '/app/prod/nope', '/app/prod/feature-flags:1',
+        '/app/prod/feature-flags:99', '/app/prod/db/host'] }));
+    assert.deepEqual(r.Parameters.map((p) => p.Name),
+      ['/app/prod/db/password', '/app/prod/feature-flags', '/app/prod/db/host']);
+    const [enc, flags, host] = r.Parameters;
+    assert.equal(enc.Type, 'SecureString');
+    assert.ok(!enc.Value.includes('s3cure'));
+    assert.match(enc.Value, /^[A-Za-z0-9+/]+=*$/);
+    assert.equal(flags.Selector, ':1');
+    assert.equal(flags.Version, 1);
+    assert.equal(flags.Value, '{"beta":false}');
+    assert.equal(host.Value, 'db.internal');
+    for (const p of r.Parameters) {
+      assert.ok(p.ARN.startsWith('arn:aws:ssm:us-east-1:123456789012:parameter/'));
+      assert.ok(p.LastModifiedDate instanceof Date);
+      assert.equal(p.DataType, 'text');
+    }
+    assert.deepEqual(r.InvalidParameters, ['/app/prod/nope', '/app/prod/feature-flags:99']);
+    const all = await ssm.send(new GetParametersCommand({ Names: ['/app/prod/db/host'] }));
+    assert.deepEqual(all.InvalidParameters, []);
+    const dec = await ssm.send(new GetParametersCommand({
+      Names: ['/app/prod/db/password'], WithDecryption: true }));
+    assert.equal(dec.Parameters[0].Value, 's3cure-Pa55');
+    assert.equal((await failure(ssm.send(new GetParametersCommand({ Names: [] })))).name,
+      'ValidationException');
+    assert.equal((await failure(ssm.send(new GetParametersCommand({
+      Names: Array.from({ length: 11 }, (_, i) => `/p${i}`) })))).name, 'ValidationException');
+  });
 
 // ---- SigV4 -----------------------------------------------------------------------------------
 await check('a wrong secret key -> InvalidSignatureException (403)', async () => {

@@ -14,7 +14,8 @@
 
 #include "extension/api.h"
 
-#define TOKEN "tok-123"
+#define TOKEN            "tok-123"
+#define API_KEY_MAX_TEST 256
 
 struct req_builder {
     struct api_kv args[API_MAX_ARGS];
@@ -482,6 +483,67 @@ static void test_cache_keys(void **state)
     assert_int_equal(api_cache_key(&r, again, 4), 0);
 }
 
+/* stash's shaping parameters: parsed into r.shape, checked against each other and the route,
+ * and never part of the cache key. */
+static void test_shape_params(void **state)
+{
+    struct api_route r;
+    char plain[API_KEY_MAX_TEST];
+    char shaped[API_KEY_MAX_TEST];
+    size_t n;
+
+    (void)state;
+    route("GET", "/secretsmanager/get", "secretId=s&raw=true", s_auth, &r);
+    assert_int_equal(r.kind, API_ROUTE_SECRET);
+    assert_int_equal(r.shape.raw, 1);
+    assert_null(r.shape.json_key);
+    route("GET", "/v1/s", "jsonKey=user name", s_auth, &r);
+    assert_int_equal(r.kind, API_ROUTE_SECRET);
+    assert_int_equal(r.shape.raw, 0);
+    assert_string_equal(r.shape.json_key, "user name");
+    route("GET", "/secretsmanager/get", "secretId=s&raw=FALSE&jsonKey=k&split=0", s_auth, &r);
+    assert_int_equal(r.kind, API_ROUTE_SECRET);
+    assert_string_equal(r.shape.json_key, "k");
+    route("GET", "/systemsmanager/parameters/get", "name=/p&raw=1&split=true", s_auth, &r);
+    assert_int_equal(r.kind, API_ROUTE_PARAMETER);
+    assert_int_equal(r.shape.raw, 1);
+    assert_int_equal(r.shape.split, 1);
+    route("GET", "/systemsmanager/parameters/get", "name=/p", s_auth, &r);
+    assert_false(shape_wanted(&r.shape));
+
+    route("GET", "/secretsmanager/get", "secretId=s&raw=yes", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "raw must be true or false");
+    route("GET", "/secretsmanager/get", "secretId=s&raw", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "raw must be true or false");
+    route("GET", "/secretsmanager/get", "secretId=s&raw=true&jsonKey=k", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "not both");
+    route("GET", "/v1/s", "jsonKey=", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "jsonKey must not be empty");
+    route("GET", "/secretsmanager/get", "secretId=s&raw=true&split=true", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "split applies only to parameters");
+    route("GET", "/systemsmanager/parameters/get", "name=/p&split=true", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "split=true needs raw=true");
+    route("GET", "/systemsmanager/parameters/get", "name=/p&raw=true&split=maybe", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "split must be true or false");
+    route("GET", "/systemsmanager/parameters/get", "name=/p&jsonKey=k", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "jsonKey applies only to secrets");
+
+    /* One cache entry for every shape of one secret or parameter. */
+    route("GET", "/secretsmanager/get", "secretId=s", s_auth, &r);
+    n = api_cache_key(&r, plain, sizeof(plain));
+    route("GET", "/secretsmanager/get", "secretId=s&raw=true", s_auth, &r);
+    assert_int_equal(api_cache_key(&r, shaped, sizeof(shaped)), n);
+    assert_memory_equal(plain, shaped, n);
+    route("GET", "/v1/s", "jsonKey=k", s_auth, &r);
+    assert_int_equal(api_cache_key(&r, shaped, sizeof(shaped)), n);
+    assert_memory_equal(plain, shaped, n);
+    route("GET", "/systemsmanager/parameters/get", "name=/p", s_auth, &r);
+    n = api_cache_key(&r, plain, sizeof(plain));
+    route("GET", "/systemsmanager/parameters/get", "name=/p&raw=true&split=true", s_auth, &r);
+    assert_int_equal(api_cache_key(&r, shaped, sizeof(shaped)), n);
+    assert_memory_equal(plain, shaped, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -491,7 +553,7 @@ int main(void)
         cmocka_unit_test(test_tokens),           cmocka_unit_test(test_ping_method_path),
         cmocka_unit_test(test_ceilings),         cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_request_id),       cmocka_unit_test(test_error_json_escaped),
-        cmocka_unit_test(test_cache_keys),
+        cmocka_unit_test(test_cache_keys),       cmocka_unit_test(test_shape_params),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

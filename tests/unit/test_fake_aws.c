@@ -238,6 +238,14 @@ static void test_data_malformed(void **state)
         {"{\"Parameters\":\"x\"}", STASH_EINVAL, "must be arrays"},
         {"{\"AccountId\":\"1234567890123\"}", STASH_EINVAL, "AccountId"},
         {"{\"Secrets\":[42]}", STASH_EINVAL, "must be an object"},
+        {"{\"Secrets\":[{\"Name\":\"t\",\"Tags\":{},\"Versions\":[{\"SecretString\":\"x\"}]}]}",
+         STASH_EINVAL, "\"Tags\" must be an array"},
+        {"{\"Secrets\":[{\"Name\":\"t\",\"Tags\":[{\"Value\":\"v\"}],\"Versions\":[{"
+         "\"SecretString\":\"x\"}]}]}",
+         STASH_EINVAL, "each tag"},
+        {"{\"Secrets\":[{\"Name\":\"t\",\"Description\":7,\"Versions\":[{\"SecretString\":"
+         "\"x\"}]}]}",
+         STASH_EINVAL, "Description"},
         {"{\"Secrets\":[{\"Versions\":[{\"SecretString\":\"TOPSECRET\"}]}]}", STASH_EINVAL,
          "\"Name\" is required"},
         {"{\"Secrets\":[{\"Name\":\"\",\"Versions\":[]}]}", STASH_EINVAL, "\"Name\""},
@@ -957,6 +965,176 @@ static void test_ops_errors(void **state)
     fa_data_free(d);
 }
 
+/* The secrets a BatchGetSecretValue call returned, as "name,name,..." (values) and
+ * "name:Code,..." (errors), and its NextToken. */
+static void batch_names(const cJSON *j, char *vals, char *errs, size_t cap)
+{
+    const cJSON *e;
+
+    vals[0] = errs[0] = '\0';
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "SecretValues"))
+    {
+        (void)snprintf(vals + strlen(vals), cap - strlen(vals), "%s%s", vals[0] ? "," : "",
+                       str(e, "Name"));
+    }
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "Errors"))
+    {
+        (void)snprintf(errs + strlen(errs), cap - strlen(errs), "%s%s:%s", errs[0] ? "," : "",
+                       str(e, "SecretId"), str(e, "ErrorCode"));
+    }
+}
+
+static void expect_batch(struct fa_data *d, const char *filters, const char *want_vals,
+                         const char *want_errs)
+{
+    char body[1024];
+    char vals[512];
+    char errs[512];
+    cJSON *j;
+
+    (void)snprintf(body, sizeof(body), "{\"Filters\":%s}", filters);
+    j = call(d, FA_OP_BATCH_GET_SECRET_VALUE, body, 200, NULL);
+    batch_names(j, vals, errs, sizeof(vals));
+    if (strcmp(vals, want_vals) != 0 || strcmp(errs, want_errs) != 0) {
+        fail_msg("%s: got [%s] [%s], want [%s] [%s]", filters, vals, errs, want_vals, want_errs);
+    }
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "NextToken"));
+    cJSON_Delete(j);
+}
+
+static void test_ops_batch_filters(void **state)
+{
+    struct fa_data *d = parse_ok(
+        "{\"Secrets\":["
+        "{\"Name\":\"app/b\",\"Tags\":[{\"Key\":\"env\",\"Value\":\"dev\"},{\"Key\":\"team\"}],"
+        "\"Versions\":[{\"SecretString\":\"b\"}]},"
+        "{\"Name\":\"app/a\",\"Description\":\"Alpha DB\",\"PrimaryRegion\":\"eu-west-1\","
+        "\"OwningService\":\"rds\",\"Tags\":[{\"Key\":\"env\",\"Value\":\"prod\"}],"
+        "\"Versions\":[{\"SecretString\":\"a\"}]},"
+        "{\"Name\":\"app/c\",\"Versions\":[{\"SecretString\":\"c\"}]},"
+        "{\"Name\":\"App/upper\",\"Versions\":[{\"SecretString\":\"u\"}]},"
+        "{\"Name\":\"other/x\",\"Description\":\"alpha thing\",\"Versions\":[{\"SecretString\":"
+        "\"x\"}]},"
+        "{\"Name\":\"app/gone\",\"Deleted\":true,\"Versions\":[{\"SecretString\":\"g\"}]},"
+        "{\"Name\":\"app/denied\",\"AccessDenied\":true,\"Versions\":[{\"SecretString\":\"d\"}]}"
+        "]}");
+    cJSON *j;
+    char body[1024];
+    const char *tok;
+    char *tok2;
+
+    (void)state;
+    /* name: prefix, case-sensitive, name order; deleted ones not listed, denied ones as errors. */
+    expect_batch(d, "[{\"Key\":\"name\",\"Values\":[\"app/\"]}]", "app/a,app/b,app/c",
+                 "app/denied:AccessDeniedException");
+    expect_batch(d, "[{\"Key\":\"name\",\"Values\":[\"App\"]}]", "App/upper", "");
+    expect_batch(d, "[{\"Key\":\"name\",\"Values\":[\"\"]}]", "App/upper,app/a,app/b,app/c,other/x",
+                 "app/denied:AccessDeniedException");
+    /* description: prefix, not case-sensitive; a secret without one never matches. */
+    expect_batch(d, "[{\"Key\":\"description\",\"Values\":[\"ALPHA\"]}]", "app/a,other/x", "");
+    expect_batch(d, "[{\"Key\":\"description\",\"Values\":[\"DB\"]}]", "", "");
+    /* tags: any tag's key or value; a tag without Value has "". */
+    expect_batch(d, "[{\"Key\":\"tag-key\",\"Values\":[\"te\"]}]", "app/b", "");
+    expect_batch(d, "[{\"Key\":\"tag-value\",\"Values\":[\"pr\",\"de\"]}]", "app/a,app/b", "");
+    expect_batch(d, "[{\"Key\":\"primary-region\",\"Values\":[\"eu-\"]}]", "app/a", "");
+    expect_batch(d, "[{\"Key\":\"owning-service\",\"Values\":[\"rds\"]}]", "app/a", "");
+    /* Negation: every negated value must miss; absent attributes miss. */
+    expect_batch(d, "[{\"Key\":\"name\",\"Values\":[\"app/\",\"!app/b\",\"!app/d\"]}]",
+                 "app/a,app/c", "");
+    expect_batch(d, "[{\"Key\":\"tag-key\",\"Values\":[\"!env\"]}]", "App/upper,app/c,other/x",
+                 "app/denied:AccessDeniedException");
+    /* Several filters: all must hold. */
+    expect_batch(d,
+                 "[{\"Key\":\"name\",\"Values\":[\"app/\"]},{\"Key\":\"tag-value\",\"Values\":"
+                 "[\"prod\"]}]",
+                 "app/a", "");
+    /* all: each word, any case, starts an attribute or a word of one. */
+    expect_batch(d, "[{\"Key\":\"all\",\"Values\":[\"alpha\"]}]", "app/a,other/x", "");
+    expect_batch(d, "[{\"Key\":\"all\",\"Values\":[\"alpha DB\"]}]", "app/a", "");
+    expect_batch(d, "[{\"Key\":\"all\",\"Values\":[\"THING x\"]}]", "other/x", "");
+    expect_batch(d, "[{\"Key\":\"all\",\"Values\":[\"upper\"]}]", "App/upper", "");
+    expect_batch(d, "[{\"Key\":\"all\",\"Values\":[\"!app\"]}]", "other/x", "");
+
+    /* Paging: MaxResults per page, NextToken until the end, then none. */
+    j = call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+             "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"app/\"]}],\"MaxResults\":3}", 200,
+             NULL);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "SecretValues")), 3);
+    tok = str(j, "NextToken");
+    assert_non_null(tok);
+    tok2 = strdup(tok);
+    cJSON_Delete(j);
+    (void)snprintf(body, sizeof(body),
+                   "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"app/\"]}],\"MaxResults\":3,"
+                   "\"NextToken\":\"%s\"}",
+                   tok2);
+    j = call(d, FA_OP_BATCH_GET_SECRET_VALUE, body, 200, NULL);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "SecretValues")), 0);
+    assert_string_equal(str(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "Errors"), 0), "SecretId"),
+                        "app/denied");
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "NextToken"));
+    cJSON_Delete(j);
+    /* The token of another search, a forged one, garbage: InvalidNextTokenException. */
+    (void)snprintf(body, sizeof(body),
+                   "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"app\"]}],\"NextToken\":\"%s\"}",
+                   tok2);
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE, body, 400, "InvalidNextTokenException"));
+    free(tok2);
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"a\"]}],\"NextToken\":\"!!\"}",
+                      400, "InvalidNextTokenException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"a\"]}],\"NextToken\":"
+                      "\"ZmExOjAwMDAwMDAwMDAwMDAwMDA6YXBw\"}",
+                      400, "InvalidNextTokenException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"a\"]}],\"NextToken\":\"\"}",
+                      400, "ValidationException"));
+
+    /* Validation. */
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"SecretIdList\":[\"app/a\"],\"Filters\":[{\"Key\":\"name\",\"Values\":"
+                      "[\"a\"]}]}",
+                      400, "InvalidParameterException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"SecretIdList\":[\"app/a\"],\"MaxResults\":2}", 400,
+                      "InvalidParameterException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"SecretIdList\":[\"app/a\"],\"NextToken\":\"x\"}", 400,
+                      "InvalidParameterException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"a\"]}],\"MaxResults\":21}",
+                      400, "ValidationException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"a\"]}],\"MaxResults\":1e300}",
+                      400, "ValidationException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"a\"]}],\"MaxResults\":2.5}",
+                      400, "SerializationException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"a\"]}],\"MaxResults\":\"2\"}",
+                      400, "SerializationException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"Name\",\"Values\":[\"a\"]}]}", 400,
+                      "ValidationException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"name\",\"Values\":[\"a*\"]}]}", 400,
+                      "ValidationException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":\"name\",\"Values\":[]}]}", 400,
+                      "ValidationException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE, "{\"Filters\":[{\"Key\":\"name\"}]}", 400,
+                      "InvalidParameterException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE,
+                      "{\"Filters\":[{\"Key\":1,\"Values\":[\"a\"]}]}", 400,
+                      "SerializationException"));
+    cJSON_Delete(
+        call(d, FA_OP_BATCH_GET_SECRET_VALUE, "{\"Filters\":{}}", 400, "SerializationException"));
+    cJSON_Delete(call(d, FA_OP_BATCH_GET_SECRET_VALUE, "{\"Filters\":[1,2,3,4,5,6,7,8,9,10,11]}",
+                      400, "ValidationException"));
+    fa_data_free(d);
+}
+
 static void test_ops_parameters(void **state)
 {
     struct fa_data *d = load_sample();
@@ -1284,6 +1462,7 @@ int main(void)
         cmocka_unit_test(test_ops_get_secret_value_shape),
         cmocka_unit_test(test_ops_errors),
         cmocka_unit_test(test_ops_parameters),
+        cmocka_unit_test(test_ops_batch_filters),
         cmocka_unit_test(test_ops_reference),
         cmocka_unit_test(test_ops_batch),
         cmocka_unit_test(test_control_faults),
