@@ -36,8 +36,7 @@ static char *take(const char *path, const char *why)
     return strdup(path);
 }
 
-char *ca_bundle_find(const char *aws_ca_bundle, const char *ssl_cert_file,
-                     const char *const *fixed)
+char *ca_bundle_find(const char *aws_ca_bundle, const char *ssl_cert_file, const char *const *fixed)
 {
     const struct {
         const char *name;
