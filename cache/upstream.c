@@ -642,7 +642,7 @@ static void read_error_entry(enum upstream_op op, const cJSON *e, struct upstrea
         clean_type(r->error_type);
         r->outcome =
             r->error_type[0] && is_throttle_type(r->error_type) ? UP_THROTTLED : UP_AWS_ERROR;
-        if (message) {
+        if (message && message[0]) {
             set_message(r, "%s", message);
         } else {
             set_message(r, "%s %s reported %s", upstream_service(op), upstream_op_name(op),
