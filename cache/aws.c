@@ -59,13 +59,16 @@
 #define AWS_BACKOFF_CAP_MS       2000u
 #define AWS_HEADER_MAX           ((size_t)16 * 1024) /* one header line we build (the token is < 4 KiB) */
 #define AWS_CONTENT_TYPE         "application/x-amz-json-1.1"
+#define AWS_REGIONS_MAX          64 /* regions with clients at most (AWS has fewer) */
+#define AWS_BATCH_PAGES_MAX      20 /* pages of one batch call at most (NextToken) */
 
 struct aws_service {
-    const char *name; /* signing name and X-Amz-Target prefix owner: "secretsmanager", "ssm" */
-    char *url;        /* normalised endpoint URL */
-    char *host;       /* Host header: host[:port], a default port left out */
-    char *path;       /* request path: the endpoint's, "/" when it has none */
-    long timeout_ms;  /* whole call, 0: none */
+    const char *name;   /* signing name and X-Amz-Target prefix owner: "secretsmanager", "ssm" */
+    const char *region; /* signing region: its aws_region's name */
+    char *url;          /* normalised endpoint URL */
+    char *host;         /* Host header: host[:port], a default port left out */
+    char *path;         /* request path: the endpoint's, "/" when it has none */
+    long timeout_ms;    /* whole call, 0: none */
     pthread_mutex_t lock;
     pthread_cond_t freed; /* signalled when a handle goes back to idle */
     CURL **idle;          /* stack of idle handles, max entries */
@@ -74,17 +77,39 @@ struct aws_service {
     unsigned max;
 };
 
-struct aws_client {
+/* One region's clients: a pool per service, signed for the region.  Created on first use and
+ * kept until aws_client_free. */
+struct aws_region {
+    char *name;
+    struct aws_service sm;
+    struct aws_service ssm;
+    struct aws_region *next;
+};
+
+/* STASH_REGION_ENDPOINTS, parsed: region=URL. */
+struct region_endpoint {
     char *region;
+    char *url;
+};
+
+struct aws_client {
     char *akid;   /* secret */
     char *secret; /* secret */
     char *token;  /* secret, NULL if none */
     char *ca_bundle;
+    char *sm_endpoint;  /* override for every region, NULL: none */
+    char *ssm_endpoint; /* override for every region, NULL: none */
+    struct region_endpoint *map;
+    size_t nmap;
+    long sm_timeout_ms;
+    long ssm_timeout_ms;
+    unsigned maxconn;
     unsigned max_attempts;
     size_t max_response;
     unsigned backoff_base_ms;
-    struct aws_service sm;
-    struct aws_service ssm;
+    struct aws_region *home;      /* the configured region: the list's first, never locked */
+    pthread_mutex_t regions_lock; /* guards the list after home, and nregions */
+    unsigned nregions;
     atomic_int stopping;       /* aws_client_stop was called */
     pthread_mutex_t sock_lock; /* guards socks; held across shutdown(2), never across I/O */
     int *socks;                /* open sockets, -1 in free slots */
@@ -357,7 +382,7 @@ static void sign(const struct aws_client *c, const struct aws_service *s, const 
     in.nheaders = nh;
     in.payload = req->data;
     in.payload_len = req->len;
-    in.region = c->region;
+    in.region = s->region;
     in.service = s->name;
     in.amz_date = amz;
     in.access_key_id = c->akid;
@@ -438,12 +463,22 @@ static int curl_transient(CURLcode cc)
 
 /* ---- the call ----------------------------------------------------------------------------- */
 
+/* A batch call's items, and the NextToken of the page last read. */
+struct batch {
+    struct upstream_item *items;
+    size_t n;
+    char *next_token; /* owned, NULL: no more pages */
+    char label[160];  /* the call's name in logs: the first id, "and others" */
+};
+
 struct call {
     struct aws_client *c;
     struct aws_service *s;
     enum upstream_op op;
-    const char *target; /* X-Amz-Target */
-    const char *name;   /* secret id / parameter name, for logs */
+    const char *target;  /* X-Amz-Target */
+    const char *name;    /* secret id / parameter name, for logs */
+    size_t max_body;     /* ceiling on the answer */
+    struct batch *batch; /* NULL: a single-item call */
 };
 
 static uint64_t rng_next(uint64_t *x)
@@ -476,6 +511,20 @@ static int judge(const struct call *k, const struct attempt *a, double ms,
     unsigned sent = r->attempts;
     int retry;
 
+    if (a->cc == CURLE_OK && k->batch && a->status >= 200 && a->status < 300) {
+        upstream_result_release(r);
+        r->attempts = sent;
+        r->http_status = a->status;
+        r->outcome = UP_OK;
+        if (upstream_read_batch_page(k->op, a->body.data, a->body.len, k->batch->items, k->batch->n,
+                                     &k->batch->next_token) != STASH_OK) {
+            r->outcome = UP_BAD_ANSWER;
+            (void)snprintf(r->message, sizeof(r->message),
+                           "unreadable answer from %s (not the expected JSON)", s->name);
+        }
+        facts_record(facts, ms, a->status, 0, 0);
+        return 0;
+    }
     if (a->cc == CURLE_OK) {
         retry = upstream_read(k->op, a->status, a->errtype, a->body.data, a->body.len, r);
         r->attempts = sent;
@@ -490,7 +539,7 @@ static int judge(const struct call *k, const struct attempt *a, double ms,
         r->outcome = UP_BAD_ANSWER;
         r->http_status = a->status;
         (void)snprintf(r->message, sizeof(r->message), "answer from %s larger than %zu bytes",
-                       s->name, k->c->max_response);
+                       s->name, k->max_body);
         retry = 0; /* a retry would not make it smaller */
     } else if (a->cc == CURLE_OPERATION_TIMEDOUT) {
         r->outcome = UP_TIMEOUT;
@@ -537,7 +586,7 @@ static int attempt_once(const struct call *k, const struct buf *req, uint64_t de
         return 0;
     }
     memset(&a, 0, sizeof(a));
-    buf_init(&a.body, k->c->max_response);
+    buf_init(&a.body, k->max_body);
     t0 = clock_mono_ns();
     rc = perform(k->c, s, h, k->target, req, remaining, &a);
     pool_release(s, h);
@@ -638,8 +687,9 @@ static void do_call(const struct call *k, const struct buf *req, struct upstream
 
 /* ---- public ------------------------------------------------------------------------------- */
 
-static int service_init(struct aws_service *s, const char *name, const char *endpoint,
-                        const char *region, long timeout_ms, unsigned max)
+/* Parses an endpoint URL into the normalised URL, the Host header (host[:port], lower case, a
+ * default port left out) and the request path.  0 unless it is an http(s) URL without query. */
+static int endpoint_parse(const char *endpoint, char **url_out, char **host_out, char **path_out)
 {
     CURLU *u = curl_url();
     char *scheme = NULL;
@@ -649,30 +699,9 @@ static int service_init(struct aws_service *s, const char *name, const char *end
     char *query = NULL;
     char *url = NULL;
     struct buf b = BUF_INIT(0);
-    pthread_condattr_t ca;
     int ok = 0;
-    size_t i;
 
-    s->name = name;
-    s->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
-    s->max = max;
-    s->idle = xcalloc(max, sizeof(*s->idle));
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_init(&ca);
-    /* Deadlines are monotonic; the wait for a handle must use the same clock. */
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->freed, &ca);
-    pthread_condattr_destroy(&ca);
-    if (!u) {
-        goto out;
-    }
-    if (endpoint) {
-        (void)buf_puts(&b, endpoint);
-    } else {
-        (void)buf_printf(&b, "https://%s.%s.%s", name, region,
-                         strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com");
-    }
-    if (curl_url_set(u, CURLUPART_URL, b.data, 0) != CURLUE_OK ||
+    if (!u || curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
@@ -684,19 +713,20 @@ static int service_init(struct aws_service *s, const char *name, const char *end
         goto out;
     }
     (void)curl_url_get(u, CURLUPART_PORT, &port, CURLU_NO_DEFAULT_PORT);
-    for (i = 0; host[i]; i++) {
+    for (size_t i = 0; host[i]; i++) {
         if (host[i] >= 'A' && host[i] <= 'Z') {
             host[i] = (char)(host[i] - 'A' + 'a');
         }
     }
-    buf_reset(&b);
     (void)buf_puts(&b, host);
     if (port) {
         (void)buf_printf(&b, ":%s", port);
     }
-    s->host = buf_detach(&b, NULL);
-    s->path = xstrdup(path && *path ? path : "/");
-    s->url = xstrdup(url);
+    if (host_out) {
+        *host_out = buf_detach(&b, NULL);
+        *path_out = xstrdup(path && *path ? path : "/");
+        *url_out = xstrdup(url);
+    }
     ok = 1;
 out:
     buf_release(&b);
@@ -707,6 +737,36 @@ out:
     curl_free(query);
     curl_free(url);
     curl_url_cleanup(u);
+    return ok;
+}
+
+/* endpoint NULL: the service's regional AWS endpoint. */
+static int service_init(struct aws_service *s, const char *name, const char *endpoint,
+                        const char *region, long timeout_ms, unsigned max)
+{
+    struct buf b = BUF_INIT(0);
+    pthread_condattr_t ca;
+    int ok;
+
+    s->name = name;
+    s->region = region;
+    s->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+    s->max = max;
+    s->idle = xcalloc(max, sizeof(*s->idle));
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_init(&ca);
+    /* Deadlines are monotonic; the wait for a handle must use the same clock. */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->freed, &ca);
+    pthread_condattr_destroy(&ca);
+    if (endpoint) {
+        (void)buf_puts(&b, endpoint);
+    } else {
+        (void)buf_printf(&b, "https://%s.%s.%s", name, region,
+                         strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com");
+    }
+    ok = endpoint_parse(b.data, &s->url, &s->host, &s->path);
+    buf_release(&b);
     return ok;
 }
 
@@ -729,97 +789,307 @@ static void service_release(struct aws_service *s)
     free(s->path);
 }
 
+/* ---- regions ------------------------------------------------------------------------------ */
+
+static int region_name_ok(const char *r, size_t n)
+{
+    if (n == 0 || n >= AWS_REGION_MAX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int aws_id_region(const char *id, char region[AWS_REGION_MAX])
+{
+    const char *p = id;
+    const char *end;
+
+    region[0] = '\0';
+    if (!id || strncmp(id, "arn:", 4) != 0) {
+        return 1;
+    }
+    /* arn:partition:service:region:account:resource */
+    for (int field = 0; field < 3; field++) {
+        p = strchr(p, ':');
+        if (!p) {
+            return 1; /* not an ARN after all: AWS will say what it thinks of it */
+        }
+        p++;
+    }
+    end = strchr(p, ':');
+    if (!end || end == p) {
+        return 1;
+    }
+    if (!region_name_ok(p, (size_t)(end - p))) {
+        return 0;
+    }
+    memcpy(region, p, (size_t)(end - p));
+    region[end - p] = '\0';
+    return 1;
+}
+
+/* The endpoint of one service in one region: an AWS_ENDPOINT_URL* override wins for every
+ * region; else the region's STASH_REGION_ENDPOINTS entry; else NULL (AWS's own). */
+static const char *endpoint_for(const struct aws_client *c, const char *override,
+                                const char *region)
+{
+    if (override) {
+        return override;
+    }
+    for (size_t i = 0; i < c->nmap; i++) {
+        if (strcmp(c->map[i].region, region) == 0) {
+            return c->map[i].url;
+        }
+    }
+    return NULL;
+}
+
+static void region_free(struct aws_region *r)
+{
+    if (r) {
+        service_release(&r->sm); /* closes the handles' sockets through on_close_socket */
+        service_release(&r->ssm);
+        free(r->name);
+        free(r);
+    }
+}
+
+static struct aws_region *region_new(const struct aws_client *c, const char *name)
+{
+    struct aws_region *r = xcalloc(1, sizeof(*r));
+
+    r->name = xstrdup(name);
+    if (!service_init(&r->sm, "secretsmanager", endpoint_for(c, c->sm_endpoint, name), r->name,
+                      c->sm_timeout_ms, c->maxconn) ||
+        !service_init(&r->ssm, "ssm", endpoint_for(c, c->ssm_endpoint, name), r->name,
+                      c->ssm_timeout_ms, c->maxconn)) {
+        region_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Room in the socket registry for one more region's handles: per handle its connection, plus
+ * room for happy-eyeballs' second family and a reconnect. */
+static void socks_grow(struct aws_client *c)
+{
+    size_t more = (size_t)c->maxconn * 2u * 4u;
+
+    pthread_mutex_lock(&c->sock_lock);
+    c->socks = xrealloc(c->socks, (c->nsocks + more) * sizeof(*c->socks));
+    for (size_t i = 0; i < more; i++) {
+        c->socks[c->nsocks + i] = -1;
+    }
+    c->nsocks += more;
+    pthread_mutex_unlock(&c->sock_lock);
+}
+
+/* The clients of the region id addresses (home for a name or an ARN in the configured region),
+ * made on first use.  NULL, with *why set, for an ARN whose region is not a region name, or
+ * past AWS_REGIONS_MAX regions. */
+static struct aws_region *region_for(struct aws_client *c, const char *id, const char **why)
+{
+    char name[AWS_REGION_MAX];
+    struct aws_region *r;
+
+    if (!aws_id_region(id, name)) {
+        *why = "the ARN's region is not a region name";
+        return NULL;
+    }
+    if (!name[0] || strcmp(name, c->home->name) == 0) {
+        return c->home;
+    }
+    pthread_mutex_lock(&c->regions_lock);
+    for (r = c->home->next; r; r = r->next) {
+        if (strcmp(r->name, name) == 0) {
+            break;
+        }
+    }
+    if (!r && c->nregions + 1 >= AWS_REGIONS_MAX) {
+        *why = "too many regions";
+    } else if (!r) {
+        r = region_new(c, name);
+        if (r) {
+            socks_grow(c);
+            r->next = c->home->next;
+            c->home->next = r;
+            c->nregions++;
+            LOG_DEBUG("aws", "region %s: clients for %s and %s", r->name, r->sm.url, r->ssm.url);
+        } else {
+            *why = "no endpoint for that region";
+        }
+    }
+    pthread_mutex_unlock(&c->regions_lock);
+    return r;
+}
+
+/* STASH_REGION_ENDPOINTS: "region=URL[,region=URL...]".  0 (and a log line) when malformed. */
+static int map_parse(struct aws_client *c, const char *spec)
+{
+    char *copy;
+    char *save = NULL;
+    char *tok;
+    int ok = 1;
+
+    if (!spec || !*spec) {
+        return 1;
+    }
+    copy = xstrdup(spec);
+    for (tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+
+        while (*tok == ' ') {
+            tok++;
+        }
+        if (!eq || !region_name_ok(tok, (size_t)(eq - tok)) ||
+            !endpoint_parse(eq + 1, NULL, NULL, NULL)) {
+            LOG_ERROR("aws", "STASH_REGION_ENDPOINTS: \"%s\" is not region=http(s)-URL", tok);
+            ok = 0;
+            break;
+        }
+        *eq = '\0';
+        c->map = xrealloc(c->map, (c->nmap + 1) * sizeof(*c->map));
+        c->map[c->nmap].region = xstrdup(tok);
+        c->map[c->nmap].url = xstrdup(eq + 1);
+        c->nmap++;
+    }
+    free(copy);
+    return ok;
+}
+
+/* ---- the client --------------------------------------------------------------------------- */
+
+static void client_config(struct aws_client *c, const struct aws_config *cfg)
+{
+    c->maxconn = cfg->max_connections ? cfg->max_connections : 1;
+    c->akid = xstrdup(cfg->access_key_id);
+    c->secret = xstrdup(cfg->secret_access_key);
+    c->token = cfg->session_token && *cfg->session_token ? xstrdup(cfg->session_token) : NULL;
+    c->ca_bundle = dup_or_null(cfg->ca_bundle);
+    c->sm_endpoint = dup_or_null(cfg->sm_endpoint);
+    c->ssm_endpoint = dup_or_null(cfg->ssm_endpoint);
+    c->sm_timeout_ms = cfg->sm_timeout_ms;
+    c->ssm_timeout_ms = cfg->ssm_timeout_ms;
+    c->max_attempts = cfg->max_attempts ? cfg->max_attempts : 1;
+    c->max_response = cfg->max_response_bytes ? cfg->max_response_bytes : AWS_DEFAULT_MAX_RESPONSE;
+    c->backoff_base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms : AWS_BACKOFF_DEFAULT_MS;
+}
+
 struct aws_client *aws_client_new(const struct aws_config *cfg)
 {
     struct aws_client *c;
-    unsigned maxconn;
 
     if (!cfg || !cfg->region || !*cfg->region || !cfg->access_key_id || !*cfg->access_key_id ||
         !cfg->secret_access_key || !*cfg->secret_access_key) {
         LOG_ERROR("aws", "no region or no credentials: cannot call AWS");
         return NULL;
     }
-    maxconn = cfg->max_connections ? cfg->max_connections : 1;
     c = xcalloc(1, sizeof(*c));
-    c->region = xstrdup(cfg->region);
-    c->akid = xstrdup(cfg->access_key_id);
-    c->secret = xstrdup(cfg->secret_access_key);
-    c->token = cfg->session_token && *cfg->session_token ? xstrdup(cfg->session_token) : NULL;
-    c->ca_bundle = dup_or_null(cfg->ca_bundle);
-    c->max_attempts = cfg->max_attempts ? cfg->max_attempts : 1;
-    c->max_response = cfg->max_response_bytes ? cfg->max_response_bytes : AWS_DEFAULT_MAX_RESPONSE;
-    c->backoff_base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms : AWS_BACKOFF_DEFAULT_MS;
+    client_config(c, cfg);
     pthread_mutex_init(&c->sock_lock, NULL);
-    /* Per handle: its connection, plus room for happy-eyeballs' second family and a reconnect. */
-    c->nsocks = (size_t)maxconn * 2u * 4u;
-    c->socks = xmalloc(c->nsocks * sizeof(*c->socks));
-    for (size_t i = 0; i < c->nsocks; i++) {
-        c->socks[i] = -1;
+    pthread_mutex_init(&c->regions_lock, NULL);
+    if (!map_parse(c, cfg->region_endpoints)) {
+        aws_client_free(c);
+        return NULL;
     }
-    if (!service_init(&c->sm, "secretsmanager", cfg->sm_endpoint, c->region, cfg->sm_timeout_ms,
-                      maxconn)) {
+    if (cfg->sm_endpoint && !endpoint_parse(cfg->sm_endpoint, NULL, NULL, NULL)) {
         LOG_ERROR("aws", "Secrets Manager endpoint is not an http(s) URL without a query");
         aws_client_free(c);
         return NULL;
     }
-    if (!service_init(&c->ssm, "ssm", cfg->ssm_endpoint, c->region, cfg->ssm_timeout_ms, maxconn)) {
+    if (cfg->ssm_endpoint && !endpoint_parse(cfg->ssm_endpoint, NULL, NULL, NULL)) {
         LOG_ERROR("aws", "SSM endpoint is not an http(s) URL without a query");
         aws_client_free(c);
         return NULL;
     }
+    c->home = region_new(c, cfg->region);
+    if (!c->home) {
+        LOG_ERROR("aws", "no endpoint can be made for region %s", cfg->region);
+        aws_client_free(c);
+        return NULL;
+    }
+    socks_grow(c);
     return c;
 }
 
 void aws_client_free(struct aws_client *c)
 {
+    struct aws_region *r;
+
     if (!c) {
         return;
     }
-    service_release(&c->sm); /* closes the handles' sockets through on_close_socket */
-    service_release(&c->ssm);
-    if (c->socks) {
-        pthread_mutex_destroy(&c->sock_lock);
-        free(c->socks);
+    r = c->home;
+    while (r) {
+        struct aws_region *next = r->next;
+
+        region_free(r);
+        r = next;
     }
-    free(c->region);
+    pthread_mutex_destroy(&c->sock_lock);
+    pthread_mutex_destroy(&c->regions_lock);
+    free(c->socks);
+    for (size_t i = 0; i < c->nmap; i++) {
+        free(c->map[i].region);
+        free(c->map[i].url);
+    }
+    free(c->map);
     free_secret_str(c->akid);
     free_secret_str(c->secret);
     free_secret_str(c->token);
     free(c->ca_bundle);
+    free(c->sm_endpoint);
+    free(c->ssm_endpoint);
     free(c);
+}
+
+static void wake_waiters(struct aws_service *s)
+{
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->freed); /* waiters for a handle see the flag */
+    pthread_mutex_unlock(&s->lock);
 }
 
 void aws_client_stop(struct aws_client *c)
 {
-    struct aws_service *svc[2];
-    size_t i;
-
     if (!c) {
         return;
     }
     atomic_store(&c->stopping, 1);
     pthread_mutex_lock(&c->sock_lock);
-    for (i = 0; i < c->nsocks; i++) {
+    for (size_t i = 0; i < c->nsocks; i++) {
         if (c->socks[i] >= 0) {
             (void)shutdown(c->socks[i], SHUT_RDWR); /* its poll wakes: EOF, the call ends */
         }
     }
     pthread_mutex_unlock(&c->sock_lock);
-    svc[0] = &c->sm;
-    svc[1] = &c->ssm;
-    for (i = 0; i < 2; i++) {
-        pthread_mutex_lock(&svc[i]->lock);
-        pthread_cond_broadcast(&svc[i]->freed); /* waiters for a handle see the flag */
-        pthread_mutex_unlock(&svc[i]->lock);
+    pthread_mutex_lock(&c->regions_lock);
+    for (struct aws_region *r = c->home; r; r = r->next) {
+        wake_waiters(&r->sm);
+        wake_waiters(&r->ssm);
     }
+    pthread_mutex_unlock(&c->regions_lock);
     LOG_DEBUG("aws", "stopped: calls in flight are abandoned, new ones refused");
+}
+
+/* ---- the calls ---------------------------------------------------------------------------- */
+
+static void put_json_string(struct buf *b, const char *v)
+{
+    (void)buf_putc(b, '"');
+    (void)buf_put_json_escaped(b, v, strlen(v));
+    (void)buf_putc(b, '"');
 }
 
 static void put_json_field(struct buf *b, const char *sep, const char *key, const char *v)
 {
-    (void)buf_printf(b, "%s\"%s\":\"", sep, key);
-    (void)buf_put_json_escaped(b, v, strlen(v));
-    (void)buf_putc(b, '"');
+    (void)buf_printf(b, "%s\"%s\":", sep, key);
+    put_json_string(b, v);
 }
 
 static void bad_request(struct upstream_result *out, const char *message)
@@ -833,13 +1103,23 @@ void aws_get_secret_value(struct aws_client *c, const struct aws_sm_request *req
                           struct upstream_result *out, struct facts *facts)
 {
     struct buf body = BUF_INIT(0);
-    struct call k = {c, &c->sm, UPSTREAM_GET_SECRET_VALUE, "secretsmanager.GetSecretValue", NULL};
+    struct call k = {c, NULL, UPSTREAM_GET_SECRET_VALUE, "secretsmanager.GetSecretValue", NULL,
+                     0, NULL};
+    struct aws_region *r;
+    const char *why = NULL;
 
     if (!req || !req->secret_id || !*req->secret_id) {
         bad_request(out, "secretId is required");
         return;
     }
+    r = region_for(c, req->secret_id, &why);
+    if (!r) {
+        bad_request(out, why);
+        return;
+    }
+    k.s = &r->sm;
     k.name = req->secret_id;
+    k.max_body = c->max_response;
     (void)buf_putc(&body, '{');
     put_json_field(&body, "", "SecretId", req->secret_id);
     if (req->version_id) {
@@ -862,11 +1142,18 @@ void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
 {
     struct buf body = BUF_INIT(0);
     struct buf name = BUF_INIT(0);
-    struct call k = {c, &c->ssm, UPSTREAM_GET_PARAMETER, "AmazonSSM.GetParameter", NULL};
+    struct call k = {c, NULL, UPSTREAM_GET_PARAMETER, "AmazonSSM.GetParameter", NULL, 0, NULL};
+    struct aws_region *r;
+    const char *why = NULL;
     const char *sel = NULL;
 
     if (!req || !req->name || !*req->name) {
         bad_request(out, "name is required");
+        return;
+    }
+    r = region_for(c, req->name, &why);
+    if (!r) {
+        bad_request(out, why);
         return;
     }
     if (req->version && *req->version) {
@@ -878,7 +1165,9 @@ void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
     if (sel) {
         (void)buf_printf(&name, ":%s", sel);
     }
+    k.s = &r->ssm;
     k.name = name.data;
+    k.max_body = c->max_response;
     (void)buf_putc(&body, '{');
     put_json_field(&body, "", "Name", name.data);
     (void)buf_printf(&body, ",\"WithDecryption\":%s}", req->with_decryption ? "true" : "false");
@@ -889,4 +1178,146 @@ void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
     }
     buf_release_secret(&body);
     buf_release(&name);
+}
+
+/* ---- batch calls -------------------------------------------------------------------------- */
+
+/* Every item the call did not answer (a value, or an error of its own) gets the failed call's
+ * outcome, code and message. */
+static void items_fail(struct upstream_item *items, size_t n, const struct upstream_result *call)
+{
+    for (size_t i = 0; i < n; i++) {
+        enum upstream_outcome o = items[i].r.outcome;
+
+        if (o == UP_OK || o == UP_AWS_ERROR || o == UP_THROTTLED) {
+            continue;
+        }
+        upstream_result_release(&items[i].r);
+        items[i].r = *call;
+        items[i].r.body = NULL;
+        items[i].r.len = 0;
+    }
+}
+
+/* The region every item's id addresses, or NULL (and *why) when they differ or one is bad. */
+static struct aws_region *batch_region(struct aws_client *c, const struct upstream_item *items,
+                                       size_t n, size_t max, const char **why)
+{
+    struct aws_region *r = NULL;
+
+    if (n == 0 || n > max) {
+        *why = n ? "too many ids for one call" : "no ids";
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct aws_region *ri;
+
+        if (!items[i].id || !*items[i].id) {
+            *why = "an empty id";
+            return NULL;
+        }
+        ri = region_for(c, items[i].id, why);
+        if (!ri || (r && ri != r)) {
+            *why = ri ? "ids in more than one region" : *why;
+            return NULL;
+        }
+        r = ri;
+    }
+    return r;
+}
+
+/* The request of one page: {"SecretIdList":[...],"NextToken":t} or
+ * {"Names":[...],"WithDecryption":b}. */
+static void batch_body(const struct call *k, int with_decryption, struct buf *body)
+{
+    const struct batch *b = k->batch;
+    int ssm = k->op == UPSTREAM_GET_PARAMETERS;
+
+    (void)buf_puts(body, ssm ? "{\"Names\":[" : "{\"SecretIdList\":[");
+    for (size_t i = 0; i < b->n; i++) {
+        (void)buf_puts(body, i ? "," : "");
+        put_json_string(body, b->items[i].id);
+    }
+    (void)buf_putc(body, ']');
+    if (ssm) {
+        (void)buf_printf(body, ",\"WithDecryption\":%s", with_decryption ? "true" : "false");
+    } else if (b->next_token) {
+        put_json_field(body, ",", "NextToken", b->next_token);
+    }
+    (void)buf_putc(body, '}');
+}
+
+static void batch_call(struct aws_client *c, struct call *k, int with_decryption,
+                       struct upstream_result *out, struct facts *facts)
+{
+    struct batch *b = k->batch;
+
+    (void)snprintf(b->label, sizeof(b->label), "%s%s", b->items[0].id,
+                   b->n > 1 ? " and others" : "");
+    k->name = b->label;
+    /* Each item's answer is bounded as a single call's is. */
+    k->max_body = c->max_response * b->n;
+    for (unsigned page = 0; page < AWS_BATCH_PAGES_MAX; page++) {
+        struct buf body = BUF_INIT(0);
+
+        batch_body(k, with_decryption, &body);
+        /* The token went into the body; the page's answer brings the next one. */
+        free(b->next_token);
+        b->next_token = NULL;
+        if (buf_error(&body)) {
+            bad_request(out, "request too large");
+        } else {
+            do_call(k, &body, out, facts);
+        }
+        buf_release_secret(&body);
+        if (out->outcome != UP_OK) {
+            items_fail(b->items, b->n, out);
+            break;
+        }
+        if (!b->next_token) {
+            break;
+        }
+    }
+    free(b->next_token);
+    b->next_token = NULL;
+}
+
+void aws_batch_get_secret_value(struct aws_client *c, struct upstream_item *items, size_t n,
+                                struct upstream_result *out, struct facts *facts)
+{
+    struct batch b = {items, n, NULL, ""};
+    struct call k = {
+        c, NULL, UPSTREAM_BATCH_GET_SECRET_VALUE, "secretsmanager.BatchGetSecretValue", NULL,
+        0, &b};
+    const char *why = NULL;
+    struct aws_region *r;
+
+    upstream_batch_start(k.op, items, n);
+    r = batch_region(c, items, n, AWS_BATCH_SECRETS_MAX, &why);
+    if (!r) {
+        bad_request(out, why);
+        items_fail(items, n, out);
+        return;
+    }
+    k.s = &r->sm;
+    batch_call(c, &k, 0, out, facts);
+}
+
+void aws_get_parameters(struct aws_client *c, struct upstream_item *items, size_t n,
+                        int with_decryption, struct upstream_result *out, struct facts *facts)
+{
+    struct batch b = {items, n, NULL, ""};
+    struct call k = {c, NULL, UPSTREAM_GET_PARAMETERS, "AmazonSSM.GetParameters", NULL, 0, &b};
+    const char *why = NULL;
+    struct aws_region *r;
+
+    upstream_batch_start(k.op, items, n);
+    r = batch_region(c, items, n, AWS_BATCH_PARAMETERS_MAX, &why);
+    if (!r) {
+        bad_request(out, why);
+        items_fail(items, n, out);
+        return;
+    }
+    k.s = &r->ssm;
+    batch_call(c, &k, with_decryption, out, facts);
 }

@@ -1,4 +1,5 @@
-/* cache/aws.h: the upstream clients: Secrets Manager GetSecretValue and SSM GetParameter.
+/* cache/aws.h: the upstream clients: Secrets Manager GetSecretValue and BatchGetSecretValue,
+ * SSM GetParameter and GetParameters.
  *
  * Wire: AWS JSON 1.1 (POST /, X-Amz-Target, Content-Type application/x-amz-json-1.1), signed with
  * SigV4 (cache/sigv4.h) including x-amz-security-token, over libcurl with kept-alive connections:
@@ -33,6 +34,21 @@
  * slower than 1 KiB/s for 10 s, a drip as much as silence) still apply to every attempt.
  * Selectors: SSM version and label are appended to the name (":3", ":label"); if both are given
  * the version wins.
+ * Regions: a secret id or parameter name that is an ARN
+ * (arn:<partition>:<service>:<region>:<account>:...) goes to its region's endpoint, signed for
+ * that region; anything else to the configured region.  Each region has its own clients (a pool
+ * per service, max_connections each), made on the first call that needs them, thread-safely, and
+ * kept until aws_client_free; at most 64 regions (then UP_BAD_REQUEST).  Endpoint of a service
+ * in a region: sm_endpoint / ssm_endpoint when set (for every region), else the region's entry
+ * in region_endpoints, else AWS's https://<service>.<region>.amazonaws.com (.com.cn for cn-*).
+ * An ARN whose region field is not a region name ([a-z0-9-], 1 to 32) is UP_BAD_REQUEST.
+ * Batch calls (aws_batch_get_secret_value: at most 20 ids; aws_get_parameters: at most 10 names):
+ * the same pool, signing, retries, budget and stop as a single call, and the items answered as
+ * cache/upstream.h says (each a single call's 200, or its own error).  All ids of one call must
+ * address the same region.  BatchGetSecretValue's NextToken is followed, up to 20 pages; an
+ * item no page named is UP_BAD_ANSWER.  The call's result is UP_OK (without a body) when every
+ * page was read; when it fails, each item not yet answered carries the call's failure.  A batch
+ * answer's ceiling is max_response_bytes per item.
  *
  * Ownership: aws_client_new copies the config.  Secrets (keys, token, bodies) are wiped on free.
  * Thread-safety: aws_get_* are thread-safe; new/free are not.  libcurl is the only HTTP client
@@ -55,7 +71,11 @@ struct aws_config {
     const char *sm_endpoint;   /* base URL; NULL: https://secretsmanager.<region>.amazonaws.com */
     const char *ssm_endpoint;  /* NULL: https://ssm.<region>.amazonaws.com */
     const char *ca_bundle;     /* AWS_CA_BUNDLE, may be NULL */
-    long sm_timeout_ms;        /* whole call including retries; 0: none */
+    /* Added with per-region clients: "region=URL[,region=URL...]", the endpoint of both services
+     * in a region when sm_endpoint / ssm_endpoint is NULL (they win for every region); NULL:
+     * none. */
+    const char *region_endpoints;
+    long sm_timeout_ms; /* whole call including retries; 0: none */
     long ssm_timeout_ms;
     unsigned max_connections;  /* per service, >= 1 */
     unsigned max_attempts;     /* >= 1, retries included (0 counts as 1) */
@@ -64,6 +84,10 @@ struct aws_config {
      * small; the product keeps the default. */
     unsigned backoff_base_ms;
 };
+
+#define AWS_BATCH_SECRETS_MAX    20 /* BatchGetSecretValue's SecretIdList */
+#define AWS_BATCH_PARAMETERS_MAX 10 /* GetParameters' Names */
+#define AWS_REGION_MAX           33 /* a region name and its NUL */
 
 struct aws_client;
 
@@ -90,6 +114,20 @@ void aws_get_secret_value(struct aws_client *c, const struct aws_sm_request *req
                           struct upstream_result *out, struct facts *facts);
 void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
                        struct upstream_result *out, struct facts *facts);
+
+/* Batch calls: items[i].id is set by the caller (a secret id; a parameter name with its selector
+ * appended, "name:3", as aws_get_parameter sends it) and items[i].r is zeroed or an earlier
+ * result (released here).  Fills *out (the call) and every items[i].r; release each with
+ * upstream_result_release. */
+void aws_batch_get_secret_value(struct aws_client *c, struct upstream_item *items, size_t n,
+                                struct upstream_result *out, struct facts *facts);
+void aws_get_parameters(struct aws_client *c, struct upstream_item *items, size_t n,
+                        int with_decryption, struct upstream_result *out, struct facts *facts);
+
+/* The region an id addresses: an ARN's region field into region, else "" (the configured
+ * region).  0 when the ARN's region field is not a region name.  For a caller grouping ids into
+ * batch calls. */
+int aws_id_region(const char *id, char region[AWS_REGION_MAX]);
 
 /* Shutdown: every call in flight ends now (a silent upstream is not waited for: its socket is
  * shut down, a backoff or a wait for a handle is cut short) and every later call fails at once,

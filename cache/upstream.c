@@ -461,12 +461,27 @@ const char *upstream_outcome_name(enum upstream_outcome o)
 
 const char *upstream_service(enum upstream_op op)
 {
-    return op == UPSTREAM_GET_PARAMETER ? "ssm" : "secretsmanager";
+    return op == UPSTREAM_GET_PARAMETER || op == UPSTREAM_GET_PARAMETERS ? "ssm" : "secretsmanager";
 }
 
 const char *upstream_op_name(enum upstream_op op)
 {
-    return op == UPSTREAM_GET_PARAMETER ? "GetParameter" : "GetSecretValue";
+    switch (op) {
+    case UPSTREAM_GET_SECRET_VALUE:
+        break;
+    case UPSTREAM_GET_PARAMETER:
+        return "GetParameter";
+    case UPSTREAM_BATCH_GET_SECRET_VALUE:
+        return "BatchGetSecretValue";
+    case UPSTREAM_GET_PARAMETERS:
+        return "GetParameters";
+    }
+    return "GetSecretValue";
+}
+
+static int is_batch(enum upstream_op op)
+{
+    return op == UPSTREAM_BATCH_GET_SECRET_VALUE || op == UPSTREAM_GET_PARAMETERS;
 }
 
 void upstream_header_line(const char *line, size_t len, char type[UPSTREAM_TYPE_MAX])
@@ -492,10 +507,10 @@ void upstream_header_line(const char *line, size_t len, char type[UPSTREAM_TYPE_
 static void read_success(enum upstream_op op, const void *body, size_t len,
                          struct upstream_result *out)
 {
-    cJSON *root = cJSON_ParseWithLength(len ? body : "", len);
+    cJSON *root = is_batch(op) ? NULL : cJSON_ParseWithLength(len ? body : "", len);
     shape_fn shape = op == UPSTREAM_GET_PARAMETER ? shape_parameter : shape_secret;
 
-    if (render(root, shape, len, out) != STASH_OK) {
+    if (!root || render(root, shape, len, out) != STASH_OK) {
         out->outcome = UP_BAD_ANSWER;
         set_message(out, "unreadable answer from %s (not the expected JSON)", upstream_service(op));
     }
@@ -530,4 +545,142 @@ int upstream_read(enum upstream_op op, long status, const char *type, const void
                     upstream_op_name(op), status);
     }
     return status >= 500 || (out->error_type[0] && is_server_type(out->error_type));
+}
+
+/* ---- batch answers ------------------------------------------------------------------------ */
+
+void upstream_batch_start(enum upstream_op op, struct upstream_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        upstream_result_release(&items[i].r);
+        items[i].r.outcome = UP_BAD_ANSWER;
+        set_message(&items[i].r, "not in the answer to %s %s", upstream_service(op),
+                    upstream_op_name(op));
+    }
+}
+
+static const char *str_field(const cJSON *o, const char *k)
+{
+    const cJSON *v = field(o, k);
+
+    return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
+}
+
+/* id is arn, or arn without its last 7 characters ("-" and the 6 AWS appends to the name). */
+static int arn_matches(const char *id, const char *arn)
+{
+    size_t n = strlen(id);
+    size_t m = strlen(arn);
+
+    if (strcmp(id, arn) == 0) {
+        return 1;
+    }
+    return m == n + 7 && strncmp(id, arn, n) == 0 && arn[n] == '-';
+}
+
+/* a followed by b (b NULL: nothing) is id. */
+static int joined_is(const char *id, const char *a, const char *b)
+{
+    size_t n = strlen(a);
+
+    return strncmp(id, a, n) == 0 && strcmp(id + n, b ? b : "") == 0;
+}
+
+static int entry_names(enum upstream_op op, const cJSON *e, const char *id)
+{
+    const char *name = str_field(e, "Name");
+    const char *arn = str_field(e, "ARN");
+
+    if (op == UPSTREAM_BATCH_GET_SECRET_VALUE) {
+        return (name && strcmp(id, name) == 0) || (arn && arn_matches(id, arn));
+    }
+    return (name && joined_is(id, name, str_field(e, "Selector"))) ||
+           (arn && joined_is(id, arn, str_field(e, "Selector")));
+}
+
+/* One SecretValues / Parameters entry: every item it names gets its single-call shape, or
+ * UP_BAD_ANSWER when the entry is not readable. */
+static void read_value_entry(enum upstream_op op, const cJSON *e, size_t in_len,
+                             struct upstream_item *items, size_t n)
+{
+    shape_fn shape = op == UPSTREAM_GET_PARAMETERS ? shape_parameter_object : shape_secret;
+
+    for (size_t i = 0; i < n; i++) {
+        struct upstream_result *r = &items[i].r;
+
+        if (!cJSON_IsObject(e) || !entry_names(op, e, items[i].id)) {
+            continue;
+        }
+        upstream_result_release(r);
+        r->http_status = 200;
+        if (render(e, shape, in_len, r) != STASH_OK) {
+            r->outcome = UP_BAD_ANSWER;
+            set_message(r, "unreadable entry in the answer to %s %s", upstream_service(op),
+                        upstream_op_name(op));
+        }
+    }
+}
+
+/* One Errors entry (secrets) or InvalidParameters name (parameters). */
+static void read_error_entry(enum upstream_op op, const cJSON *e, struct upstream_item *items,
+                             size_t n)
+{
+    const char *id = op == UPSTREAM_GET_PARAMETERS ? (cJSON_IsString(e) ? e->valuestring : NULL)
+                                                   : str_field(e, "SecretId");
+    const char *code =
+        op == UPSTREAM_GET_PARAMETERS ? "ParameterNotFound" : str_field(e, "ErrorCode");
+    const char *message = op == UPSTREAM_GET_PARAMETERS ? NULL : str_field(e, "Message");
+
+    for (size_t i = 0; id && i < n; i++) {
+        struct upstream_result *r = &items[i].r;
+
+        if (strcmp(items[i].id, id) != 0) {
+            continue;
+        }
+        upstream_result_release(r);
+        (void)snprintf(r->error_type, sizeof(r->error_type), "%s", code ? code : "");
+        clean_type(r->error_type);
+        r->outcome =
+            r->error_type[0] && is_throttle_type(r->error_type) ? UP_THROTTLED : UP_AWS_ERROR;
+        if (message && message[0]) {
+            set_message(r, "%s", message);
+        } else {
+            set_message(r, "%s %s reported %s", upstream_service(op), upstream_op_name(op),
+                        r->error_type[0] ? r->error_type : "an error without a code");
+        }
+    }
+}
+
+enum stash_err upstream_read_batch_page(enum upstream_op op, const void *body, size_t len,
+                                        struct upstream_item *items, size_t n, char **next_token)
+{
+    int ssm = op == UPSTREAM_GET_PARAMETERS;
+    cJSON *root = cJSON_ParseWithLength(len ? body : "", len);
+    const cJSON *values = field(root, ssm ? "Parameters" : "SecretValues");
+    const cJSON *errors = field(root, ssm ? "InvalidParameters" : "Errors");
+    const cJSON *next = field(root, "NextToken");
+    const cJSON *e;
+    enum stash_err rc = STASH_EPARSE;
+
+    if (!is_batch(op) || !cJSON_IsObject(root) || (values && !cJSON_IsArray(values)) ||
+        (errors && !cJSON_IsArray(errors)) ||
+        (next && !cJSON_IsNull(next) && !cJSON_IsString(next))) {
+        goto out;
+    }
+    cJSON_ArrayForEach(e, values)
+    {
+        read_value_entry(op, e, len, items, n);
+    }
+    cJSON_ArrayForEach(e, errors)
+    {
+        read_error_entry(op, e, items, n);
+    }
+    *next_token = NULL;
+    if (next && cJSON_IsString(next) && next->valuestring && next->valuestring[0]) {
+        *next_token = xstrdup(next->valuestring);
+    }
+    rc = STASH_OK;
+out:
+    json_free_secret(root);
+    return rc;
 }

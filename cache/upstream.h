@@ -27,6 +27,22 @@
  * service, operation and status.  Throttle codes are botocore's standard retry mode's list plus
  * SSM's TooManyUpdates.
  *
+ * Batch answers (upstream_read_batch_page), one page of a 2xx at a time:
+ *   BatchGetSecretValue  {"SecretValues":[<GetSecretValue's output>...],
+ *                         "Errors":[{"SecretId","ErrorCode","Message"}...],"NextToken"?}
+ *   GetParameters        {"Parameters":[<GetParameter's
+ * Parameter>...],"InvalidParameters":[name...]} Each requested item (struct upstream_item, its id
+ * as it was sent) ends as: UP_OK         body exactly what the single call's 200 would be
+ * (GetSecretValue's, or GetParameter's {"Parameter":{...},"ResultMetadata":{}}), so it can be
+ * stored under the key a single read uses UP_AWS_ERROR  an Errors entry (its ErrorCode, cleaned,
+ * and Message) or InvalidParameters (ParameterNotFound); http_status 0: the error came inside a
+ * 2xx, not as one UP_THROTTLED  an Errors entry whose code is a throttle UP_BAD_ANSWER not in the
+ * answer (after the last page), or its entry is not readable Never a value in a failure's message.
+ * An entry names an item when: secrets, the id is its Name or ARN, or its ARN without the
+ * 6-character suffix AWS appends (a partial ARN); parameters, the id is its Name or ARN followed by
+ * its Selector (":3", ":label"; nothing without one).  An entry fills every item it names (a
+ * repeated id); an entry naming none is ignored.
+ *
  * Ownership: a result owns body (it may hold a secret): upstream_result_release wipes and frees
  * it.  Thread-safety: every function is reentrant.
  */
@@ -35,12 +51,16 @@
 
 #include <stddef.h>
 
+#include "common/err.h"
+
 #define UPSTREAM_TYPE_MAX    128
 #define UPSTREAM_MESSAGE_MAX 512
 
 enum upstream_op {
-    UPSTREAM_GET_SECRET_VALUE, /* secretsmanager GetSecretValue */
-    UPSTREAM_GET_PARAMETER,    /* ssm GetParameter */
+    UPSTREAM_GET_SECRET_VALUE,       /* secretsmanager GetSecretValue */
+    UPSTREAM_GET_PARAMETER,          /* ssm GetParameter */
+    UPSTREAM_BATCH_GET_SECRET_VALUE, /* secretsmanager BatchGetSecretValue (SecretIdList) */
+    UPSTREAM_GET_PARAMETERS,         /* ssm GetParameters */
 };
 
 enum upstream_outcome {
@@ -75,6 +95,25 @@ const char *upstream_outcome_name(enum upstream_outcome o);
 const char *upstream_service(enum upstream_op op);
 const char *upstream_op_name(enum upstream_op op);
 
+/* One item of a batch call: what was asked (id, borrowed: a secret id, or a parameter name with
+ * its selector appended as the single call sends it) and what came of it. */
+struct upstream_item {
+    const char *id;
+    struct upstream_result r;
+};
+
+/* Before the first page: every item is "not in the answer" (UP_BAD_ANSWER, with a message
+ * naming the operation), its earlier result released. */
+void upstream_batch_start(enum upstream_op op, struct upstream_item *items, size_t n);
+
+/* Reads one 2xx page of op's answer (a batch op), updating the items it names as the table
+ * above says (an item's earlier result is released when an entry replaces it).  *next_token:
+ * the page's NextToken (owned, free() it) or NULL.  Returns STASH_EPARSE, with the items and
+ * *next_token untouched, when the page is not the output structure (not an object, a list of
+ * the wrong type, a NextToken that is not a string); STASH_OK otherwise. */
+enum stash_err upstream_read_batch_page(enum upstream_op op, const void *body, size_t len,
+                                        struct upstream_item *items, size_t n, char **next_token);
+
 /* Reads one raw response header line as libcurl hands it over ("X-Amzn-ErrorType: Foo\r\n",
  * len bytes, not NUL-terminated): X-Amzn-ErrorType's value goes into type, cleaned and cut to
  * UPSTREAM_TYPE_MAX - 1 bytes; a status line ("HTTP/...", a new response after a 100 Continue)
@@ -83,8 +122,9 @@ void upstream_header_line(const char *line, size_t len, char type[UPSTREAM_TYPE_
 
 /* Reads one complete answer to op: status, the X-Amzn-ErrorType value as upstream_header_line
  * left it ("" or NULL: none) and the body (len bytes, any content).  Resets and fills *out as
- * the table above says (attempts stays 0).  Returns 1 when another attempt may answer
- * differently (a throttle, a server fault), else 0. */
+ * the table above says (attempts stays 0).  For a batch op a 2xx is read by
+ * upstream_read_batch_page instead: here it is UP_BAD_ANSWER.  Returns 1 when another attempt may
+ * answer differently (a throttle, a server fault), else 0. */
 int upstream_read(enum upstream_op op, long status, const char *type, const void *body, size_t len,
                   struct upstream_result *out);
 

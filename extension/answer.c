@@ -33,7 +33,8 @@ void answer_from_upstream(struct upstream_result *r, struct cache_value *out)
         if (!type[0]) {
             type = r->http_status >= 500 ? "InternalFailure" : "UnknownError";
         }
-        answer_error((int)r->http_status, type, r->message, out);
+        /* No status of its own: a batch item's error, which came inside a 200. */
+        answer_error(r->http_status ? (int)r->http_status : 400, type, r->message, out);
         return;
     case UP_THROTTLED:
         answer_error(429, "ThrottlingException", r->message, out);

@@ -7,7 +7,9 @@
  * result's message.
  *   UP_OK            200, the answer                         CACHE_VALUE
  *   UP_AWS_ERROR     upstream status and code passed through (code "" -> InternalFailure for a
- *                    5xx, UnknownError for a 4xx)            transient for a 5xx only
+ *                    5xx, UnknownError for a 4xx); a batch item's error (status 0) answers 400,
+ *                    the single call's status for the codes AWS reports per item (not found,
+ *                    denied, decryption failure)             transient for a 5xx only
  *   UP_THROTTLED     429 ThrottlingException (the API adds Retry-After)   transient
  *   UP_TIMEOUT       504 TimeoutError                        transient
  *   UP_UNREACHABLE, UP_BAD_ANSWER   502 ConnectionError      transient

@@ -134,6 +134,10 @@ static const struct config_var s_vars[] = {
      "comma-separated secret ids fetched at start, so the first request is a hit"},
     {"STASH_PREFETCH_PARAMETERS", CONFIG_STRING, F(prefetch_parameters), NULL, 0, 0, NULL,
      "comma-separated parameter names fetched at start (withDecryption=true)"},
+    {"STASH_REGION_ENDPOINTS", CONFIG_STRING, F(region_endpoints), NULL, 0, 0, NULL,
+     "region=URL[,region=URL...]: the endpoint of both services in that region, for an ARN in "
+     "it or the configured region, when no AWS_ENDPOINT_URL* is set (those win for every "
+     "region); unlisted regions use AWS's"},
 
     /* Metrics (CloudWatch EMF lines on stdout) and the Telemetry API subscription. */
     {"STASH_METRICS_NAMESPACE", CONFIG_STRING, F(metrics_namespace), TELEMETRY_NAMESPACE_DEFAULT, 0,
@@ -477,6 +481,32 @@ static void apply_lambda_logging(struct config *cfg, config_getenv_fn get, void 
     }
 }
 
+/* STASH_REGION_ENDPOINTS: "region=URL[,region=URL...]", region [a-z0-9-]{1,32}, URL http(s). */
+static enum stash_err check_region_endpoints(const char *spec, char *err, size_t errlen)
+{
+    const char *p = spec;
+
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        size_t rn = eq ? (size_t)(eq - p) : 0;
+        int ok =
+            eq && rn >= 1 && rn <= 32 && strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-") == rn;
+
+        ok = ok && (strncmp(eq + 1, "http://", 7) == 0 || strncmp(eq + 1, "https://", 8) == 0);
+        if (!ok) {
+            set_err(err, errlen,
+                    "STASH_REGION_ENDPOINTS: \"%.*s\" is not region=URL (a region such as "
+                    "eu-west-1, an http:// or https:// URL)",
+                    (int)(n > 128 ? 128 : n), p);
+            return STASH_EINVAL;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return STASH_OK;
+}
+
 static enum stash_err check_required(struct config *cfg, char *err, size_t errlen)
 {
     cfg->region_used = cfg->region ? cfg->region : cfg->default_region;
@@ -492,6 +522,9 @@ static enum stash_err check_required(struct config *cfg, char *err, size_t errle
     }
     cfg->sm_endpoint_used = cfg->endpoint_sm ? cfg->endpoint_sm : cfg->endpoint;
     cfg->ssm_endpoint_used = cfg->endpoint_ssm ? cfg->endpoint_ssm : cfg->endpoint;
+    if (check_region_endpoints(cfg->region_endpoints, err, errlen) != STASH_OK) {
+        return STASH_EINVAL;
+    }
     return resolve_token(cfg, err, errlen);
 }
 

@@ -62,6 +62,7 @@ struct config {
     char *endpoint_sm;
     char *endpoint_ssm;
     char *endpoint;
+    char *region_endpoints; /* STASH_REGION_ENDPOINTS, checked: region=URL[,region=URL...] */
     char *ca_bundle;
     char *lambda_runtime_api;      /* set by Lambda: selects Lambda mode */
     char *lambda_function_name;    /* set by Lambda: FunctionName dimension if register has none */

@@ -14,6 +14,10 @@
  * - the local answer's status is 200 (only for UP_OK) or 400..599, and its body a JSON object:
  *   on 200 with "ResultMetadata", else with string "__type" and "message";
  * - the same bytes give the same result.
+ * With bit 6 set, the body is instead one 2xx page of a batch answer (bit 0: GetParameters, else
+ * BatchGetSecretValue) for a fixed list of ids (upstream_read_batch_page): it is read or refused
+ * (STASH_EPARSE, nothing changed); every item is a value (a JSON object with "ResultMetadata",
+ * len == strlen), its own error (no body, a message, no status) or not in the answer.
  * Seeds: tests/fuzz/corpus/aws_answer.
  * Run: make fuzz && build/fuzz/fuzz/fuzz_aws_answer tests/fuzz/corpus/aws_answer -max_total_time=60
  */
@@ -96,6 +100,54 @@ static void check_answer(const struct cache_value *v, enum upstream_outcome o)
     }
 }
 
+static const char *const s_ids[] = {"a", "/p:3", "arn:aws:secretsmanager:us-east-1:1:secret:a",
+                                    "arn:aws:ssm:us-east-1:1:parameter/p", "x"};
+#define NIDS (sizeof(s_ids) / sizeof(s_ids[0]))
+
+static void fuzz_batch(int ssm, const uint8_t *body, size_t blen)
+{
+    enum upstream_op op = ssm ? UPSTREAM_GET_PARAMETERS : UPSTREAM_BATCH_GET_SECRET_VALUE;
+    struct upstream_item items[NIDS];
+    char *next = NULL;
+    enum stash_err rc;
+
+    memset(items, 0, sizeof(items));
+    for (size_t i = 0; i < NIDS; i++) {
+        items[i].id = s_ids[i];
+    }
+    upstream_batch_start(op, items, NIDS);
+    rc = upstream_read_batch_page(op, body, blen, items, NIDS, &next);
+    if (rc != STASH_OK && (rc != STASH_EPARSE || next)) {
+        abort();
+    }
+    for (size_t i = 0; i < NIDS; i++) {
+        const struct upstream_result *r = &items[i].r;
+
+        switch (r->outcome) {
+        case UP_OK:
+            if (!r->body || strlen(r->body) != r->len || r->message[0] ||
+                !json_object_with(r->body, r->len, "ResultMetadata", NULL)) {
+                abort();
+            }
+            break;
+        case UP_AWS_ERROR:
+        case UP_THROTTLED:
+        case UP_BAD_ANSWER:
+            if (r->body || !r->message[0] ||
+                (r->outcome != UP_BAD_ANSWER &&
+                 (r->http_status != 0 || strchr(r->error_type, ':') ||
+                  strchr(r->error_type, '#')))) {
+                abort();
+            }
+            break;
+        default:
+            abort();
+        }
+        upstream_result_release(&items[i].r);
+    }
+    free(next);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
@@ -115,6 +167,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ready = 1;
     }
     if (size < 1) {
+        return 0;
+    }
+    if (data[0] & 0x40) {
+        fuzz_batch(data[0] & 1, data + 1, size - 1);
         return 0;
     }
     op = (data[0] & 1) ? UPSTREAM_GET_PARAMETER : UPSTREAM_GET_SECRET_VALUE;

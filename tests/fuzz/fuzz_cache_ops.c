@@ -156,6 +156,9 @@ static enum facts_outcome model_get(struct run *r, int k, uint64_t ttl, unsigned
         model_drop(m, k);
     }
     if (r->status != 200) {
+        if (flags & CACHE_REFRESH) {
+            return FACTS_MISS; /* the caller asked for fresh data: the fault, entry untouched */
+        }
         if (transient && e->present) {
             *status = 200;
             *body = e->body;

@@ -67,6 +67,8 @@ struct server {
     char last_token[256];
     char last_path[64];
     char last_content_type[64];
+    char last_region[64]; /* the credential scope's region of the last request */
+    char last_host[128];
 };
 
 static struct server s_srv;
@@ -85,7 +87,8 @@ static void copy_hdr(struct MHD_Connection *conn, const char *name, char *out, s
 /* Recomputes the signature from what arrived: the headers named in SignedHeaders, the body, the
  * scope in Credential.  Returns 1 if it matches. */
 static int verify_signature(struct MHD_Connection *conn, const char *url, const struct buf *body,
-                            char *signed_out, size_t signed_len)
+                            char *signed_out, size_t signed_len, char *region_out,
+                            size_t region_len)
 {
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *date = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amz-Date");
@@ -134,6 +137,7 @@ static int verify_signature(struct MHD_Connection *conn, const char *url, const 
         strcmp(parts[4], "aws4_request") != 0) {
         return 0;
     }
+    snprintf(region_out, region_len, "%s", parts[2]);
     save = NULL;
     for (tok = strtok_r(signed_hdrs, ";", &save); tok && n < 16; tok = strtok_r(NULL, ";", &save)) {
         snprintf(names[n], sizeof(names[n]), "%s", tok);
@@ -169,6 +173,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct MHD_Response *resp;
     char *big = NULL;
     char signed_hdrs[512] = "";
+    char region[64] = "";
     int ok;
     enum MHD_Result ret;
 
@@ -186,7 +191,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     ok = strcmp(method, "POST") == 0 &&
-         verify_signature(conn, url, &r->body, signed_hdrs, sizeof(signed_hdrs));
+         verify_signature(conn, url, &r->body, signed_hdrs, sizeof(signed_hdrs), region,
+                          sizeof(region));
     pthread_mutex_lock(&s_srv.lock);
     if (!ok) {
         s_srv.bad_signatures++;
@@ -195,6 +201,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     copy_hdr(conn, "X-Amz-Target", s_srv.last_target, sizeof(s_srv.last_target));
     copy_hdr(conn, "X-Amz-Security-Token", s_srv.last_token, sizeof(s_srv.last_token));
     copy_hdr(conn, "Content-Type", s_srv.last_content_type, sizeof(s_srv.last_content_type));
+    copy_hdr(conn, "Host", s_srv.last_host, sizeof(s_srv.last_host));
+    snprintf(s_srv.last_region, sizeof(s_srv.last_region), "%s", region);
     snprintf(s_srv.last_body, sizeof(s_srv.last_body), "%s", r->body.data ? r->body.data : "");
     snprintf(s_srv.last_signed, sizeof(s_srv.last_signed), "%s", signed_hdrs);
     snprintf(s_srv.last_path, sizeof(s_srv.last_path), "%s", url);
@@ -302,6 +310,7 @@ struct client_opts {
     size_t max_response;
     unsigned short port; /* 0: the test server */
     int no_token;
+    const char *region_endpoints; /* set: no AWS_ENDPOINT_URL* override, this map instead */
 };
 
 static struct aws_client *client(const struct client_opts *o)
@@ -314,8 +323,9 @@ static struct aws_client *client(const struct client_opts *o)
     cfg.access_key_id = AKID;
     cfg.secret_access_key = SECRET;
     cfg.session_token = o->no_token ? NULL : TOKEN;
-    cfg.sm_endpoint = url;
-    cfg.ssm_endpoint = url;
+    cfg.sm_endpoint = o->region_endpoints ? NULL : url;
+    cfg.ssm_endpoint = o->region_endpoints ? NULL : url;
+    cfg.region_endpoints = o->region_endpoints;
     cfg.sm_timeout_ms = o->timeout_ms;
     cfg.ssm_timeout_ms = o->timeout_ms;
     cfg.max_connections = o->max_connections ? o->max_connections : 2;
@@ -1024,6 +1034,364 @@ static void test_concurrency(void **state)
     aws_client_free(w[0].cl);
 }
 
+/* ---- regions ------------------------------------------------------------------------------ */
+
+static void test_id_region(void **state)
+{
+    char r[AWS_REGION_MAX];
+
+    (void)state;
+    assert_int_equal(aws_id_region("prod/db", r), 1);
+    assert_string_equal(r, "");
+    assert_int_equal(aws_id_region("arn:aws:secretsmanager:us-west-2:1:secret:s-AbCdEf", r), 1);
+    assert_string_equal(r, "us-west-2");
+    assert_int_equal(aws_id_region("arn:aws-cn:ssm:cn-north-1:1:parameter/p", r), 1);
+    assert_string_equal(r, "cn-north-1");
+    assert_int_equal(aws_id_region("arn:aws:ssm::1:parameter/p", r), 1); /* no region: home */
+    assert_string_equal(r, "");
+    assert_int_equal(aws_id_region("arn:aws:ssm", r), 1); /* not an ARN: AWS will say so */
+    assert_string_equal(r, "");
+    assert_int_equal(aws_id_region("arn:aws:ssm:EU_WEST:1:parameter/p", r), 0);
+    assert_int_equal(aws_id_region("arn:aws:ssm:a/../b:1:parameter/p", r), 0);
+    assert_int_equal(
+        aws_id_region("arn:aws:ssm:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1:parameter/p", r), 0);
+}
+
+/* An ARN in another region is signed for that region (the server checks the signature with the
+ * scope it was given); with an override endpoint every region goes there. */
+static void test_region_signing(void **state)
+{
+    struct aws_client *cl = default_client();
+    struct aws_ssm_request p = {"arn:aws:ssm:ap-south-1:1:parameter/p", NULL, NULL, 1};
+    struct aws_sm_request bad = {"arn:aws:secretsmanager:EU_WEST:1:secret:s", NULL, NULL};
+    struct cache_value v;
+    struct facts f;
+
+    (void)state;
+    assert_int_equal(get_secret(cl, "arn:aws:secretsmanager:us-west-2:1:secret:s", &v, &f), UP_OK);
+    assert_string_equal(s_srv.last_region, "us-west-2");
+    cache_value_release(&v);
+    assert_int_equal(get_secret(cl, "s", &v, &f), UP_OK);
+    assert_string_equal(s_srv.last_region, "eu-west-1");
+    cache_value_release(&v);
+    assert_int_equal(get_secret(cl, "arn:aws:secretsmanager:eu-west-1:1:secret:s", &v, &f), UP_OK);
+    assert_string_equal(s_srv.last_region, "eu-west-1");
+    cache_value_release(&v);
+    s_srv.dflt.body = "{\"Parameter\":{\"Name\":\"p\",\"Value\":\"v\"}}";
+    assert_int_equal(ssm_call(cl, &p, &v, &f), UP_OK);
+    assert_string_equal(s_srv.last_region, "ap-south-1");
+    assert_string_equal(s_srv.last_target, "AmazonSSM.GetParameter");
+    cache_value_release(&v);
+    assert_int_equal(s_srv.requests, 4);
+    assert_int_equal(s_srv.bad_signatures, 0);
+    /* A region field that is no region name: refused, nothing sent. */
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(sm_call(cl, &bad, &v, &f), UP_BAD_REQUEST);
+    assert_error(&v, 400, "InvalidParameterException");
+    assert_int_equal(f.ncalls, 0);
+    assert_int_equal(s_srv.requests, 4);
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+/* Without an override, STASH_REGION_ENDPOINTS names each region's endpoint (the paths tell
+ * them apart here: both are this server). */
+static void test_region_endpoints(void **state)
+{
+    char map[160];
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    struct cache_value v;
+    struct facts f;
+
+    (void)state;
+    snprintf(map, sizeof(map),
+             "eu-west-1=http://127.0.0.1:%u/home,us-west-2=http://127.0.0.1:%u/west", s_srv.port,
+             s_srv.port);
+    o.region_endpoints = map;
+    o.timeout_ms = 5000;
+    cl = client(&o);
+    assert_non_null(cl);
+    assert_int_equal(get_secret(cl, "s", &v, &f), UP_OK);
+    assert_string_equal(s_srv.last_path, "/home");
+    assert_string_equal(s_srv.last_region, "eu-west-1");
+    cache_value_release(&v);
+    assert_int_equal(get_secret(cl, "arn:aws:secretsmanager:us-west-2:1:secret:s", &v, &f), UP_OK);
+    assert_string_equal(s_srv.last_path, "/west");
+    assert_string_equal(s_srv.last_region, "us-west-2");
+    cache_value_release(&v);
+    assert_int_equal(s_srv.bad_signatures, 0);
+    aws_client_free(cl);
+
+    /* Malformed maps are refused. */
+    o.region_endpoints = "eu-west-1";
+    assert_null(client(&o));
+    o.region_endpoints = "EU=http://127.0.0.1:1";
+    assert_null(client(&o));
+    o.region_endpoints = "eu-west-1=ftp://127.0.0.1:1";
+    assert_null(client(&o));
+}
+
+/* Clients for at most AWS_REGIONS_MAX regions, the configured one included. */
+static void test_region_limit(void **state)
+{
+    struct aws_client *cl = default_client();
+    struct cache_value v;
+    struct facts f;
+    char arn[96];
+    int i;
+
+    (void)state;
+    for (i = 1; i < 64; i++) {
+        snprintf(arn, sizeof(arn), "arn:aws:secretsmanager:r-%d:1:secret:s", i);
+        assert_int_equal(get_secret(cl, arn, &v, &f), UP_OK);
+        cache_value_release(&v);
+    }
+    assert_int_equal(get_secret(cl, "arn:aws:secretsmanager:r-64:1:secret:s", &v, &f),
+                     UP_BAD_REQUEST);
+    assert_non_null(strstr(assert_error(&v, 400, "InvalidParameterException"), "too many"));
+    cache_value_release(&v);
+    /* The ones made are still there. */
+    assert_int_equal(get_secret(cl, "arn:aws:secretsmanager:r-63:1:secret:s", &v, &f), UP_OK);
+    cache_value_release(&v);
+    assert_int_equal(s_srv.requests, 64);
+    assert_int_equal(s_srv.bad_signatures, 0);
+    aws_client_free(cl);
+}
+
+struct region_worker {
+    struct aws_client *cl;
+    int id;
+    int ok;
+};
+
+static void *region_worker_main(void *arg)
+{
+    struct region_worker *w = arg;
+
+    for (int i = 0; i < 6; i++) {
+        char arn[96];
+        struct aws_sm_request r = {arn, NULL, NULL};
+        struct upstream_result res;
+        struct facts f = {0};
+
+        /* Every thread asks for the same three new regions, in its own order. */
+        snprintf(arn, sizeof(arn), "arn:aws:secretsmanager:t-%d:1:secret:s", (w->id + i) % 3);
+        aws_get_secret_value(w->cl, &r, &res, &f);
+        w->ok += res.outcome == UP_OK;
+        upstream_result_release(&res);
+    }
+    return NULL;
+}
+
+/* Threads making the same regions' clients at once: each region is made once, every call
+ * answered (run under ThreadSanitizer by make tsan). */
+static void test_region_concurrency(void **state)
+{
+    struct aws_client *cl = default_client();
+    struct region_worker w[6];
+    pthread_t t[6];
+    int ok = 0;
+    char arn[96];
+    struct cache_value v;
+    struct facts f;
+
+    (void)state;
+    for (int i = 0; i < 6; i++) {
+        w[i].cl = cl;
+        w[i].id = i;
+        w[i].ok = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, region_worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+        ok += w[i].ok;
+    }
+    assert_int_equal(ok, 36);
+    assert_int_equal(s_srv.bad_signatures, 0);
+    /* Three regions were made, not more: 60 more fit under the limit of 64 with home. */
+    for (int i = 0; i < 60; i++) {
+        snprintf(arn, sizeof(arn), "arn:aws:secretsmanager:u-%d:1:secret:s", i);
+        assert_int_equal(get_secret(cl, arn, &v, &f), UP_OK);
+        cache_value_release(&v);
+    }
+    assert_int_equal(get_secret(cl, "arn:aws:secretsmanager:u-60:1:secret:s", &v, &f),
+                     UP_BAD_REQUEST);
+    cache_value_release(&v);
+    aws_client_free(cl);
+}
+
+/* ---- batch calls -------------------------------------------------------------------------- */
+
+static void items_release(struct upstream_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        upstream_result_release(&items[i].r);
+    }
+}
+
+/* Two pages (NextToken followed), a throttle retried in between, a value and an error. */
+static void test_batch_secrets_paged(void **state)
+{
+    static const struct canned c[] = {
+        {200, NULL,
+         "{\"SecretValues\":[{\"Name\":\"a\",\"SecretString\":\"1\"}],\"Errors\":[],"
+         "\"NextToken\":\"page\\\"2\"}",
+         0, 0},
+        {429, NULL, "", 0, 0},
+        {200, NULL,
+         "{\"SecretValues\":[],\"Errors\":[{\"SecretId\":\"b\",\"ErrorCode\":"
+         "\"ResourceNotFoundException\",\"Message\":\"gone\"}]}",
+         0, 0},
+    };
+    struct aws_client *cl = default_client();
+    struct upstream_item items[] = {{"a", {0}}, {"b", {0}}};
+    struct upstream_result out;
+    struct facts f = {0};
+    struct cache_value v;
+
+    (void)state;
+    script(c, 3);
+    aws_batch_get_secret_value(cl, items, 2, &out, &f);
+    assert_int_equal(out.outcome, UP_OK);
+    assert_null(out.body);
+    assert_string_equal(s_srv.last_target, "secretsmanager.BatchGetSecretValue");
+    assert_string_equal(s_srv.last_body,
+                        "{\"SecretIdList\":[\"a\",\"b\"],\"NextToken\":\"page\\\"2\"}");
+    assert_int_equal(s_srv.requests, 3);
+    assert_int_equal(f.ncalls, 3);
+    assert_int_equal(f.calls[1].throttled, 1);
+    assert_int_equal(s_srv.bad_signatures, 0);
+    assert_int_equal(items[0].r.outcome, UP_OK);
+    assert_string_equal(items[0].r.body, "{\"ARN\":null,\"CreatedDate\":null,\"Name\":\"a\","
+                                         "\"SecretBinary\":null,\"SecretString\":\"1\","
+                                         "\"VersionId\":null,\"VersionStages\":null,"
+                                         "\"ResultMetadata\":{}}");
+    assert_int_equal(items[1].r.outcome, UP_AWS_ERROR);
+    /* The local answer for an item's error is the single call's. */
+    answer_from_upstream(&items[1].r, &v);
+    assert_string_equal(assert_error(&v, 400, "ResourceNotFoundException"), "gone");
+    cache_value_release(&v);
+    items_release(items, 2);
+    upstream_result_release(&out);
+    aws_client_free(cl);
+}
+
+/* A call that fails gives each item its failure; a call that cannot be made sends nothing. */
+static void test_batch_failures(void **state)
+{
+    static const struct canned denied[] = {
+        {400, "AccessDeniedException", "{\"message\":\"no batch for you\"}", 0, 0},
+    };
+    struct client_opts o = {0};
+    struct aws_client *cl;
+    struct upstream_item items[21];
+    struct upstream_item mixed[] = {{"a", {0}},
+                                    {"arn:aws:secretsmanager:us-west-2:1:secret:b", {0}}};
+    struct upstream_item empty[] = {{"a", {0}}, {"", {0}}};
+    struct upstream_result out;
+    struct facts f = {0};
+    size_t i;
+
+    (void)state;
+    o.timeout_ms = 5000;
+    o.max_attempts = 3;
+    cl = client(&o);
+    memset(items, 0, sizeof(items));
+    for (i = 0; i < 21; i++) {
+        items[i].id = "x";
+    }
+    script(denied, 1);
+    aws_batch_get_secret_value(cl, items, 2, &out, &f);
+    assert_int_equal(out.outcome, UP_AWS_ERROR);
+    assert_int_equal(f.ncalls, 1); /* not retried */
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(items[i].r.outcome, UP_AWS_ERROR);
+        assert_string_equal(items[i].r.error_type, "AccessDeniedException");
+        assert_string_equal(items[i].r.message, "no batch for you");
+        assert_null(items[i].r.body);
+    }
+    upstream_result_release(&out);
+    assert_int_equal(s_srv.requests, 1);
+
+    aws_batch_get_secret_value(cl, items, 21, &out, &f);
+    assert_int_equal(out.outcome, UP_BAD_REQUEST);
+    assert_int_equal(items[20].r.outcome, UP_BAD_REQUEST);
+    upstream_result_release(&out);
+    aws_get_parameters(cl, items, 11, 1, &out, &f);
+    assert_int_equal(out.outcome, UP_BAD_REQUEST);
+    upstream_result_release(&out);
+    aws_get_parameters(cl, items, 0, 1, &out, &f);
+    assert_int_equal(out.outcome, UP_BAD_REQUEST);
+    upstream_result_release(&out);
+    aws_batch_get_secret_value(cl, mixed, 2, &out, &f);
+    assert_int_equal(out.outcome, UP_BAD_REQUEST);
+    assert_string_equal(out.message, "ids in more than one region");
+    assert_int_equal(mixed[0].r.outcome, UP_BAD_REQUEST);
+    upstream_result_release(&out);
+    aws_batch_get_secret_value(cl, empty, 2, &out, &f);
+    assert_int_equal(out.outcome, UP_BAD_REQUEST);
+    upstream_result_release(&out);
+    assert_int_equal(s_srv.requests, 1);
+    items_release(items, 21);
+    items_release(mixed, 2);
+    items_release(empty, 2);
+    aws_client_free(cl);
+}
+
+/* An upstream that pages forever is followed 20 pages, no more; what no page named stays
+ * "not in the answer". */
+static void test_batch_page_limit(void **state)
+{
+    struct aws_client *cl = default_client();
+    struct upstream_item items[] = {{"a", {0}}};
+    struct upstream_result out;
+    struct facts f = {0};
+
+    (void)state;
+    s_srv.dflt.body = "{\"SecretValues\":[],\"NextToken\":\"again\"}";
+    aws_batch_get_secret_value(cl, items, 1, &out, &f);
+    assert_int_equal(out.outcome, UP_OK);
+    assert_int_equal(s_srv.requests, 20);
+    assert_int_equal(items[0].r.outcome, UP_BAD_ANSWER);
+    upstream_result_release(&out);
+    items_release(items, 1);
+    aws_client_free(cl);
+}
+
+/* GetParameters: the wire request, and the items as GetParameter would answer them. */
+static void test_batch_parameters(void **state)
+{
+    static const struct canned c[] = {
+        {200, NULL,
+         "{\"Parameters\":[{\"Name\":\"/p\",\"Selector\":\":3\",\"Value\":\"three\","
+         "\"Version\":3}],\"InvalidParameters\":[\"/q\"]}",
+         0, 0},
+    };
+    struct aws_client *cl = default_client();
+    struct upstream_item items[] = {{"/p:3", {0}}, {"/q", {0}}};
+    struct upstream_result out;
+    struct facts f = {0};
+
+    (void)state;
+    script(c, 1);
+    aws_get_parameters(cl, items, 2, 1, &out, &f);
+    assert_int_equal(out.outcome, UP_OK);
+    assert_string_equal(s_srv.last_target, "AmazonSSM.GetParameters");
+    assert_string_equal(s_srv.last_body, "{\"Names\":[\"/p:3\",\"/q\"],\"WithDecryption\":true}");
+    assert_int_equal(items[0].r.outcome, UP_OK);
+    assert_string_equal(items[0].r.body,
+                        "{\"Parameter\":{\"ARN\":null,\"DataType\":null,\"LastModifiedDate\":null,"
+                        "\"Name\":\"/p\",\"Selector\":\":3\",\"SourceResult\":null,\"Type\":null,"
+                        "\"Value\":\"three\",\"Version\":3},\"ResultMetadata\":{}}");
+    assert_int_equal(items[1].r.outcome, UP_AWS_ERROR);
+    assert_string_equal(items[1].r.error_type, "ParameterNotFound");
+    assert_int_equal(s_srv.bad_signatures, 0);
+    upstream_result_release(&out);
+    items_release(items, 2);
+    aws_client_free(cl);
+}
+
 static void test_bad_config_and_request(void **state)
 {
     struct aws_config cfg = {0};
@@ -1069,6 +1437,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_reuse, server_start, server_stop),
         cmocka_unit_test_setup_teardown(test_concurrency, server_start, server_stop),
         cmocka_unit_test(test_bad_config_and_request),
+        cmocka_unit_test(test_id_region),
+        cmocka_unit_test_setup_teardown(test_region_signing, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_region_endpoints, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_region_limit, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_region_concurrency, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_batch_secrets_paged, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_batch_failures, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_batch_page_limit, server_start, server_stop),
+        cmocka_unit_test_setup_teardown(test_batch_parameters, server_start, server_stop),
     };
     int rc;
 

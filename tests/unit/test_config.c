@@ -148,6 +148,7 @@ static void test_valid_values(void **state)
     env_set(&e, "STASH_MAX_INBOUND_CONNECTIONS", "1");
     env_set(&e, "STASH_PREFETCH_SECRETS", "a,b");
     env_set(&e, "STASH_PREFETCH_PARAMETERS", "/p/1");
+    env_set(&e, "STASH_REGION_ENDPOINTS", "eu-west-1=http://127.0.0.1:1,cn-north-1=https://x/y");
     load_ok(&e, &cfg);
     assert_int_equal(cfg.cache_enabled, 0);
     assert_int_equal(cfg.cache_size, 0);
@@ -168,6 +169,8 @@ static void test_valid_values(void **state)
     assert_int_equal(cfg.max_inbound, 1);
     assert_string_equal(cfg.prefetch_secrets, "a,b");
     assert_string_equal(cfg.prefetch_parameters, "/p/1");
+    assert_string_equal(cfg.region_endpoints,
+                        "eu-west-1=http://127.0.0.1:1,cn-north-1=https://x/y");
     config_release(&cfg);
 }
 
@@ -413,6 +416,22 @@ static void test_invalid_other(void **state)
     env_base(&e);
     env_set(&e, "AWS_ENDPOINT_URL", "x");
     load_fails(&e, "AWS_ENDPOINT_URL", NULL);
+
+    /* Each entry region=URL: a region name, then an http(s) URL; the bad entry is named. */
+    static const char *const bad_maps[] = {
+        "eu-west-1",
+        "=http://x",
+        "EU-WEST-1=http://x",
+        "eu-west-1=ftp://x",
+        "eu-west-1=http://x,,us-east-1=http://y",
+        "eu-west-1=http://x,us east=http://y",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=http://x",
+    };
+    for (size_t i = 0; i < sizeof(bad_maps) / sizeof(bad_maps[0]); i++) {
+        env_base(&e);
+        env_set(&e, "STASH_REGION_ENDPOINTS", bad_maps[i]);
+        load_fails(&e, "STASH_REGION_ENDPOINTS", "region=URL");
+    }
 }
 
 /* An empty variable is unset, as in AWS's extension: the default applies. */
@@ -585,6 +604,7 @@ static void test_help_lists_everything(void **state)
         "STASH_MAX_INBOUND_CONNECTIONS",
         "STASH_PREFETCH_SECRETS",
         "STASH_PREFETCH_PARAMETERS",
+        "STASH_REGION_ENDPOINTS",
     };
     char *text = NULL;
     size_t len = 0;

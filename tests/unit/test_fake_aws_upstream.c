@@ -403,6 +403,131 @@ static void test_wrong_secret_is_refused(void **state)
     aws_client_free(c);
 }
 
+/* The single call's answer body for a secret id (a 200 expected). */
+static char *single_secret(struct aws_client *c, const char *id)
+{
+    struct aws_sm_request req = {id, NULL, NULL};
+    struct upstream_result r;
+    struct facts f = {0};
+    char *body;
+
+    aws_get_secret_value(c, &req, &r, &f);
+    assert_int_equal(r.outcome, UP_OK);
+    body = r.body;
+    r.body = NULL;
+    upstream_result_release(&r);
+    return body;
+}
+
+/* BatchGetSecretValue against fake-aws: values (string, binary; by name and by full ARN) are
+ * exactly what GetSecretValue answers for the same id, errors come per item, one call made. */
+static void test_batch_secrets(void **state)
+{
+    struct aws_client *c = client(5000, 1, NULL);
+    struct upstream_item items[6];
+    const char *ids[6] = {"prod/db",     "prod/tls-key", "prod/nope",
+                          "prod/denied", "prod/deleted", NULL};
+    struct upstream_result out;
+    struct facts f = {0};
+    char *arn;
+    cJSON *j;
+    cJSON *st;
+
+    (void)state;
+    /* prod/api-key by its ARN, as a caller would name a secret in another account's terms. */
+    arn = single_secret(c, "prod/api-key");
+    j = cJSON_Parse(arn);
+    ids[5] = xstrdup(str(j, "ARN"));
+    cJSON_Delete(j);
+    memset(items, 0, sizeof(items));
+    for (int i = 0; i < 6; i++) {
+        items[i].id = ids[i];
+    }
+    fa_control_reset(s_fx.control);
+    aws_batch_get_secret_value(c, items, 6, &out, &f);
+    assert_int_equal(out.outcome, UP_OK);
+    assert_int_equal(f.ncalls, 1);
+    st = stats();
+    assert_int_equal(op_count(st, "BatchGetSecretValue", "calls"), 1);
+    assert_int_equal(op_count(st, "GetSecretValue", "calls"), 0);
+    cJSON_Delete(st);
+    for (int i = 0; i < 6; i++) {
+        print_message("%s: %s %s\n", ids[i], upstream_outcome_name(items[i].r.outcome),
+                      items[i].r.outcome == UP_OK ? "(value)" : items[i].r.error_type);
+    }
+    for (int i = 0; i < 2; i++) {
+        char *want = single_secret(c, ids[i]);
+
+        assert_int_equal(items[i].r.outcome, UP_OK);
+        assert_string_equal(items[i].r.body, want);
+        free(want);
+    }
+    assert_int_equal(items[5].r.outcome, UP_OK);
+    assert_string_equal(items[5].r.body, arn);
+    assert_int_equal(items[2].r.outcome, UP_AWS_ERROR);
+    assert_string_equal(items[2].r.error_type, "ResourceNotFoundException");
+    assert_int_equal(items[3].r.outcome, UP_AWS_ERROR);
+    assert_string_equal(items[3].r.error_type, "AccessDeniedException");
+    assert_int_equal(items[4].r.outcome, UP_AWS_ERROR);
+    for (int i = 2; i < 5; i++) {
+        assert_null(items[i].r.body);
+        assert_true(items[i].r.message[0] != '\0');
+        assert_null(strstr(items[i].r.message, "Pa55word"));
+    }
+    for (int i = 0; i < 6; i++) {
+        upstream_result_release(&items[i].r);
+    }
+    upstream_result_release(&out);
+    free(arn);
+    free((char *)ids[5]);
+    aws_client_free(c);
+}
+
+/* GetParameters against fake-aws: selectors, decryption and unknown names; each value is what
+ * GetParameter answers for the same name and selector. */
+static void test_batch_parameters(void **state)
+{
+    struct aws_client *c = client(5000, 1, NULL);
+    struct upstream_item items[] = {
+        {"/app/prod/feature-flags:canary", {0}},
+        {"/app/prod/feature-flags:1", {0}},
+        {"/app/prod/db/password", {0}},
+        {"/app/prod/nope", {0}},
+    };
+    struct aws_ssm_request single[] = {
+        {"/app/prod/feature-flags", NULL, "canary", 1},
+        {"/app/prod/feature-flags", "1", NULL, 1},
+        {"/app/prod/db/password", NULL, NULL, 1},
+    };
+    struct upstream_result out;
+    struct facts f = {0};
+    cJSON *st;
+
+    (void)state;
+    fa_control_reset(s_fx.control);
+    aws_get_parameters(c, items, 4, 1, &out, &f);
+    assert_int_equal(out.outcome, UP_OK);
+    st = stats();
+    assert_int_equal(op_count(st, "GetParameters", "calls"), 1);
+    cJSON_Delete(st);
+    for (int i = 0; i < 3; i++) {
+        struct upstream_result r;
+
+        aws_get_parameter(c, &single[i], &r, &f);
+        assert_int_equal(r.outcome, UP_OK);
+        assert_int_equal(items[i].r.outcome, UP_OK);
+        assert_string_equal(items[i].r.body, r.body);
+        upstream_result_release(&r);
+    }
+    assert_int_equal(items[3].r.outcome, UP_AWS_ERROR);
+    assert_string_equal(items[3].r.error_type, "ParameterNotFound");
+    for (int i = 0; i < 4; i++) {
+        upstream_result_release(&items[i].r);
+    }
+    upstream_result_release(&out);
+    aws_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -414,6 +539,8 @@ int main(void)
         cmocka_unit_test(test_rotation_is_seen),
         cmocka_unit_test(test_hang_times_out),
         cmocka_unit_test(test_wrong_secret_is_refused),
+        cmocka_unit_test(test_batch_secrets),
+        cmocka_unit_test(test_batch_parameters),
     };
     int rc;
 

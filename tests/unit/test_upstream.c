@@ -306,6 +306,186 @@ static void test_header_line(void **state)
     assert_int_equal(strlen(type), UPSTREAM_TYPE_MAX - 1 - 1); /* the leading blank is dropped */
 }
 
+#define BSM  UPSTREAM_BATCH_GET_SECRET_VALUE
+#define BSSM UPSTREAM_GET_PARAMETERS
+
+static void items_release(struct upstream_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        upstream_result_release(&items[i].r);
+    }
+}
+
+/* A page of secrets: values (string, binary, unicode), errors, an id by partial ARN, an entry
+ * nobody asked for; each value is what the single call's 200 would be. */
+static void test_batch_secrets(void **state)
+{
+    static const char page[] =
+        "{\"SecretValues\":["
+        "{\"ARN\":\"arn:aws:secretsmanager:us-east-1:1:secret:a-AbCdEf\",\"Name\":\"a\","
+        "\"SecretString\":\"caf\\u00e9 \\\"q\\\"\",\"VersionId\":\"v1\","
+        "\"VersionStages\":[\"AWSCURRENT\"],\"CreatedDate\":1523477145.713},"
+        "{\"ARN\":\"arn:aws:secretsmanager:us-east-1:1:secret:bin-123456\",\"Name\":\"bin\","
+        "\"SecretBinary\":\"AAEC/w==\"},"
+        "{\"Name\":\"unasked\",\"SecretString\":\"x\"},"
+        "{\"Name\":\"broken\",\"SecretString\":7}],"
+        "\"Errors\":[{\"SecretId\":\"gone\",\"ErrorCode\":\"ResourceNotFoundException\","
+        "\"Message\":\"Secrets Manager can't find the specified secret.\"},"
+        "{\"SecretId\":\"slow\",\"ErrorCode\":\"ns#ThrottlingException\"},"
+        "{\"SecretId\":\"nobody\",\"ErrorCode\":\"X\"}]}";
+    struct upstream_item items[] = {
+        {"a", {0}},
+        {"arn:aws:secretsmanager:us-east-1:1:secret:bin", {0}}, /* partial ARN */
+        {"gone", {0}},
+        {"slow", {0}},
+        {"missing", {0}},
+        {"broken", {0}},
+        {"arn:aws:secretsmanager:us-east-1:1:secret:a-AbCdEf", {0}}, /* full ARN of "a" */
+    };
+    size_t n = sizeof(items) / sizeof(items[0]);
+    struct upstream_result single;
+    char *next = (char *)"untouched";
+
+    (void)state;
+    upstream_batch_start(BSM, items, n);
+    assert_int_equal(upstream_read_batch_page(BSM, page, strlen(page), items, n, &next), STASH_OK);
+    assert_null(next);
+    /* The value is exactly the single call's answer for the same entry. */
+    assert_int_equal(items[0].r.outcome, UP_OK);
+    assert_int_equal(read_str(SM, 200, NULL,
+                              "{\"ARN\":\"arn:aws:secretsmanager:us-east-1:1:secret:a-AbCdEf\","
+                              "\"Name\":\"a\",\"SecretString\":\"caf\\u00e9 \\\"q\\\"\","
+                              "\"VersionId\":\"v1\",\"VersionStages\":[\"AWSCURRENT\"],"
+                              "\"CreatedDate\":1523477145.713}",
+                              &single),
+                     0);
+    assert_string_equal(items[0].r.body, single.body);
+    assert_int_equal(items[0].r.len, single.len);
+    assert_non_null(strstr(items[0].r.body, "\"SecretString\":\"caf\xc3\xa9 \\\"q\\\"\""));
+    upstream_result_release(&single);
+    assert_string_equal(items[6].r.body, items[0].r.body);
+    assert_int_equal(items[1].r.outcome, UP_OK);
+    assert_string_equal(items[1].r.body,
+                        "{\"ARN\":\"arn:aws:secretsmanager:us-east-1:1:secret:bin-123456\","
+                        "\"CreatedDate\":null,\"Name\":\"bin\",\"SecretBinary\":\"AAEC/w==\","
+                        "\"SecretString\":null,\"VersionId\":null,\"VersionStages\":null,"
+                        "\"ResultMetadata\":{}}");
+    /* Errors: the code cleaned, the message as sent, no status of their own, no body. */
+    assert_int_equal(items[2].r.outcome, UP_AWS_ERROR);
+    assert_int_equal(items[2].r.http_status, 0);
+    assert_string_equal(items[2].r.error_type, "ResourceNotFoundException");
+    assert_string_equal(items[2].r.message, "Secrets Manager can't find the specified secret.");
+    assert_null(items[2].r.body);
+    assert_int_equal(items[3].r.outcome, UP_THROTTLED);
+    assert_string_equal(items[3].r.error_type, "ThrottlingException");
+    assert_string_equal(items[3].r.message,
+                        "secretsmanager BatchGetSecretValue reported ThrottlingException");
+    /* Not in the answer, and an entry of the wrong types: never a value. */
+    assert_int_equal(items[4].r.outcome, UP_BAD_ANSWER);
+    assert_string_equal(items[4].r.message,
+                        "not in the answer to secretsmanager BatchGetSecretValue");
+    assert_int_equal(items[5].r.outcome, UP_BAD_ANSWER);
+    assert_null(items[5].r.body);
+    items_release(items, n);
+}
+
+/* Pages: an item answered on the second page; NextToken handed back; a page that is not the
+ * output structure leaves everything as it was. */
+static void test_batch_pages(void **state)
+{
+    static const char page1[] = "{\"SecretValues\":[{\"Name\":\"a\",\"SecretString\":\"1\"}],"
+                                "\"Errors\":[],\"NextToken\":\"tok/+=\"}";
+    static const char page2[] = "{\"SecretValues\":[{\"Name\":\"b\",\"SecretString\":\"2\"}]}";
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{\"SecretValues\":{}}",
+        "{\"Errors\":\"x\"}",
+        "{\"SecretValues\":[],\"NextToken\":5}",
+        "{\"SecretValues\":[{\"Name\":\"a\",\"SecretString\":\"1\"}]",
+    };
+    struct upstream_item items[] = {{"a", {0}}, {"b", {0}}};
+    char *next = NULL;
+
+    (void)state;
+    upstream_batch_start(BSM, items, 2);
+    assert_int_equal(upstream_read_batch_page(BSM, page1, strlen(page1), items, 2, &next),
+                     STASH_OK);
+    assert_string_equal(next, "tok/+=");
+    free(next);
+    assert_int_equal(items[0].r.outcome, UP_OK);
+    assert_int_equal(items[1].r.outcome, UP_BAD_ANSWER);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        next = (char *)"untouched";
+        assert_int_equal(upstream_read_batch_page(BSM, bad[i], strlen(bad[i]), items, 2, &next),
+                         STASH_EPARSE);
+        assert_string_equal(next, "untouched");
+        assert_int_equal(items[0].r.outcome, UP_OK);
+        assert_int_equal(items[1].r.outcome, UP_BAD_ANSWER);
+    }
+    assert_int_equal(upstream_read_batch_page(BSM, page2, strlen(page2), items, 2, &next),
+                     STASH_OK);
+    assert_null(next);
+    assert_int_equal(items[0].r.outcome, UP_OK);
+    assert_int_equal(items[1].r.outcome, UP_OK);
+    assert_non_null(strstr(items[1].r.body, "\"SecretString\":\"2\""));
+    /* A single-item operation has no batch pages. */
+    assert_int_equal(upstream_read_batch_page(SM, page2, strlen(page2), items, 2, &next),
+                     STASH_EPARSE);
+    items_release(items, 2);
+}
+
+/* GetParameters: entries matched by name or ARN with their selector; InvalidParameters are
+ * ParameterNotFound; each value is GetParameter's 200 for it. */
+static void test_batch_parameters(void **state)
+{
+    static const char page[] =
+        "{\"Parameters\":["
+        "{\"ARN\":\"arn:aws:ssm:us-east-1:1:parameter/p\",\"Name\":\"/p\",\"Type\":\"String\","
+        "\"Value\":\"\\u2603\",\"Version\":3,\"Selector\":\":3\",\"LastModifiedDate\":0},"
+        "{\"ARN\":\"arn:aws:ssm:us-east-1:1:parameter/q\",\"Name\":\"/"
+        "q\",\"Type\":\"SecureString\","
+        "\"Value\":\"s\",\"Version\":1},"
+        "{\"Name\":\"/bad\",\"Value\":7}],"
+        "\"InvalidParameters\":[\"/nope\",\"/p:9\",5]}";
+    struct upstream_item items[] = {
+        {"/p:3", {0}}, {"arn:aws:ssm:us-east-1:1:parameter/q", {0}},
+        {"/p", {0}},   {"/nope", {0}},
+        {"/p:9", {0}}, {"/bad", {0}},
+    };
+    size_t n = sizeof(items) / sizeof(items[0]);
+    struct upstream_result single;
+    static const char single_p[] =
+        "{\"Parameter\":{\"ARN\":\"arn:aws:ssm:us-east-1:1:parameter/p\",\"Name\":\"/p\","
+        "\"Type\":\"String\",\"Value\":\"\\u2603\",\"Version\":3,\"Selector\":\":3\","
+        "\"LastModifiedDate\":0}}";
+    char *next = NULL;
+
+    (void)state;
+    upstream_batch_start(BSSM, items, n);
+    assert_int_equal(upstream_read_batch_page(BSSM, page, strlen(page), items, n, &next), STASH_OK);
+    assert_null(next);
+    assert_int_equal(items[0].r.outcome, UP_OK);
+    assert_int_equal(read_str(SSM, 200, NULL, single_p, &single), 0);
+    assert_string_equal(items[0].r.body, single.body);
+    assert_non_null(strstr(single.body, "\"Value\":\"\xe2\x98\x83\""));
+    upstream_result_release(&single);
+    assert_int_equal(items[1].r.outcome, UP_OK);
+    assert_string_equal(items[1].r.body,
+                        "{\"Parameter\":{\"ARN\":\"arn:aws:ssm:us-east-1:1:parameter/q\","
+                        "\"DataType\":null,\"LastModifiedDate\":null,\"Name\":\"/q\","
+                        "\"Selector\":null,\"SourceResult\":null,\"Type\":\"SecureString\","
+                        "\"Value\":\"s\",\"Version\":1},\"ResultMetadata\":{}}");
+    /* "/p" without a selector is not the entry for "/p:3". */
+    assert_int_equal(items[2].r.outcome, UP_BAD_ANSWER);
+    assert_int_equal(items[3].r.outcome, UP_AWS_ERROR);
+    assert_string_equal(items[3].r.error_type, "ParameterNotFound");
+    assert_string_equal(items[3].r.message, "ssm GetParameters reported ParameterNotFound");
+    assert_int_equal(items[4].r.outcome, UP_AWS_ERROR);
+    assert_int_equal(items[5].r.outcome, UP_BAD_ANSWER);
+    items_release(items, n);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -314,6 +494,10 @@ static void test_names(void **state)
     assert_string_equal(upstream_op_name(SM), "GetSecretValue");
     assert_string_equal(upstream_op_name(SSM), "GetParameter");
     assert_string_equal(upstream_outcome_name(UP_BAD_ANSWER), "UP_BAD_ANSWER");
+    assert_string_equal(upstream_service(BSM), "secretsmanager");
+    assert_string_equal(upstream_service(BSSM), "ssm");
+    assert_string_equal(upstream_op_name(BSM), "BatchGetSecretValue");
+    assert_string_equal(upstream_op_name(BSSM), "GetParameters");
 }
 
 int main(void)
@@ -323,6 +507,8 @@ int main(void)
         cmocka_unit_test(test_answer_exact_size), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_throttles),         cmocka_unit_test(test_bad_answers),
         cmocka_unit_test(test_header_line),       cmocka_unit_test(test_names),
+        cmocka_unit_test(test_batch_secrets),     cmocka_unit_test(test_batch_pages),
+        cmocka_unit_test(test_batch_parameters),
     };
 
     mem_init();
