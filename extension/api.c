@@ -2,7 +2,6 @@
  * Contract in api.h.  This file and telemetry's listener are the only users of microhttpd.h. */
 #include "extension/api.h"
 
-#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -425,7 +424,7 @@ static void fill_upstream(void *ctx, struct cache_value *out)
 /* Asks the cache (and through it upstream) for a routed secret or parameter.  With CACHE_PEEK in
  * extra, only a fresh cached value: out->status stays 0 when there is none. */
 static void fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
-                  struct cache_value *out, unsigned extra)
+                  struct cache_ref *out, unsigned extra)
 {
     char key[API_KEY_MAX];
     size_t keylen = api_cache_key(r, key, sizeof(key));
@@ -437,7 +436,10 @@ static void fetch(const struct api_opts *o, const struct api_route *r, struct fa
     (void)snprintf(facts->name, sizeof(facts->name), "%s", r->id);
     if (!keylen) {
         /* Cannot happen: the route bounds the id and the URL; answer rather than assert. */
-        answer_error(500, "InternalFailure", "cache key too long", out);
+        struct cache_value e = {0};
+
+        answer_error(500, "InternalFailure", "cache key too long", &e);
+        cache_ref_adopt(&e, out);
         facts->outcome = FACTS_LOCAL;
         return;
     }
@@ -450,13 +452,11 @@ static void fetch(const struct api_opts *o, const struct api_route *r, struct fa
     facts->outcome = cache_get(o->cache, key, keylen, ttl_ms, flags, fill_upstream, &f, out);
 }
 
-/* MHD frees a response body through this: the body may hold a secret.  The body came from
- * malloc (the cache's copy), so its whole allocation is wiped, not only the JSON text. */
+/* MHD is done with a response body: cls is the cache's reference to it (the body may hold a
+ * secret; the cache wipes and frees it when this was the last reference). */
 static void free_secret_body(void *cls)
 {
-    if (cls) {
-        xfree_secret(cls, malloc_usable_size(cls));
-    }
+    cache_blob_release(cls);
 }
 
 static enum MHD_Result queue_static(struct MHD_Connection *conn, int status, const char *body,
@@ -506,20 +506,24 @@ static enum MHD_Result queue_route_error(struct MHD_Connection *conn, const stru
     return ret;
 }
 
-/* Hands the value's body to MHD, which wipes and frees it after sending. */
-static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_value *v,
+/* Hands the value's body to MHD without copying it, with the reference: MHD releases it once the
+ * answer is sent (the value stays valid that long even if the cache drops it meanwhile). */
+static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_ref *v,
                                    const char *content_type)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
 
-    resp = MHD_create_response_from_buffer_with_free_callback_cls(v->len, v->body, free_secret_body,
-                                                                  v->body);
+    /* MHD only reads a buffer it is given with a free callback; the cast drops const for its
+     * void * parameter. */
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        v->len, (void *)(uintptr_t)v->body, free_secret_body, v->blob);
     if (!resp) {
-        cache_value_release(v);
+        cache_ref_release(v);
         return MHD_NO;
     }
-    v->body = NULL; /* MHD owns it now */
+    v->blob = NULL; /* MHD holds the reference now */
+    v->body = NULL;
     v->len = 0;
     (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (v->status == 429) {
@@ -534,7 +538,7 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
 {
     struct api_route r;
     struct facts facts;
-    struct cache_value v = {0};
+    struct cache_ref v = {0};
     uint64_t start_ns = clock_mono_ns();
     int status;
 
@@ -548,7 +552,7 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
     }
     fetch(opts, &r, &facts, &v, 0);
     status = v.status;
-    cache_value_release(&v);
+    cache_ref_release(&v);
     /* Reported as a request is: its upstream calls are real ones, and like every request made
      * during init they belong to the init record. */
     facts.status = status;
@@ -611,7 +615,7 @@ struct job {
     struct MHD_Connection *mc;
     struct api_route r; /* points into MHD's copy of the request, which lives while suspended */
     struct facts facts;
-    struct cache_value v;
+    struct cache_ref v;
 };
 
 struct api {
@@ -862,14 +866,35 @@ static void *fetcher_main(void *arg)
     return NULL;
 }
 
+/* Shapes the answer in *v as r asks (extension/shape.h) and returns its Content-Type.  Unshaped,
+ * the value goes out as it is, shared with the cache.  Shaping works on a copy of it (wiped by
+ * shape_value or with v), which then replaces v's reference. */
+static const char *shape_ref(const struct api_route *r, struct cache_ref *v)
+{
+    struct cache_value own = {0};
+    const char *ctype;
+
+    if (!shape_wanted(&r->shape) || v->kind != CACHE_VALUE || !v->blob) {
+        return SHAPE_JSON;
+    }
+    own.kind = v->kind;
+    own.status = v->status;
+    own.len = v->len;
+    own.body = xmemdup(v->body, v->len);
+    cache_ref_release(v);
+    ctype =
+        shape_value(r->kind == API_ROUTE_PARAMETER ? SHAPE_PARAMETER : SHAPE_SECRET, &r->shape, &own);
+    cache_ref_adopt(&own, v);
+    return ctype;
+}
+
 /* Answers a routed request whose value is in v (the cache's or a fetch's), shaped as r asks. */
 static enum MHD_Result answer_value(struct api *a, struct MHD_Connection *mc, struct conn *c,
                                     const struct api_route *r, struct facts *facts,
-                                    struct cache_value *v)
+                                    struct cache_ref *v)
 {
     enum MHD_Result ret;
-    const char *ctype =
-        shape_value(r->kind == API_ROUTE_PARAMETER ? SHAPE_PARAMETER : SHAPE_SECRET, &r->shape, v);
+    const char *ctype = shape_ref(r, v);
 
     facts->status = v->status;
     ret = queue_value(mc, v, ctype);
@@ -883,7 +908,7 @@ static enum MHD_Result answer_value(struct api *a, struct MHD_Connection *mc, st
 static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, struct conn *c,
                                       const struct api_route *r, struct facts *facts)
 {
-    struct cache_value v = {0};
+    struct cache_ref v = {0};
     struct job *j = xcalloc(1, sizeof(*j));
 
     j->a = a;
@@ -893,9 +918,12 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
     pthread_mutex_lock(&a->jobs_mu);
     if (a->stopping) {
         /* api_stop is past its drain: nothing may be suspended any more. */
+        struct cache_value e = {0};
+
         pthread_mutex_unlock(&a->jobs_mu);
         free(j);
-        answer_error(503, "ServiceUnavailable", "stash is shutting down", &v);
+        answer_error(503, "ServiceUnavailable", "stash is shutting down", &e);
+        cache_ref_adopt(&e, &v);
         return answer_value(a, mc, c, r, facts, &v);
     }
     if (!jobs_ready(a)) {
@@ -925,7 +953,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     struct api_request req;
     struct api_route r;
     struct facts facts;
-    struct cache_value v = {0};
+    struct cache_ref v = {0};
     enum MHD_Result ret;
 
     (void)upload_data;

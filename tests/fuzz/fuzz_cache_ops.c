@@ -196,7 +196,7 @@ static void do_get(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t
     int k = a & 7;
     unsigned flags = (a >> 3) & 3;
     uint64_t ttl = s_ttls[b & 7];
-    struct cache_value v;
+    struct cache_ref v;
     enum facts_outcome got;
     enum facts_outcome want;
     int fill_runs;
@@ -224,7 +224,7 @@ static void do_get(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t
         v.body[v.len] != '\0') {
         mismatch("value served");
     }
-    cache_value_release(&v);
+    cache_ref_release(&v);
 }
 
 static void check(struct cache *c, const struct run *r)
