@@ -45,6 +45,8 @@ struct entry {
     uint64_t hash;
     uint64_t expiry_ms; /* fresh while now < expiry_ms */
     uint64_t used;      /* tick of the last use: strictly decreasing from head to tail */
+    uint64_t ahead_ms;  /* refresh-ahead point: a CACHE_AHEAD hit from here on may claim it */
+    int ahead_claimed;  /* the one refresh-ahead of this entry was handed out */
     struct cache_blob *val; /* one reference, a CACHE_VALUE */
     size_t keylen;
     char key[]; /* keylen bytes and a NUL; wiped with the entry */
@@ -81,6 +83,7 @@ struct cache {
     uint64_t evictions;
     uint64_t tick;
     uint64_t gen;
+    uint64_t rng; /* xorshift64 state for the refresh-ahead jitter; never 0 */
     size_t nflights; /* flights in the table */
     size_t nwaiters; /* followers waiting on or copying from any flight */
     size_t max_items;
@@ -396,6 +399,8 @@ struct cache *cache_new(const struct cache_opts *opts)
     c->stale_max_ms = opts->stale_max_ms;
     c->now_ms = opts->now_ms ? opts->now_ms : default_now_ms;
     c->clock_ctx = opts->clock_ctx;
+    /* Jitter, not a secret: environments started together only need different seeds. */
+    c->rng = (clock_mono_ns() ^ (uint64_t)(uintptr_t)c) | 1;
     return c;
 }
 
@@ -455,6 +460,22 @@ static struct cache_blob *run_fill(cache_fill_fn fill, void *fill_ctx)
     memset(&res, 0, sizeof(res));
     fill(fill_ctx, &res);
     return blob_from_value(&res);
+}
+
+/* The refresh-ahead point of a value stored at now with ttl_ms (see cache.h); called with the
+ * lock held (it steps the jitter generator). */
+static uint64_t ahead_point(struct cache *c, uint64_t now, uint64_t ttl_ms)
+{
+    uint64_t window = ttl_ms / 10;
+    uint64_t expiry = sat_add(now, ttl_ms);
+
+    if (window == 0 || expiry == UINT64_MAX) {
+        return UINT64_MAX;
+    }
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return expiry - window + c->rng % (window / 2 + 1);
 }
 
 /* Follower: waits for the flight's result and takes a reference to it.  Called and returns with
@@ -537,6 +558,7 @@ static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry
         }
         if (fresh) {
             fresh->expiry_ms = sat_add(now, ttl_ms);
+            fresh->ahead_ms = ahead_point(c, now, ttl_ms);
             entry_insert(c, fresh);
         }
     } else if (res->kind == CACHE_TRANSIENT && old) {
@@ -581,6 +603,10 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
         ((flags & (CACHE_BYPASS | CACHE_REFRESH)) || c->max_items == 0 || ttl_ms == 0)) {
         return FACTS_MISS;
     }
+    if ((flags & CACHE_AHEAD_RUN) &&
+        ((flags & CACHE_BYPASS) || c->max_items == 0 || ttl_ms == 0)) {
+        return FACTS_MISS; /* nothing is stored, so no refresh was claimed */
+    }
     if ((flags & CACHE_BYPASS) || c->max_items == 0 || ttl_ms == 0) {
         ref_set(out, run_fill(fill, fill_ctx));
         return FACTS_BYPASS;
@@ -590,9 +616,22 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
     pthread_mutex_lock(&c->mu);
     now = c->now_ms(c->clock_ctx);
     e = entry_find(c, hash, key, keylen);
+    if (flags & CACHE_AHEAD_RUN) {
+        if (!e || !e->ahead_claimed || flight_find(c, hash, key, keylen)) {
+            /* Gone, replaced since the claim, or another fill is already refreshing it. */
+            pthread_mutex_unlock(&c->mu);
+            return FACTS_MISS;
+        }
+        flags = (flags & ~(unsigned)CACHE_PEEK) | CACHE_REFRESH;
+    }
     if (e && !(flags & CACHE_REFRESH) && now < e->expiry_ms) {
         lru_touch(c, e);
         ref_set(out, blob_ref(e->val));
+        if ((flags & CACHE_AHEAD) && !e->ahead_claimed && now >= e->ahead_ms &&
+            !flight_find(c, hash, key, keylen)) {
+            e->ahead_claimed = 1;
+            out->refresh_due = 1;
+        }
         pthread_mutex_unlock(&c->mu);
         return FACTS_HIT;
     }
@@ -679,6 +718,7 @@ void cache_check_invariants(struct cache *c)
         CHECK(e->val && e->val->kind == CACHE_VALUE);
         CHECK(e->val->body[e->val->len] == '\0');
         CHECK(atomic_load(&e->val->refs) >= 1);
+        CHECK(e->ahead_ms == UINT64_MAX || e->ahead_ms < e->expiry_ms);
         CHECK(!c->max_bytes || entry_size(e) <= c->max_bytes);
         for (b = bucket_of(c, e->hash)->entries; b && b != e; b = b->hnext) {
             CHECK(!key_equal(b->key, b->keylen, e->key, e->keylen)); /* keys are unique */

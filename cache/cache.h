@@ -13,7 +13,21 @@
  * the old value is served instead (FACTS_STALE) and kept.
  * Flags: CACHE_REFRESH fetches even when fresh (refreshNow) and replaces the entry on success
  * (on failure it returns the failure and leaves the entry alone);
- * CACHE_BYPASS fetches without coalescing or storing (cache disabled, TTL 0).
+ * CACHE_BYPASS fetches without coalescing or storing (cache disabled, TTL 0);
+ * CACHE_AHEAD and CACHE_AHEAD_RUN refresh an entry that is still being read before it expires.
+ *
+ * Refresh-ahead: each stored entry gets a refresh point in the last tenth of its TTL, at
+ * expiry - ttl/10 plus a random part of up to ttl/20 (so stores filled at the same moment, in
+ * many environments, do not refresh in lockstep; a TTL under 10 ms has none).  The first
+ * CACHE_AHEAD hit at or past that point, while no fill of the key runs, claims the entry's one
+ * refresh: it still gets the current value at once, with out->refresh_due set.  The caller then
+ * runs the refresh with CACHE_AHEAD_RUN on a thread that may block (or drops it: the entry then
+ * expires as it would have).  That run is a CACHE_REFRESH (single-flight: gets after the expiry
+ * join it; on success the entry is replaced and has a new refresh point; on failure it is left
+ * exactly as it was, claimed, so it is not retried and expires, and the stale rules apply from
+ * there), but only if the entry is still stored and claimed and no other fill of the key runs;
+ * else it does nothing (FACTS_MISS, out empty, fill not called).  A key read steadily thus never
+ * waits for upstream after its first fetch, and a key nobody reads expires as before.
  *
  * Precise semantics (refined while building the store; the tests pin each one):
  * - A value stored at time t with ttl_ms is fresh while now < t + ttl_ms (t is when the fill
@@ -97,6 +111,7 @@ struct cache_ref {
     const char *body;
     size_t len;
     struct cache_blob *blob; /* the reference; NULL in an empty ref */
+    int refresh_due;         /* a CACHE_AHEAD hit claimed the refresh: run CACHE_AHEAD_RUN */
 };
 
 /* Drops the reference and empties *r; the last reference to a value wipes and frees it.
@@ -125,6 +140,8 @@ enum cache_flags {
      * or CACHE_BYPASS it is always a miss.  For a caller that must not block: it fetches on
      * another thread after a miss. */
     CACHE_PEEK = 1 << 2,
+    CACHE_AHEAD = 1 << 3,     /* a hit may claim the entry's refresh-ahead (see above) */
+    CACHE_AHEAD_RUN = 1 << 4, /* run a claimed refresh-ahead (see above) */
 };
 
 /* Fetches the value upstream.  Must always set out->kind and out->body (out->status as the

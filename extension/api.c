@@ -608,14 +608,19 @@ struct conn {
     struct job *job;           /* the request waits for a fetch thread (suspended) */
 };
 
-/* A request that waits: routed on the pool thread, fetched on a fetch thread. */
+/* A request that waits: routed on the pool thread, fetched on a fetch thread.  Or a
+ * refresh-ahead (ahead set, no connection): a hit claimed its key's refresh and was answered at
+ * once; the refresh runs here, on a fetch thread, as a pool thread must never wait on upstream. */
 struct job {
     struct job *next;
     struct api *a;
-    struct MHD_Connection *mc;
-    struct api_route r; /* points into MHD's copy of the request, which lives while suspended */
+    struct MHD_Connection *mc; /* NULL for a refresh-ahead */
+    int ahead;
+    struct api_route r; /* a request's: points into MHD's copy of the request, which lives while
+                         * suspended; a refresh-ahead's: into strs, as its request is gone */
     struct facts facts;
     struct cache_ref v;
+    char strs[]; /* a refresh-ahead's copies of the route's strings */
 };
 
 struct api {
@@ -805,6 +810,7 @@ static void report(const struct api *a, struct facts *facts, uint64_t start_ns)
 }
 
 static void *fetcher_main(void *arg);
+static void run_refresh(struct api *a, struct job *j);
 
 /* Makes sure a fetch thread will take a job pushed now: starts one more if none is idle (up to
  * the cap).  Returns 0 when there is no fetch thread at all and none can be started.  Called with
@@ -857,6 +863,18 @@ static void *fetcher_main(void *arg)
         if (!a->jobs_head) {
             a->jobs_tail = NULL;
         }
+        if (j->ahead) {
+            /* Stopping: nobody will read the refreshed value. */
+            int skip = a->stopping;
+
+            pthread_mutex_unlock(&a->jobs_mu);
+            if (!skip) {
+                run_refresh(a, j);
+            }
+            free(j);
+            pthread_mutex_lock(&a->jobs_mu);
+            continue;
+        }
         pthread_mutex_unlock(&a->jobs_mu);
         fetch(&a->opts, &j->r, &j->facts, &j->v, 0);
         MHD_resume_connection(j->mc);
@@ -864,6 +882,72 @@ static void *fetcher_main(void *arg)
     }
     pthread_mutex_unlock(&a->jobs_mu);
     return NULL;
+}
+
+/* Copies s (if set) to *at and moves *at past it; returns the copy. */
+static const char *strs_put(char **at, const char *s)
+{
+    char *p = *at;
+    size_t n;
+
+    if (!s) {
+        return NULL;
+    }
+    n = strlen(s) + 1;
+    memcpy(p, s, n);
+    *at += n;
+    return p;
+}
+
+/* Queues the refresh-ahead a hit on r claimed (cache.h); returns 1 if it was queued, 0 when no
+ * fetch thread can take it (stopping, none can start): the entry then expires as it would have. */
+static unsigned start_refresh(struct api *a, const struct api_route *r, const struct facts *facts)
+{
+    const char *parts[] = {r->id, r->version_id, r->version_stage, r->version, r->label};
+    size_t total = 0;
+    struct job *j;
+    char *at;
+
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        total += parts[i] ? strlen(parts[i]) + 1 : 0;
+    }
+    j = xcalloc(1, sizeof(*j) + total);
+    j->a = a;
+    j->ahead = 1;
+    j->r = *r;
+    at = j->strs;
+    j->r.id = strs_put(&at, r->id);
+    j->r.version_id = strs_put(&at, r->version_id);
+    j->r.version_stage = strs_put(&at, r->version_stage);
+    j->r.version = strs_put(&at, r->version);
+    j->r.label = strs_put(&at, r->label);
+    j->r.request_id = NULL;
+    memset(&j->r.shape, 0, sizeof(j->r.shape)); /* its jsonKey is the request's; not needed */
+    (void)snprintf(j->facts.request_id, sizeof(j->facts.request_id), "%s", facts->request_id);
+    pthread_mutex_lock(&a->jobs_mu);
+    if (a->stopping || !jobs_ready(a)) {
+        pthread_mutex_unlock(&a->jobs_mu);
+        free(j);
+        return 0;
+    }
+    jobs_push(a, j);
+    pthread_mutex_unlock(&a->jobs_mu);
+    return 1;
+}
+
+/* Runs a refresh-ahead on a fetch thread.  Its upstream calls are reported (FACTS_AHEAD: not a
+ * request, so counted as calls only), to the invocation of the request that started it; when
+ * the cache found nothing to do (another fill had the key, or the entry went) nothing is. */
+static void run_refresh(struct api *a, struct job *j)
+{
+    uint64_t start_ns = clock_mono_ns();
+
+    fetch(&a->opts, &j->r, &j->facts, &j->v, CACHE_AHEAD_RUN);
+    cache_ref_release(&j->v);
+    if (j->facts.ncalls > 0) {
+        j->facts.outcome = FACTS_AHEAD;
+        report(a, &j->facts, start_ns);
+    }
 }
 
 /* Shapes the answer in *v as r asks (extension/shape.h) and returns its Content-Type.  Unshaped,
@@ -1006,8 +1090,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         break;
     case API_ROUTE_SECRET:
     case API_ROUTE_PARAMETER:
-        fetch(&a->opts, &r, &facts, &v, CACHE_PEEK);
+        fetch(&a->opts, &r, &facts, &v, CACHE_PEEK | (a->opts.refresh_ahead ? CACHE_AHEAD : 0));
         if (v.kind == CACHE_VALUE) {
+            if (v.refresh_due) {
+                facts.refreshes = start_refresh(a, &r, &facts);
+            }
             return answer_value(a, mc, c, &r, &facts, &v); /* a hit, answered on this thread */
         }
         return wait_for_value(a, mc, c, &r, &facts);

@@ -789,6 +789,160 @@ static void test_real_clock_default(void **state)
     cache_free(c);
 }
 
+/* ---- refresh-ahead ---- */
+
+/* A CACHE_AHEAD get that must be a hit with body; returns whether it claimed the refresh. */
+static int ahead_hit(struct cache *c, const char *key, uint64_t ttl, const char *body)
+{
+    struct answer never = {200, "must-not-be-fetched", 0};
+    struct cache_ref v;
+    int due;
+
+    assert_int_equal(cache_get(c, key, strlen(key), ttl, CACHE_PEEK | CACHE_AHEAD, fill_answer,
+                               &never, &v),
+                     FACTS_HIT);
+    cache_check_invariants(c);
+    assert_int_equal(never.calls, 0);
+    assert_string_equal(v.body, body);
+    due = v.refresh_due;
+    cache_ref_release(&v);
+    return due;
+}
+
+/* Runs a claimed refresh with fill a; returns the outcome (the answer is checked by the caller
+ * through the store). */
+static enum facts_outcome ahead_run(struct cache *c, const char *key, uint64_t ttl,
+                                    struct answer *a, int *status)
+{
+    struct cache_ref v;
+    enum facts_outcome o;
+
+    o = cache_get(c, key, strlen(key), ttl, CACHE_AHEAD_RUN, fill_answer, a, &v);
+    cache_check_invariants(c);
+    *status = v.status;
+    assert_int_equal(v.refresh_due, 0);
+    cache_ref_release(&v);
+    return o;
+}
+
+static void test_ahead_window(void **state)
+{
+    struct cache *c = new_cache(10, 0, 0);
+    struct answer v1 = {200, "v1", 0};
+    struct answer v2 = {200, "v2", 0};
+    int status;
+
+    (void)state;
+    /* Stored at 1000 with TTL 1000: expires at 2000; the refresh point is in [1900, 1950]. */
+    expect_get(c, "k", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    expect_get(c, "plain", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now = 1899;
+    assert_false(ahead_hit(c, "k", 1000, "v1")); /* before the last tenth: never */
+    s_now = 1950;
+    /* Without CACHE_AHEAD no hit claims anything, however late. */
+    expect_get(c, "plain", 1000, CACHE_PEEK, &v1, FACTS_HIT, 200, "v1");
+    assert_true(ahead_hit(c, "k", 1000, "v1"));  /* at the latest jittered point: claimed */
+    assert_false(ahead_hit(c, "k", 1000, "v1")); /* once per entry */
+    s_now = 1999;
+    assert_false(ahead_hit(c, "k", 1000, "v1"));
+    assert_int_equal(v1.calls, 2);
+
+    /* The claimed run replaces the value; the new entry has its own window. */
+    assert_int_equal(ahead_run(c, "k", 1000, &v2, &status), FACTS_MISS);
+    assert_int_equal(status, 200);
+    assert_int_equal(v2.calls, 1);
+    s_now = 2500; /* the old entry would have expired: this is the new one (expires 2999) */
+    assert_false(ahead_hit(c, "k", 1000, "v2"));
+    s_now = 2949;
+    assert_true(ahead_hit(c, "k", 1000, "v2"));
+    /* A run that was not claimed, or whose entry is gone, fetches nothing. */
+    assert_int_equal(ahead_run(c, "plain", 1000, &v2, &status), FACTS_MISS);
+    assert_int_equal(status, 0);
+    assert_int_equal(ahead_run(c, "absent", 1000, &v2, &status), FACTS_MISS);
+    assert_int_equal(status, 0);
+    /* TTL 0 and a disabled cache store nothing, so a run there fetches nothing either. */
+    assert_int_equal(ahead_run(c, "k", 0, &v2, &status), FACTS_MISS);
+    assert_int_equal(status, 0);
+    assert_int_equal(v2.calls, 1);
+    cache_free(c);
+}
+
+/* The refresh point is jittered per entry, within its bounds: stores filled at one instant do
+ * not all claim at the same one. */
+static void test_ahead_jitter(void **state)
+{
+    enum { NKEYS = 40 };
+    struct cache *c = new_cache(NKEYS + 1, 0, 0);
+    struct answer v1 = {200, "v1", 0};
+    uint64_t first_due[NKEYS];
+    char key[NKEYS][8];
+    int distinct = 0;
+    int i;
+
+    (void)state;
+    for (i = 0; i < NKEYS; i++) {
+        (void)snprintf(key[i], sizeof(key[i]), "k%d", i);
+        expect_get(c, key[i], 1000, 0, &v1, FACTS_MISS, 200, "v1");
+        first_due[i] = 0;
+    }
+    /* Every key is read every millisecond from 1850 on; each claims exactly once, in
+     * [1900, 1950]. */
+    for (s_now = 1850; s_now < 2000; s_now++) {
+        for (i = 0; i < NKEYS; i++) {
+            if (ahead_hit(c, key[i], 1000, "v1")) {
+                assert_int_equal(first_due[i], 0);
+                first_due[i] = s_now;
+            }
+        }
+    }
+    for (i = 0; i < NKEYS; i++) {
+        assert_in_range(first_due[i], 1900, 1950);
+        distinct += i > 0 && first_due[i] != first_due[0];
+    }
+    assert_true(distinct > 0);
+    /* Below 10 ms there is no last tenth to refresh in. */
+    expect_get(c, "short", 9, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now += 8;
+    assert_false(ahead_hit(c, "short", 9, "v1"));
+    cache_free(c);
+}
+
+/* A failed refresh-ahead keeps the value until it expires, is not retried, and after the expiry
+ * the stale rules apply as before. */
+static void test_ahead_failure_keeps_value(void **state)
+{
+    struct cache *c = new_cache(10, 0, 1000);
+    struct answer v1 = {200, "v1", 0};
+    struct answer down = {503, "{\"error\":\"unavailable\"}", 0};
+    struct answer gone = {404, "{\"error\":\"not found\"}", 0};
+    int status;
+
+    (void)state;
+    expect_get(c, "k", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now = 1960;
+    assert_true(ahead_hit(c, "k", 1000, "v1"));
+    assert_int_equal(ahead_run(c, "k", 1000, &down, &status), FACTS_MISS);
+    assert_int_equal(status, 503);
+    s_now = 1999;
+    assert_false(ahead_hit(c, "k", 1000, "v1")); /* still served, not claimed again */
+    assert_int_equal(down.calls, 1);
+    s_now = 2000; /* expired: a plain read refreshes, fails, and is served stale */
+    expect_get(c, "k", 1000, 0, &down, FACTS_STALE, 200, "v1");
+    assert_int_equal(down.calls, 2);
+
+    /* A definite refusal of the refresh-ahead does not drop the value early either. */
+    expect_get(c, "g", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now += 960;
+    assert_true(ahead_hit(c, "g", 1000, "v1"));
+    assert_int_equal(ahead_run(c, "g", 1000, &gone, &status), FACTS_MISS);
+    assert_int_equal(status, 404);
+    assert_false(ahead_hit(c, "g", 1000, "v1"));
+    s_now += 40; /* expired: the plain read's 404 drops it, as without refresh-ahead */
+    expect_get(c, "g", 1000, 0, &gone, FACTS_MISS, 404, gone.body);
+    expect_stats(c, 1, 1 + 2, 0);
+    cache_free(c);
+}
+
 /* ---- threads: a fill the test holds until it opens the gate ---- */
 
 struct gate {
@@ -1325,6 +1479,72 @@ static void *stress_run(void *arg)
     return NULL;
 }
 
+/* The refresh-ahead is single-flight: while it runs, another claimed run, a refreshNow or a plain
+ * read after the expiry joins it or does nothing; no hit claims a second one; and a hit while
+ * another fill of the key runs claims nothing. */
+static void test_ahead_single_flight(void **state)
+{
+    struct cache *c = new_cache(10, 0, 0);
+    struct answer v1 = {200, "v1", 0};
+    struct answer never = {200, "must-not-be-fetched", 0};
+    struct gate g;
+    struct worker run;
+    struct worker after;
+    struct worker refresh;
+    struct cache_stats st;
+    int status;
+
+    (void)state;
+    gate_init(&g, 200, "v2");
+    expect_get(c, "k", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now = 1960;
+    assert_true(ahead_hit(c, "k", 1000, "v1"));
+    worker_start(&run, c, "k", CACHE_AHEAD_RUN, fill_gated, &g);
+    gate_wait_entered(&g, 1);
+    /* A second run of the same claim: nothing to do, the first one is refreshing. */
+    assert_int_equal(ahead_run(c, "k", 1000, &never, &status), FACTS_MISS);
+    assert_int_equal(status, 0);
+    /* Hits go on, with the current value, and claim nothing. */
+    assert_false(ahead_hit(c, "k", 1000, "v1"));
+    /* Past the expiry a plain read and a refreshNow join the running refresh. */
+    s_now = 2000;
+    worker_start(&after, c, "k", 0, fill_answer, &never);
+    worker_start(&refresh, c, "k", CACHE_REFRESH, fill_answer, &never);
+    wait_waiters(c, 2);
+    cache_stats(c, &st);
+    assert_int_equal(st.flights, 1);
+    gate_open(&g);
+    worker_join(&run);
+    worker_join(&after);
+    worker_join(&refresh);
+    cache_check_invariants(c);
+    assert_int_equal(run.outcome, FACTS_MISS);
+    assert_int_equal(after.outcome, FACTS_WAITED);
+    assert_int_equal(refresh.outcome, FACTS_WAITED);
+    assert_string_equal(after.v.body, "v2");
+    assert_string_equal(refresh.v.body, "v2");
+    cache_ref_release(&run.v);
+    cache_ref_release(&after.v);
+    cache_ref_release(&refresh.v);
+    assert_int_equal(gate_entered(&g), 1);
+    assert_int_equal(never.calls, 0);
+    expect_get(c, "k", 1000, 0, &never, FACTS_HIT, 200, "v2");
+
+    /* A refreshNow in flight: a hit in the window claims nothing (that fill is the refresh). */
+    gate_destroy(&g);
+    gate_init(&g, 200, "v3");
+    s_now = 2960;
+    worker_start(&refresh, c, "k", CACHE_REFRESH, fill_gated, &g);
+    gate_wait_entered(&g, 1);
+    assert_false(ahead_hit(c, "k", 1000, "v2"));
+    gate_open(&g);
+    worker_join(&refresh);
+    cache_ref_release(&refresh.v);
+    assert_false(ahead_hit(c, "k", 1000, "v3")); /* the new entry: its window is ahead */
+    gate_destroy(&g);
+    cache_free(c);
+}
+
 static void test_stress_threads(void **state)
 {
     struct cache_opts o = {
@@ -1541,6 +1761,9 @@ int main(void)
         cmocka_unit_test(test_fill_without_body),
         cmocka_unit_test(test_clear),
         cmocka_unit_test(test_real_clock_default),
+        cmocka_unit_test(test_ahead_window),
+        cmocka_unit_test(test_ahead_jitter),
+        cmocka_unit_test(test_ahead_failure_keeps_value),
         cmocka_unit_test(test_single_flight_32),
         cmocka_unit_test(test_distinct_keys_in_parallel),
         cmocka_unit_test(test_error_handed_to_waiters),
@@ -1550,6 +1773,7 @@ int main(void)
         cmocka_unit_test(test_evicted_during_flight),
         cmocka_unit_test(test_table_grows_during_flight),
         cmocka_unit_test(test_stale_window_ends_during_fill),
+        cmocka_unit_test(test_ahead_single_flight),
         cmocka_unit_test(test_stress_threads),
         cmocka_unit_test(test_wipe_detector_works),
         cmocka_unit_test(test_wipe_on_evict_replace_clear_free),
