@@ -33,6 +33,9 @@ WAIT_BOUND_MS=100
 # $T/NAME.json and fake-aws's GetSecretValue count in $T/NAME.calls.
 run() {
   local name=$1 ahead=$2 fport sport
+  # run goes in a background subshell: its processes are in the subshell's own _pids, which the
+  # script's exit trap does not see, so the subshell stops them itself.
+  trap 'for p in "${_pids[@]}"; do kill "$p" 2>/dev/null; done' EXIT
   fport=$(free_port)
   bg "fake-$name" "$FAKE" --port "$fport" --data "$DATA" --region us-east-1 --access-key "$AKID" \
     --secret-key "$SECRET" --session-token "$TOKEN" --latency-ms "$LATENCY_MS"
