@@ -39,7 +39,8 @@
  *
  * Ownership: api_route's result points into the request it was given.  api_start borrows the
  * cache, the client and the token (they must outlive api_stop).  Response bodies that may carry
- * a secret are wiped when the server frees them.
+ * a secret are wiped when the server frees them: a cached value is handed to the server by
+ * reference, without a copy, and the server's release of the last reference wipes it.
  * Thread-safety: api_route is reentrant.  on_facts is called from pool and fetch threads,
  * concurrently.  api_start/api_stop are called from one thread; api_stop stops accepting, waits
  * (500 ms at most) for every request in flight to send its answer, then ends every thread.

@@ -875,7 +875,7 @@ static void test_ahead_jitter(void **state)
     struct cache *c = new_cache(NKEYS + 1, 0, 0);
     struct answer v1 = {200, "v1", 0};
     uint64_t first_due[NKEYS];
-    char key[NKEYS][8];
+    char key[NKEYS][16];
     int distinct = 0;
     int i;
 
