@@ -58,7 +58,8 @@ def main():
     a.start = time.monotonic() + 0.05
     outs = [[] for _ in range(a.readers)]
     bad = []
-    ts = [threading.Thread(target=reader, args=(a, i * a.period_ms / 1000 / a.readers, outs[i], bad))
+    spread = a.period_ms / 1000 / a.readers
+    ts = [threading.Thread(target=reader, args=(a, i * spread, outs[i], bad))
           for i in range(a.readers)]
     for t in ts:
         t.start()

@@ -6,15 +6,15 @@
  * evicted, replaced or cleared while a fill for its key is running without touching the waiters.
  *
  * A flight lives on the heap: its leader may return before every follower has taken its reference
- * to the result, so the last one out (leader or follower) frees it.  While it is in the table its key points at
- * the leader's argument, which stays valid because the leader removes the flight from the table
- * before it returns.  cache_clear() detaches flights from the table (new gets start new fills)
- * and bumps a generation number so the detached fills store nothing when they complete.
+ * to the result, so the last one out (leader or follower) frees it.  While it is in the table its
+ * key points at the leader's argument, which stays valid because the leader removes the flight from
+ * the table before it returns.  cache_clear() detaches flights from the table (new gets start new
+ * fills) and bumps a generation number so the detached fills store nothing when they complete.
  *
- * Values are blobs: one allocation holding a reference count, the status, the length and the body
- * (NUL-terminated), never written after it is made.  References are taken under the lock (the
- * entry or flight holding one cannot go meanwhile) and dropped anywhere, without it; the count is
- * atomic for that reason.  The thread that drops the last one wipes and frees the blob.
+ * Values are blobs: one allocation holding a reference count, the kind, the status, the length
+ * and the body (NUL-terminated), never written after it is made.  References are taken under the
+ * lock (the entry or flight holding one cannot go meanwhile) and dropped anywhere, without it; the
+ * count is atomic for that reason.  The thread that drops the last one wipes and frees the blob.
  */
 #include "cache/cache.h"
 
@@ -43,10 +43,10 @@ struct entry {
     struct entry *lru_prev; /* more recently used neighbour; NULL at the head */
     struct entry *lru_next; /* less recently used neighbour; NULL at the tail */
     uint64_t hash;
-    uint64_t expiry_ms; /* fresh while now < expiry_ms */
-    uint64_t used;      /* tick of the last use: strictly decreasing from head to tail */
-    uint64_t ahead_ms;  /* refresh-ahead point: a CACHE_AHEAD hit from here on may claim it */
-    int ahead_claimed;  /* the one refresh-ahead of this entry was handed out */
+    uint64_t expiry_ms;     /* fresh while now < expiry_ms */
+    uint64_t used;          /* tick of the last use: strictly decreasing from head to tail */
+    uint64_t ahead_ms;      /* refresh-ahead point: a CACHE_AHEAD hit from here on may claim it */
+    int ahead_claimed;      /* the one refresh-ahead of this entry was handed out */
     struct cache_blob *val; /* one reference, a CACHE_VALUE */
     size_t keylen;
     char key[]; /* keylen bytes and a NUL; wiped with the entry */
@@ -83,7 +83,7 @@ struct cache {
     uint64_t evictions;
     uint64_t tick;
     uint64_t gen;
-    uint64_t rng; /* xorshift64 state for the refresh-ahead jitter; never 0 */
+    uint64_t rng;    /* xorshift64 state for the refresh-ahead jitter; never 0 */
     size_t nflights; /* flights in the table */
     size_t nwaiters; /* followers waiting on or copying from any flight */
     size_t max_items;
@@ -603,8 +603,7 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
         ((flags & (CACHE_BYPASS | CACHE_REFRESH)) || c->max_items == 0 || ttl_ms == 0)) {
         return FACTS_MISS;
     }
-    if ((flags & CACHE_AHEAD_RUN) &&
-        ((flags & CACHE_BYPASS) || c->max_items == 0 || ttl_ms == 0)) {
+    if ((flags & CACHE_AHEAD_RUN) && ((flags & CACHE_BYPASS) || c->max_items == 0 || ttl_ms == 0)) {
         return FACTS_MISS; /* nothing is stored, so no refresh was claimed */
     }
     if ((flags & CACHE_BYPASS) || c->max_items == 0 || ttl_ms == 0) {

@@ -7,10 +7,10 @@
  *
  * cache_get() returns a fresh entry by reference (FACTS_HIT).  On a miss, the first caller for a
  * key becomes the leader: it calls fill() with no lock held, and concurrent callers for the same
- * key wait for that one result and get references to it (FACTS_WAITED).  Only CACHE_VALUE results are
- * stored; any result is handed to the waiters of that flight.  When an expired entry's refresh
- * fails transiently (CACHE_TRANSIENT) and the entry is younger than stale_max_ms past its expiry,
- * the old value is served instead (FACTS_STALE) and kept.
+ * key wait for that one result and get references to it (FACTS_WAITED).  Only CACHE_VALUE
+ * results are stored; any result is handed to the waiters of that flight.  When an expired
+ * entry's refresh fails transiently (CACHE_TRANSIENT) and the entry is younger than stale_max_ms
+ * past its expiry, the old value is served instead (FACTS_STALE) and kept.
  * Flags: CACHE_REFRESH fetches even when fresh (refreshNow) and replaces the entry on success
  * (on failure it returns the failure and leaves the entry alone);
  * CACHE_BYPASS fetches without coalescing or storing (cache disabled, TTL 0);
@@ -58,7 +58,7 @@
  * Bounds: at most max_items entries and max_bytes of key+value bytes; the least recently used
  * entries go first.  A value larger than max_bytes is served but not stored.
  * Values are shared, not copied: a stored value is one immutable, reference-counted allocation
- * (count, status, length and body), and cache_get hands out a reference to it (one atomic
+ * (count, kind, status, length and body), and cache_get hands out a reference to it (one atomic
  * increment under the lock, no copy).  The store holds one reference per entry and a flight one
  * for its result; each caller releases its own.  An entry that is evicted, replaced or cleared
  * while a caller still holds its value only drops the store's reference: the caller's body stays

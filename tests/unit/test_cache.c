@@ -798,9 +798,9 @@ static int ahead_hit(struct cache *c, const char *key, uint64_t ttl, const char 
     struct cache_ref v;
     int due;
 
-    assert_int_equal(cache_get(c, key, strlen(key), ttl, CACHE_PEEK | CACHE_AHEAD, fill_answer,
-                               &never, &v),
-                     FACTS_HIT);
+    assert_int_equal(
+        cache_get(c, key, strlen(key), ttl, CACHE_PEEK | CACHE_AHEAD, fill_answer, &never, &v),
+        FACTS_HIT);
     cache_check_invariants(c);
     assert_int_equal(never.calls, 0);
     assert_string_equal(v.body, body);
@@ -1684,8 +1684,7 @@ static void test_refs_outlive_entries(void **state)
     held[0] = h1;
 
     /* Replaced (refreshNow): the held body is the old one, intact. */
-    assert_int_equal(cache_get(c, "k1", 2, 100, CACHE_REFRESH, fill_answer, &two, &h1),
-                     FACTS_MISS);
+    assert_int_equal(cache_get(c, "k1", 2, 100, CACHE_REFRESH, fill_answer, &two, &h1), FACTS_MISS);
     cache_check_invariants(c);
     assert_ptr_not_equal(h1.body, held[0].body);
     held[1] = h1;
