@@ -585,6 +585,37 @@ static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry
     return outcome;
 }
 
+/* Opens a flight for key (the leader's argument) in the table; called with the lock held. */
+static struct flight *flight_start(struct cache *c, uint64_t hash, const void *key, size_t keylen,
+                                   int refresh)
+{
+    struct flight *f = xcalloc(1, sizeof(*f));
+
+    pthread_cond_init(&f->cv, NULL);
+    f->hash = hash;
+    f->key = key;
+    f->keylen = keylen;
+    f->gen = c->gen;
+    f->refresh = refresh;
+    f->in_table = 1;
+    f->hnext = bucket_of(c, hash)->flights;
+    bucket_of(c, hash)->flights = f;
+    c->nflights++;
+    return f;
+}
+
+/* A CACHE_AHEAD hit on the fresh entry e: claims its refresh-ahead if the point is reached, it is
+ * not claimed yet and no fill of the key runs (that fill is the refresh).  Called with the lock
+ * held; returns whether it claimed. */
+static int ahead_claim(struct cache *c, struct entry *e, uint64_t now)
+{
+    if (e->ahead_claimed || now < e->ahead_ms || flight_find(c, e->hash, e->key, e->keylen)) {
+        return 0;
+    }
+    e->ahead_claimed = 1;
+    return 1;
+}
+
 enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, uint64_t ttl_ms,
                              unsigned flags, cache_fill_fn fill, void *fill_ctx,
                              struct cache_ref *out)
@@ -626,11 +657,7 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
     if (e && !(flags & CACHE_REFRESH) && now < e->expiry_ms) {
         lru_touch(c, e);
         ref_set(out, blob_ref(e->val));
-        if ((flags & CACHE_AHEAD) && !e->ahead_claimed && now >= e->ahead_ms &&
-            !flight_find(c, hash, key, keylen)) {
-            e->ahead_claimed = 1;
-            out->refresh_due = 1;
-        }
+        out->refresh_due = (flags & CACHE_AHEAD) && ahead_claim(c, e, now);
         pthread_mutex_unlock(&c->mu);
         return FACTS_HIT;
     }
@@ -658,17 +685,7 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
         pthread_mutex_unlock(&c->mu);
         return outcome;
     }
-    f = xcalloc(1, sizeof(*f));
-    pthread_cond_init(&f->cv, NULL);
-    f->hash = hash;
-    f->key = key;
-    f->keylen = keylen;
-    f->gen = c->gen;
-    f->refresh = (flags & CACHE_REFRESH) != 0;
-    f->in_table = 1;
-    f->hnext = bucket_of(c, hash)->flights;
-    bucket_of(c, hash)->flights = f;
-    c->nflights++;
+    f = flight_start(c, hash, key, keylen, (flags & CACHE_REFRESH) != 0);
     pthread_mutex_unlock(&c->mu);
 
     res = run_fill(fill, fill_ctx);
