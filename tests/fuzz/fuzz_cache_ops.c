@@ -196,10 +196,6 @@ static enum facts_outcome model_get(struct run *r, int k, uint64_t ttl, unsigned
     if (e->present && r->now >= sat_add(e->expiry, r->stale_max_ms)) {
         model_drop(m, k);
     }
-    if (r->status != 200 && (flags & CACHE_REFRESH)) {
-        /* A refresh that fails answers the failure and leaves the entry as it was. */
-        return FACTS_MISS;
-    }
     if (r->status != 200) {
         if (flags & CACHE_REFRESH) {
             return FACTS_MISS; /* the caller asked for fresh data: the fault, entry untouched */
