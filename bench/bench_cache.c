@@ -75,7 +75,7 @@ struct hitter {
 static void *hit_loop(void *arg)
 {
     struct hitter *h = arg;
-    struct cache_value v;
+    struct cache_ref v;
     uint64_t t0 = clock_mono_ns();
     unsigned long i;
 
@@ -86,7 +86,7 @@ static void *hit_loop(void *arg)
                       &v) != FACTS_HIT) {
             h->misses++;
         }
-        cache_value_release(&v);
+        cache_ref_release(&v);
     }
     h->ns_per_hit = (double)(clock_mono_ns() - t0) / (double)h->rounds;
     return NULL;
@@ -109,7 +109,7 @@ static double measure(size_t n, size_t value_len, int nthreads, unsigned long ro
     struct keys ks;
     struct hitter h[2];
     pthread_t t[2];
-    struct cache_value v;
+    struct cache_ref v;
     double sum = 0;
     size_t i;
     int j;
@@ -117,7 +117,7 @@ static double measure(size_t n, size_t value_len, int nthreads, unsigned long ro
     keys_make(&ks, n);
     for (i = 0; i < n; i++) {
         (void)cache_get(c, ks.k[i], ks.len[i], 3600000, 0, fill_value, &value_len, &v);
-        cache_value_release(&v);
+        cache_ref_release(&v);
     }
     for (j = 0; j < nthreads; j++) {
         h[j] = (struct hitter){.c = c, .ks = &ks, .value_len = value_len, .rounds = rounds};

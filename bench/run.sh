@@ -28,13 +28,13 @@ if [ "$QUICK" = 1 ]; then
   OUT=${BENCH_OUT:-$BUILD/bench/quick}
   REPEATS=1 N_HIT=300 N_NODE=100 WRK_SECS=1 N_SCALE=200 N_MISS=100 N_LOAD=24 COLD_RUNS=1
   CONCS="1 8 64" KEYS_SCALE="10 1000" FLOOR_MODES=thread WRK_CONNS="1 8 64"
-  HIT_ROUNDS=1 TP_ROUNDS=1 FP_ROUNDS=1 COST_ROUNDS=0
+  HIT_ROUNDS=1 TP_ROUNDS=1 FP_ROUNDS=1 COST_ROUNDS=0 RA_ROUNDS=1 RA_TTLS=2
 else
   OUT=${BENCH_OUT:-$ROOT/bench/results}
   REPEATS=5 N_HIT=20000 N_NODE=2000 WRK_SECS=2 N_SCALE=4000 N_MISS=2000 N_LOAD=400 COLD_RUNS=3
   CONCS="1 2 4 8 16 32 64" KEYS_SCALE="10 100 1000" WRK_CONNS="1 8 64"
   HIT_ROUNDS=${HIT_ROUNDS:-11} TP_ROUNDS=${TP_ROUNDS:-7} FP_ROUNDS=${FP_ROUNDS:-9}
-  COST_ROUNDS=${COST_ROUNDS:-5}
+  COST_ROUNDS=${COST_ROUNDS:-5} RA_ROUNDS=${RA_ROUNDS:-5} RA_TTLS=${RA_TTLS:-5}
 fi
 # What `make` builds (static, musl: what ships; the system build under DEPS=system), and the
 # build linked against Debian's shared libraries (`make DEPS=system`), measured beside it.  Runs
@@ -502,6 +502,52 @@ sec_throughput() {
   return 0
 }
 
+# Refresh-ahead: one secret read steadily across TTL boundaries, by a stash with refresh-ahead
+# (STASH_REFRESH_AHEAD=1) and one without, against their own fake-aws adding RA_LATENCY_MS to
+# every call.  TTL RA_TTL_S; RA_READERS callers read the key every RA_PERIOD_MS for RA_TTLS
+# TTLs (bench/steady_reader.py), so each caller meets each expiry once: without refresh-ahead
+# one read in (RA_TTL_S * 1000 / RA_PERIOD_MS) = 50 waits for upstream, which is what p99 sees.
+# With it the refresh starts at 90-95 % of the TTL, at most 100 ms before the expiry, and its
+# RA_LATENCY_MS call is back before it.  The upstream latency is 50 ms so that a wait stands
+# clear of the reader's own noise on a busy machine (a few ms).  RA_ROUNDS rounds, the two
+# back to back in each (order alternating); the report takes the per-round ratio on/off, then
+# the median.
+RA_TTL_S=2 RA_LATENCY_MS=50 RA_READERS=4 RA_PERIOD_MS=40
+ra_read() {  # PORT: one steady run; prints a JSON object
+  $PY "$ROOT/bench/steady_reader.py" --port "$1" --path "$HOT_PATH" --token "$AWS_SESSION_TOKEN" \
+    --readers "$RA_READERS" --period-ms "$RA_PERIOD_MS" --seconds "$((RA_TTLS * RA_TTL_S))" \
+    --slow-ms "$((RA_LATENCY_MS / 2))"
+}
+sec_refresh_ahead() {
+  local r v fake_pid fake_url on_port on_pid off_port off_pid saved=$FAKE_URL
+  start fake-ra "$FAKE" --port 0 --data "$W/data.json" --access-key "$AWS_ACCESS_KEY_ID" \
+    --secret-key "$AWS_SECRET_ACCESS_KEY" --latency-ms "$RA_LATENCY_MS" ||
+    { WHY="fake-aws did not start"; return 1; }
+  fake_pid=$PID
+  fake_url=http://127.0.0.1:$(wait_listening fake-ra) || { WHY="fake-aws did not listen"; return 1; }
+  FAKE_URL=$fake_url
+  start_stash stash-ra-on SECRETS_MANAGER_TTL="$RA_TTL_S" STASH_REFRESH_AHEAD=1 ||
+    { FAKE_URL=$saved; WHY="stash did not start"; return 1; }
+  on_port=$STASH_PORT on_pid=$STASH_PID
+  start_stash stash-ra-off SECRETS_MANAGER_TTL="$RA_TTL_S" STASH_REFRESH_AHEAD=0 ||
+    { FAKE_URL=$saved; WHY="stash did not start"; return 1; }
+  off_port=$STASH_PORT off_pid=$STASH_PID
+  FAKE_URL=$saved
+  for ((r = 0; r < RA_ROUNDS; r++)); do
+    for v in $( ((r % 2 == 0)) && echo "on off" || echo "off on"); do
+      local port=$on_port
+      [ "$v" = off ] && port=$off_port
+      # The value expired while the other stash was measured: fetched again first, so the run
+      # starts on a fresh value and only its own expiries are in it.
+      curl -s -o /dev/null -H "$TOKEN_H" "http://127.0.0.1:$port$HOT_PATH"
+      record refresh_ahead "ahead_$v" "$(ra_read "$port")" || { WHY="steady reader failed"; return 1; }
+    done
+  done
+  stop "$on_pid"
+  stop "$off_pid"
+  stop "$fake_pid"
+}
+
 sec_miss_path() {
   local r
   # TTL 0: every request goes upstream, so each one is a miss.
@@ -882,6 +928,7 @@ main() {
   section footprint have_fake stash_ok
   section scaling have_fake stash_ok
   section lambda have_fake have_sim stash_ok have_node_pkgs
+  section refresh_ahead have_fake stash_ok
   $PY "$ROOT/bench/report.py" --raw "$RAW" --out "$OUT" --date "$STARTED" \
     --load "$(cut -d' ' -f1-3 /proc/loadavg)" $([ "$QUICK" = 1 ] && echo --quick)
 }

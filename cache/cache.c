@@ -5,16 +5,22 @@
  * list, most recently used at the head.  Flights are separate from entries so that an entry can be
  * evicted, replaced or cleared while a fill for its key is running without touching the waiters.
  *
- * A flight lives on the heap: its leader may return before every follower has copied the result,
- * so the last one out (leader or follower) frees it.  While it is in the table its key points at
- * the leader's argument, which stays valid because the leader removes the flight from the table
- * before it returns.  cache_clear() detaches flights from the table (new gets start new fills)
- * and bumps a generation number so the detached fills store nothing when they complete.
+ * A flight lives on the heap: its leader may return before every follower has taken its reference
+ * to the result, so the last one out (leader or follower) frees it.  While it is in the table its
+ * key points at the leader's argument, which stays valid because the leader removes the flight from
+ * the table before it returns.  cache_clear() detaches flights from the table (new gets start new
+ * fills) and bumps a generation number so the detached fills store nothing when they complete.
+ *
+ * Values are blobs: one allocation holding a reference count, the kind, the status, the length
+ * and the body (NUL-terminated), never written after it is made.  References are taken under the
+ * lock (the entry or flight holding one cannot go meanwhile) and dropped anywhere, without it; the
+ * count is atomic for that reason.  The thread that drops the last one wipes and frees the blob.
  */
 #include "cache/cache.h"
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +30,24 @@
 
 #define MIN_BUCKETS 16
 
+struct cache_blob {
+    atomic_uint refs; /* references held: entries, flights, callers */
+    enum cache_kind kind;
+    int status;
+    size_t len;
+    char body[]; /* len bytes and a NUL */
+};
+
 struct entry {
     struct entry *hnext;    /* next in the bucket's entry chain */
     struct entry *lru_prev; /* more recently used neighbour; NULL at the head */
     struct entry *lru_next; /* less recently used neighbour; NULL at the tail */
     uint64_t hash;
-    uint64_t expiry_ms; /* fresh while now < expiry_ms */
-    uint64_t used;      /* tick of the last use: strictly decreasing from head to tail */
-    struct cache_value val;
+    uint64_t expiry_ms;     /* fresh while now < expiry_ms */
+    uint64_t used;          /* tick of the last use: strictly decreasing from head to tail */
+    uint64_t ahead_ms;      /* refresh-ahead point: a CACHE_AHEAD hit from here on may claim it */
+    int ahead_claimed;      /* the one refresh-ahead of this entry was handed out */
+    struct cache_blob *val; /* one reference, a CACHE_VALUE */
     size_t keylen;
     char key[]; /* keylen bytes and a NUL; wiped with the entry */
 };
@@ -47,7 +63,7 @@ struct flight {
     int refresh;                /* the leader asked for fresh data (CACHE_REFRESH) */
     int done;                   /* result is final; followers may copy it */
     enum facts_outcome outcome; /* what followers report: WAITED, or STALE if stale was served */
-    struct cache_value result;
+    struct cache_blob *result;  /* one reference once done */
     pthread_cond_t cv;
 };
 
@@ -63,10 +79,11 @@ struct cache {
     struct entry *lru_head;
     struct entry *lru_tail;
     size_t items;
-    size_t bytes; /* sum of keylen + val.len over the entries */
+    size_t bytes; /* sum of keylen + val->len over the entries */
     uint64_t evictions;
     uint64_t tick;
     uint64_t gen;
+    uint64_t rng;    /* xorshift64 state for the refresh-ahead jitter; never 0 */
     size_t nflights; /* flights in the table */
     size_t nwaiters; /* followers waiting on or copying from any flight */
     size_t max_items;
@@ -120,7 +137,7 @@ static int key_equal(const void *a, size_t alen, const void *b, size_t blen)
 
 static size_t entry_size(const struct entry *e)
 {
-    return e->keylen + e->val.len;
+    return e->keylen + e->val->len;
 }
 
 void cache_value_release(struct cache_value *v)
@@ -134,12 +151,70 @@ void cache_value_release(struct cache_value *v)
     v->len = 0;
 }
 
-static void value_copy(struct cache_value *dst, const struct cache_value *src)
+/* Makes a blob of v (one reference, the caller's; a NULL body is an empty one), wipes v's body
+ * and zeroes *v. */
+static struct cache_blob *blob_from_value(struct cache_value *v)
 {
-    dst->kind = src->kind;
-    dst->status = src->status;
-    dst->len = src->len;
-    dst->body = xmemdup(src->body, src->len);
+    struct cache_blob *b;
+
+    if (!v->body) {
+        v->len = 0;
+    }
+    assert(v->len < SIZE_MAX - sizeof(*b) - 1);
+    b = xmalloc(sizeof(*b) + v->len + 1);
+    atomic_init(&b->refs, 1);
+    b->kind = v->kind;
+    b->status = v->status;
+    b->len = v->len;
+    if (v->len) {
+        memcpy(b->body, v->body, v->len);
+    }
+    b->body[v->len] = '\0';
+    cache_value_release(v);
+    v->kind = CACHE_FAILED;
+    v->status = 0;
+    return b;
+}
+
+/* Takes one more reference.  The caller holds one already, or the lock over a holder. */
+static struct cache_blob *blob_ref(struct cache_blob *b)
+{
+    /* Relaxed: the new holder got the pointer through the lock or from another holder, which
+     * orders everything it reads of the (immutable) blob. */
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    return b;
+}
+
+void cache_blob_release(struct cache_blob *b)
+{
+    /* acq_rel: every holder's reads happen before the last one's wipe. */
+    if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+        xfree_secret(b, sizeof(*b) + b->len + 1);
+    }
+}
+
+/* Gives *out the reference b (owned by the caller until now). */
+static void ref_set(struct cache_ref *out, struct cache_blob *b)
+{
+    out->kind = b->kind;
+    out->status = b->status;
+    out->body = b->body;
+    out->len = b->len;
+    out->blob = b;
+}
+
+void cache_ref_release(struct cache_ref *r)
+{
+    if (!r) {
+        return;
+    }
+    cache_blob_release(r->blob);
+    memset(r, 0, sizeof(*r));
+}
+
+void cache_ref_adopt(struct cache_value *v, struct cache_ref *out)
+{
+    ref_set(out, blob_from_value(v));
 }
 
 static void entry_free(struct entry *e)
@@ -147,7 +222,7 @@ static void entry_free(struct entry *e)
     if (!e) {
         return;
     }
-    cache_value_release(&e->val);
+    cache_blob_release(e->val);
     /* The key is secret-adjacent (it names the secret); the whole block goes. */
     xfree_secret(e, sizeof(*e) + e->keylen + 1);
 }
@@ -306,7 +381,7 @@ static void flight_unlink(struct cache *c, struct flight *f)
 
 static void flight_free(struct flight *f)
 {
-    cache_value_release(&f->result);
+    cache_blob_release(f->result);
     pthread_cond_destroy(&f->cv);
     free(f);
 }
@@ -324,6 +399,8 @@ struct cache *cache_new(const struct cache_opts *opts)
     c->stale_max_ms = opts->stale_max_ms;
     c->now_ms = opts->now_ms ? opts->now_ms : default_now_ms;
     c->clock_ctx = opts->clock_ctx;
+    /* Jitter, not a secret: environments started together only need different seeds. */
+    c->rng = (clock_mono_ns() ^ (uint64_t)(uintptr_t)c) | 1;
     return c;
 }
 
@@ -374,20 +451,36 @@ void cache_stats(struct cache *c, struct cache_stats *out)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Calls fill and makes its result well-formed: a body is always present and NUL-terminated
- * within len as far as we can tell (fill owns the promise; we only refuse a NULL body). */
-static void run_fill(cache_fill_fn fill, void *fill_ctx, struct cache_value *res)
+/* Calls fill and makes its result a blob (one reference, the caller's); the fill's own body is
+ * wiped.  A NULL body becomes an empty one. */
+static struct cache_blob *run_fill(cache_fill_fn fill, void *fill_ctx)
 {
-    memset(res, 0, sizeof(*res));
-    fill(fill_ctx, res);
-    if (!res->body) {
-        res->len = 0;
-        res->body = xmemdup("", 0);
-    }
+    struct cache_value res;
+
+    memset(&res, 0, sizeof(res));
+    fill(fill_ctx, &res);
+    return blob_from_value(&res);
 }
 
-/* Follower: waits for the flight's result and copies it.  Called and returns with the lock. */
-static enum facts_outcome follow(struct cache *c, struct flight *f, struct cache_value *out)
+/* The refresh-ahead point of a value stored at now with ttl_ms (see cache.h); called with the
+ * lock held (it steps the jitter generator). */
+static uint64_t ahead_point(struct cache *c, uint64_t now, uint64_t ttl_ms)
+{
+    uint64_t window = ttl_ms / 10;
+    uint64_t expiry = sat_add(now, ttl_ms);
+
+    if (window == 0 || expiry == UINT64_MAX) {
+        return UINT64_MAX;
+    }
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return expiry - window + c->rng % (window / 2 + 1);
+}
+
+/* Follower: waits for the flight's result and takes a reference to it.  Called and returns with
+ * the lock. */
+static enum facts_outcome follow(struct cache *c, struct flight *f, struct cache_ref *out)
 {
     enum facts_outcome outcome;
 
@@ -396,7 +489,7 @@ static enum facts_outcome follow(struct cache *c, struct flight *f, struct cache
     while (!f->done) {
         pthread_cond_wait(&f->cv, &c->mu);
     }
-    value_copy(out, &f->result);
+    ref_set(out, blob_ref(f->result));
     outcome = f->outcome;
     f->waiters--;
     c->nwaiters--;
@@ -407,10 +500,10 @@ static enum facts_outcome follow(struct cache *c, struct flight *f, struct cache
     return outcome;
 }
 
-/* Builds, without the lock, the entry a CACHE_VALUE result would be stored as, or NULL when the
- * result is not storable (a failure, or bigger than max_bytes on its own). */
+/* Builds, without the lock, the entry a CACHE_VALUE result would be stored as (sharing res), or
+ * NULL when the result is not storable (a failure, or bigger than max_bytes on its own). */
 static struct entry *entry_prepare(struct cache *c, uint64_t hash, const void *key, size_t keylen,
-                                   const struct cache_value *res)
+                                   struct cache_blob *res)
 {
     struct entry *e;
 
@@ -426,15 +519,15 @@ static struct entry *entry_prepare(struct cache *c, uint64_t hash, const void *k
     if (keylen) {
         memcpy(e->key, key, keylen);
     }
-    value_copy(&e->val, res);
+    e->val = blob_ref(res);
     return e;
 }
 
-/* Leader: settles the flight with the fill's result res (owned), fills *out and returns the
- * leader's outcome.  Called and returns with the lock held; fresh is the prepared entry or NULL.
- */
+/* Leader: settles the flight with the fill's result res (one reference, owned), fills *out and
+ * returns the leader's outcome.  Called and returns with the lock held; fresh is the prepared
+ * entry or NULL. */
 static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry *fresh,
-                                 uint64_t ttl_ms, struct cache_value *res, struct cache_value *out)
+                                 uint64_t ttl_ms, struct cache_blob *res, struct cache_ref *out)
 {
     enum facts_outcome outcome = FACTS_MISS;
     uint64_t now = c->now_ms(c->clock_ctx);
@@ -465,12 +558,13 @@ static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry
         }
         if (fresh) {
             fresh->expiry_ms = sat_add(now, ttl_ms);
+            fresh->ahead_ms = ahead_point(c, now, ttl_ms);
             entry_insert(c, fresh);
         }
     } else if (res->kind == CACHE_TRANSIENT && old) {
         /* Serve the old value instead of the fault; it stays stored and keeps its expiry. */
-        cache_value_release(res);
-        value_copy(res, &old->val);
+        cache_blob_release(res);
+        res = blob_ref(old->val);
         lru_touch(c, old);
         outcome = FACTS_STALE;
     } else if (old) {
@@ -482,27 +576,56 @@ static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry
     f->outcome = outcome == FACTS_STALE ? FACTS_STALE : FACTS_WAITED;
     f->done = 1;
     if (f->waiters == 0) {
-        *out = *res; /* nobody to share with: no copy */
         flight_free(f);
     } else {
-        f->result = *res;
-        value_copy(out, &f->result);
+        f->result = blob_ref(res);
         pthread_cond_broadcast(&f->cv);
     }
-    memset(res, 0, sizeof(*res));
+    ref_set(out, res);
     return outcome;
+}
+
+/* Opens a flight for key (the leader's argument) in the table; called with the lock held. */
+static struct flight *flight_start(struct cache *c, uint64_t hash, const void *key, size_t keylen,
+                                   int refresh)
+{
+    struct flight *f = xcalloc(1, sizeof(*f));
+
+    pthread_cond_init(&f->cv, NULL);
+    f->hash = hash;
+    f->key = key;
+    f->keylen = keylen;
+    f->gen = c->gen;
+    f->refresh = refresh;
+    f->in_table = 1;
+    f->hnext = bucket_of(c, hash)->flights;
+    bucket_of(c, hash)->flights = f;
+    c->nflights++;
+    return f;
+}
+
+/* A CACHE_AHEAD hit on the fresh entry e: claims its refresh-ahead if the point is reached, it is
+ * not claimed yet and no fill of the key runs (that fill is the refresh).  Called with the lock
+ * held; returns whether it claimed. */
+static int ahead_claim(struct cache *c, struct entry *e, uint64_t now)
+{
+    if (e->ahead_claimed || now < e->ahead_ms || flight_find(c, e->hash, e->key, e->keylen)) {
+        return 0;
+    }
+    e->ahead_claimed = 1;
+    return 1;
 }
 
 enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, uint64_t ttl_ms,
                              unsigned flags, cache_fill_fn fill, void *fill_ctx,
-                             struct cache_value *out)
+                             struct cache_ref *out)
 {
     uint64_t hash;
     uint64_t now;
     struct entry *e;
     struct entry *fresh;
     struct flight *f;
-    struct cache_value res;
+    struct cache_blob *res;
     enum facts_outcome outcome;
 
     assert(c && fill && out && (key || keylen == 0));
@@ -511,8 +634,11 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
         ((flags & (CACHE_BYPASS | CACHE_REFRESH)) || c->max_items == 0 || ttl_ms == 0)) {
         return FACTS_MISS;
     }
+    if ((flags & CACHE_AHEAD_RUN) && ((flags & CACHE_BYPASS) || c->max_items == 0 || ttl_ms == 0)) {
+        return FACTS_MISS; /* nothing is stored, so no refresh was claimed */
+    }
     if ((flags & CACHE_BYPASS) || c->max_items == 0 || ttl_ms == 0) {
-        run_fill(fill, fill_ctx, out);
+        ref_set(out, run_fill(fill, fill_ctx));
         return FACTS_BYPASS;
     }
     hash = hash_key(key, keylen);
@@ -520,9 +646,18 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
     pthread_mutex_lock(&c->mu);
     now = c->now_ms(c->clock_ctx);
     e = entry_find(c, hash, key, keylen);
+    if (flags & CACHE_AHEAD_RUN) {
+        if (!e || !e->ahead_claimed || flight_find(c, hash, key, keylen)) {
+            /* Gone, replaced since the claim, or another fill is already refreshing it. */
+            pthread_mutex_unlock(&c->mu);
+            return FACTS_MISS;
+        }
+        flags = (flags & ~(unsigned)CACHE_PEEK) | CACHE_REFRESH;
+    }
     if (e && !(flags & CACHE_REFRESH) && now < e->expiry_ms) {
         lru_touch(c, e);
-        value_copy(out, &e->val);
+        ref_set(out, blob_ref(e->val));
+        out->refresh_due = (flags & CACHE_AHEAD) && ahead_claim(c, e, now);
         pthread_mutex_unlock(&c->mu);
         return FACTS_HIT;
     }
@@ -542,32 +677,22 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
             now < sat_add(e->expiry_ms, c->stale_max_ms)) {
             /* A refresh's fault, handed to a plain read of an expired entry: the stale rules
              * of plain reads still hold for it. */
-            cache_value_release(out);
-            value_copy(out, &e->val);
+            cache_ref_release(out);
+            ref_set(out, blob_ref(e->val));
             lru_touch(c, e);
             outcome = FACTS_STALE;
         }
         pthread_mutex_unlock(&c->mu);
         return outcome;
     }
-    f = xcalloc(1, sizeof(*f));
-    pthread_cond_init(&f->cv, NULL);
-    f->hash = hash;
-    f->key = key;
-    f->keylen = keylen;
-    f->gen = c->gen;
-    f->refresh = (flags & CACHE_REFRESH) != 0;
-    f->in_table = 1;
-    f->hnext = bucket_of(c, hash)->flights;
-    bucket_of(c, hash)->flights = f;
-    c->nflights++;
+    f = flight_start(c, hash, key, keylen, (flags & CACHE_REFRESH) != 0);
     pthread_mutex_unlock(&c->mu);
 
-    run_fill(fill, fill_ctx, &res);
-    fresh = entry_prepare(c, hash, key, keylen, &res);
+    res = run_fill(fill, fill_ctx);
+    fresh = entry_prepare(c, hash, key, keylen, res);
 
     pthread_mutex_lock(&c->mu);
-    outcome = settle(c, f, fresh, ttl_ms, &res, out);
+    outcome = settle(c, f, fresh, ttl_ms, res, out);
     pthread_mutex_unlock(&c->mu);
     return outcome;
 }
@@ -606,8 +731,10 @@ void cache_check_invariants(struct cache *c)
         CHECK(e->used <= c->tick);
         CHECK(e->hash == hash_key(e->key, e->keylen));
         CHECK(e->key[e->keylen] == '\0');
-        CHECK(e->val.kind == CACHE_VALUE);
-        CHECK(e->val.body && e->val.body[e->val.len] == '\0');
+        CHECK(e->val && e->val->kind == CACHE_VALUE);
+        CHECK(e->val->body[e->val->len] == '\0');
+        CHECK(atomic_load(&e->val->refs) >= 1);
+        CHECK(e->ahead_ms == UINT64_MAX || e->ahead_ms < e->expiry_ms);
         CHECK(!c->max_bytes || entry_size(e) <= c->max_bytes);
         for (b = bucket_of(c, e->hash)->entries; b && b != e; b = b->hnext) {
             CHECK(!key_equal(b->key, b->keylen, e->key, e->keylen)); /* keys are unique */

@@ -5,15 +5,29 @@
  * keep, a failure that may pass (transient) or a failure that stands.  Its status is the
  * caller's, copied with the body and never read here.
  *
- * cache_get() returns a fresh entry as a copy (FACTS_HIT).  On a miss, the first caller for a key
- * becomes the leader: it calls fill() with no lock held, and concurrent callers for the same key
- * wait for that one result and get copies of it (FACTS_WAITED).  Only CACHE_VALUE results are
- * stored; any result is handed to the waiters of that flight.  When an expired entry's refresh
- * fails transiently (CACHE_TRANSIENT) and the entry is younger than stale_max_ms past its expiry,
- * the old value is served instead (FACTS_STALE) and kept.
+ * cache_get() returns a fresh entry by reference (FACTS_HIT).  On a miss, the first caller for a
+ * key becomes the leader: it calls fill() with no lock held, and concurrent callers for the same
+ * key wait for that one result and get references to it (FACTS_WAITED).  Only CACHE_VALUE
+ * results are stored; any result is handed to the waiters of that flight.  When an expired
+ * entry's refresh fails transiently (CACHE_TRANSIENT) and the entry is younger than stale_max_ms
+ * past its expiry, the old value is served instead (FACTS_STALE) and kept.
  * Flags: CACHE_REFRESH fetches even when fresh (refreshNow) and replaces the entry on success
  * (on failure it returns the failure and leaves the entry alone);
- * CACHE_BYPASS fetches without coalescing or storing (cache disabled, TTL 0).
+ * CACHE_BYPASS fetches without coalescing or storing (cache disabled, TTL 0);
+ * CACHE_AHEAD and CACHE_AHEAD_RUN refresh an entry that is still being read before it expires.
+ *
+ * Refresh-ahead: each stored entry gets a refresh point in the last tenth of its TTL, at
+ * expiry - ttl/10 plus a random part of up to ttl/20 (so stores filled at the same moment, in
+ * many environments, do not refresh in lockstep; a TTL under 10 ms has none).  The first
+ * CACHE_AHEAD hit at or past that point, while no fill of the key runs, claims the entry's one
+ * refresh: it still gets the current value at once, with out->refresh_due set.  The caller then
+ * runs the refresh with CACHE_AHEAD_RUN on a thread that may block (or drops it: the entry then
+ * expires as it would have).  That run is a CACHE_REFRESH (single-flight: gets after the expiry
+ * join it; on success the entry is replaced and has a new refresh point; on failure it is left
+ * exactly as it was, claimed, so it is not retried and expires, and the stale rules apply from
+ * there), but only if the entry is still stored and claimed and no other fill of the key runs;
+ * else it does nothing (FACTS_MISS, out empty, fill not called).  A key read steadily thus never
+ * waits for upstream after its first fetch, and a key nobody reads expires as before.
  *
  * Precise semantics (refined while building the store; the tests pin each one):
  * - A value stored at time t with ttl_ms is fresh while now < t + ttl_ms (t is when the fill
@@ -43,8 +57,15 @@
  *
  * Bounds: at most max_items entries and max_bytes of key+value bytes; the least recently used
  * entries go first.  A value larger than max_bytes is served but not stored.
- * Secrets: every value and key leaving the store (evicted, expired and replaced, cleared, freed)
- * is wiped with mem_wipe before free.  Values are copied out, never shared.
+ * Values are shared, not copied: a stored value is one immutable, reference-counted allocation
+ * (count, kind, status, length and body), and cache_get hands out a reference to it (one atomic
+ * increment under the lock, no copy).  The store holds one reference per entry and a flight one
+ * for its result; each caller releases its own.  An entry that is evicted, replaced or cleared
+ * while a caller still holds its value only drops the store's reference: the caller's body stays
+ * valid and unchanged until it releases it.
+ * Secrets: every key leaving the store (evicted, expired and replaced, cleared, freed) is wiped
+ * with mem_wipe before free, and so is every value when its last reference goes (whichever
+ * thread that is); a fill's own result is wiped as soon as it is made into a stored value.
  * Time: now_ms() is injected (tests drive it); default is clock_mono_ms.  It is called with the
  * store's lock held: it must be cheap and must not call into the cache.
  * Thread-safety: all functions but cache_free are thread-safe.  One mutex guards the store and is
@@ -68,6 +89,7 @@ enum cache_kind {
     CACHE_VALUE,      /* a value: stored */
 };
 
+/* What a fill produces: a result the caller owns outright. */
 struct cache_value {
     enum cache_kind kind;
     int status; /* the filler's code for this result: copied with the body, never read here */
@@ -76,6 +98,31 @@ struct cache_value {
 };
 
 void cache_value_release(struct cache_value *v); /* wipes and frees body; accepts zeroed values */
+
+/* A value as the store keeps it: immutable, reference-counted, one allocation (cache.c). */
+struct cache_blob;
+
+/* What cache_get hands out: one reference to an immutable result.  kind, status, body and len
+ * describe it and are read-only; body is NUL-terminated at len and stays valid until the
+ * reference is released.  An empty ref (all zero: CACHE_FAILED, blob NULL) holds nothing. */
+struct cache_ref {
+    enum cache_kind kind;
+    int status;
+    const char *body;
+    size_t len;
+    struct cache_blob *blob; /* the reference; NULL in an empty ref */
+    int refresh_due;         /* a CACHE_AHEAD hit claimed the refresh: run CACHE_AHEAD_RUN */
+};
+
+/* Drops the reference and empties *r; the last reference to a value wipes and frees it.
+ * Accepts NULL and empty refs.  Any thread may release any reference. */
+void cache_ref_release(struct cache_ref *r);
+/* The same through the bare blob pointer, for a callback that carries only a void * (the local
+ * API's response free callback): the caller took r->blob out of *r and hands it on. */
+void cache_blob_release(struct cache_blob *b);
+/* Makes an owned value (an answer made outside the store, such as a local error) into a ref:
+ * takes v's body, which is wiped and freed, and leaves *v zeroed. */
+void cache_ref_adopt(struct cache_value *v, struct cache_ref *out);
 
 struct cache_opts {
     size_t max_items;      /* 0: store nothing (every get is a BYPASS) */
@@ -88,11 +135,13 @@ struct cache_opts {
 enum cache_flags {
     CACHE_REFRESH = 1 << 0,
     CACHE_BYPASS = 1 << 1,
-    /* Only a fresh entry: FACTS_HIT and its copy, or FACTS_MISS with *out zeroed (body NULL)
+    /* Only a fresh entry: FACTS_HIT and its value, or FACTS_MISS with *out empty (blob NULL)
      * and nothing else done (no fill, no flight joined, no entry dropped).  With CACHE_REFRESH
      * or CACHE_BYPASS it is always a miss.  For a caller that must not block: it fetches on
      * another thread after a miss. */
     CACHE_PEEK = 1 << 2,
+    CACHE_AHEAD = 1 << 3,     /* a hit may claim the entry's refresh-ahead (see above) */
+    CACHE_AHEAD_RUN = 1 << 4, /* run a claimed refresh-ahead (see above) */
 };
 
 /* Fetches the value upstream.  Must always set out->kind and out->body (out->status as the
@@ -105,11 +154,11 @@ typedef void (*cache_fill_fn)(void *ctx, struct cache_value *out);
 struct cache *cache_new(const struct cache_opts *opts);
 void cache_free(struct cache *c); /* wipes everything; no call may be in flight */
 
-/* Fills *out with a copy the caller owns (release with cache_value_release) and returns what
+/* Fills *out with a reference the caller owns (release with cache_ref_release) and returns what
  * happened.  ttl_ms is the lifetime given to a value stored by this call. */
 enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, uint64_t ttl_ms,
                              unsigned flags, cache_fill_fn fill, void *fill_ctx,
-                             struct cache_value *out);
+                             struct cache_ref *out);
 
 /* Wipes and drops every entry (SHUTDOWN, SnapStart). In-flight fills complete but are not kept. */
 void cache_clear(struct cache *c);

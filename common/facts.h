@@ -25,6 +25,8 @@ enum facts_outcome {
     FACTS_STALE,     /* expired value served because the refresh failed transiently */
     FACTS_BYPASS, /* cache off or TTL 0: fetched without keeping the result (refreshNow is a MISS)
                    */
+    FACTS_AHEAD,  /* not a local request: a background refresh-ahead, reported for its upstream
+                   * calls only (the hit that started it counts it in `refreshes`) */
 };
 
 /* Whose work the facts record.  The tag is set by whoever starts the work, when it starts it, so
@@ -52,6 +54,7 @@ struct facts {
     double latency_ms;        /* local request, first byte in to response queued */
     unsigned ncalls;          /* upstream attempts made by this request */
     unsigned ncalls_recorded; /* min(ncalls, FACTS_MAX_CALLS) */
+    unsigned refreshes;       /* background refreshes this request started (refresh-ahead) */
     struct facts_call calls[FACTS_MAX_CALLS];
     char request_id[64];       /* from the optional X-Stash-Request-Id header, or "" */
     char name[FACTS_NAME_MAX]; /* secret id / parameter name, or "" */

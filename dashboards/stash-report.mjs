@@ -56,7 +56,7 @@ export const DEFAULTS = Object.freeze({
 export const BASELINES = ['per-request', 'per-environment'];
 const AGG_VALUES_MAX = 500; // EMF_AGG_VALUES_MAX in telemetry/emf.h
 const INPUT_MAX = 256 << 20; // bytes of one input (after gunzip): past it, a clear error, not a crash
-const COUNTS = ['CacheHits', 'CacheMisses', 'CacheStaleServed', 'UpstreamCalls',
+const COUNTS = ['CacheHits', 'CacheMisses', 'CacheStaleServed', 'CacheRefreshes', 'UpstreamCalls',
   'SecretsManagerCalls', 'ParameterStoreCalls', 'UpstreamErrors', 'UpstreamThrottles', 'ColdStart'];
 const SERIES = ['FetchLatency', 'UpstreamLatency', 'Duration', 'BilledDuration', 'InitDuration',
   'ExtensionOverhead', 'MaxMemoryUsed'];
@@ -488,7 +488,10 @@ function reportOne(t, o) {
   for (const k of SERIES) series[k] = all.flatMap((r) => r[k]);
   const lookups = c.CacheHits + c.CacheMisses + c.CacheStaleServed;
   const waits = c.singleFlightWaits;
-  const avoidedReq = c.CacheHits + waits;
+  // A hit that started a background refresh (refresh-ahead) still made that refresh's call:
+  // counted as one call not avoided (at most; a refresh that found another fill running made none).
+  const refreshes = c.CacheRefreshes;
+  const avoidedReq = c.CacheHits + waits - refreshes;
 
   // Which service the avoided calls would have gone to.
   let smShare;
@@ -510,7 +513,7 @@ function reportOne(t, o) {
     shareSource = 'no upstream call seen: assumed half and half (set --sm-share)';
   }
   const smHits = perKeyComplete && o.smShare === undefined ? t.perKey.SecretsManager : c.CacheHits * smShare;
-  const avoidedSm = smHits + waits * smShare;
+  const avoidedSm = smHits + (waits - refreshes) * smShare;
   const avoidedSsm = avoidedReq - avoidedSm;
 
   // Time an avoided call would have cost: a call on a warm connection (the first call of an
@@ -597,10 +600,10 @@ function reportOne(t, o) {
     savedDuration: msUsd(avoidedReq * savedMsPerCall),
     ...costs,
   });
-  // Per environment: a global makes the fills; stash makes every miss and every stale-served
-  // refresh attempt.  A global read costs nothing, a hit costs hitMs.
+  // Per environment: a global makes the fills; stash makes every miss, every stale-served
+  // refresh attempt and every background refresh.  A global read costs nothing, a hit costs hitMs.
   const env = environmentFills(t, all, c);
-  const fetches = c.CacheMisses + c.CacheStaleServed;
+  const fetches = c.CacheMisses + c.CacheStaleServed + refreshes;
   const avoidedEnv = env.fills - fetches;
   const perEnvironment = withNet({
     savedSecretsManager: avoidedEnv * smShare * prices.secretsManagerPer10k / 10000,
@@ -636,7 +639,8 @@ function reportOne(t, o) {
       duplicates: t.duplicates, other: t.otherLines, bytes: t.bytes },
     invocations, initRecords, coldStarts: c.ColdStart,
     requests: c.requests, cacheHits: c.CacheHits, cacheMisses: c.CacheMisses,
-    staleServed: c.CacheStaleServed, singleFlightWaits: waits, bypass: c.bypass,
+    staleServed: c.CacheStaleServed, cacheRefreshes: refreshes, singleFlightWaits: waits,
+    bypass: c.bypass,
     hitRatio: lookups ? c.CacheHits / lookups : null,
     upstreamCalls: c.UpstreamCalls, secretsManagerCalls: c.SecretsManagerCalls,
     parameterStoreCalls: c.ParameterStoreCalls, upstreamErrors: c.UpstreamErrors,
@@ -694,7 +698,8 @@ export function report(t, opts = {}) {
   }
   r.byFunction = per.map(([name, x]) => ({
     functionName: name, invocations: x.invocations, cacheHits: x.cacheHits, cacheMisses: x.cacheMisses,
-    staleServed: x.staleServed, singleFlightWaits: x.singleFlightWaits, hitRatio: x.hitRatio,
+    staleServed: x.staleServed, cacheRefreshes: x.cacheRefreshes,
+    singleFlightWaits: x.singleFlightWaits, hitRatio: x.hitRatio,
     upstreamCalls: x.upstreamCalls, callsAvoided: x.callsAvoided,
     usd: { net: x.usd.net, ...Object.fromEntries(USD_KEYS.map((k) => [k, x.usd[k]])) },
     netByBaseline: Object.fromEntries(BASELINES.map((b) => [b, x.baselines[b].usd.net])),
@@ -820,6 +825,7 @@ export function renderText(r) {
   L('invocations', `${r.invocations} (cold starts ${r.coldStarts}, init records ${r.initRecords})`);
   L('local requests', `${r.requests}`);
   L('hits / misses / stale', `${r.cacheHits} / ${r.cacheMisses} / ${r.staleServed}   hit ratio ${pct(r.hitRatio)}   single-flight waits ${r.singleFlightWaits}`);
+  L('background refreshes', `${r.cacheRefreshes} (refresh-ahead: started by hits late in a TTL)`);
   L('upstream calls', `${r.upstreamCalls} (Secrets Manager ${r.secretsManagerCalls}, Parameter Store ${r.parameterStoreCalls}; errors ${r.upstreamErrors}, throttles ${r.upstreamThrottles})`);
   L('calls avoided', `${cnt(r.callsAvoided)} (Secrets Manager ${cnt(r.callsAvoidedSecretsManager)}, Parameter Store ${cnt(r.callsAvoidedParameterStore)})`);
   const lat = r.latencyMs;
@@ -866,6 +872,7 @@ export function renderMarkdown(r) {
     '|---|---|',
     `| local requests | ${r.requests} |`,
     `| cache hits / misses / stale served | ${r.cacheHits} / ${r.cacheMisses} / ${r.staleServed} |`,
+    `| background refreshes (refresh-ahead) | ${r.cacheRefreshes} |`,
     `| hit ratio | ${pct(r.hitRatio)} |`,
     `| single-flight waits | ${r.singleFlightWaits} |`,
     `| upstream calls (Secrets Manager / Parameter Store) | ${r.upstreamCalls} (${r.secretsManagerCalls} / ${r.parameterStoreCalls}) |`,

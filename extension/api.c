@@ -2,7 +2,6 @@
  * Contract in api.h.  This file and telemetry's listener are the only users of microhttpd.h. */
 #include "extension/api.h"
 
-#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -425,7 +424,7 @@ static void fill_upstream(void *ctx, struct cache_value *out)
 /* Asks the cache (and through it upstream) for a routed secret or parameter.  With CACHE_PEEK in
  * extra, only a fresh cached value: out->status stays 0 when there is none. */
 static void fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
-                  struct cache_value *out, unsigned extra)
+                  struct cache_ref *out, unsigned extra)
 {
     char key[API_KEY_MAX];
     size_t keylen = api_cache_key(r, key, sizeof(key));
@@ -437,7 +436,10 @@ static void fetch(const struct api_opts *o, const struct api_route *r, struct fa
     (void)snprintf(facts->name, sizeof(facts->name), "%s", r->id);
     if (!keylen) {
         /* Cannot happen: the route bounds the id and the URL; answer rather than assert. */
-        answer_error(500, "InternalFailure", "cache key too long", out);
+        struct cache_value e = {0};
+
+        answer_error(500, "InternalFailure", "cache key too long", &e);
+        cache_ref_adopt(&e, out);
         facts->outcome = FACTS_LOCAL;
         return;
     }
@@ -450,13 +452,11 @@ static void fetch(const struct api_opts *o, const struct api_route *r, struct fa
     facts->outcome = cache_get(o->cache, key, keylen, ttl_ms, flags, fill_upstream, &f, out);
 }
 
-/* MHD frees a response body through this: the body may hold a secret.  The body came from
- * malloc (the cache's copy), so its whole allocation is wiped, not only the JSON text. */
+/* MHD is done with a response body: cls is the cache's reference to it (the body may hold a
+ * secret; the cache wipes and frees it when this was the last reference). */
 static void free_secret_body(void *cls)
 {
-    if (cls) {
-        xfree_secret(cls, malloc_usable_size(cls));
-    }
+    cache_blob_release(cls);
 }
 
 static enum MHD_Result queue_static(struct MHD_Connection *conn, int status, const char *body,
@@ -506,20 +506,24 @@ static enum MHD_Result queue_route_error(struct MHD_Connection *conn, const stru
     return ret;
 }
 
-/* Hands the value's body to MHD, which wipes and frees it after sending. */
-static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_value *v,
+/* Hands the value's body to MHD without copying it, with the reference: MHD releases it once the
+ * answer is sent (the value stays valid that long even if the cache drops it meanwhile). */
+static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_ref *v,
                                    const char *content_type)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
 
-    resp = MHD_create_response_from_buffer_with_free_callback_cls(v->len, v->body, free_secret_body,
-                                                                  v->body);
+    /* MHD only reads a buffer it is given with a free callback; the cast drops const for its
+     * void * parameter. */
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        v->len, (void *)(uintptr_t)v->body, free_secret_body, v->blob);
     if (!resp) {
-        cache_value_release(v);
+        cache_ref_release(v);
         return MHD_NO;
     }
-    v->body = NULL; /* MHD owns it now */
+    v->blob = NULL; /* MHD holds the reference now */
+    v->body = NULL;
     v->len = 0;
     (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (v->status == 429) {
@@ -534,7 +538,7 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
 {
     struct api_route r;
     struct facts facts;
-    struct cache_value v = {0};
+    struct cache_ref v = {0};
     uint64_t start_ns = clock_mono_ns();
     int status;
 
@@ -548,7 +552,7 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
     }
     fetch(opts, &r, &facts, &v, 0);
     status = v.status;
-    cache_value_release(&v);
+    cache_ref_release(&v);
     /* Reported as a request is: its upstream calls are real ones, and like every request made
      * during init they belong to the init record. */
     facts.status = status;
@@ -604,14 +608,19 @@ struct conn {
     struct job *job;           /* the request waits for a fetch thread (suspended) */
 };
 
-/* A request that waits: routed on the pool thread, fetched on a fetch thread. */
+/* A request that waits: routed on the pool thread, fetched on a fetch thread.  Or a
+ * refresh-ahead (ahead set, no connection): a hit claimed its key's refresh and was answered at
+ * once; the refresh runs here, on a fetch thread, as a pool thread must never wait on upstream. */
 struct job {
     struct job *next;
     struct api *a;
-    struct MHD_Connection *mc;
-    struct api_route r; /* points into MHD's copy of the request, which lives while suspended */
+    struct MHD_Connection *mc; /* NULL for a refresh-ahead */
+    int ahead;
+    struct api_route r; /* a request's: points into MHD's copy of the request, which lives while
+                         * suspended; a refresh-ahead's: into strs, as its request is gone */
     struct facts facts;
-    struct cache_value v;
+    struct cache_ref v;
+    char strs[]; /* a refresh-ahead's copies of the route's strings */
 };
 
 struct api {
@@ -801,6 +810,7 @@ static void report(const struct api *a, struct facts *facts, uint64_t start_ns)
 }
 
 static void *fetcher_main(void *arg);
+static void run_refresh(struct api *a, struct job *j);
 
 /* Makes sure a fetch thread will take a job pushed now: starts one more if none is idle (up to
  * the cap).  Returns 0 when there is no fetch thread at all and none can be started.  Called with
@@ -853,6 +863,18 @@ static void *fetcher_main(void *arg)
         if (!a->jobs_head) {
             a->jobs_tail = NULL;
         }
+        if (j->ahead) {
+            /* Stopping: nobody will read the refreshed value. */
+            int skip = a->stopping;
+
+            pthread_mutex_unlock(&a->jobs_mu);
+            if (!skip) {
+                run_refresh(a, j);
+            }
+            free(j);
+            pthread_mutex_lock(&a->jobs_mu);
+            continue;
+        }
         pthread_mutex_unlock(&a->jobs_mu);
         fetch(&a->opts, &j->r, &j->facts, &j->v, 0);
         MHD_resume_connection(j->mc);
@@ -862,14 +884,101 @@ static void *fetcher_main(void *arg)
     return NULL;
 }
 
+/* Copies s (if set) to *at and moves *at past it; returns the copy. */
+static const char *strs_put(char **at, const char *s)
+{
+    char *p = *at;
+    size_t n;
+
+    if (!s) {
+        return NULL;
+    }
+    n = strlen(s) + 1;
+    memcpy(p, s, n);
+    *at += n;
+    return p;
+}
+
+/* Queues the refresh-ahead a hit on r claimed (cache.h); returns 1 if it was queued, 0 when no
+ * fetch thread can take it (stopping, none can start): the entry then expires as it would have. */
+static unsigned start_refresh(struct api *a, const struct api_route *r, const struct facts *facts)
+{
+    const char *parts[] = {r->id, r->version_id, r->version_stage, r->version, r->label};
+    size_t total = 0;
+    struct job *j;
+    char *at;
+
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        total += parts[i] ? strlen(parts[i]) + 1 : 0;
+    }
+    j = xcalloc(1, sizeof(*j) + total);
+    j->a = a;
+    j->ahead = 1;
+    j->r = *r;
+    at = j->strs;
+    j->r.id = strs_put(&at, r->id);
+    j->r.version_id = strs_put(&at, r->version_id);
+    j->r.version_stage = strs_put(&at, r->version_stage);
+    j->r.version = strs_put(&at, r->version);
+    j->r.label = strs_put(&at, r->label);
+    j->r.request_id = NULL;
+    memset(&j->r.shape, 0, sizeof(j->r.shape)); /* its jsonKey is the request's; not needed */
+    (void)snprintf(j->facts.request_id, sizeof(j->facts.request_id), "%s", facts->request_id);
+    pthread_mutex_lock(&a->jobs_mu);
+    if (a->stopping || !jobs_ready(a)) {
+        pthread_mutex_unlock(&a->jobs_mu);
+        free(j);
+        return 0;
+    }
+    jobs_push(a, j);
+    pthread_mutex_unlock(&a->jobs_mu);
+    return 1;
+}
+
+/* Runs a refresh-ahead on a fetch thread.  Its upstream calls are reported (FACTS_AHEAD: not a
+ * request, so counted as calls only), to the invocation of the request that started it; when
+ * the cache found nothing to do (another fill had the key, or the entry went) nothing is. */
+static void run_refresh(struct api *a, struct job *j)
+{
+    uint64_t start_ns = clock_mono_ns();
+
+    fetch(&a->opts, &j->r, &j->facts, &j->v, CACHE_AHEAD_RUN);
+    cache_ref_release(&j->v);
+    if (j->facts.ncalls > 0) {
+        j->facts.outcome = FACTS_AHEAD;
+        report(a, &j->facts, start_ns);
+    }
+}
+
+/* Shapes the answer in *v as r asks (extension/shape.h) and returns its Content-Type.  Unshaped,
+ * the value goes out as it is, shared with the cache.  Shaping works on a copy of it (wiped by
+ * shape_value or with v), which then replaces v's reference. */
+static const char *shape_ref(const struct api_route *r, struct cache_ref *v)
+{
+    struct cache_value own = {0};
+    const char *ctype;
+
+    if (!shape_wanted(&r->shape) || v->kind != CACHE_VALUE || !v->blob) {
+        return SHAPE_JSON;
+    }
+    own.kind = v->kind;
+    own.status = v->status;
+    own.len = v->len;
+    own.body = xmemdup(v->body, v->len);
+    cache_ref_release(v);
+    ctype =
+        shape_value(r->kind == API_ROUTE_PARAMETER ? SHAPE_PARAMETER : SHAPE_SECRET, &r->shape, &own);
+    cache_ref_adopt(&own, v);
+    return ctype;
+}
+
 /* Answers a routed request whose value is in v (the cache's or a fetch's), shaped as r asks. */
 static enum MHD_Result answer_value(struct api *a, struct MHD_Connection *mc, struct conn *c,
                                     const struct api_route *r, struct facts *facts,
-                                    struct cache_value *v)
+                                    struct cache_ref *v)
 {
     enum MHD_Result ret;
-    const char *ctype =
-        shape_value(r->kind == API_ROUTE_PARAMETER ? SHAPE_PARAMETER : SHAPE_SECRET, &r->shape, v);
+    const char *ctype = shape_ref(r, v);
 
     facts->status = v->status;
     ret = queue_value(mc, v, ctype);
@@ -883,7 +992,7 @@ static enum MHD_Result answer_value(struct api *a, struct MHD_Connection *mc, st
 static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, struct conn *c,
                                       const struct api_route *r, struct facts *facts)
 {
-    struct cache_value v = {0};
+    struct cache_ref v = {0};
     struct job *j = xcalloc(1, sizeof(*j));
 
     j->a = a;
@@ -893,9 +1002,12 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
     pthread_mutex_lock(&a->jobs_mu);
     if (a->stopping) {
         /* api_stop is past its drain: nothing may be suspended any more. */
+        struct cache_value e = {0};
+
         pthread_mutex_unlock(&a->jobs_mu);
         free(j);
-        answer_error(503, "ServiceUnavailable", "stash is shutting down", &v);
+        answer_error(503, "ServiceUnavailable", "stash is shutting down", &e);
+        cache_ref_adopt(&e, &v);
         return answer_value(a, mc, c, r, facts, &v);
     }
     if (!jobs_ready(a)) {
@@ -925,7 +1037,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     struct api_request req;
     struct api_route r;
     struct facts facts;
-    struct cache_value v = {0};
+    struct cache_ref v = {0};
     enum MHD_Result ret;
 
     (void)upload_data;
@@ -978,8 +1090,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         break;
     case API_ROUTE_SECRET:
     case API_ROUTE_PARAMETER:
-        fetch(&a->opts, &r, &facts, &v, CACHE_PEEK);
+        fetch(&a->opts, &r, &facts, &v, CACHE_PEEK | (a->opts.refresh_ahead ? CACHE_AHEAD : 0));
         if (v.kind == CACHE_VALUE) {
+            if (v.refresh_due) {
+                facts.refreshes = start_refresh(a, &r, &facts);
+            }
             return answer_value(a, mc, c, &r, &facts, &v); /* a hit, answered on this thread */
         }
         return wait_for_value(a, mc, c, &r, &facts);

@@ -23,6 +23,10 @@
  * threads per address, one per CPU): a hit is answered on the pool thread that read it; a request
  * that must wait (a miss, refreshNow, a flight for the same key) is suspended and fetched on a
  * fetch thread (started on demand, at most 128), so no pool thread ever waits on upstream.
+ * With refresh_ahead, a hit that claims its entry's refresh-ahead (cache.h: the last tenth of the
+ * TTL) is answered at once and the refresh is queued to a fetch thread; its upstream calls are
+ * reported as facts of their own (FACTS_AHEAD, same request id), and the hit counts it in
+ * facts.refreshes.
  * Values come from the cache (cache/cache.h), misses from the upstream client (cache/aws.h),
  * whose results become local statuses and bodies as extension/answer.h says.
  * Each request yields one struct facts handed to on_facts, if set.
@@ -35,7 +39,8 @@
  *
  * Ownership: api_route's result points into the request it was given.  api_start borrows the
  * cache, the client and the token (they must outlive api_stop).  Response bodies that may carry
- * a secret are wiped when the server frees them.
+ * a secret are wiped when the server frees them: a cached value is handed to the server by
+ * reference, without a copy, and the server's release of the last reference wipes it.
  * Thread-safety: api_route is reentrant.  on_facts is called from pool and fetch threads,
  * concurrently.  api_start/api_stop are called from one thread; api_stop stops accepting, waits
  * (500 ms at most) for every request in flight to send its answer, then ends every thread.
@@ -127,6 +132,7 @@ struct api_opts {
     uint64_t sm_ttl_ms;     /* 0: bypass the cache for secrets */
     uint64_t ssm_ttl_ms;    /* 0: bypass the cache for parameters */
     int cache_enabled;      /* 0: bypass the cache */
+    int refresh_ahead;      /* a hit late in its TTL refreshes the value in the background */
     api_facts_fn on_facts;  /* may be NULL */
     void *facts_ctx;
 };

@@ -130,6 +130,10 @@ static const struct config_var s_vars[] = {
     {"STASH_MAX_INBOUND_CONNECTIONS", CONFIG_UINT, F(max_inbound), "8192", 1, 1048576, NULL,
      "local API connections open at once; more are answered 429 (at most what the "
      "file-descriptor limit allows)"},
+    {"STASH_REFRESH_AHEAD", CONFIG_BOOL, F(refresh_ahead), "TRUE", 0, 0, NULL,
+     "a value read in the last 10 % of its TTL is refreshed in the background while the caller "
+     "gets it at once, so a key read steadily never waits for upstream; FALSE: refreshed only "
+     "once expired"},
     {"STASH_PREFETCH_SECRETS", CONFIG_STRING, F(prefetch_secrets), NULL, 0, 0, NULL,
      "comma-separated secret ids fetched at start, so the first request is a hit"},
     {"STASH_PREFETCH_PARAMETERS", CONFIG_STRING, F(prefetch_parameters), NULL, 0, 0, NULL,

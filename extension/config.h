@@ -75,6 +75,7 @@ struct config {
     uint64_t stale_max_s;
     uint64_t max_attempts;
     uint64_t max_inbound;
+    int refresh_ahead;         /* hits late in the TTL refresh in the background */
     char *prefetch_secrets;    /* comma-separated secret ids, or NULL */
     char *prefetch_parameters; /* comma-separated parameter names, or NULL */
 

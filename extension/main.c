@@ -356,6 +356,7 @@ static enum stash_err work_start(struct work *w, const struct config *cfg,
         .aws = w->aws,
         .on_facts = telemetry_on_facts,
         .facts_ctx = w->metrics,
+        .refresh_ahead = cfg->refresh_ahead,
     };
     if (api_start(&w->aopts, &w->api) != STASH_OK) {
         report_api_unavailable(cfg, le);

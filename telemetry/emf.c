@@ -33,6 +33,7 @@ static const char *const s_reserved[] = {
     "CacheHits",
     "CacheMisses",
     "CacheStaleServed",
+    "CacheRefreshes",
     "UpstreamCalls",
     "SecretsManagerCalls",
     "ParameterStoreCalls",
@@ -533,6 +534,7 @@ static void add_counts(struct metric_list *ml, const struct ledger_counts *c, in
     add_count(ml, "CacheHits", c->hits);
     add_count(ml, "CacheMisses", c->misses);
     add_count(ml, "CacheStaleServed", c->stale);
+    add_count(ml, "CacheRefreshes", c->refreshes);
     add_count(ml, "UpstreamCalls", c->upstream_calls);
     if (per_api) {
         add_count(ml, "SecretsManagerCalls", c->sm_calls);
@@ -745,6 +747,7 @@ static void counts_add(struct ledger_counts *dst, const struct ledger_counts *sr
     dst->stale += src->stale;
     dst->waits += src->waits;
     dst->bypass += src->bypass;
+    dst->refreshes += src->refreshes;
     dst->upstream_calls += src->upstream_calls;
     dst->sm_calls += src->sm_calls;
     dst->ssm_calls += src->ssm_calls;

@@ -6,8 +6,9 @@
  *     "Dimensions":[["FunctionName",<extra dims>]],"Metrics":[{"Name":"CacheHits","Unit":"Count"},
  *     ...]}]},"FunctionName":"...",<extra dims>,"CacheHits":3,...,"FetchLatency":[0.41,12.5],
  *   "requestId":"...","functionVersion":"$LATEST","coldStart":false,...}
- * Metric names and units are fixed: CacheHits CacheMisses CacheStaleServed UpstreamCalls
- * SecretsManagerCalls ParameterStoreCalls UpstreamErrors UpstreamThrottles ColdStart (Count);
+ * Metric names and units are fixed: CacheHits CacheMisses CacheStaleServed CacheRefreshes
+ * UpstreamCalls SecretsManagerCalls ParameterStoreCalls UpstreamErrors UpstreamThrottles
+ * ColdStart (Count);
  * FetchLatency UpstreamLatency (Milliseconds, one value per request, arrays);
  * Duration BilledDuration InitDuration ExtensionOverhead (Milliseconds); MaxMemoryUsed (Megabytes).
  * A Lambda figure that did not arrive is left out (not written as 0).  Everything else (request

@@ -338,7 +338,8 @@ static void count_facts(struct ledger_counts *c, const struct facts *f)
 {
     unsigned recorded = f->ncalls_recorded < FACTS_MAX_CALLS ? f->ncalls_recorded : FACTS_MAX_CALLS;
 
-    c->requests++;
+    c->requests += f->outcome != FACTS_AHEAD;
+    c->refreshes += f->refreshes;
     switch (f->outcome) {
     case FACTS_HIT:
         c->hits++;
@@ -357,6 +358,7 @@ static void count_facts(struct ledger_counts *c, const struct facts *f)
         c->waits++;
         break;
     case FACTS_LOCAL:
+    case FACTS_AHEAD:
         break;
     }
     c->upstream_calls += f->ncalls;
@@ -464,7 +466,7 @@ static enum stash_err step_facts(struct ledger *l, const void *arg, struct done 
         return STASH_OK;
     }
     count_facts(&s->rec.counts, f);
-    if (f->outcome != FACTS_LOCAL) {
+    if (f->outcome != FACTS_LOCAL && f->outcome != FACTS_AHEAD) {
         push_value(&s->rec.fetch_ms, &s->rec.nfetch, &s->fetch_cap, &s->rec.fetch_dropped,
                    f->latency_ms);
     }

@@ -72,12 +72,13 @@ enum ledger_has {
 
 /* Counters of one record, or of one key in a record. */
 struct ledger_counts {
-    uint64_t requests;           /* local requests served (every outcome) */
+    uint64_t requests;           /* local requests served (every outcome but FACTS_AHEAD) */
     uint64_t hits;               /* FACTS_HIT */
     uint64_t misses;             /* FACTS_MISS + FACTS_BYPASS: answered by going upstream */
     uint64_t stale;              /* FACTS_STALE */
     uint64_t waits;              /* FACTS_WAITED: single-flight followers */
     uint64_t bypass;             /* FACTS_BYPASS (also counted in misses) */
+    uint64_t refreshes;          /* sum of facts->refreshes: refresh-ahead runs started */
     uint64_t upstream_calls;     /* sum of facts->ncalls */
     uint64_t sm_calls;           /* ... of which to Secrets Manager */
     uint64_t ssm_calls;          /* ... of which to SSM Parameter Store */

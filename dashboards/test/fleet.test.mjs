@@ -170,8 +170,9 @@ test('per-environment baseline: fills estimated from cold records, or exact from
   const e = exact.baselines['per-environment'];
   assert.match(e.fillsSource, /^exact: 2 keys used in 1 environments/);
   assert.equal(e.globalFetches, 2); // db/password and /app/flag
-  assert.equal(e.stashFetches, 5); // 3 misses + 2 stale-served refresh attempts
-  assert.equal(exact.callsAvoided, -3);
+  // 3 misses + 2 stale-served refresh attempts + 1 background refresh (refresh-ahead)
+  assert.equal(e.stashFetches, 6);
+  assert.equal(exact.callsAvoided, -4);
 });
 
 test('input: filter-log-events and get-log-events JSON, pages one after another, gzip, plain lines', () => {

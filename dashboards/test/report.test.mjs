@@ -25,7 +25,9 @@ const close = (got, want, what) =>
 const FOUR = {
   requests: 161, cacheHits: 147, cacheMisses: 3, staleServed: 2, singleFlightWaits: 8,
   upstreamCalls: 6, secretsManagerCalls: 3, parameterStoreCalls: 3, upstreamErrors: 3,
-  upstreamThrottles: 1, invocations: 3, initRecords: 1, coldStarts: 1, callsAvoided: 155,
+  upstreamThrottles: 1, invocations: 3, initRecords: 1, coldStarts: 1, cacheRefreshes: 1,
+  // Hits and waits, less the call of the one background refresh a hit started.
+  callsAvoided: 154,
 };
 
 function assertFour(r) {
@@ -53,14 +55,14 @@ test('invocation mode: exact totals; per-key, split and init lines counted once'
   assert.match(r.assumptions.avoidedCallSource, /^warm connection: median UpstreamLatency of 2 calls/);
   assert.match(r.assumptions.smShareSource, /per-key/);
   close(r.assumptions.smShare, 74 / 147, 'Secrets Manager share');
-  assert.equal(r.customMetrics, 28); // 16 names on the main line + 6 per key x 2 keys
-  assert.equal(r.customMetricHours, 55);
+  assert.equal(r.customMetrics, 31); // 17 names on the main line + 7 per key x 2 keys
+  assert.equal(r.customMetricHours, 61);
   assert.equal(r.window.firstMs, 1785265200000);
   assert.equal(r.window.lastMs, 1785265200000 + 2 * 3600000 + 5000);
   assert.ok(!r.notes.some((n) => n.includes('shorter than an hour')));
   // The first hour alone (init, A, B: 61 s) pays a full hour of metrics, and says so.
   const early = report(summarize(lines(out).filter((l) => !l.includes('"req-c"'))));
-  assert.equal(early.customMetricHours, 28);
+  assert.equal(early.customMetricHours, 31);
   // No warm invocation among them: the fastest of the four calls (all on new connections).
   assert.equal(early.assumptions.avoidedCallMs, 10);
   assert.match(early.assumptions.avoidedCallSource, /^no call in a warm invocation: the fastest of 4 calls/);
@@ -119,13 +121,13 @@ test('cost model follows its stated formula with every input given', () => {
     '--avoided-call-ms', '25', '--hit-ms', '0.5']);
   const r = report(summarize(lines(out)), o);
   const gbs = 0.0000133334;
-  const avoidedSm = 74 + 8 * (74 / 147);
-  const avoidedSsm = 155 - avoidedSm;
+  const avoidedSm = 74 + (8 - 1) * (74 / 147); // waits less the one refresh, split by share
+  const avoidedSsm = 154 - avoidedSm;
   close(r.usd.savedSecretsManager, avoidedSm * 0.05 / 10000, 'saved_sm');
   close(r.usd.savedParameterStore, avoidedSsm * 0.05 / 10000, 'saved_ssm');
-  close(r.usd.savedDuration, 155 * 0.0245 * 1 * gbs, 'saved_dur');
+  close(r.usd.savedDuration, 154 * 0.0245 * 1 * gbs, 'saved_dur');
   close(r.usd.costEmfIngestion, Buffer.byteLength(out) / 1e9 * 0.5, 'cost_emf ingestion');
-  close(r.usd.costCustomMetrics, 55 * 0.3 / 730, 'cost_emf metrics');
+  close(r.usd.costCustomMetrics, 61 * 0.3 / 730, 'cost_emf metrics');
   close(r.usd.costExtension, 0.0015 * 1 * gbs, 'cost_ext');
   close(r.usd.net, r.usd.savedSecretsManager + r.usd.savedParameterStore + r.usd.savedDuration -
     r.usd.costEmfIngestion - r.usd.costCustomMetrics - r.usd.costExtension, 'net');
@@ -140,7 +142,7 @@ test('standard SSM throughput: Parameter Store calls save nothing', () => {
   assert.equal(r.assumptions.prices.parameterStorePer10k, 0);
   assert.equal(r.assumptions.prices.lambdaPerGbSecond, 0.0000166667);
   // Default duration inputs: a warm upstream call 100 ms, a hit 0.35 ms, 512 MB.
-  close(r.usd.savedDuration, 155 * ((100 - 0.35) / 1000) * 0.5 * 0.0000166667, 'saved_dur');
+  close(r.usd.savedDuration, 154 * ((100 - 0.35) / 1000) * 0.5 * 0.0000166667, 'saved_dur');
 });
 
 test('monthly projection scales per-invocation figures, charges metrics and dashboards per month', () => {
@@ -149,12 +151,12 @@ test('monthly projection scales per-invocation figures, charges metrics and dash
   const r = report(t, parseArgs(['--invocations-per-month', '3000', '--dashboards', '2']));
   const m = r.monthly;
   assert.equal(m.scale, 1000);
-  assert.equal(m.callsAvoided, 155000);
+  assert.equal(m.callsAvoided, 154000);
   close(m.savedSecretsManager, w.usd.savedSecretsManager * 1000, 'monthly saved_sm');
   close(m.savedDuration, w.usd.savedDuration * 1000, 'monthly saved_dur');
   close(m.costEmfIngestion, w.usd.costEmfIngestion * 1000, 'monthly ingestion');
   close(m.costExtension, w.usd.costExtension * 1000, 'monthly ext');
-  close(m.costCustomMetrics, 28 * 0.3, 'monthly metrics');
+  close(m.costCustomMetrics, 31 * 0.3, 'monthly metrics');
   assert.equal(m.costDashboards, 6);
   close(m.net, m.savedSecretsManager + m.savedParameterStore + m.savedDuration - m.costEmfIngestion -
     m.costCustomMetrics - m.costDashboards - m.costExtension, 'monthly net');
@@ -201,6 +203,7 @@ test('text and markdown outputs carry the figures and every assumption', () => {
   const md = renderMarkdown(r);
   for (const s of [text, md]) {
     assert.match(s, /147 \/ 3 \/ 2/);
+    assert.match(s, /background refreshes[^\n]*\b1\b/);
     assert.match(s, /512 MB/);
     assert.match(s, /0\.05 USD \/ 10,000 calls/);
     assert.match(s, /warm connection: median UpstreamLatency of 2 calls/);

@@ -2,7 +2,7 @@
  *
  * Input: 3 bytes of configuration (max_items 0..5, max_bytes 0 or 1..64, stale_max_ms), then
  * operations until the input ends:
- *   op % 4 == 0 or 1  get:     [op][key:3 flags:2][ttl:3 status:3][value length]
+ *   op % 4 == 0 or 1  get:     [op][key:3 flags:2 ahead:1 run:1][ttl:3 status:3][value length]
  *   op % 4 == 2       advance: [op][ms]  the injected clock moves forward
  *   op % 4 == 3       clear
  * The fill answers a body unique to its call (so a served value names the fill that made it) and
@@ -11,6 +11,10 @@
  * with linear scans, written from the contract in cache.h, not from cache.c.  After every
  * operation: the outcome, whether fill ran, the status and body served, and items/bytes/evictions
  * must match the model, and cache_check_invariants() must pass.  Any difference aborts.
+ * Refresh-ahead (CACHE_AHEAD, CACHE_AHEAD_RUN): the refresh point is random within
+ * [expiry - ttl/10, expiry - ttl/10 + ttl/20], so the model requires no claim before that band and
+ * a claim at or past its end (once per stored value), takes the cache's answer inside it, and
+ * checks that a run fetches exactly when a claim is open, as a refresh.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +41,8 @@ struct model_entry {
     size_t len;
     uint64_t expiry;
     uint64_t used;
+    uint64_t ttl;
+    int claimed; /* its refresh-ahead was handed out */
 };
 
 struct model {
@@ -130,8 +136,24 @@ static void model_evict_lru(struct model *m)
 
 /* The store as cache.h describes it: returns the outcome, whether fill runs, and the status and
  * body the caller gets (*body NULL: the fill's own answer). */
+/* Whether a CACHE_AHEAD hit on e may (1), must (2) or must not (0) claim its refresh-ahead. */
+static int model_claim(const struct run *r, const struct model_entry *e)
+{
+    uint64_t w = e->ttl / 10;
+    uint64_t lo;
+
+    if (e->claimed || w == 0 || e->expiry == UINT64_MAX) {
+        return 0;
+    }
+    lo = e->expiry - w;
+    return r->now < lo ? 0 : r->now >= lo + w / 2 ? 2 : 1;
+}
+
+/* got_due is the cache's refresh_due, taken where the contract leaves it open; *due_ok is set
+ * to 0 when it breaks the contract.  *empty: the answer must be the empty ref (no fill ran). */
 static enum facts_outcome model_get(struct run *r, int k, uint64_t ttl, unsigned flags,
-                                    int *fill_runs, int *status, const char **body, size_t *len)
+                                    int *fill_runs, int *status, const char **body, size_t *len,
+                                    int got_due, int *due_ok, int *empty)
 {
     struct model *m = &r->m;
     struct model_entry *e = &m->e[k];
@@ -141,6 +163,17 @@ static enum facts_outcome model_get(struct run *r, int k, uint64_t ttl, unsigned
     *fill_runs = 1;
     *status = r->status;
     *body = NULL; /* the fill's own answer */
+    *due_ok = !got_due;
+    *empty = 0;
+    if ((flags & CACHE_AHEAD_RUN) &&
+        (r->max_items == 0 || (flags & CACHE_BYPASS) || ttl == 0 || !e->present || !e->claimed)) {
+        *fill_runs = 0;
+        *empty = 1;
+        return FACTS_MISS;
+    }
+    if (flags & CACHE_AHEAD_RUN) {
+        flags |= CACHE_REFRESH;
+    }
     if (r->max_items == 0 || (flags & CACHE_BYPASS) || ttl == 0) {
         return FACTS_BYPASS;
     }
@@ -150,6 +183,14 @@ static enum facts_outcome model_get(struct run *r, int k, uint64_t ttl, unsigned
         *body = e->body;
         *len = e->len;
         e->used = ++m->tick;
+        if (flags & CACHE_AHEAD) {
+            int may = model_claim(r, e);
+
+            *due_ok = may == 2 ? got_due : may == 1 ? 1 : !got_due;
+            if (got_due && may) {
+                e->claimed = 1;
+            }
+        }
         return FACTS_HIT;
     }
     if (e->present && r->now >= sat_add(e->expiry, r->stale_max_ms)) {
@@ -182,6 +223,8 @@ static enum facts_outcome model_get(struct run *r, int k, uint64_t ttl, unsigned
         model_evict_lru(m);
     }
     e->present = 1;
+    e->claimed = 0;
+    e->ttl = ttl;
     memcpy(e->body, r->body, r->len + 1);
     e->len = r->len;
     e->expiry = sat_add(r->now, ttl);
@@ -194,22 +237,26 @@ static enum facts_outcome model_get(struct run *r, int k, uint64_t ttl, unsigned
 static void do_get(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t len)
 {
     int k = a & 7;
-    unsigned flags = (a >> 3) & 3;
+    unsigned flags = ((a >> 3) & 3) | ((a & 0x20) ? CACHE_AHEAD : 0) |
+                     ((a & 0x40) ? CACHE_AHEAD_RUN : 0);
     uint64_t ttl = s_ttls[b & 7];
-    struct cache_value v;
+    struct cache_ref v;
     enum facts_outcome got;
     enum facts_outcome want;
     int fill_runs;
     int status;
     const char *body;
     size_t body_len = 0;
+    int due_ok;
+    int empty;
 
     r->status = s_statuses[(b >> 3) & 7];
     r->len = len % BODY_MAX;
     r->called = 0;
     got = cache_get(c, s_keys[k], strlen(s_keys[k]), ttl, flags, fill, r, &v);
     /* The model runs second: it needs the answer the fill just gave. */
-    want = model_get(r, k, ttl, flags, &fill_runs, &status, &body, &body_len);
+    want = model_get(r, k, ttl, flags, &fill_runs, &status, &body, &body_len, v.refresh_due,
+                     &due_ok, &empty);
     if (!body) {
         body = r->body;
         body_len = r->len;
@@ -220,11 +267,20 @@ static void do_get(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t
     if (r->called != fill_runs) {
         mismatch("whether fill ran");
     }
+    if (!due_ok) {
+        mismatch("refresh-ahead claim");
+    }
+    if (empty) {
+        if (v.blob || v.body || v.status || v.len) {
+            mismatch("a run with nothing to refresh answered something");
+        }
+        return;
+    }
     if (v.status != status || v.len != body_len || memcmp(v.body, body, body_len) != 0 ||
         v.body[v.len] != '\0') {
         mismatch("value served");
     }
-    cache_value_release(&v);
+    cache_ref_release(&v);
 }
 
 static void check(struct cache *c, const struct run *r)

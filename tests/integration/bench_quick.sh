@@ -14,7 +14,7 @@ rc=$?
 expect_eq "quick bench exits 0" 0 "$rc"
 check "bench.json and bench.md written" test -s "$OUT/bench.json" -a -s "$OUT/bench.md"
 
-for s in hit_latency peers throughput miss_path footprint scaling lambda; do
+for s in hit_latency peers throughput miss_path footprint scaling lambda refresh_ahead; do
   check "section $s produced numbers" python3 - "$OUT/bench.json" "$s" <<'PY'
 import json, math, sys
 doc = json.load(open(sys.argv[1]))

@@ -45,7 +45,9 @@ static void report(struct ledger_record *r, double duration, double billed, doub
  *   A (cold): 5 requests (1 local ping), 3 hits, 1 miss led 2 Secrets Manager calls (the first
  *     throttled), full report: Duration 120.5, Billed 121, Init 300, overhead 0.4, 80 MB.
  *   B: 4 hits, no report (the Lambda figures never arrived).
- *   C: 150 requests: 140 hits, 8 single-flight waits, 2 stale after 2 failed SSM calls; the 150
+ *   C: 150 requests: 140 hits, 8 single-flight waits, 2 stale after 2 failed SSM calls; one hit
+ *     on /app/flag started a background refresh (refresh-ahead) that found a fill of the key
+ *     already running, so it made no call of its own; the 150
  *     fetch latencies split the record over two lines; report: Duration 200, Billed 200,
  *     overhead 0.6, 90 MB. */
 static void emit_four(struct emf_writer *w)
@@ -110,7 +112,7 @@ static void emit_four(struct emf_writer *w)
     snprintf(r.request_id, sizeof(r.request_id), "req-c");
     r.invoke_ms = T0 + 2 * 3600000ULL + 5000;
     r.counts = (struct ledger_counts){.requests = 150, .hits = 140, .stale = 2, .waits = 8,
-                                      .upstream_calls = 2, .ssm_calls = 2,
+                                      .refreshes = 1, .upstream_calls = 2, .ssm_calls = 2,
                                       .upstream_errors = 2};
     for (size_t i = 0; i < 150; i++) {
         c_fetch[i] = i < 140 ? 0.5 : i < 148 ? 30 : 100;
@@ -125,7 +127,8 @@ static void emit_four(struct emf_writer *w)
         (struct ledger_counts){.requests = 74, .hits = 70, .waits = 4});
     key(&r, FACTS_SVC_SSM, "/app/flag",
         (struct ledger_counts){.requests = 76, .hits = 70, .stale = 2, .waits = 4,
-                               .upstream_calls = 2, .ssm_calls = 2, .upstream_errors = 2});
+                               .refreshes = 1, .upstream_calls = 2, .ssm_calls = 2,
+                               .upstream_errors = 2});
     emf_writer_sink(&r, w);
 }
 

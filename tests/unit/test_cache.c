@@ -234,7 +234,7 @@ static void fill_answer(void *ctx, struct cache_value *out)
 static void expect_get(struct cache *c, const char *key, uint64_t ttl, unsigned flags,
                        struct answer *a, enum facts_outcome outcome, int status, const char *body)
 {
-    struct cache_value v;
+    struct cache_ref v;
     enum facts_outcome got;
 
     got = cache_get(c, key, strlen(key), ttl, flags, fill_answer, a, &v);
@@ -243,7 +243,7 @@ static void expect_get(struct cache *c, const char *key, uint64_t ttl, unsigned 
     assert_int_equal(v.status, status);
     assert_int_equal(v.len, strlen(body));
     assert_string_equal(v.body, body);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     assert_null(v.body);
 }
 
@@ -286,27 +286,27 @@ static void test_binary_keys(void **state)
     struct answer b = {200, "b", 0};
     const char ka[] = {'x', '\0', 'y'};
     const char kb[] = {'x', '\0', 'z'};
-    struct cache_value v;
+    struct cache_ref v;
 
     (void)state;
     /* Keys are byte strings: an embedded NUL does not end them. */
     assert_int_equal(cache_get(c, ka, 3, 100, 0, fill_answer, &a, &v), FACTS_MISS);
     cache_check_invariants(c);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     assert_int_equal(cache_get(c, kb, 3, 100, 0, fill_answer, &b, &v), FACTS_MISS);
     cache_check_invariants(c);
     assert_string_equal(v.body, "b");
-    cache_value_release(&v);
+    cache_ref_release(&v);
     assert_int_equal(cache_get(c, ka, 3, 100, 0, fill_answer, &b, &v), FACTS_HIT);
     cache_check_invariants(c);
     assert_string_equal(v.body, "a");
-    cache_value_release(&v);
+    cache_ref_release(&v);
     assert_int_equal(cache_get(c, "", 0, 100, 0, fill_answer, &b, &v), FACTS_MISS);
     cache_check_invariants(c);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     assert_int_equal(cache_get(c, "", 0, 100, 0, fill_answer, &b, &v), FACTS_HIT);
     cache_check_invariants(c);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     expect_stats(c, 3, 3 + 1 + 3 + 1 + 0 + 1, 0);
     cache_free(c);
 }
@@ -422,7 +422,7 @@ static void test_many_keys_grow_table(void **state)
 {
     struct cache *c = new_cache(5000, 0, 0);
     struct answer a = {200, "v", 0};
-    struct cache_value v;
+    struct cache_ref v;
     char key[16];
     int i;
 
@@ -430,14 +430,14 @@ static void test_many_keys_grow_table(void **state)
     for (i = 0; i < 1000; i++) {
         snprintf(key, sizeof(key), "k%d", i);
         assert_int_equal(cache_get(c, key, strlen(key), 100, 0, fill_answer, &a, &v), FACTS_MISS);
-        cache_value_release(&v);
+        cache_ref_release(&v);
         cache_check_invariants(c);
     }
     cache_check_invariants(c);
     for (i = 0; i < 1000; i++) {
         snprintf(key, sizeof(key), "k%d", i);
         assert_int_equal(cache_get(c, key, strlen(key), 100, 0, fill_answer, &a, &v), FACTS_HIT);
-        cache_value_release(&v);
+        cache_ref_release(&v);
         cache_check_invariants(c);
     }
     cache_check_invariants(c);
@@ -512,7 +512,7 @@ static void test_peek(void **state)
     struct cache *c = new_cache(10, 0, 1000);
     struct answer v1 = {200, "v1", 0};
     struct answer never = {200, "must-not-be-fetched", 0};
-    struct cache_value out;
+    struct cache_ref out;
 
     (void)state;
     assert_int_equal(cache_get(c, "k", 1, 100, CACHE_PEEK, fill_answer, &never, &out), FACTS_MISS);
@@ -676,31 +676,31 @@ static void test_kind_not_status(void **state)
     struct kinded transient404 = {CACHE_TRANSIENT, 404, "t"};
     struct kinded failed503 = {CACHE_FAILED, 503, "f"};
     struct kinded value500 = {CACHE_VALUE, 500, "w"};
-    struct cache_value v;
+    struct cache_ref v;
 
     (void)state;
     /* Stored with the status it came with. */
     assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &value, &v), FACTS_MISS);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &failed503, &v), FACTS_HIT);
     assert_int_equal(v.status, 7);
     assert_int_equal(v.kind, CACHE_VALUE);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     /* Expired: a transient failure, whatever its status, serves the old value. */
     s_now += 100;
     assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &transient404, &v), FACTS_STALE);
     assert_string_equal(v.body, "v");
-    cache_value_release(&v);
+    cache_ref_release(&v);
     /* A failure that stands, whatever its status, drops it. */
     assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &failed503, &v), FACTS_MISS);
     assert_string_equal(v.body, "f");
     assert_int_equal(v.status, 503);
     assert_int_equal(v.kind, CACHE_FAILED);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     expect_stats(c, 0, 0, 0);
     /* And a value with any status is kept. */
     assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_kinded, &value500, &v), FACTS_MISS);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     expect_stats(c, 1, 2, 0);
     cache_free(c);
 }
@@ -734,7 +734,7 @@ static void null_body_fill(void *ctx, struct cache_value *out)
 static void test_fill_without_body(void **state)
 {
     struct cache *c = new_cache(10, 0, 0);
-    struct cache_value v;
+    struct cache_ref v;
 
     (void)state;
     /* A fill breaking its contract still yields a well-formed (empty) body. */
@@ -743,11 +743,11 @@ static void test_fill_without_body(void **state)
     assert_int_equal(v.status, 502);
     assert_non_null(v.body);
     assert_int_equal(v.len, 0);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     assert_int_equal(cache_get(c, "k", 1, 0, 0, null_body_fill, NULL, &v), FACTS_BYPASS);
     cache_check_invariants(c);
     assert_non_null(v.body);
-    cache_value_release(&v);
+    cache_ref_release(&v);
     cache_check_invariants(c);
     cache_free(c);
 }
@@ -786,6 +786,160 @@ static void test_real_clock_default(void **state)
     /* No injected clock: the monotonic one; a one-hour TTL cannot lapse during this test. */
     expect_get(c, "k", 3600 * 1000, 0, &v1, FACTS_MISS, 200, "v1");
     expect_get(c, "k", 3600 * 1000, 0, &v1, FACTS_HIT, 200, "v1");
+    cache_free(c);
+}
+
+/* ---- refresh-ahead ---- */
+
+/* A CACHE_AHEAD get that must be a hit with body; returns whether it claimed the refresh. */
+static int ahead_hit(struct cache *c, const char *key, uint64_t ttl, const char *body)
+{
+    struct answer never = {200, "must-not-be-fetched", 0};
+    struct cache_ref v;
+    int due;
+
+    assert_int_equal(
+        cache_get(c, key, strlen(key), ttl, CACHE_PEEK | CACHE_AHEAD, fill_answer, &never, &v),
+        FACTS_HIT);
+    cache_check_invariants(c);
+    assert_int_equal(never.calls, 0);
+    assert_string_equal(v.body, body);
+    due = v.refresh_due;
+    cache_ref_release(&v);
+    return due;
+}
+
+/* Runs a claimed refresh with fill a; returns the outcome (the answer is checked by the caller
+ * through the store). */
+static enum facts_outcome ahead_run(struct cache *c, const char *key, uint64_t ttl,
+                                    struct answer *a, int *status)
+{
+    struct cache_ref v;
+    enum facts_outcome o;
+
+    o = cache_get(c, key, strlen(key), ttl, CACHE_AHEAD_RUN, fill_answer, a, &v);
+    cache_check_invariants(c);
+    *status = v.status;
+    assert_int_equal(v.refresh_due, 0);
+    cache_ref_release(&v);
+    return o;
+}
+
+static void test_ahead_window(void **state)
+{
+    struct cache *c = new_cache(10, 0, 0);
+    struct answer v1 = {200, "v1", 0};
+    struct answer v2 = {200, "v2", 0};
+    int status;
+
+    (void)state;
+    /* Stored at 1000 with TTL 1000: expires at 2000; the refresh point is in [1900, 1950]. */
+    expect_get(c, "k", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    expect_get(c, "plain", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now = 1899;
+    assert_false(ahead_hit(c, "k", 1000, "v1")); /* before the last tenth: never */
+    s_now = 1950;
+    /* Without CACHE_AHEAD no hit claims anything, however late. */
+    expect_get(c, "plain", 1000, CACHE_PEEK, &v1, FACTS_HIT, 200, "v1");
+    assert_true(ahead_hit(c, "k", 1000, "v1"));  /* at the latest jittered point: claimed */
+    assert_false(ahead_hit(c, "k", 1000, "v1")); /* once per entry */
+    s_now = 1999;
+    assert_false(ahead_hit(c, "k", 1000, "v1"));
+    assert_int_equal(v1.calls, 2);
+
+    /* The claimed run replaces the value; the new entry has its own window. */
+    assert_int_equal(ahead_run(c, "k", 1000, &v2, &status), FACTS_MISS);
+    assert_int_equal(status, 200);
+    assert_int_equal(v2.calls, 1);
+    s_now = 2500; /* the old entry would have expired: this is the new one (expires 2999) */
+    assert_false(ahead_hit(c, "k", 1000, "v2"));
+    s_now = 2949;
+    assert_true(ahead_hit(c, "k", 1000, "v2"));
+    /* A run that was not claimed, or whose entry is gone, fetches nothing. */
+    assert_int_equal(ahead_run(c, "plain", 1000, &v2, &status), FACTS_MISS);
+    assert_int_equal(status, 0);
+    assert_int_equal(ahead_run(c, "absent", 1000, &v2, &status), FACTS_MISS);
+    assert_int_equal(status, 0);
+    /* TTL 0 and a disabled cache store nothing, so a run there fetches nothing either. */
+    assert_int_equal(ahead_run(c, "k", 0, &v2, &status), FACTS_MISS);
+    assert_int_equal(status, 0);
+    assert_int_equal(v2.calls, 1);
+    cache_free(c);
+}
+
+/* The refresh point is jittered per entry, within its bounds: stores filled at one instant do
+ * not all claim at the same one. */
+static void test_ahead_jitter(void **state)
+{
+    enum { NKEYS = 40 };
+    struct cache *c = new_cache(NKEYS + 1, 0, 0);
+    struct answer v1 = {200, "v1", 0};
+    uint64_t first_due[NKEYS];
+    char key[NKEYS][16];
+    int distinct = 0;
+    int i;
+
+    (void)state;
+    for (i = 0; i < NKEYS; i++) {
+        (void)snprintf(key[i], sizeof(key[i]), "k%d", i);
+        expect_get(c, key[i], 1000, 0, &v1, FACTS_MISS, 200, "v1");
+        first_due[i] = 0;
+    }
+    /* Every key is read every millisecond from 1850 on; each claims exactly once, in
+     * [1900, 1950]. */
+    for (s_now = 1850; s_now < 2000; s_now++) {
+        for (i = 0; i < NKEYS; i++) {
+            if (ahead_hit(c, key[i], 1000, "v1")) {
+                assert_int_equal(first_due[i], 0);
+                first_due[i] = s_now;
+            }
+        }
+    }
+    for (i = 0; i < NKEYS; i++) {
+        assert_in_range(first_due[i], 1900, 1950);
+        distinct += i > 0 && first_due[i] != first_due[0];
+    }
+    assert_true(distinct > 0);
+    /* Below 10 ms there is no last tenth to refresh in. */
+    expect_get(c, "short", 9, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now += 8;
+    assert_false(ahead_hit(c, "short", 9, "v1"));
+    cache_free(c);
+}
+
+/* A failed refresh-ahead keeps the value until it expires, is not retried, and after the expiry
+ * the stale rules apply as before. */
+static void test_ahead_failure_keeps_value(void **state)
+{
+    struct cache *c = new_cache(10, 0, 1000);
+    struct answer v1 = {200, "v1", 0};
+    struct answer down = {503, "{\"error\":\"unavailable\"}", 0};
+    struct answer gone = {404, "{\"error\":\"not found\"}", 0};
+    int status;
+
+    (void)state;
+    expect_get(c, "k", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now = 1960;
+    assert_true(ahead_hit(c, "k", 1000, "v1"));
+    assert_int_equal(ahead_run(c, "k", 1000, &down, &status), FACTS_MISS);
+    assert_int_equal(status, 503);
+    s_now = 1999;
+    assert_false(ahead_hit(c, "k", 1000, "v1")); /* still served, not claimed again */
+    assert_int_equal(down.calls, 1);
+    s_now = 2000; /* expired: a plain read refreshes, fails, and is served stale */
+    expect_get(c, "k", 1000, 0, &down, FACTS_STALE, 200, "v1");
+    assert_int_equal(down.calls, 2);
+
+    /* A definite refusal of the refresh-ahead does not drop the value early either. */
+    expect_get(c, "g", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now += 960;
+    assert_true(ahead_hit(c, "g", 1000, "v1"));
+    assert_int_equal(ahead_run(c, "g", 1000, &gone, &status), FACTS_MISS);
+    assert_int_equal(status, 404);
+    assert_false(ahead_hit(c, "g", 1000, "v1"));
+    s_now += 40; /* expired: the plain read's 404 drops it, as without refresh-ahead */
+    expect_get(c, "g", 1000, 0, &gone, FACTS_MISS, 404, gone.body);
+    expect_stats(c, 1, 1 + 2, 0);
     cache_free(c);
 }
 
@@ -891,7 +1045,7 @@ struct worker {
     cache_fill_fn fill;
     void *fill_ctx;
     enum facts_outcome outcome;
-    struct cache_value v;
+    struct cache_ref v;
 };
 
 static void *worker_run(void *arg)
@@ -948,7 +1102,7 @@ static void test_single_flight_32(void **state)
         waited += w[i].outcome == FACTS_WAITED;
         assert_int_equal(w[i].v.status, 200);
         assert_string_equal(w[i].v.body, "the-one-value");
-        cache_value_release(&w[i].v);
+        cache_ref_release(&w[i].v);
     }
     assert_int_equal(gate_entered(&g), 1); /* exactly one fill */
     assert_int_equal(misses, 1);
@@ -986,7 +1140,7 @@ static void test_distinct_keys_in_parallel(void **state)
     cache_check_invariants(c);
     assert_int_equal(wa.outcome, FACTS_MISS);
     assert_string_equal(wa.v.body, "value-a");
-    cache_value_release(&wa.v);
+    cache_ref_release(&wa.v);
     expect_get(c, "A", 1000, 0, &never, FACTS_HIT, 200, "value-a");
     assert_int_equal(never.calls, 0);
     gate_destroy(&g);
@@ -1022,7 +1176,7 @@ static void finish_flight(struct cache *c, struct worker *w, int n, int status, 
         counts[w[i].outcome]++;
         assert_int_equal(w[i].v.status, status);
         assert_string_equal(w[i].v.body, body);
-        cache_value_release(&w[i].v);
+        cache_ref_release(&w[i].v);
     }
 }
 
@@ -1134,7 +1288,7 @@ static void test_clear_during_flight(void **state)
     cache_check_invariants(c);
     assert_int_equal(late.outcome, FACTS_MISS);
     assert_string_equal(late.v.body, "post-clear");
-    cache_value_release(&late.v);
+    cache_ref_release(&late.v);
     expect_get(c, "k", 1000, 0, &v2, FACTS_HIT, 200, "post-clear");
     assert_int_equal(v2.calls, 0);
     gate_destroy(&g);
@@ -1301,7 +1455,7 @@ static void *stress_run(void *arg)
         struct stress_fill sf = {keys[r % 7], statuses[(r / 7) % 7]};
         unsigned flags = (r / 49) % 16 == 0 ? CACHE_REFRESH : (r / 49) % 16 == 1 ? CACHE_BYPASS : 0;
         uint64_t ttl = ttls[(r / 784) % 5];
-        struct cache_value v;
+        struct cache_ref v;
         enum facts_outcome o;
         size_t klen = strlen(sf.key);
 
@@ -1319,10 +1473,76 @@ static void *stress_run(void *arg)
         if ((o == FACTS_HIT || o == FACTS_STALE) && v.status != 200) {
             w->bad++;
         }
-        cache_value_release(&v);
+        cache_ref_release(&v);
         cache_check_invariants(w->c);
     }
     return NULL;
+}
+
+/* The refresh-ahead is single-flight: while it runs, another claimed run, a refreshNow or a plain
+ * read after the expiry joins it or does nothing; no hit claims a second one; and a hit while
+ * another fill of the key runs claims nothing. */
+static void test_ahead_single_flight(void **state)
+{
+    struct cache *c = new_cache(10, 0, 0);
+    struct answer v1 = {200, "v1", 0};
+    struct answer never = {200, "must-not-be-fetched", 0};
+    struct gate g;
+    struct worker run;
+    struct worker after;
+    struct worker refresh;
+    struct cache_stats st;
+    int status;
+
+    (void)state;
+    gate_init(&g, 200, "v2");
+    expect_get(c, "k", 1000, 0, &v1, FACTS_MISS, 200, "v1");
+    s_now = 1960;
+    assert_true(ahead_hit(c, "k", 1000, "v1"));
+    worker_start(&run, c, "k", CACHE_AHEAD_RUN, fill_gated, &g);
+    gate_wait_entered(&g, 1);
+    /* A second run of the same claim: nothing to do, the first one is refreshing. */
+    assert_int_equal(ahead_run(c, "k", 1000, &never, &status), FACTS_MISS);
+    assert_int_equal(status, 0);
+    /* Hits go on, with the current value, and claim nothing. */
+    assert_false(ahead_hit(c, "k", 1000, "v1"));
+    /* Past the expiry a plain read and a refreshNow join the running refresh. */
+    s_now = 2000;
+    worker_start(&after, c, "k", 0, fill_answer, &never);
+    worker_start(&refresh, c, "k", CACHE_REFRESH, fill_answer, &never);
+    wait_waiters(c, 2);
+    cache_stats(c, &st);
+    assert_int_equal(st.flights, 1);
+    gate_open(&g);
+    worker_join(&run);
+    worker_join(&after);
+    worker_join(&refresh);
+    cache_check_invariants(c);
+    assert_int_equal(run.outcome, FACTS_MISS);
+    assert_int_equal(after.outcome, FACTS_WAITED);
+    assert_int_equal(refresh.outcome, FACTS_WAITED);
+    assert_string_equal(after.v.body, "v2");
+    assert_string_equal(refresh.v.body, "v2");
+    cache_ref_release(&run.v);
+    cache_ref_release(&after.v);
+    cache_ref_release(&refresh.v);
+    assert_int_equal(gate_entered(&g), 1);
+    assert_int_equal(never.calls, 0);
+    expect_get(c, "k", 1000, 0, &never, FACTS_HIT, 200, "v2");
+
+    /* A refreshNow in flight: a hit in the window claims nothing (that fill is the refresh). */
+    gate_destroy(&g);
+    gate_init(&g, 200, "v3");
+    s_now = 2960;
+    worker_start(&refresh, c, "k", CACHE_REFRESH, fill_gated, &g);
+    gate_wait_entered(&g, 1);
+    assert_false(ahead_hit(c, "k", 1000, "v2"));
+    gate_open(&g);
+    worker_join(&refresh);
+    cache_ref_release(&refresh.v);
+    assert_false(ahead_hit(c, "k", 1000, "v3")); /* the new entry: its window is ahead */
+    gate_destroy(&g);
+    cache_free(c);
 }
 
 static void test_stress_threads(void **state)
@@ -1440,6 +1660,59 @@ static void test_wipe_on_evict_replace_clear_free(void **state)
     track_stop();
 }
 
+/* Hits share the stored value (no copy), and a reference stays valid and unwiped after its entry
+ * is replaced, evicted or cleared and even after the store is freed; the last release wipes it. */
+static void test_refs_outlive_entries(void **state)
+{
+    struct cache *c;
+    struct answer one = {200, "1-" MARKER "-first", 0};
+    struct answer two = {200, "2-" MARKER "-second", 0};
+    struct answer three = {200, "3-" MARKER "-third", 0};
+    struct cache_ref h1;
+    struct cache_ref h2;
+    struct cache_ref held[3];
+
+    (void)state;
+    track_start();
+    c = new_cache(1, 0, 0);
+    put_secret(c, "k1", one.body);
+    assert_int_equal(cache_get(c, "k1", 2, 100, 0, fill_answer, &one, &h1), FACTS_HIT);
+    assert_int_equal(cache_get(c, "k1", 2, 100, 0, fill_answer, &one, &h2), FACTS_HIT);
+    assert_ptr_equal(h1.body, h2.body); /* one stored body, two references */
+    cache_ref_release(&h2);
+    assert_null(h2.body);
+    held[0] = h1;
+
+    /* Replaced (refreshNow): the held body is the old one, intact. */
+    assert_int_equal(cache_get(c, "k1", 2, 100, CACHE_REFRESH, fill_answer, &two, &h1), FACTS_MISS);
+    cache_check_invariants(c);
+    assert_ptr_not_equal(h1.body, held[0].body);
+    held[1] = h1;
+    /* Evicted (max_items 1): the value of k1 leaves the store but not the holder. */
+    put_secret(c, "k3", three.body);
+    expect_stats(c, 1, 2 + strlen(three.body), 1);
+    assert_int_equal(cache_get(c, "k3", 2, 100, 0, fill_answer, &three, &held[2]), FACTS_HIT);
+    /* Cleared and freed. */
+    cache_clear(c);
+    cache_free(c);
+
+    assert_string_equal(held[0].body, one.body);
+    assert_int_equal(held[0].len, strlen(one.body));
+    assert_string_equal(held[1].body, two.body);
+    assert_string_equal(held[2].body, three.body);
+    assert_int_equal(held[2].status, 200);
+    /* Nothing else holds them now: each release is the last one and wipes. */
+    assert_int_equal(track_mark(MARKER), 3);
+    for (int i = 0; i < 3; i++) {
+        cache_ref_release(&held[i]);
+    }
+    assert_int_equal(s_tagged_zeroed, 3);
+    assert_int_equal(s_tagged_dirty, 0);
+    assert_int_equal(s_marker_frees, 0);
+    cache_ref_release(NULL);
+    track_stop();
+}
+
 static void test_wipe_flight_results(void **state)
 {
     struct cache *c;
@@ -1487,6 +1760,9 @@ int main(void)
         cmocka_unit_test(test_fill_without_body),
         cmocka_unit_test(test_clear),
         cmocka_unit_test(test_real_clock_default),
+        cmocka_unit_test(test_ahead_window),
+        cmocka_unit_test(test_ahead_jitter),
+        cmocka_unit_test(test_ahead_failure_keeps_value),
         cmocka_unit_test(test_single_flight_32),
         cmocka_unit_test(test_distinct_keys_in_parallel),
         cmocka_unit_test(test_error_handed_to_waiters),
@@ -1496,10 +1772,12 @@ int main(void)
         cmocka_unit_test(test_evicted_during_flight),
         cmocka_unit_test(test_table_grows_during_flight),
         cmocka_unit_test(test_stale_window_ends_during_fill),
+        cmocka_unit_test(test_ahead_single_flight),
         cmocka_unit_test(test_stress_threads),
         cmocka_unit_test(test_wipe_detector_works),
         cmocka_unit_test(test_wipe_on_evict_replace_clear_free),
         cmocka_unit_test(test_wipe_flight_results),
+        cmocka_unit_test(test_refs_outlive_entries),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

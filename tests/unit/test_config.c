@@ -108,6 +108,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.stale_max_s, 900);
     assert_int_equal(cfg.max_attempts, 3);
     assert_int_equal(cfg.max_inbound, 8192);
+    assert_int_equal(cfg.refresh_ahead, 1);
     assert_null(cfg.prefetch_secrets);
     assert_null(cfg.prefetch_parameters);
     assert_null(cfg.sm_endpoint_used);
@@ -188,10 +189,15 @@ static void test_bool_spellings(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         env_base(&e);
         env_set(&e, "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED", cases[i].text);
+        env_set(&e, "STASH_REFRESH_AHEAD", cases[i].text);
         load_ok(&e, &cfg);
         assert_int_equal(cfg.cache_enabled, cases[i].want);
+        assert_int_equal(cfg.refresh_ahead, cases[i].want);
         config_release(&cfg);
     }
+    env_base(&e);
+    env_set(&e, "STASH_REFRESH_AHEAD", "off");
+    load_fails(&e, "STASH_REFRESH_AHEAD", "TRUE or FALSE");
 }
 
 static void test_log_levels(void **state)

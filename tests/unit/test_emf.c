@@ -173,6 +173,7 @@ static struct ledger_record known_record(void)
     r.counts.hits = 2;
     r.counts.misses = 1;
     r.counts.stale = 1;
+    r.counts.refreshes = 1;
     r.counts.upstream_calls = 2;
     r.counts.sm_calls = 2;
     r.counts.upstream_errors = 1;
@@ -207,6 +208,7 @@ static void test_known_record_line(void **state)
         "\"Dimensions\":[[\"FunctionName\",\"Env\"]],\"Metrics\":["
         "{\"Name\":\"CacheHits\",\"Unit\":\"Count\"},{\"Name\":\"CacheMisses\",\"Unit\":\"Count\"},"
         "{\"Name\":\"CacheStaleServed\",\"Unit\":\"Count\"},"
+        "{\"Name\":\"CacheRefreshes\",\"Unit\":\"Count\"},"
         "{\"Name\":\"UpstreamCalls\",\"Unit\":\"Count\"},"
         "{\"Name\":\"SecretsManagerCalls\",\"Unit\":\"Count\"},"
         "{\"Name\":\"ParameterStoreCalls\",\"Unit\":\"Count\"},"
@@ -221,7 +223,7 @@ static void test_known_record_line(void **state)
         "{\"Name\":\"ExtensionOverhead\",\"Unit\":\"Milliseconds\"},"
         "{\"Name\":\"MaxMemoryUsed\",\"Unit\":\"Megabytes\"}]}]},"
         "\"FunctionName\":\"orders-api\",\"Env\":\"prod\",\"CacheHits\":2,\"CacheMisses\":1,"
-        "\"CacheStaleServed\":1,\"UpstreamCalls\":2,\"SecretsManagerCalls\":2,"
+        "\"CacheStaleServed\":1,\"CacheRefreshes\":1,\"UpstreamCalls\":2,\"SecretsManagerCalls\":2,"
         "\"ParameterStoreCalls\":0,\"UpstreamErrors\":1,\"UpstreamThrottles\":1,\"ColdStart\":1,"
         "\"FetchLatency\":[0.25,0.3,41.8,1.5],\"UpstreamLatency\":[19.5,20.125],"
         "\"Duration\":503.84,\"BilledDuration\":635,\"InitDuration\":131.048,"
@@ -584,6 +586,9 @@ static void test_aggregate(void **state)
     assert_int_equal(n, 1);
     got = sum_metric(&lines, "ColdStart", &n);
     assert_true(got == 1);
+    got = sum_metric(&lines, "CacheRefreshes", &n);
+    assert_true(got == 3);
+    assert_int_equal(n, 1);
     sum_metric(&lines, "FetchLatency", &n);
     assert_int_equal(n, EMF_AGG_VALUES_MAX);
     sum_metric(&lines, "Duration", &n);

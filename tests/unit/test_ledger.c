@@ -365,6 +365,43 @@ static void test_attribution_by_header(void **state)
     ledger_free(l);
 }
 
+/* A refresh-ahead: the hit that started it counts it in refreshes; the refresh's own facts
+ * (FACTS_AHEAD) add its upstream calls but no request, no outcome and no fetch latency; per key
+ * too. */
+static void test_refresh_ahead_counts(void **state)
+{
+    struct ledger *l = new_ledger(0, 1);
+    struct facts hit = mkfacts(FACTS_SVC_SECRETS_MANAGER, FACTS_HIT, 0.2, NULL, "db");
+    struct facts ahead = mkfacts(FACTS_SVC_SECRETS_MANAGER, FACTS_AHEAD, 210.0, NULL, "db");
+    const struct ledger_record *r;
+
+    (void)state;
+    hit.refreshes = 1;
+    add_call(&ahead, 205.5, 200, 0, 0);
+    assert_int_equal(ledger_on_invoke(l, "A", 0, 10), STASH_OK);
+    ledger_on_facts(l, &hit);
+    ledger_on_facts(l, &ahead);
+    ledger_on_shutdown(l);
+    ledger_flush(l);
+    assert_int_equal(s_ncap, 1);
+    r = &s_cap[0].rec;
+    assert_int_equal(r->counts.requests, 1);
+    assert_int_equal(r->counts.hits, 1);
+    assert_int_equal(r->counts.misses + r->counts.stale + r->counts.waits, 0);
+    assert_int_equal(r->counts.refreshes, 1);
+    assert_int_equal(r->counts.upstream_calls, 1);
+    assert_int_equal(r->counts.sm_calls, 1);
+    assert_int_equal(r->nfetch, 1);
+    assert_true(r->fetch_ms[0] == 0.2);
+    assert_int_equal(r->nupstream, 1);
+    assert_true(r->upstream_ms[0] == 205.5);
+    assert_int_equal(r->nkeys, 1);
+    assert_int_equal(r->keys[0].counts.refreshes, 1);
+    assert_int_equal(r->keys[0].counts.requests, 1);
+    assert_int_equal(r->keys[0].counts.upstream_calls, 1);
+    ledger_free(l);
+}
+
 static void test_shutdown_flush_without_report(void **state)
 {
     struct ledger *l = new_ledger(0, 0);
@@ -752,6 +789,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_init_work, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_work_at_shutdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_flush_without_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_ahead_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_before_invoke_is_adopted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_telemetry_off, setup, teardown),
