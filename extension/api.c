@@ -250,6 +250,52 @@ static void route_parameter(const struct api_request *req, struct api_route *out
     out->kind = API_ROUTE_PARAMETER;
 }
 
+/* The values of every `key` argument, each once, in the order sent: at most max of them. */
+static int route_ids(const struct api_request *req, const char *key, size_t max,
+                     struct api_route *out)
+{
+    for (size_t i = 0; i < req->nargs; i++) {
+        const struct api_kv *a = &req->args[i];
+        size_t j;
+
+        if (strcmp(a->key, key) != 0) {
+            continue;
+        }
+        if (!check_id(out, a->value, key)) {
+            return 0;
+        }
+        for (j = 0; j < out->nids && strcmp(out->ids[j], a->value) != 0; j++) {
+        }
+        if (j < out->nids) {
+            continue; /* asked twice: answered once */
+        }
+        if (out->nids == max) {
+            route_error(out, 400, "ValidationException", "at most %zu %s values in one batch",
+                        max, key);
+            return 0;
+        }
+        out->ids[out->nids++] = a->value;
+    }
+    if (!out->nids) {
+        route_error(out, 400, "ValidationException", "missing required parameter %s", key);
+        return 0;
+    }
+    return 1;
+}
+
+static void route_batch(const struct api_request *req, int ssm, struct api_route *out)
+{
+    if (!route_ids(req, ssm ? "name" : "secretId", ssm ? API_BATCH_MAX_PARAMETERS : API_BATCH_MAX, out) ||
+        !route_refresh(req, out)) {
+        return;
+    }
+    if (ssm && !parse_flag(arg_get(req, "withDecryption"), 0, &out->with_decryption)) {
+        route_error(out, 400, "ValidationException", "withDecryption must be true or false");
+        return;
+    }
+    out->kind = ssm ? API_ROUTE_PARAMETER_BATCH : API_ROUTE_SECRET_BATCH;
+}
+
 void api_route(const struct api_request *req, const char *token, size_t token_len,
                struct api_route *out)
 {
@@ -299,12 +345,17 @@ void api_route(const struct api_request *req, const char *token, size_t token_le
     } else if (strcmp(path, "/systemsmanager/parameters/get") == 0 ||
                strcmp(path, "/systemsmanager/parameters/get/") == 0) {
         route_parameter(req, out);
+    } else if (strcmp(path, "/secretsmanager/batch") == 0) {
+        route_batch(req, 0, out);
+    } else if (strcmp(path, "/systemsmanager/parameters/batch") == 0) {
+        route_batch(req, 1, out);
     } else if (strncmp(path, "/v1/", 4) == 0) {
         route_secret(req, path + 4, "secret ID in /v1/<secretId>", out);
     } else {
         route_error(out, 404, "UnknownOperationException",
                     "no such route; stash serves GET /secretsmanager/get, "
-                    "/systemsmanager/parameters/get, /v1/<secretId> and /ping");
+                    "/systemsmanager/parameters/get, /v1/<secretId>, /secretsmanager/batch, "
+                    "/systemsmanager/parameters/batch and /ping");
     }
 }
 

@@ -90,7 +90,12 @@ enum api_route_kind {
     API_ROUTE_PING,
     API_ROUTE_SECRET,
     API_ROUTE_PARAMETER,
+    API_ROUTE_SECRET_BATCH,    /* /secretsmanager/batch: ids[0..nids) */
+    API_ROUTE_PARAMETER_BATCH, /* /systemsmanager/parameters/batch: ids[0..nids) */
 };
+
+#define API_BATCH_MAX            20 /* secrets in one batch: BatchGetSecretValue's limit */
+#define API_BATCH_MAX_PARAMETERS 10 /* parameters in one batch: GetParameters' limit */
 
 struct api_route {
     enum api_route_kind kind;
@@ -106,6 +111,8 @@ struct api_route {
     int refresh;               /* refreshNow=true */
     const char *request_id;    /* X-Stash-Request-Id, or NULL */
     struct shape_req shape;    /* raw, jsonKey, split (extension/shape.h); not in the cache key */
+    const char *ids[API_BATCH_MAX]; /* batch: the ids asked for, each once, in the order sent */
+    size_t nids;
 };
 
 /* Routes and validates one request against the token (token_len bytes).  Never fails: the
