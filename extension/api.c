@@ -29,7 +29,6 @@
 #define API_RETRY_AFTER_S  "1"
 #define API_DRAIN_MS       500 /* api_stop waits this long at most for answers in flight */
 #define API_ERROR_BODY_MAX (API_MESSAGE_MAX * 6 + 128) /* worst-case escaping of message */
-#define API_KEY_MAX        (API_MAX_URL_BYTES + 16)
 
 static const char s_token_header[] = "X-Aws-Parameters-Secrets-Token";
 static const char s_vault_header[] = "X-Vault-Token";
@@ -270,8 +269,8 @@ static int route_ids(const struct api_request *req, const char *key, size_t max,
             continue; /* asked twice: answered once */
         }
         if (out->nids == max) {
-            route_error(out, 400, "ValidationException", "at most %zu %s values in one batch",
-                        max, key);
+            route_error(out, 400, "ValidationException", "at most %zu %s values in one batch", max,
+                        key);
             return 0;
         }
         out->ids[out->nids++] = a->value;
@@ -285,7 +284,8 @@ static int route_ids(const struct api_request *req, const char *key, size_t max,
 
 static void route_batch(const struct api_request *req, int ssm, struct api_route *out)
 {
-    if (!route_ids(req, ssm ? "name" : "secretId", ssm ? API_BATCH_MAX_PARAMETERS : API_BATCH_MAX, out) ||
+    if (!route_ids(req, ssm ? "name" : "secretId", ssm ? API_BATCH_MAX_PARAMETERS : API_BATCH_MAX,
+                   out) ||
         !route_refresh(req, out)) {
         return;
     }
@@ -472,10 +472,8 @@ static void fill_upstream(void *ctx, struct cache_value *out)
     upstream_result_release(&res);
 }
 
-/* Asks the cache (and through it upstream) for a routed secret or parameter.  With CACHE_PEEK in
- * extra, only a fresh cached value: out->status stays 0 when there is none. */
-static void fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
-                  struct cache_ref *out, unsigned extra)
+void api_fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
+               struct cache_ref *out, unsigned extra)
 {
     char key[API_KEY_MAX];
     size_t keylen = api_cache_key(r, key, sizeof(key));
@@ -601,7 +599,7 @@ int api_prefetch(const struct api_opts *opts, enum facts_service service, const 
     if (!*id || strlen(id) > API_MAX_ID_BYTES) {
         return 400;
     }
-    fetch(opts, &r, &facts, &v, 0);
+    api_fetch(opts, &r, &facts, &v, 0);
     status = v.status;
     cache_ref_release(&v);
     /* Reported as a request is: its upstream calls are real ones, and like every request made
@@ -927,7 +925,7 @@ static void *fetcher_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&a->jobs_mu);
-        fetch(&a->opts, &j->r, &j->facts, &j->v, 0);
+        api_fetch(&a->opts, &j->r, &j->facts, &j->v, 0);
         MHD_resume_connection(j->mc);
         pthread_mutex_lock(&a->jobs_mu);
     }
@@ -993,7 +991,7 @@ static void run_refresh(struct api *a, struct job *j)
 {
     uint64_t start_ns = clock_mono_ns();
 
-    fetch(&a->opts, &j->r, &j->facts, &j->v, CACHE_AHEAD_RUN);
+    api_fetch(&a->opts, &j->r, &j->facts, &j->v, CACHE_AHEAD_RUN);
     cache_ref_release(&j->v);
     if (j->facts.ncalls > 0) {
         j->facts.outcome = FACTS_AHEAD;
@@ -1017,8 +1015,8 @@ static const char *shape_ref(const struct api_route *r, struct cache_ref *v)
     own.len = v->len;
     own.body = xmemdup(v->body, v->len);
     cache_ref_release(v);
-    ctype =
-        shape_value(r->kind == API_ROUTE_PARAMETER ? SHAPE_PARAMETER : SHAPE_SECRET, &r->shape, &own);
+    ctype = shape_value(r->kind == API_ROUTE_PARAMETER ? SHAPE_PARAMETER : SHAPE_SECRET, &r->shape,
+                        &own);
     cache_ref_adopt(&own, v);
     return ctype;
 }
@@ -1066,7 +1064,7 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
          * request nothing would resume. */
         pthread_mutex_unlock(&a->jobs_mu);
         free(j);
-        fetch(&a->opts, r, facts, &v, 0);
+        api_fetch(&a->opts, r, facts, &v, 0);
         return answer_value(a, mc, c, r, facts, &v);
     }
     /* Suspended before it is queued: a fetch thread may resume it at once. */
@@ -1141,7 +1139,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         break;
     case API_ROUTE_SECRET:
     case API_ROUTE_PARAMETER:
-        fetch(&a->opts, &r, &facts, &v, CACHE_PEEK | (a->opts.refresh_ahead ? CACHE_AHEAD : 0));
+        api_fetch(&a->opts, &r, &facts, &v, CACHE_PEEK | (a->opts.refresh_ahead ? CACHE_AHEAD : 0));
         if (v.kind == CACHE_VALUE) {
             if (v.refresh_due) {
                 facts.refreshes = start_refresh(a, &r, &facts);

@@ -123,6 +123,8 @@ void api_route(const struct api_request *req, const char *token, size_t token_le
 /* Renders an error route's JSON body into out (outlen bytes); returns its length. */
 size_t api_error_json(const char *type, const char *message, char *out, size_t outlen);
 
+#define API_KEY_MAX (API_MAX_URL_BYTES + 16) /* room for any key api_cache_key builds */
+
 /* Builds the cache key of a routed secret or parameter (service, id, selector, decryption) into
  * out; returns its length, or 0 if it does not fit. */
 size_t api_cache_key(const struct api_route *r, char *out, size_t outlen);
@@ -149,6 +151,13 @@ struct api;
 /* Starts serving on 127.0.0.1:port (required: STASH_EIO if it cannot bind) and [::1]:port (if
  * the host has IPv6 loopback).  Returns STASH_OK and *out, or an error and *out NULL. */
 enum stash_err api_start(const struct api_opts *opts, struct api **out);
+
+/* Gets a routed secret or parameter (API_ROUTE_SECRET or API_ROUTE_PARAMETER) through the cache
+ * as a request does: the route's key, the service's TTL, bypass when the cache is off, refresh
+ * for refreshNow, and flags in extra (CACHE_PEEK: only a fresh value, out->blob NULL when there
+ * is none).  Fills facts' service, name and outcome.  Blocks for upstream unless CACHE_PEEK. */
+void api_fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
+               struct cache_ref *out, unsigned extra);
 
 /* Fetches one secret (service FACTS_SVC_SECRETS_MANAGER) or parameter (FACTS_SVC_SSM, with
  * decryption) through the cache as a request would, so a later request is a hit, and hands its

@@ -293,8 +293,7 @@ static void answer_slot(const struct batch_get *g, struct slot *s, size_t i,
 
     answer_from_upstream(res, &v);
     if (s->state == SLOT_LEAD) {
-        g->facts[i].outcome =
-            cache_complete(g->opts->cache, s->flight, ttl_of(g), &v, &g->refs[i]);
+        g->facts[i].outcome = cache_complete(g->opts->cache, s->flight, ttl_of(g), &v, &g->refs[i]);
         s->flight = NULL;
         share_plain(g, s, &g->refs[i]);
     } else {

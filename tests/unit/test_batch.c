@@ -12,22 +12,22 @@
 
 #include "extension/batch.h"
 
-#define SECRET_A                                                                                   \
-    "{\"ARN\":\"arn:aws:secretsmanager:us-east-1:123456789012:secret:a-AbCdEf\","                 \
-    "\"CreatedDate\":\"2026-01-01T00:00:00.000Z\",\"Name\":\"a\",\"SecretBinary\":null,"           \
-    "\"SecretString\":\"{\\\"k\\\":\\\"\xc3\xa9t\xc3\xa9 \\u2603\\\"}\",\"VersionId\":\"v1\","    \
+#define SECRET_A                                                                               \
+    "{\"ARN\":\"arn:aws:secretsmanager:us-east-1:123456789012:secret:a-AbCdEf\","              \
+    "\"CreatedDate\":\"2026-01-01T00:00:00.000Z\",\"Name\":\"a\",\"SecretBinary\":null,"       \
+    "\"SecretString\":\"{\\\"k\\\":\\\"\xc3\xa9t\xc3\xa9 \\u2603\\\"}\",\"VersionId\":\"v1\"," \
     "\"VersionStages\":[\"AWSCURRENT\"],\"ResultMetadata\":{}}"
-#define SECRET_B                                                                                   \
-    "{\"ARN\":null,\"CreatedDate\":null,\"Name\":\"b/bin\",\"SecretBinary\":\"AAEC/w==\","       \
-    "\"SecretString\":null,\"VersionId\":\"v2\",\"VersionStages\":[\"AWSCURRENT\"],"               \
+#define SECRET_B                                                                           \
+    "{\"ARN\":null,\"CreatedDate\":null,\"Name\":\"b/bin\",\"SecretBinary\":\"AAEC/w==\"," \
+    "\"SecretString\":null,\"VersionId\":\"v2\",\"VersionStages\":[\"AWSCURRENT\"],"       \
     "\"ResultMetadata\":{}}"
-#define NOT_FOUND                                                                                  \
-    "{\"__type\":\"ResourceNotFoundException\",\"message\":\"Secrets Manager can't find the "      \
+#define NOT_FOUND                                                                             \
+    "{\"__type\":\"ResourceNotFoundException\",\"message\":\"Secrets Manager can't find the " \
     "specified secret.\"}"
-#define PARAM_A                                                                                    \
-    "{\"Parameter\":{\"ARN\":\"arn:aws:ssm:us-east-1:123456789012:parameter/app/a\","            \
-    "\"DataType\":\"text\",\"LastModifiedDate\":\"2026-01-01T00:00:00.000Z\",\"Name\":"           \
-    "\"/app/a\",\"Selector\":null,\"SourceResult\":null,\"Type\":\"StringList\",\"Value\":"       \
+#define PARAM_A                                                                             \
+    "{\"Parameter\":{\"ARN\":\"arn:aws:ssm:us-east-1:123456789012:parameter/app/a\","       \
+    "\"DataType\":\"text\",\"LastModifiedDate\":\"2026-01-01T00:00:00.000Z\",\"Name\":"     \
+    "\"/app/a\",\"Selector\":null,\"SourceResult\":null,\"Type\":\"StringList\",\"Value\":" \
     "\"a,b,\xe2\x98\x83\",\"Version\":3},\"ResultMetadata\":{}}"
 
 static cJSON *render(int secrets, const struct batch_item *items, size_t n, enum stash_err *rc)
@@ -96,19 +96,18 @@ static void test_secrets_error_without_type(void **state)
     assert_int_equal(rc, STASH_OK);
     assert_int_equal(cJSON_GetArraySize(errs), 2);
     assert_string_equal(str_at(cJSON_GetArrayItem(errs, 0), "ErrorCode"), "InternalFailure");
-    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errs, 1),
-                                                              "Message")));
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "SecretValues")),
-                     0);
+    assert_true(
+        cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errs, 1), "Message")));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "SecretValues")), 0);
     cJSON_Delete(doc);
 }
 
 static void test_secrets_refuse_other_shapes(void **state)
 {
     static const char *bad[] = {
-        "{\"Name\":\"a\"}",                           /* no metadata member */
-        "[\"Name\",\"ResultMetadata\":{}}",           /* not an object */
-        ",\"ResultMetadata\":{}}",                    /* nothing before it */
+        "{\"Name\":\"a\"}",                 /* no metadata member */
+        "[\"Name\",\"ResultMetadata\":{}}", /* not an object */
+        ",\"ResultMetadata\":{}}",          /* nothing before it */
     };
     struct buf b = BUF_INIT(4096);
 
