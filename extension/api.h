@@ -159,13 +159,6 @@ enum stash_err api_start(const struct api_opts *opts, struct api **out);
 void api_fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
                struct cache_ref *out, unsigned extra);
 
-/* Fetches one secret (service FACTS_SVC_SECRETS_MANAGER) or parameter (FACTS_SVC_SSM, with
- * decryption) through the cache as a request would, so a later request is a hit, and hands its
- * facts to opts->on_facts (if set) as a request's are.  Returns the status.  Needs only opts'
- * cache, client and TTLs, not a running server: a prefetch may outlive api_stop (SHUTDOWN during
- * INIT), so it must not depend on the server's lifetime.  Thread-safe. */
-int api_prefetch(const struct api_opts *opts, enum facts_service service, const char *id);
-
 /* Stops listening, lets in-flight requests send their answers (500 ms at most), frees.  Accepts
  * NULL. */
 void api_stop(struct api *a);
