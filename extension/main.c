@@ -94,8 +94,20 @@ struct prefetch_run {
     size_t first; /* this thread's chunks: first, first + PREFETCH_THREADS, ... */
 };
 
-/* Splits a comma-separated list (in place; spaces around ids ignored) into chunks of at most max
- * ids, appended to *chunks. */
+static int listed(const struct prefetch_chunk *chunks, size_t nchunks, int ssm, const char *id)
+{
+    for (size_t c = 0; c < nchunks; c++) {
+        for (size_t i = 0; chunks[c].ssm == ssm && i < chunks[c].n; i++) {
+            if (strcmp(chunks[c].ids[i], id) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Splits a comma-separated list (in place; spaces around ids ignored; an id named twice counts
+ * once) into chunks of at most max ids, appended to *chunks. */
 static void chunks_add(char *list, int ssm, size_t max, struct prefetch_chunk **chunks,
                        size_t *nchunks)
 {
@@ -114,6 +126,9 @@ static void chunks_add(char *list, int ssm, size_t max, struct prefetch_chunk **
         }
         if (!n) {
             continue;
+        }
+        if (listed(*chunks, *nchunks, ssm, tok)) {
+            continue; /* named twice: fetched once */
         }
         k = *nchunks ? &(*chunks)[*nchunks - 1] : NULL;
         if (!k || k->ssm != ssm || k->n == max) {
