@@ -52,10 +52,11 @@ struct entry {
     char key[]; /* keylen bytes and a NUL; wiped with the entry */
 };
 
-struct flight {
-    struct flight *hnext; /* next in the bucket's flight chain, while in_table */
+struct cache_flight {
+    struct cache_flight *hnext; /* next in the bucket's flight chain, while in_table */
     uint64_t hash;
-    const void *key; /* the leader's key argument: only read while in_table */
+    const void *key; /* the leader's key argument, or owned_key: only read while in_table */
+    char *owned_key; /* cache_lead's copy of the key (its leader returns before the fill ends) */
     size_t keylen;
     uint64_t gen;     /* c->gen when the fill started: a clear since then means "do not keep" */
     unsigned waiters; /* followers not yet gone with their copy */
@@ -69,7 +70,7 @@ struct flight {
 
 struct bucket {
     struct entry *entries;
-    struct flight *flights;
+    struct cache_flight *flights;
 };
 
 struct cache {
@@ -244,9 +245,10 @@ static struct entry *entry_find(struct cache *c, uint64_t hash, const void *key,
     return NULL;
 }
 
-static struct flight *flight_find(struct cache *c, uint64_t hash, const void *key, size_t keylen)
+static struct cache_flight *flight_find(struct cache *c, uint64_t hash, const void *key,
+                                        size_t keylen)
 {
-    struct flight *f;
+    struct cache_flight *f;
 
     for (f = bucket_of(c, hash)->flights; f; f = f->hnext) {
         if (f->hash == hash && key_equal(f->key, f->keylen, key, keylen)) {
@@ -318,7 +320,7 @@ static void table_grow(struct cache *c)
 
     for (i = 0; i < c->nbuckets; i++) {
         struct entry *e = c->buckets[i].entries;
-        struct flight *f = c->buckets[i].flights;
+        struct cache_flight *f = c->buckets[i].flights;
 
         while (e) {
             struct entry *next = e->hnext;
@@ -329,7 +331,7 @@ static void table_grow(struct cache *c)
             e = next;
         }
         while (f) {
-            struct flight *next = f->hnext;
+            struct cache_flight *next = f->hnext;
             struct bucket *b = &nb[f->hash & (n - 1)];
 
             f->hnext = b->flights;
@@ -366,9 +368,9 @@ static void entry_insert(struct cache *c, struct entry *e)
     c->bytes += size;
 }
 
-static void flight_unlink(struct cache *c, struct flight *f)
+static void flight_unlink(struct cache *c, struct cache_flight *f)
 {
-    struct flight **pp = &bucket_of(c, f->hash)->flights;
+    struct cache_flight **pp = &bucket_of(c, f->hash)->flights;
 
     while (*pp != f) {
         pp = &(*pp)->hnext;
@@ -379,9 +381,12 @@ static void flight_unlink(struct cache *c, struct flight *f)
     c->nflights--;
 }
 
-static void flight_free(struct flight *f)
+static void flight_free(struct cache_flight *f)
 {
     cache_blob_release(f->result);
+    if (f->owned_key) {
+        xfree_secret(f->owned_key, f->keylen + 1);
+    }
     pthread_cond_destroy(&f->cv);
     free(f);
 }
@@ -480,7 +485,7 @@ static uint64_t ahead_point(struct cache *c, uint64_t now, uint64_t ttl_ms)
 
 /* Follower: waits for the flight's result and takes a reference to it.  Called and returns with
  * the lock. */
-static enum facts_outcome follow(struct cache *c, struct flight *f, struct cache_ref *out)
+static enum facts_outcome follow(struct cache *c, struct cache_flight *f, struct cache_ref *out)
 {
     enum facts_outcome outcome;
 
@@ -526,7 +531,7 @@ static struct entry *entry_prepare(struct cache *c, uint64_t hash, const void *k
 /* Leader: settles the flight with the fill's result res (one reference, owned), fills *out and
  * returns the leader's outcome.  Called and returns with the lock held; fresh is the prepared
  * entry or NULL. */
-static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry *fresh,
+static enum facts_outcome settle(struct cache *c, struct cache_flight *f, struct entry *fresh,
                                  uint64_t ttl_ms, struct cache_blob *res, struct cache_ref *out)
 {
     enum facts_outcome outcome = FACTS_MISS;
@@ -586,10 +591,10 @@ static enum facts_outcome settle(struct cache *c, struct flight *f, struct entry
 }
 
 /* Opens a flight for key (the leader's argument) in the table; called with the lock held. */
-static struct flight *flight_start(struct cache *c, uint64_t hash, const void *key, size_t keylen,
-                                   int refresh)
+static struct cache_flight *flight_start(struct cache *c, uint64_t hash, const void *key,
+                                         size_t keylen, int refresh)
 {
-    struct flight *f = xcalloc(1, sizeof(*f));
+    struct cache_flight *f = xcalloc(1, sizeof(*f));
 
     pthread_cond_init(&f->cv, NULL);
     f->hash = hash;
@@ -624,7 +629,7 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
     uint64_t now;
     struct entry *e;
     struct entry *fresh;
-    struct flight *f;
+    struct cache_flight *f;
     struct cache_blob *res;
     enum facts_outcome outcome;
 
@@ -697,6 +702,65 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
     return outcome;
 }
 
+enum facts_outcome cache_lead(struct cache *c, const void *key, size_t keylen, unsigned flags,
+                              struct cache_flight **lead, struct cache_ref *out)
+{
+    uint64_t hash;
+    uint64_t now;
+    struct entry *e;
+    char *copy;
+
+    assert(c && lead && out && (key || keylen == 0));
+    *lead = NULL;
+    memset(out, 0, sizeof(*out));
+    if ((flags & CACHE_BYPASS) || c->max_items == 0) {
+        return FACTS_BYPASS;
+    }
+    hash = hash_key(key, keylen);
+    pthread_mutex_lock(&c->mu);
+    now = c->now_ms(c->clock_ctx);
+    e = entry_find(c, hash, key, keylen);
+    if (e && !(flags & CACHE_REFRESH) && now < e->expiry_ms) {
+        lru_touch(c, e);
+        ref_set(out, blob_ref(e->val));
+        pthread_mutex_unlock(&c->mu);
+        return FACTS_HIT;
+    }
+    if (e && now >= sat_add(e->expiry_ms, c->stale_max_ms)) {
+        entry_drop(c, e);
+    }
+    if (flight_find(c, hash, key, keylen)) {
+        pthread_mutex_unlock(&c->mu);
+        return FACTS_WAITED;
+    }
+    copy = xmalloc(keylen + 1);
+    if (keylen) {
+        memcpy(copy, key, keylen);
+    }
+    copy[keylen] = '\0';
+    *lead = flight_start(c, hash, copy, keylen, (flags & CACHE_REFRESH) != 0);
+    (*lead)->owned_key = copy;
+    pthread_mutex_unlock(&c->mu);
+    return FACTS_MISS;
+}
+
+enum facts_outcome cache_complete(struct cache *c, struct cache_flight *lead, uint64_t ttl_ms,
+                                  struct cache_value *result, struct cache_ref *out)
+{
+    struct cache_blob *res;
+    struct entry *fresh;
+    enum facts_outcome outcome;
+
+    assert(c && lead && result && out);
+    memset(out, 0, sizeof(*out));
+    res = blob_from_value(result);
+    fresh = ttl_ms ? entry_prepare(c, lead->hash, lead->key, lead->keylen, res) : NULL;
+    pthread_mutex_lock(&c->mu);
+    outcome = settle(c, lead, fresh, ttl_ms, res, out);
+    pthread_mutex_unlock(&c->mu);
+    return outcome;
+}
+
 static void check_failed(const char *what, int line)
 {
     (void)fprintf(stderr, "cache_check_invariants: %s (cache.c:%d)\n", what, line);
@@ -751,7 +815,7 @@ void cache_check_invariants(struct cache *c)
     CHECK(!c->max_bytes || bytes <= c->max_bytes);
     n = 0;
     for (i = 0; i < c->nbuckets; i++) {
-        const struct flight *f;
+        const struct cache_flight *f;
 
         for (e = c->buckets[i].entries; e; e = e->hnext) {
             CHECK((e->hash & (c->nbuckets - 1)) == i);

@@ -160,6 +160,25 @@ enum facts_outcome cache_get(struct cache *c, const void *key, size_t keylen, ui
                              unsigned flags, cache_fill_fn fill, void *fill_ctx,
                              struct cache_ref *out);
 
+/* A fill led from outside cache_get, for a caller that fetches many keys with one upstream call
+ * (extension/batch.h): cache_lead takes the leader's place of one key and cache_complete ends
+ * it with the result, which is then stored, stale-served and handed to the followers exactly as
+ * a fill's result in cache_get (a get of the key arriving in between waits for it).
+ * cache_lead returns
+ *   FACTS_HIT     a fresh entry (not with CACHE_REFRESH): *out is a reference to it;
+ *   FACTS_MISS    the caller leads: *lead is set, and it must call cache_complete exactly once;
+ *   FACTS_WAITED  another fill of the key runs: nothing done (cache_get joins it);
+ *   FACTS_BYPASS  CACHE_BYPASS, or a store that keeps nothing: nothing done.
+ * A TTL of 0 must come as CACHE_BYPASS (cache_lead does not know the TTL); flags other than
+ * CACHE_REFRESH and CACHE_BYPASS are ignored.  cache_complete takes result's body (as a fill's)
+ * and returns the leader's outcome (FACTS_MISS, or FACTS_STALE when the old value was served),
+ * with *out the leader's answer. */
+struct cache_flight;
+enum facts_outcome cache_lead(struct cache *c, const void *key, size_t keylen, unsigned flags,
+                              struct cache_flight **lead, struct cache_ref *out);
+enum facts_outcome cache_complete(struct cache *c, struct cache_flight *lead, uint64_t ttl_ms,
+                                  struct cache_value *result, struct cache_ref *out);
+
 /* Wipes and drops every entry (SHUTDOWN, SnapStart). In-flight fills complete but are not kept. */
 void cache_clear(struct cache *c);
 

@@ -23,13 +23,13 @@
 #include "common/mem.h"
 #include "common/str.h"
 #include "extension/answer.h"
+#include "extension/batch.h"
 
 #define API_CONN_TIMEOUT_S 60          /* idle keep-alive connections are closed after this */
 #define API_MEMORY_LIMIT   (64 * 1024) /* per connection; holds the request head (see 413) */
 #define API_RETRY_AFTER_S  "1"
 #define API_DRAIN_MS       500 /* api_stop waits this long at most for answers in flight */
 #define API_ERROR_BODY_MAX (API_MESSAGE_MAX * 6 + 128) /* worst-case escaping of message */
-#define API_KEY_MAX        (API_MAX_URL_BYTES + 16)
 
 static const char s_token_header[] = "X-Aws-Parameters-Secrets-Token";
 static const char s_vault_header[] = "X-Vault-Token";
@@ -250,6 +250,53 @@ static void route_parameter(const struct api_request *req, struct api_route *out
     out->kind = API_ROUTE_PARAMETER;
 }
 
+/* The values of every `key` argument, each once, in the order sent: at most max of them. */
+static int route_ids(const struct api_request *req, const char *key, size_t max,
+                     struct api_route *out)
+{
+    for (size_t i = 0; i < req->nargs; i++) {
+        const struct api_kv *a = &req->args[i];
+        size_t j;
+
+        if (strcmp(a->key, key) != 0) {
+            continue;
+        }
+        if (!check_id(out, a->value, key)) {
+            return 0;
+        }
+        for (j = 0; j < out->nids && strcmp(out->ids[j], a->value) != 0; j++) {
+        }
+        if (j < out->nids) {
+            continue; /* asked twice: answered once */
+        }
+        if (out->nids == max) {
+            route_error(out, 400, "ValidationException", "at most %zu %s values in one batch", max,
+                        key);
+            return 0;
+        }
+        out->ids[out->nids++] = a->value;
+    }
+    if (!out->nids) {
+        route_error(out, 400, "ValidationException", "missing required parameter %s", key);
+        return 0;
+    }
+    return 1;
+}
+
+static void route_batch(const struct api_request *req, int ssm, struct api_route *out)
+{
+    if (!route_ids(req, ssm ? "name" : "secretId", ssm ? API_BATCH_MAX_PARAMETERS : API_BATCH_MAX,
+                   out) ||
+        !route_refresh(req, out)) {
+        return;
+    }
+    if (ssm && !parse_flag(arg_get(req, "withDecryption"), 0, &out->with_decryption)) {
+        route_error(out, 400, "ValidationException", "withDecryption must be true or false");
+        return;
+    }
+    out->kind = ssm ? API_ROUTE_PARAMETER_BATCH : API_ROUTE_SECRET_BATCH;
+}
+
 void api_route(const struct api_request *req, const char *token, size_t token_len,
                struct api_route *out)
 {
@@ -299,12 +346,17 @@ void api_route(const struct api_request *req, const char *token, size_t token_le
     } else if (strcmp(path, "/systemsmanager/parameters/get") == 0 ||
                strcmp(path, "/systemsmanager/parameters/get/") == 0) {
         route_parameter(req, out);
+    } else if (strcmp(path, "/secretsmanager/batch") == 0) {
+        route_batch(req, 0, out);
+    } else if (strcmp(path, "/systemsmanager/parameters/batch") == 0) {
+        route_batch(req, 1, out);
     } else if (strncmp(path, "/v1/", 4) == 0) {
         route_secret(req, path + 4, "secret ID in /v1/<secretId>", out);
     } else {
         route_error(out, 404, "UnknownOperationException",
                     "no such route; stash serves GET /secretsmanager/get, "
-                    "/systemsmanager/parameters/get, /v1/<secretId> and /ping");
+                    "/systemsmanager/parameters/get, /v1/<secretId>, /secretsmanager/batch, "
+                    "/systemsmanager/parameters/batch and /ping");
     }
 }
 
@@ -421,10 +473,8 @@ static void fill_upstream(void *ctx, struct cache_value *out)
     upstream_result_release(&res);
 }
 
-/* Asks the cache (and through it upstream) for a routed secret or parameter.  With CACHE_PEEK in
- * extra, only a fresh cached value: out->status stays 0 when there is none. */
-static void fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
-                  struct cache_ref *out, unsigned extra)
+void api_fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
+               struct cache_ref *out, unsigned extra)
 {
     char key[API_KEY_MAX];
     size_t keylen = api_cache_key(r, key, sizeof(key));
@@ -534,36 +584,6 @@ static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_ref
     return ret;
 }
 
-int api_prefetch(const struct api_opts *opts, enum facts_service service, const char *id)
-{
-    struct api_route r;
-    struct facts facts;
-    struct cache_ref v = {0};
-    uint64_t start_ns = clock_mono_ns();
-    int status;
-
-    memset(&r, 0, sizeof(r));
-    memset(&facts, 0, sizeof(facts));
-    r.kind = service == FACTS_SVC_SSM ? API_ROUTE_PARAMETER : API_ROUTE_SECRET;
-    r.id = id;
-    r.with_decryption = 1;
-    if (!*id || strlen(id) > API_MAX_ID_BYTES) {
-        return 400;
-    }
-    fetch(opts, &r, &facts, &v, 0);
-    status = v.status;
-    cache_ref_release(&v);
-    /* Reported as a request is: its upstream calls are real ones, and like every request made
-     * during init they belong to the init record. */
-    facts.status = status;
-    facts.latency_ms = clock_ms_between(start_ns, clock_mono_ns());
-    facts.ncalls_recorded = facts.ncalls < FACTS_MAX_CALLS ? facts.ncalls : FACTS_MAX_CALLS;
-    if (opts->on_facts) {
-        opts->on_facts(opts->facts_ctx, &facts);
-    }
-    return status;
-}
-
 /* The server: libmicrohttpd's epoll thread pool (API_WORKERS threads per listening address).
  * A pool thread never blocks: a hit is answered where it is read; a request that must wait
  * (upstream, a flight for the same key) is suspended and handed to a fetch thread, which
@@ -611,11 +631,18 @@ struct conn {
 /* A request that waits: routed on the pool thread, fetched on a fetch thread.  Or a
  * refresh-ahead (ahead set, no connection): a hit claimed its key's refresh and was answered at
  * once; the refresh runs here, on a fetch thread, as a pool thread must never wait on upstream. */
+/* A batch request's per-id answers and facts (extension/batch.h). */
+struct batch_job {
+    struct cache_ref refs[API_BATCH_MAX];
+    struct facts facts[API_BATCH_MAX];
+};
+
 struct job {
     struct job *next;
     struct api *a;
     struct MHD_Connection *mc; /* NULL for a refresh-ahead */
     int ahead;
+    struct batch_job *batch; /* a batch route's; NULL otherwise */
     struct api_route r; /* a request's: points into MHD's copy of the request, which lives while
                          * suspended; a refresh-ahead's: into strs, as its request is gone */
     struct facts facts;
@@ -810,6 +837,7 @@ static void report(const struct api *a, struct facts *facts, uint64_t start_ns)
 }
 
 static void *fetcher_main(void *arg);
+static void run_batch(struct api *a, struct job *j);
 static void run_refresh(struct api *a, struct job *j);
 
 /* Makes sure a fetch thread will take a job pushed now: starts one more if none is idle (up to
@@ -876,7 +904,11 @@ static void *fetcher_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&a->jobs_mu);
-        fetch(&a->opts, &j->r, &j->facts, &j->v, 0);
+        if (j->batch) {
+            run_batch(a, j);
+        } else {
+            api_fetch(&a->opts, &j->r, &j->facts, &j->v, 0);
+        }
         MHD_resume_connection(j->mc);
         pthread_mutex_lock(&a->jobs_mu);
     }
@@ -942,12 +974,93 @@ static void run_refresh(struct api *a, struct job *j)
 {
     uint64_t start_ns = clock_mono_ns();
 
-    fetch(&a->opts, &j->r, &j->facts, &j->v, CACHE_AHEAD_RUN);
+    api_fetch(&a->opts, &j->r, &j->facts, &j->v, CACHE_AHEAD_RUN);
     cache_ref_release(&j->v);
     if (j->facts.ncalls > 0) {
         j->facts.outcome = FACTS_AHEAD;
         report(a, &j->facts, start_ns);
     }
+}
+
+/* The batch document for the answers in b (extension/batch.h) into *v.  A parameter that failed
+ * otherwise than "not found" has no place in GetParameters' shape: its own answer is given (it
+ * is what the whole call would have answered). */
+static void batch_answer(const struct job *j, struct batch_job *b, struct cache_ref *v)
+{
+    int ssm = j->r.kind == API_ROUTE_PARAMETER_BATCH;
+    struct batch_item items[API_BATCH_MAX];
+    struct cache_value own = {0};
+    size_t cap = 4096;
+    struct buf out;
+    enum stash_err rc;
+
+    for (size_t i = 0; i < j->r.nids; i++) {
+        items[i].id = j->r.ids[i];
+        items[i].status = b->refs[i].status;
+        items[i].body = b->refs[i].body;
+        items[i].len = b->refs[i].len;
+        cap += b->refs[i].len + strlen(j->r.ids[i]) * 6 + 2 * UPSTREAM_MESSAGE_MAX * 6;
+    }
+    buf_init(&out, cap);
+    rc = ssm ? batch_render_parameters(items, j->r.nids, &out)
+             : batch_render_secrets(items, j->r.nids, &out);
+    if (rc == STASH_OK) {
+        own.kind = CACHE_VALUE;
+        own.status = 200;
+        own.body = buf_detach(&out, &own.len);
+    } else {
+        for (size_t i = 0; ssm && i < j->r.nids; i++) {
+            if (b->refs[i].status != 200) {
+                *v = b->refs[i]; /* moved: the batch's answer is this one */
+                memset(&b->refs[i], 0, sizeof(b->refs[i]));
+                buf_release_secret(&out);
+                return;
+            }
+        }
+        answer_error(500, "InternalFailure", "the batch answer could not be built", &own);
+    }
+    buf_release_secret(&out);
+    cache_ref_adopt(&own, v);
+}
+
+/* Gets a batch route's ids through the cache (one upstream call per region for those it
+ * fetches) and builds its answer into j->v; blocks for upstream. */
+static void run_batch(struct api *a, struct job *j)
+{
+    struct batch_job *b = j->batch;
+    struct batch_get g = {
+        .opts = &a->opts,
+        .ssm = j->r.kind == API_ROUTE_PARAMETER_BATCH,
+        .with_decryption = j->r.with_decryption,
+        .refresh = j->r.refresh,
+        .ids = j->r.ids,
+        .n = j->r.nids,
+        .refs = b->refs,
+        .facts = b->facts,
+    };
+
+    for (size_t i = 0; i < j->r.nids; i++) {
+        (void)snprintf(b->facts[i].request_id, sizeof(b->facts[i].request_id), "%s",
+                       j->facts.request_id);
+    }
+    batch_get(&g);
+    batch_answer(j, b, &j->v);
+}
+
+/* Answers a batch job and reports each id's facts (one request per id, as a single GET of each
+ * would be counted); frees the job's batch part. */
+static enum MHD_Result answer_batch(struct api *a, struct MHD_Connection *mc, struct conn *c,
+                                    struct job *j)
+{
+    enum MHD_Result ret = queue_value(mc, &j->v, SHAPE_JSON);
+
+    for (size_t i = 0; i < j->r.nids; i++) {
+        report(a, &j->batch->facts[i], c->start_ns);
+        cache_ref_release(&j->batch->refs[i]);
+    }
+    free(j->batch);
+    j->batch = NULL;
+    return ret;
 }
 
 /* Shapes the answer in *v as r asks (extension/shape.h) and returns its Content-Type.  Unshaped,
@@ -966,8 +1079,8 @@ static const char *shape_ref(const struct api_route *r, struct cache_ref *v)
     own.len = v->len;
     own.body = xmemdup(v->body, v->len);
     cache_ref_release(v);
-    ctype =
-        shape_value(r->kind == API_ROUTE_PARAMETER ? SHAPE_PARAMETER : SHAPE_SECRET, &r->shape, &own);
+    ctype = shape_value(r->kind == API_ROUTE_PARAMETER ? SHAPE_PARAMETER : SHAPE_SECRET, &r->shape,
+                        &own);
     cache_ref_adopt(&own, v);
     return ctype;
 }
@@ -998,6 +1111,9 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
     j->a = a;
     j->mc = mc;
     j->r = *r;
+    if (r->kind == API_ROUTE_SECRET_BATCH || r->kind == API_ROUTE_PARAMETER_BATCH) {
+        j->batch = xcalloc(1, sizeof(*j->batch));
+    }
     (void)snprintf(j->facts.request_id, sizeof(j->facts.request_id), "%s", facts->request_id);
     pthread_mutex_lock(&a->jobs_mu);
     if (a->stopping) {
@@ -1005,6 +1121,7 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
         struct cache_value e = {0};
 
         pthread_mutex_unlock(&a->jobs_mu);
+        free(j->batch);
         free(j);
         answer_error(503, "ServiceUnavailable", "stash is shutting down", &e);
         cache_ref_adopt(&e, &v);
@@ -1014,8 +1131,16 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
         /* No thread to hand it to: fetch here, blocking this pool thread, rather than suspend a
          * request nothing would resume. */
         pthread_mutex_unlock(&a->jobs_mu);
+        if (j->batch) {
+            enum MHD_Result ret;
+
+            run_batch(a, j);
+            ret = answer_batch(a, mc, c, j);
+            free(j);
+            return ret;
+        }
         free(j);
-        fetch(&a->opts, r, facts, &v, 0);
+        api_fetch(&a->opts, r, facts, &v, 0);
         return answer_value(a, mc, c, r, facts, &v);
     }
     /* Suspended before it is queued: a fetch thread may resume it at once. */
@@ -1024,6 +1149,27 @@ static enum MHD_Result wait_for_value(struct api *a, struct MHD_Connection *mc, 
     jobs_push(a, j);
     pthread_mutex_unlock(&a->jobs_mu);
     return MHD_YES;
+}
+
+/* A secret, a parameter or a batch of them: a fresh hit is answered on this thread (and may
+ * start a refresh-ahead); anything else waits for a fetch thread, a batch always (its hits are
+ * answered there with its misses). */
+static enum MHD_Result answer_routed(struct api *a, struct MHD_Connection *mc, struct conn *c,
+                                     const struct api_route *r, struct facts *facts)
+{
+    struct cache_ref v = {0};
+
+    if (r->kind == API_ROUTE_SECRET_BATCH || r->kind == API_ROUTE_PARAMETER_BATCH) {
+        return wait_for_value(a, mc, c, r, facts);
+    }
+    api_fetch(&a->opts, r, facts, &v, CACHE_PEEK | (a->opts.refresh_ahead ? CACHE_AHEAD : 0));
+    if (v.kind != CACHE_VALUE) {
+        return wait_for_value(a, mc, c, r, facts);
+    }
+    if (v.refresh_due) {
+        facts->refreshes = start_refresh(a, r, facts);
+    }
+    return answer_value(a, mc, c, r, facts, &v);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
@@ -1037,7 +1183,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     struct api_request req;
     struct api_route r;
     struct facts facts;
-    struct cache_ref v = {0};
     enum MHD_Result ret;
 
     (void)upload_data;
@@ -1050,7 +1195,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         struct job *j = c->job;
 
         c->job = NULL;
-        ret = answer_value(a, mc, c, &j->r, &j->facts, &j->v);
+        ret =
+            j->batch ? answer_batch(a, mc, c, j) : answer_value(a, mc, c, &j->r, &j->facts, &j->v);
         free(j);
         return ret;
     }
@@ -1090,14 +1236,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         break;
     case API_ROUTE_SECRET:
     case API_ROUTE_PARAMETER:
-        fetch(&a->opts, &r, &facts, &v, CACHE_PEEK | (a->opts.refresh_ahead ? CACHE_AHEAD : 0));
-        if (v.kind == CACHE_VALUE) {
-            if (v.refresh_due) {
-                facts.refreshes = start_refresh(a, &r, &facts);
-            }
-            return answer_value(a, mc, c, &r, &facts, &v); /* a hit, answered on this thread */
-        }
-        return wait_for_value(a, mc, c, &r, &facts);
+    case API_ROUTE_SECRET_BATCH:
+    case API_ROUTE_PARAMETER_BATCH:
+        return answer_routed(a, mc, c, &r, &facts);
     case API_ROUTE_ERROR:
     default:
         facts.status = r.status;

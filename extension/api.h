@@ -90,7 +90,12 @@ enum api_route_kind {
     API_ROUTE_PING,
     API_ROUTE_SECRET,
     API_ROUTE_PARAMETER,
+    API_ROUTE_SECRET_BATCH,    /* /secretsmanager/batch: ids[0..nids) */
+    API_ROUTE_PARAMETER_BATCH, /* /systemsmanager/parameters/batch: ids[0..nids) */
 };
+
+#define API_BATCH_MAX            20 /* secrets in one batch: BatchGetSecretValue's limit */
+#define API_BATCH_MAX_PARAMETERS 10 /* parameters in one batch: GetParameters' limit */
 
 struct api_route {
     enum api_route_kind kind;
@@ -106,6 +111,8 @@ struct api_route {
     int refresh;               /* refreshNow=true */
     const char *request_id;    /* X-Stash-Request-Id, or NULL */
     struct shape_req shape;    /* raw, jsonKey, split (extension/shape.h); not in the cache key */
+    const char *ids[API_BATCH_MAX]; /* batch: the ids asked for, each once, in the order sent */
+    size_t nids;
 };
 
 /* Routes and validates one request against the token (token_len bytes).  Never fails: the
@@ -115,6 +122,8 @@ void api_route(const struct api_request *req, const char *token, size_t token_le
 
 /* Renders an error route's JSON body into out (outlen bytes); returns its length. */
 size_t api_error_json(const char *type, const char *message, char *out, size_t outlen);
+
+#define API_KEY_MAX (API_MAX_URL_BYTES + 16) /* room for any key api_cache_key builds */
 
 /* Builds the cache key of a routed secret or parameter (service, id, selector, decryption) into
  * out; returns its length, or 0 if it does not fit. */
@@ -143,12 +152,12 @@ struct api;
  * the host has IPv6 loopback).  Returns STASH_OK and *out, or an error and *out NULL. */
 enum stash_err api_start(const struct api_opts *opts, struct api **out);
 
-/* Fetches one secret (service FACTS_SVC_SECRETS_MANAGER) or parameter (FACTS_SVC_SSM, with
- * decryption) through the cache as a request would, so a later request is a hit, and hands its
- * facts to opts->on_facts (if set) as a request's are.  Returns the status.  Needs only opts'
- * cache, client and TTLs, not a running server: a prefetch may outlive api_stop (SHUTDOWN during
- * INIT), so it must not depend on the server's lifetime.  Thread-safe. */
-int api_prefetch(const struct api_opts *opts, enum facts_service service, const char *id);
+/* Gets a routed secret or parameter (API_ROUTE_SECRET or API_ROUTE_PARAMETER) through the cache
+ * as a request does: the route's key, the service's TTL, bypass when the cache is off, refresh
+ * for refreshNow, and flags in extra (CACHE_PEEK: only a fresh value, out->blob NULL when there
+ * is none).  Fills facts' service, name and outcome.  Blocks for upstream unless CACHE_PEEK. */
+void api_fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,
+               struct cache_ref *out, unsigned extra);
 
 /* Stops listening, lets in-flight requests send their answers (500 ms at most), frees.  Accepts
  * NULL. */

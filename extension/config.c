@@ -135,9 +135,11 @@ static const struct config_var s_vars[] = {
      "gets it at once, so a key read steadily never waits for upstream; FALSE: refreshed only "
      "once expired"},
     {"STASH_PREFETCH_SECRETS", CONFIG_STRING, F(prefetch_secrets), NULL, 0, 0, NULL,
-     "comma-separated secret ids fetched at start, so the first request is a hit"},
+     "comma-separated secret ids fetched at start with BatchGetSecretValue (20 a call), so the "
+     "first request is a hit"},
     {"STASH_PREFETCH_PARAMETERS", CONFIG_STRING, F(prefetch_parameters), NULL, 0, 0, NULL,
-     "comma-separated parameter names fetched at start (withDecryption=true)"},
+     "comma-separated parameter names fetched at start with GetParameters (10 a call, "
+     "withDecryption=true)"},
     {"STASH_REGION_ENDPOINTS", CONFIG_STRING, F(region_endpoints), NULL, 0, 0, NULL,
      "region=URL[,region=URL...]: the endpoint of both services in that region, for an ARN in "
      "it or the configured region, when no AWS_ENDPOINT_URL* is set (those win for every "

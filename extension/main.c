@@ -45,6 +45,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "extension/api.h"
+#include "extension/batch.h"
 #include "extension/config.h"
 #include "extension/lifecycle.h"
 #include "telemetry/listener.h"
@@ -74,21 +75,47 @@ static void prefetch_on_facts(void *ctx, const struct facts *f)
     telemetry_on_facts(ctx, &tagged);
 }
 
-/* Fetches each id of a comma-separated list through the cache; spaces around ids are ignored. */
-static void prefetch_list(struct prefetch *p, enum facts_service svc, const char *list)
-{
-    char *copy;
-    char *save = NULL;
-    char *tok;
+/* Prefetch works in chunks of one batch call's ids (extension/batch.h), all run at once on up to
+ * PREFETCH_THREADS threads over the kept-alive pool: STASH_PREFETCH_SECRETS by
+ * BatchGetSecretValue, 20 a call, and STASH_PREFETCH_PARAMETERS by GetParameters with
+ * decryption, 10 a call.  A get of an id arriving meanwhile waits for its chunk's call. */
+#define PREFETCH_THREADS 8
 
-    if (!list) {
-        return;
+struct prefetch_chunk {
+    int ssm;
+    size_t n;
+    const char *ids[API_BATCH_MAX];
+};
+
+struct prefetch_run {
+    struct prefetch *p;
+    struct prefetch_chunk *chunks;
+    size_t nchunks;
+    size_t first; /* this thread's chunks: first, first + PREFETCH_THREADS, ... */
+};
+
+static int listed(const struct prefetch_chunk *chunks, size_t nchunks, int ssm, const char *id)
+{
+    for (size_t c = 0; c < nchunks; c++) {
+        for (size_t i = 0; chunks[c].ssm == ssm && i < chunks[c].n; i++) {
+            if (strcmp(chunks[c].ids[i], id) == 0) {
+                return 1;
+            }
+        }
     }
-    copy = xstrdup(list);
-    for (tok = strtok_r(copy, ",", &save); tok && !atomic_load(&p->stop);
-         tok = strtok_r(NULL, ",", &save)) {
+    return 0;
+}
+
+/* Splits a comma-separated list (in place; spaces around ids ignored; an id named twice counts
+ * once) into chunks of at most max ids, appended to *chunks. */
+static void chunks_add(char *list, int ssm, size_t max, struct prefetch_chunk **chunks,
+                       size_t *nchunks)
+{
+    char *save = NULL;
+
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         size_t n;
-        int status;
+        struct prefetch_chunk *k;
 
         while (*tok == ' ' || *tok == '\t') {
             tok++;
@@ -100,26 +127,114 @@ static void prefetch_list(struct prefetch *p, enum facts_service svc, const char
         if (!n) {
             continue;
         }
-        status = api_prefetch(&p->opts, svc, tok);
-        if (status == 200) {
-            LOG_DEBUG("main", "prefetched %s %s", svc == FACTS_SVC_SSM ? "parameter" : "secret",
-                      tok);
+        if (listed(*chunks, *nchunks, ssm, tok)) {
+            continue; /* named twice: fetched once */
+        }
+        k = *nchunks ? &(*chunks)[*nchunks - 1] : NULL;
+        if (!k || k->ssm != ssm || k->n == max) {
+            *chunks = xrealloc(*chunks, (*nchunks + 1) * sizeof(**chunks));
+            k = &(*chunks)[(*nchunks)++];
+            memset(k, 0, sizeof(*k));
+            k->ssm = ssm;
+        }
+        k->ids[k->n++] = tok;
+    }
+}
+
+/* One chunk through the cache; each id's facts are reported as a request's (tagged init work by
+ * the prefetch's on_facts) and its outcome logged by name, never with a value. */
+static void prefetch_chunk(struct prefetch *p, const struct prefetch_chunk *k)
+{
+    struct cache_ref refs[API_BATCH_MAX];
+    struct facts facts[API_BATCH_MAX];
+    uint64_t start_ns = clock_mono_ns();
+    struct batch_get g = {
+        .opts = &p->opts,
+        .ssm = k->ssm,
+        .with_decryption = 1,
+        .single_fallback = 1,
+        .ids = k->ids,
+        .n = k->n,
+        .refs = refs,
+        .facts = facts,
+    };
+    const char *what = k->ssm ? "parameter" : "secret";
+
+    memset(refs, 0, sizeof(refs));
+    memset(facts, 0, sizeof(facts));
+    batch_get(&g);
+    for (size_t i = 0; i < k->n; i++) {
+        if (refs[i].status == 200) {
+            LOG_DEBUG("main", "prefetched %s %s", what, k->ids[i]);
         } else {
             LOG_WARN("main",
                      "prefetch of %s %s failed with status %d; it will be fetched on "
                      "first use",
-                     svc == FACTS_SVC_SSM ? "parameter" : "secret", tok, status);
+                     what, k->ids[i], refs[i].status);
+        }
+        facts[i].latency_ms = clock_ms_between(start_ns, clock_mono_ns());
+        facts[i].ncalls_recorded =
+            facts[i].ncalls < FACTS_MAX_CALLS ? facts[i].ncalls : FACTS_MAX_CALLS;
+        p->opts.on_facts(p->opts.facts_ctx, &facts[i]);
+        cache_ref_release(&refs[i]);
+    }
+}
+
+static void *prefetch_run_main(void *arg)
+{
+    struct prefetch_run *r = arg;
+
+    for (size_t i = r->first; i < r->nchunks && !atomic_load(&r->p->stop); i += PREFETCH_THREADS) {
+        prefetch_chunk(r->p, &r->chunks[i]);
+    }
+    return NULL;
+}
+
+/* Runs every chunk, PREFETCH_THREADS at a time at most; the last share runs on this thread. */
+static void prefetch_chunks(struct prefetch *p, struct prefetch_chunk *chunks, size_t nchunks)
+{
+    struct prefetch_run runs[PREFETCH_THREADS];
+    pthread_t threads[PREFETCH_THREADS];
+    int started[PREFETCH_THREADS] = {0};
+    size_t nthreads = nchunks < PREFETCH_THREADS ? nchunks : PREFETCH_THREADS;
+
+    for (size_t t = 0; t < nthreads; t++) {
+        runs[t] = (struct prefetch_run){.p = p, .chunks = chunks, .nchunks = nchunks, .first = t};
+    }
+    for (size_t t = 0; t + 1 < nthreads; t++) {
+        started[t] = pthread_create(&threads[t], NULL, prefetch_run_main, &runs[t]) == 0;
+        if (!started[t]) {
+            (void)prefetch_run_main(&runs[t]); /* no thread: its share runs here */
         }
     }
-    free(copy);
+    if (nthreads) {
+        (void)prefetch_run_main(&runs[nthreads - 1]);
+    }
+    for (size_t t = 0; t < nthreads; t++) {
+        if (started[t]) {
+            pthread_join(threads[t], NULL);
+        }
+    }
 }
 
 static void *prefetch_main(void *arg)
 {
     struct prefetch *p = arg;
+    char *secrets = p->cfg->prefetch_secrets ? xstrdup(p->cfg->prefetch_secrets) : NULL;
+    char *parameters = p->cfg->prefetch_parameters ? xstrdup(p->cfg->prefetch_parameters) : NULL;
+    struct prefetch_chunk *chunks = NULL;
+    size_t nchunks = 0;
 
-    prefetch_list(p, FACTS_SVC_SECRETS_MANAGER, p->cfg->prefetch_secrets);
-    prefetch_list(p, FACTS_SVC_SSM, p->cfg->prefetch_parameters);
+    if (secrets) {
+        chunks_add(secrets, 0, BATCH_MAX_SECRETS, &chunks, &nchunks);
+    }
+    if (parameters) {
+        chunks_add(parameters, 1, BATCH_MAX_PARAMETERS, &chunks, &nchunks);
+    }
+    prefetch_chunks(p, chunks, nchunks);
+    free(chunks);
+    free(secrets);
+    free(parameters);
     telemetry_init_work_end(p->metrics); /* the init record may complete now */
     return NULL;
 }

@@ -82,7 +82,8 @@ upstream_calls() {  # every call fake-aws answered so far
   curl -s "$FABASE/_fake/stats" | python3 -c '
 import json, sys
 ops = json.load(sys.stdin)["ops"]
-print(ops["GetSecretValue"]["calls"] + ops["GetParameter"]["calls"])'
+print(sum(ops[o]["calls"] for o in
+          ("GetSecretValue", "GetParameter", "BatchGetSecretValue", "GetParameters")))'
 }
 
 # Starts lambda-sim (extra args appended) with stash and the function; sets SIMP and SIMPID.
@@ -386,14 +387,14 @@ check "prefetch: no secret value in any EMF line" \
 # ---- run 6b: prefetch still running when the first INVOKE comes: still init work -------------
 # Prefetch runs beside the event loop, so it may end after the first INVOKE; its work is tagged
 # init work when it starts and must land in the init record whatever the timing.  fake-aws holds
-# the prefetch's GetSecretValue for 8 s; nothing in init waits for it, so invocation 1 (one SSM
+# the prefetch's BatchGetSecretValue for 8 s; nothing in init waits for it, so invocation 1 (one SSM
 # miss) runs and ends while the prefetch is in flight, which the test checks rather than assumes.
 fa_stat() {  # prints one top-level counter of fake-aws's /_fake/stats
   curl -s "$FABASE/_fake/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 calls_before=$(upstream_calls)
-check "fake-aws takes a hang for the next GetSecretValue" \
-  curl -sf -o /dev/null -X POST "$FABASE/_fake/hang?op=GetSecretValue&count=1&ms=8000"
+check "fake-aws takes a hang for the next BatchGetSecretValue" \
+  curl -sf -o /dev/null -X POST "$FABASE/_fake/hang?op=BatchGetSecretValue&count=1&ms=8000"
 start_sim late --env INIT_READ= --env STASH_PREFETCH_SECRETS=prod/api-key
 check "lambda-sim is up (late prefetch)" test -n "$SIMP"
 LOGS=$T/logs-late

@@ -129,6 +129,57 @@ static void test_secret_routes(void **state)
     assert_int_equal(r.kind, API_ROUTE_SECRET);
 }
 
+static void test_batch_routes(void **state)
+{
+    struct api_route r;
+    char q[2048];
+    size_t n = 0;
+
+    (void)state;
+    route("GET", "/secretsmanager/batch", "secretId=b&secretId=a%2Fx&foo=1&secretId=b", s_auth, &r);
+    assert_int_equal(r.kind, API_ROUTE_SECRET_BATCH);
+    assert_int_equal(r.nids, 2); /* b asked twice: once */
+    assert_string_equal(r.ids[0], "b");
+    assert_string_equal(r.ids[1], "a%2Fx");
+    assert_int_equal(r.refresh, 0);
+
+    route("GET", "/systemsmanager/parameters/batch", "name=/a&withDecryption=true&name=/b:3",
+          s_auth, &r);
+    assert_int_equal(r.kind, API_ROUTE_PARAMETER_BATCH);
+    assert_int_equal(r.nids, 2);
+    assert_string_equal(r.ids[1], "/b:3");
+    assert_int_equal(r.with_decryption, 1);
+
+    /* 20 secrets pass, 21 do not; 10 parameters pass, 11 do not. */
+    for (int i = 0; i < API_BATCH_MAX; i++) {
+        n += (size_t)snprintf(q + n, sizeof(q) - n, "%ssecretId=s%d", i ? "&" : "", i);
+    }
+    route("GET", "/secretsmanager/batch", q, s_auth, &r);
+    assert_int_equal(r.kind, API_ROUTE_SECRET_BATCH);
+    assert_int_equal(r.nids, API_BATCH_MAX);
+    (void)snprintf(q + n, sizeof(q) - n, "&secretId=one-more");
+    route("GET", "/secretsmanager/batch", q, s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "at most 20 secretId");
+    n = 0;
+    for (int i = 0; i <= API_BATCH_MAX_PARAMETERS; i++) {
+        n += (size_t)snprintf(q + n, sizeof(q) - n, "%sname=/p%d", i ? "&" : "", i);
+    }
+    route("GET", "/systemsmanager/parameters/batch", q, s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "at most 10 name");
+
+    route("GET", "/secretsmanager/batch", NULL, s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "secretId");
+    route("GET", "/secretsmanager/batch", "secretId=a&secretId=", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "secretId");
+    route("GET", "/systemsmanager/parameters/batch", "name=/a&withDecryption=maybe", s_auth, &r);
+    expect_error(&r, 400, "ValidationException", "withDecryption");
+    route("GET", "/secretsmanager/batch", "secretId=a&refreshNow=true", s_auth, &r);
+    assert_int_equal(r.kind, API_ROUTE_SECRET_BATCH);
+    assert_int_equal(r.refresh, 1);
+    route("GET", "/secretsmanager/batch", "secretId=a", NULL, &r); /* token still required */
+    assert_int_equal(r.status, 401);
+}
+
 static void test_secret_errors(void **state)
 {
     struct api_route r;
@@ -554,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_ceilings),         cmocka_unit_test(test_nul_byte),
         cmocka_unit_test(test_request_id),       cmocka_unit_test(test_error_json_escaped),
         cmocka_unit_test(test_cache_keys),       cmocka_unit_test(test_shape_params),
+        cmocka_unit_test(test_batch_routes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1736,6 +1736,121 @@ static void test_wipe_flight_results(void **state)
     track_stop();
 }
 
+/* ---- fills led from outside cache_get (cache_lead / cache_complete) ---- */
+
+static void complete_with(struct cache *c, struct cache_flight *lead, int status, const char *body,
+                          enum facts_outcome outcome)
+{
+    struct cache_value v = {0};
+    struct cache_ref r;
+
+    v.kind = kind_of(status);
+    v.status = status;
+    v.len = strlen(body);
+    v.body = xmemdup(body, v.len);
+    assert_int_equal(cache_complete(c, lead, 1000, &v, &r), outcome);
+    assert_null(v.body); /* taken */
+    assert_int_equal(r.status, status);
+    assert_string_equal(r.body, body);
+    cache_ref_release(&r);
+    cache_check_invariants(c);
+}
+
+static void test_lead_complete(void **state)
+{
+    struct cache *c = new_cache(10, 0, 0);
+    struct answer never = {200, "must-not-be-fetched", 0};
+    struct cache_flight *lead;
+    struct cache_ref r;
+    char key[16];
+
+    (void)state;
+    (void)snprintf(key, sizeof(key), "k1");
+    assert_int_equal(cache_lead(c, key, strlen(key), 0, &lead, &r), FACTS_MISS);
+    assert_non_null(lead);
+    assert_null(r.blob);
+    memset(key, 'x', sizeof(key) - 1); /* the flight keeps its own copy of the key */
+    cache_check_invariants(c);
+    /* While led, a second lead of the key does nothing and says another fill runs. */
+    {
+        struct cache_flight *other;
+
+        assert_int_equal(cache_lead(c, "k1", 2, 0, &other, &r), FACTS_WAITED);
+        assert_null(other);
+    }
+    complete_with(c, lead, 200, "v1", FACTS_MISS);
+    expect_get(c, "k1", 1000, 0, &never, FACTS_HIT, 200, "v1");
+    assert_int_equal(cache_lead(c, "k1", 2, 0, &lead, &r), FACTS_HIT);
+    assert_null(lead);
+    assert_string_equal(r.body, "v1");
+    cache_ref_release(&r);
+    /* CACHE_REFRESH leads over a fresh entry, which the result replaces. */
+    assert_int_equal(cache_lead(c, "k1", 2, CACHE_REFRESH, &lead, &r), FACTS_MISS);
+    complete_with(c, lead, 200, "v2", FACTS_MISS);
+    expect_get(c, "k1", 1000, 0, &never, FACTS_HIT, 200, "v2");
+    assert_int_equal(never.calls, 0);
+    /* A failure is handed out, not stored, and drops the old entry as a fill's would. */
+    s_now += 2000;
+    assert_int_equal(cache_lead(c, "k1", 2, 0, &lead, &r), FACTS_MISS);
+    complete_with(c, lead, 404, "gone", FACTS_MISS);
+    expect_stats(c, 0, 0, 0);
+    assert_int_equal(cache_lead(c, "k2", 2, CACHE_BYPASS, &lead, &r), FACTS_BYPASS);
+    assert_null(lead);
+    expect_stats(c, 0, 0, 0);
+    cache_free(c);
+}
+
+static void test_lead_serves_stale(void **state)
+{
+    struct cache *c = new_cache(10, 0, 5000);
+    struct answer a = {200, "old", 0};
+    struct cache_flight *lead;
+    struct cache_ref r;
+
+    (void)state;
+    expect_get(c, "k", 1000, 0, &a, FACTS_MISS, 200, "old");
+    s_now += 1500; /* expired, within the stale window */
+    assert_int_equal(cache_lead(c, "k", 1, 0, &lead, &r), FACTS_MISS);
+    {
+        struct cache_value v = {.kind = CACHE_TRANSIENT, .status = 503};
+
+        v.body = xmemdup("down", 4);
+        v.len = 4;
+        assert_int_equal(cache_complete(c, lead, 1000, &v, &r), FACTS_STALE);
+        assert_string_equal(r.body, "old");
+        cache_ref_release(&r);
+    }
+    expect_stats(c, 1, 4, 0);
+    cache_free(c);
+}
+
+/* A get of a key a batch leads waits for the batch's result: it never runs its own fill. */
+static void test_lead_followers_wait(void **state)
+{
+    struct cache *c = new_cache(10, 0, 0);
+    struct answer never = {200, "must-not-be-fetched", 0};
+    struct worker w[4];
+    struct cache_flight *lead;
+    struct cache_ref r;
+
+    (void)state;
+    assert_int_equal(cache_lead(c, "batch-key", 9, 0, &lead, &r), FACTS_MISS);
+    for (int i = 0; i < 4; i++) {
+        worker_start(&w[i], c, "batch-key", 0, fill_answer, &never);
+    }
+    wait_waiters(c, 4);
+    complete_with(c, lead, 200, "from-the-batch", FACTS_MISS);
+    for (int i = 0; i < 4; i++) {
+        worker_join(&w[i]);
+        assert_int_equal(w[i].outcome, FACTS_WAITED);
+        assert_string_equal(w[i].v.body, "from-the-batch");
+        cache_ref_release(&w[i].v);
+    }
+    assert_int_equal(never.calls, 0);
+    expect_stats(c, 1, strlen("batch-key") + strlen("from-the-batch"), 0);
+    cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1778,6 +1893,9 @@ int main(void)
         cmocka_unit_test(test_wipe_on_evict_replace_clear_free),
         cmocka_unit_test(test_wipe_flight_results),
         cmocka_unit_test(test_refs_outlive_entries),
+        cmocka_unit_test(test_lead_complete),
+        cmocka_unit_test(test_lead_serves_stale),
+        cmocka_unit_test(test_lead_followers_wait),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
