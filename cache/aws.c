@@ -45,6 +45,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/str.h"
 
 /* AWS_STALL_*: an attempt whose answer arrives slower than AWS_STALL_BYTES_PER_S for
  * AWS_STALL_SECONDS is cut off (UP_TIMEOUT), with or without an overall timeout.  A real
@@ -481,14 +482,6 @@ struct call {
     struct batch *batch; /* NULL: a single-item call */
 };
 
-static uint64_t rng_next(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
-
 /* Sleeps ms, in slices of at most 10 ms so that aws_client_stop cuts it short. */
 static void sleep_ms(const struct aws_client *c, uint64_t ms)
 {
@@ -618,7 +611,7 @@ static int backoff(const struct call *k, unsigned attempt, uint64_t deadline, ui
     if (window > AWS_BACKOFF_CAP_MS) {
         window = AWS_BACKOFF_CAP_MS;
     }
-    wait = rng_next(rng) % (window + 1);
+    wait = xorshift64(rng) % (window + 1);
     if (deadline && clock_mono_ns() + wait * 1000000u >= deadline) {
         return 0;
     }

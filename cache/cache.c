@@ -27,6 +27,7 @@
 
 #include "common/clock.h"
 #include "common/mem.h"
+#include "common/str.h"
 
 #define MIN_BUCKETS 16
 
@@ -477,10 +478,7 @@ static uint64_t ahead_point(struct cache *c, uint64_t now, uint64_t ttl_ms)
     if (window == 0 || expiry == UINT64_MAX) {
         return UINT64_MAX;
     }
-    c->rng ^= c->rng << 13;
-    c->rng ^= c->rng >> 7;
-    c->rng ^= c->rng << 17;
-    return expiry - window + c->rng % (window / 2 + 1);
+    return expiry - window + xorshift64(&c->rng) % (window / 2 + 1);
 }
 
 /* Follower: waits for the flight's result and takes a reference to it.  Called and returns with
