@@ -11,6 +11,7 @@ import {
 const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1',
   '#ff9da7', '#9c755f', '#17becf'];
 const REST_COLOR = '#666666';
+const REFRESH_COLOR = '#17becf'; // the dashboard's colour for CacheRefreshes
 const TOP = 10; // functions drawn one by one; the rest are summed into one line
 
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
@@ -116,24 +117,33 @@ function hitRatioChart(r, bz) {
   return `${f.parts.join('')}${legend(lines.map((l) => [l.name, l.color, l.dashed]))}`;
 }
 
-// Upstream calls made against calls avoided (per-request: hits + single-flight waits), stacked.
+// Upstream calls made against calls avoided (per-request: hits + single-flight waits, less the hits
+// that started a background refresh), stacked.  Those hits are drawn between the two: as in the
+// totals, a hit whose refresh-ahead went upstream did not avoid a call.
 function callsChart(bz) {
   const n = bz.starts.length;
   const made = bz.all.map((b) => b.upstreamCalls);
-  const avoided = bz.all.map((b) => b.cacheHits + b.singleFlightWaits);
-  const ticks = niceTicks(Math.max(1, ...made.map((v, i) => v + avoided[i])));
+  // A refresh is started by a hit of the same record, so a bucket never has more refreshes than
+  // hits; the min only keeps a malformed line from drawing a negative bar.
+  const refreshed = bz.all.map((b) => Math.min(b.cacheRefreshes, b.cacheHits + b.singleFlightWaits));
+  const avoided = bz.all.map((b, i) => b.cacheHits + b.singleFlightWaits - refreshed[i]);
+  const ticks = niceTicks(Math.max(1, ...made.map((v, i) => v + refreshed[i] + avoided[i])));
   const f = frame({ n, yTicks: ticks, yFmt: short, bucketMs: bz.bucketMs, starts: bz.starts,
     xLabel: `time (UTC), ${bz.label} buckets`, title: 'upstream calls made and avoided over time' });
   const bw = Math.max(1, Math.min(40, (f.pw / n) * 0.8));
   for (let i = 0; i < n; i++) {
     const x0 = f.x(i) - bw / 2;
     const yMade = f.y(made[i]);
-    const yTop = f.y(made[i] + avoided[i]);
+    const yRef = f.y(made[i] + refreshed[i]);
+    const yTop = f.y(made[i] + refreshed[i] + avoided[i]);
     if (made[i]) f.parts.push(`<rect x="${fx(x0)}" y="${fx(yMade)}" width="${fx(bw)}" height="${fx(f.y(0) - yMade)}" fill="#e15759"/>`);
-    if (avoided[i]) f.parts.push(`<rect x="${fx(x0)}" y="${fx(yTop)}" width="${fx(bw)}" height="${fx(yMade - yTop)}" fill="#59a14f"/>`);
+    if (refreshed[i]) f.parts.push(`<rect x="${fx(x0)}" y="${fx(yRef)}" width="${fx(bw)}" height="${fx(yMade - yRef)}" fill="${REFRESH_COLOR}"/>`);
+    if (avoided[i]) f.parts.push(`<rect x="${fx(x0)}" y="${fx(yTop)}" width="${fx(bw)}" height="${fx(yRef - yTop)}" fill="#59a14f"/>`);
   }
   f.parts.push('</svg>');
-  return `${f.parts.join('')}${legend([['upstream calls made', '#e15759'], ['calls avoided (hits + single-flight waits)', '#59a14f']])}`;
+  return `${f.parts.join('')}${legend([['upstream calls made', '#e15759'],
+    ['hits that started a background refresh', REFRESH_COLOR],
+    ['calls avoided (hits + single-flight waits, less those)', '#59a14f']])}`;
 }
 
 // Fetch latencies split into hits and the rest.  FetchLatency holds one value per request,
@@ -235,12 +245,13 @@ function functionTables(r) {
     ['hits', (f) => f.cacheHits, -1],
     ['misses', (f) => f.cacheMisses, -1],
     ['ratio', (f) => f.hitRatio ?? -1, -1],
+    ['refreshes', (f) => f.cacheRefreshes, -1],
     ['upstream', (f) => f.upstreamCalls, -1],
     ['avoided', (f) => f.callsAvoided, -1],
     ['net', (f) => f.usd.net, -1],
   ];
-  const radios = keys.map(([k], i) =>
-    `<input type="radio" name="sort" id="sort-${k}" class="sort"${i === 6 ? ' checked' : ''}>`).join('');
+  const radios = keys.map(([k]) =>
+    `<input type="radio" name="sort" id="sort-${k}" class="sort"${k === 'avoided' ? ' checked' : ''}>`).join('');
   const tables = keys.map(([k, get, dir], ki) => {
     const rows = [...r.byFunction].sort((a, b) => {
       const x = get(a);
@@ -294,7 +305,7 @@ tbody th{font-weight:500}
 input.sort{position:absolute;opacity:0;pointer-events:none}
 table.fn{display:none}
 table.fn label{cursor:pointer;text-decoration:underline dotted}
-${['name', 'invocations', 'hits', 'misses', 'ratio', 'upstream', 'avoided', 'net'].map((k) =>
+${['name', 'invocations', 'hits', 'misses', 'ratio', 'refreshes', 'upstream', 'avoided', 'net'].map((k) =>
     `#sort-${k}:checked~.tables .by-${k}`).join(',')}{display:table}
 input.sort:focus-visible~.tables{outline:2px solid #4e79a7}
 .wrap{border:1px solid var(--line);border-radius:8px;overflow:hidden}
@@ -324,7 +335,8 @@ export function renderHtml(r, t) {
   const cards = [
     ['calls avoided', cnt(r.callsAvoided), `${r.baseline} baseline; ${r.upstreamCalls} upstream calls made; ` +
       `${other}: ${cnt(r.baselines[other].callsAvoided)}`],
-    ['hit ratio', pct(r.hitRatio), `${r.cacheHits} hits of ${lookups} lookups, ${r.singleFlightWaits} single-flight waits`],
+    ['hit ratio', pct(r.hitRatio), `${r.cacheHits} hits of ${lookups} lookups, ${r.singleFlightWaits} single-flight waits, ` +
+      `${r.cacheRefreshes} background refreshes`],
     // With a projection the month is the figure to read: a short sample pays a whole hour of
     // custom metrics, so its own net is pessimistic.
     r.monthly
@@ -376,7 +388,7 @@ export function renderHtml(r, t) {
 <h2>Over time and by latency</h2>
 <div class="grid2">
 <div class="panel"><h3>Hit ratio over time, per function${r.byFunction.length > TOP ? ` (top ${TOP} by calls avoided, the rest summed)` : ''}</h3>${hitRatioChart(r, bz)}<p class="note">A bucket with no lookup has no point: an idle function shows a gap, not 100 %.</p></div>
-<div class="panel"><h3>Upstream calls made and avoided</h3>${callsChart(bz)}<p class="note">Avoided here is per request (hits + single-flight waits).</p></div>
+<div class="panel"><h3>Upstream calls made and avoided</h3>${callsChart(bz)}<p class="note">Avoided here is per request (hits + single-flight waits). A hit that started a background refresh (refresh-ahead) is not counted as avoided: its refresh may have gone upstream.</p></div>
 <div class="panel"><h3>Fetch latency, hits against misses</h3>${latencyChart(t.records)}<p class="note">In each record the CacheHits fastest FetchLatency values are counted as hits (a hit never waits for the network); misses include stale serves and single-flight waits.</p></div>
 <div class="panel"><h3>The saving in its parts (${esc(r.baseline)}, ${r.monthly ? `a month at ${esc(r.monthly.invocations)} invocations` : 'these lines'})</h3>${savingChart(r.monthly ?? r.usd)}</div>
 </div>

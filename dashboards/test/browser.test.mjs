@@ -37,9 +37,17 @@ const PROBE = `(() => {
   const visible = () => [...document.querySelectorAll('table.fn')].filter((t) => getComputedStyle(t).display !== 'none');
   const firstCol = (t) => [...t.querySelectorAll('tbody th')].map((th) => th.textContent);
   const before = visible();
+  const heads = [...before[0].querySelectorAll('thead th')].map((th) => th.textContent);
+  const col = heads.findIndex((h) => h.startsWith('refreshes'));
+  const refreshCells = [...before[0].querySelectorAll('tbody tr')].map((tr) => tr.children[col]?.textContent);
+  const card = [...document.querySelectorAll('.card')].find((c) => c.querySelector('.k').textContent === 'hit ratio');
+  const refreshBars = document.querySelectorAll('main svg rect[fill="#17becf"]').length;
+  document.querySelector('label[for="sort-refreshes"]').click();
+  const byRefreshes = visible().map((t) => t.className);
   document.querySelector('label[for="sort-name"]').click();
   const after = visible();
   return {
+    heads, refreshCells, refreshCard: card?.querySelector('.d').textContent, refreshBars, byRefreshes,
     scripts: document.scripts.length,
     svgs: document.querySelectorAll('main svg[role="img"]').length,
     visibleBefore: before.length, classBefore: before[0]?.className, namesBefore: firstCol(before[0]),
@@ -81,6 +89,13 @@ test('HTML report renders in headless Chromium: a PNG, no console error, no requ
   assert.notDeepEqual(p.namesAfter, p.namesBefore);
   assert.ok(p.namesAfter.includes('fn-01<&>'), 'a function name with markup characters is shown as text');
   assert.ok(p.legendRest, 'top ten functions, the rest summed into one line');
+  // Every copy keeps record C, whose hit started one background refresh: one per function, 12 in all.
+  assert.deepEqual(p.heads, ['function', 'invocations', 'hits', 'misses', 'hit ratio', 'refreshes',
+    'upstream calls', 'calls avoided ▼', 'net USD']);
+  assert.deepEqual(p.refreshCells, new Array(12).fill('1'));
+  assert.match(p.refreshCard, /, 12 background refreshes$/);
+  assert.equal(p.refreshBars, 1, 'the refreshes drawn in the calls chart, in their one bucket');
+  assert.deepEqual(p.byRefreshes, ['fn by-refreshes'], 'the refreshes column sorts');
 });
 
 test('the browser check fails a page that loads something or logs an error', async () => {
@@ -103,4 +118,20 @@ test('stash-report --html writes the same page as renderHtml', () => {
   assert.equal(html, renderHtml(report(t, parseArgs(['--baseline', 'per-environment'])), t));
   assert.match(html, /baseline <strong>per-environment<\/strong>/);
   assert.match(html, /per-request/);
+  assert.match(html, /single-flight waits, 1 background refreshes<\/div>/);
+  // Per-function row: hits 147, misses 3, ratio, refreshes 1, upstream calls 6.
+  assert.match(html, /<th scope="row">orders-api<\/th><td class="num">3<\/td><td class="num">147<\/td><td class="num">3<\/td><td class="num">[^<]+ %<\/td><td class="num">1<\/td><td class="num">6<\/td>/);
+  assert.match(html, /<rect [^>]*fill="#17becf"\/>/);
+});
+
+test('HTML report without a background refresh: zero shown, no refresh bar drawn', () => {
+  const input = execFileSync(path.join(BUILD, 'tools', 'emf_sample'), ['invocation'], { encoding: 'utf8' })
+    .replaceAll('"CacheRefreshes":1', '"CacheRefreshes":0');
+  const t = summarize(input.split('\n'));
+  const r = report(t, parseArgs([]));
+  assert.equal(r.cacheRefreshes, 0);
+  const html = renderHtml(r, t);
+  assert.match(html, /single-flight waits, 0 background refreshes<\/div>/);
+  assert.match(html, /<td class="num">[^<]+ %<\/td><td class="num">0<\/td><td class="num">6<\/td>/);
+  assert.doesNotMatch(html, /<rect [^>]*fill="#17becf"/);
 });
