@@ -693,8 +693,8 @@ def footprint_analysis(doc, sfx):
         grew = full_anon - idle_anon
         out.append(f"{name}, 1000 x 4 KB cached: {full_kb / 1024:.1f} MB peak; its anonymous "
                    f"memory grows by {grew / 1024:.1f} MB for 1000 answers of {answer:.0f} bytes "
-                   f"({stored / 1024:.1f} MB: the JSON stash serves, which it stores so a hit "
-                   f"is one copy): {100 * (grew - stored) / stored:.0f}% above the answers "
+                   f"({stored / 1024:.1f} MB: the JSON stash serves, stored once and handed to "
+                   f"every hit without a copy): {100 * (grew - stored) / stored:.0f}% above the answers "
                    f"themselves (entries, keys, the allocator's slack).")
     e = _med(doc, fp, "exec_first" + sfx, "exec_to_first_ms")
     faults = _med(doc, fp, "exec_first" + sfx, "faults_to_first")
