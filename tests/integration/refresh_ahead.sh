@@ -107,6 +107,16 @@ check "refresh-ahead on: the first read waited for upstream (${first_ms} ms)" \
   python3 -c "import sys; sys.exit(0 if $first_ms >= $LATENCY_MS else 1)"
 expect_eq "refresh-ahead on: no read after the first waited for upstream (largest ${worst} ms)" \
   0 "$slow"
+# The 20 ms a steady reader should see at most, held by 99 % of the reads: the rest is room for
+# a scheduler hiccup of the shared machine, not for a wait (that would be 200 ms, above).
+check "refresh-ahead on: 99 % of the reads after the first answered within 20 ms" \
+  python3 - "$T/on.json" <<'PY'
+import json, sys
+ms = sorted(r["ms"] for r in json.load(open(sys.argv[1]))[1:])
+p99 = ms[int(0.99 * (len(ms) - 1))]
+print("# p99 after the first: %.3f ms" % p99)
+sys.exit(0 if p99 < 20 else 1)
+PY
 # One call at the start, then one per refresh: each comes at 90-95 % of a TTL after the last,
 # so three TTLs hold 3 or 4 of them.
 check "refresh-ahead on: about one upstream call per TTL ($on_calls in 3 TTLs; 4 or 5 expected)" \
