@@ -999,7 +999,7 @@ static void batch_answer(const struct job *j, struct batch_job *b, struct cache_
         items[i].status = b->refs[i].status;
         items[i].body = b->refs[i].body;
         items[i].len = b->refs[i].len;
-        cap += b->refs[i].len + strlen(j->r.ids[i]) * 6 + 2 * UPSTREAM_MESSAGE_MAX * 6;
+        cap += b->refs[i].len + strlen(j->r.ids[i]) * 6 + (size_t)UPSTREAM_MESSAGE_MAX * 12;
     }
     buf_init(&out, cap);
     rc = ssm ? batch_render_parameters(items, j->r.nids, &out)
