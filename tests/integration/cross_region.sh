@@ -25,17 +25,19 @@ cat >"$T/eu.json" <<JSON
  "Parameters": [{"Name": "/eu/p", "Type": "String", "Value": "eu-param"}]}
 JSON
 
-# fake_on NAME REGION DATA: starts a fake-aws for REGION; prints its port.
+# fake_on NAME REGION DATA: starts a fake-aws for REGION; sets FPORT to its port.  Not run in a
+# command substitution: bg must record the process in this shell's _pids, which the exit trap
+# stops.
 fake_on() {
-  local port
-  port=$(free_port)
-  bg "$1" "$FAKE" --port "$port" --data "$3" --region "$2" --access-key "$AKID" \
+  FPORT=$(free_port)
+  bg "$1" "$FAKE" --port "$FPORT" --data "$3" --region "$2" --access-key "$AKID" \
     --secret-key "$SECRET" --session-token "$TOKEN"
-  wait_port "$port" >&2 || cat "$T/$1.log" >&2
-  echo "$port"
+  wait_port "$FPORT" || cat "$T/$1.log"
 }
-US=$(fake_on fake-us us-east-1 "$DATA")
-EU=$(fake_on fake-eu eu-west-1 "$T/eu.json")
+fake_on fake-us us-east-1 "$DATA"
+US=$FPORT
+fake_on fake-eu eu-west-1 "$T/eu.json"
+EU=$FPORT
 
 # stat PORT OP FIELD: one counter of fake-aws's /_fake/stats; FIELD "auth_failures" is global.
 stat() {
