@@ -15,6 +15,8 @@
  * and the body (NUL-terminated), never written after it is made.  References are taken under the
  * lock (the entry or flight holding one cannot go meanwhile) and dropped anywhere, without it; the
  * count is atomic for that reason.  The thread that drops the last one wipes and frees the blob.
+ * The one field written later is the attachment slot (cache.h): set once by a compare-and-swap,
+ * destroyed by the last release before the wipe.
  */
 #include "cache/cache.h"
 
@@ -35,6 +37,8 @@ struct cache_blob {
     atomic_uint refs; /* references held: entries, flights, callers */
     enum cache_kind kind;
     int status;
+    void *_Atomic attached;             /* the caller's attachment (cache.h); NULL: none */
+    cache_attach_free_fn attached_free; /* written once, by the attach that set attached */
     size_t len;
     char body[]; /* len bytes and a NUL */
 };
@@ -153,8 +157,8 @@ void cache_value_release(struct cache_value *v)
     v->len = 0;
 }
 
-/* Makes a blob of v (one reference, the caller's; a NULL body is an empty one), wipes v's body
- * and zeroes *v. */
+/* Makes a blob of v (one reference, the caller's; a NULL body is an empty one; no attachment),
+ * wipes v's body and zeroes *v. */
 static struct cache_blob *blob_from_value(struct cache_value *v)
 {
     struct cache_blob *b;
@@ -165,6 +169,8 @@ static struct cache_blob *blob_from_value(struct cache_value *v)
     assert(v->len < SIZE_MAX - sizeof(*b) - 1);
     b = xmalloc(sizeof(*b) + v->len + 1);
     atomic_init(&b->refs, 1);
+    atomic_init(&b->attached, NULL);
+    b->attached_free = NULL;
     b->kind = v->kind;
     b->status = v->status;
     b->len = v->len;
@@ -191,8 +197,37 @@ void cache_blob_release(struct cache_blob *b)
 {
     /* acq_rel: every holder's reads happen before the last one's wipe. */
     if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+        /* Relaxed: the acq_rel above orders the attach (and its attached_free) before this. */
+        void *a = atomic_load_explicit(&b->attached, memory_order_relaxed);
+
+        if (a) {
+            b->attached_free(a);
+        }
         xfree_secret(b, sizeof(*b) + b->len + 1);
     }
+}
+
+void *cache_ref_attachment(const struct cache_ref *r)
+{
+    /* Acquire: pairs with the attach's release, so the attachment is seen fully made. */
+    return r && r->blob ? atomic_load_explicit(&r->blob->attached, memory_order_acquire) : NULL;
+}
+
+void *cache_ref_attach(const struct cache_ref *r, void *attachment, cache_attach_free_fn free_fn)
+{
+    void *cur = NULL;
+
+    if (!r || !r->blob || !attachment || !free_fn) {
+        return NULL;
+    }
+    if (atomic_compare_exchange_strong_explicit(&r->blob->attached, &cur, attachment,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        /* Only the winner writes it, and only the last release reads it: that release comes
+         * after the winner's own (the caller holds r), which orders this write before it. */
+        r->blob->attached_free = free_fn;
+        return attachment;
+    }
+    return cur;
 }
 
 /* Gives *out the reference b (owned by the caller until now). */

@@ -120,6 +120,23 @@ void cache_ref_release(struct cache_ref *r);
 /* The same through the bare blob pointer, for a callback that carries only a void * (the local
  * API's response free callback): the caller took r->blob out of *r and hands it on. */
 void cache_blob_release(struct cache_blob *b);
+/* Attachment: one object of the caller's tied to a value's life, such as the local API's HTTP
+ * response for a value, made once and shared by every request answered with it (the store never
+ * looks inside it).  A value has at most one; it is set once and never replaced.
+ * cache_ref_attachment returns r's attachment, or NULL (none yet, or an empty ref).
+ * cache_ref_attach gives r's value the attachment a, to be destroyed with free_fn(a), unless it
+ * has one already: it returns the value's attachment after the call, a when a was attached, or
+ * the one attached before (two threads racing both get the winner's; the loser still owns its a
+ * and destroys it itself).  An empty ref, or a NULL a or free_fn, attaches nothing and returns
+ * NULL.  The caller must hold r for the call.  An attachment made visible by cache_ref_attach is
+ * fully made for any thread that then gets it from cache_ref_attachment (release/acquire).
+ * free_fn(a) runs exactly once, when the value's last reference goes, before the value is wiped
+ * (so a may point into body until then).  It runs on whichever thread drops that reference,
+ * which may be inside any cache call with the store's lock held: it must be quick, must not block
+ * and must not call into the cache.  An attachment does not count against max_bytes. */
+typedef void (*cache_attach_free_fn)(void *attachment);
+void *cache_ref_attachment(const struct cache_ref *r);
+void *cache_ref_attach(const struct cache_ref *r, void *attachment, cache_attach_free_fn free_fn);
 /* Makes an owned value (an answer made outside the store, such as a local error) into a ref:
  * takes v's body, which is wiped and freed, and leaves *v zeroed. */
 void cache_ref_adopt(struct cache_value *v, struct cache_ref *out);

@@ -584,6 +584,47 @@ static enum MHD_Result queue_value(struct MHD_Connection *conn, struct cache_ref
     return ret;
 }
 
+/* A value's shared response is destroyed with the value (cache.h, attachment).  This drops the
+ * reference its maker holds; MHD counts one more for each connection it is queued on
+ * (MHD_queue_response takes one, and MHD drops it once that request is over), so a response
+ * still being sent is freed only when the last of them is done. */
+static void destroy_shared(void *resp)
+{
+    MHD_destroy_response(resp);
+}
+
+/* The one response of a value's plain answer (200, unshaped): made by the first request that
+ * needs it, kept with the value and queued on every connection answered with it, which saves a
+ * response and its header per hit.  Its body is the value's own, PERSISTENT (MHD never frees or
+ * writes it): each request that queues it holds a reference to the value until MHD is done with
+ * that request (struct conn's held), and the value, so the body, outlives every one of them.
+ * NULL if it cannot be made. */
+static struct MHD_Response *shared_response(const struct cache_ref *v)
+{
+    struct MHD_Response *resp = cache_ref_attachment(v);
+    struct MHD_Response *won;
+
+    if (resp) {
+        return resp;
+    }
+    /* MHD only reads a PERSISTENT buffer; the cast drops const for its void * parameter. */
+    resp =
+        MHD_create_response_from_buffer(v->len, (void *)(uintptr_t)v->body, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        return NULL;
+    }
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, SHAPE_JSON) != MHD_YES) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    won = cache_ref_attach(v, resp, destroy_shared);
+    if (won != resp) {
+        /* Another thread attached first (or nothing could be attached): its response serves. */
+        MHD_destroy_response(resp);
+    }
+    return won;
+}
+
 /* The server: libmicrohttpd's epoll thread pool (API_WORKERS threads per listening address).
  * A pool thread never blocks: a hit is answered where it is read; a request that must wait
  * (upstream, a flight for the same key) is suspended and handed to a fetch thread, which
@@ -626,6 +667,7 @@ struct conn {
     int too_many;              /* more query arguments than API_MAX_ARGS: the query was emptied */
     int nul_byte;              /* the path or a query argument decoded to a NUL byte (%00) */
     struct job *job;           /* the request waits for a fetch thread (suspended) */
+    struct cache_blob *held;   /* the value whose shared response is queued, until on_completed */
 };
 
 /* A request that waits: routed on the pool thread, fetched on a fetch thread.  Or a
@@ -1092,9 +1134,23 @@ static enum MHD_Result answer_value(struct api *a, struct MHD_Connection *mc, st
 {
     enum MHD_Result ret;
     const char *ctype = shape_ref(r, v);
+    struct MHD_Response *shared = NULL;
 
     facts->status = v->status;
-    ret = queue_value(mc, v, ctype);
+    if (!shape_wanted(&r->shape) && v->kind == CACHE_VALUE && v->status == 200 && v->blob) {
+        shared = shared_response(v);
+    }
+    if (shared) {
+        /* The request keeps its reference to the value until MHD is done with it. */
+        cache_blob_release(c->held); /* NULL: on_completed released the last request's */
+        c->held = v->blob;
+        v->blob = NULL;
+        v->body = NULL;
+        v->len = 0;
+        ret = MHD_queue_response(mc, 200, shared);
+    } else {
+        ret = queue_value(mc, v, ctype);
+    }
     report(a, facts, c->start_ns);
     return ret;
 }
@@ -1265,6 +1321,12 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         c->counted = 0;
         atomic_fetch_sub(&a->in_flight, 1);
     }
+    /* MHD sends nothing more of this request's answer.  If this was the value's last reference,
+     * its shared response goes with it: MHD still holds this request's reference to the response
+     * and drops it just after this call, so the response is freed then (not its body, which
+     * PERSISTENT leaves to the value, wiped here). */
+    cache_blob_release(c->held);
+    c->held = NULL;
     c->raw_uri = NULL;
     conn_stage(c, CONN_IDLE);
 }
@@ -1295,6 +1357,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         }
         a->nconns--;
         pthread_mutex_unlock(&a->conns_mu);
+        cache_blob_release(c->held); /* NULL: on_completed came first */
         free(c);
         *socket_context = NULL;
         return;

@@ -1736,6 +1736,191 @@ static void test_wipe_flight_results(void **state)
     track_stop();
 }
 
+/* ---- attachments ---- */
+
+/* An attachment that checks, when it is destroyed, that the value it was attached to is still
+ * intact (its destructor runs before the wipe) and counts how often it is destroyed. */
+struct probe {
+    const char *body; /* the value's body, read when destroyed */
+    const char *want; /* what it must still hold then */
+    int *destroyed;   /* shared by the probes of one test */
+    int intact;       /* body equalled want when destroyed */
+};
+
+static void probe_free(void *a)
+{
+    struct probe *p = a;
+
+    p->intact = strcmp(p->body, p->want) == 0;
+    (*p->destroyed)++;
+}
+
+/* The attachment lives as long as the value, not as the entry: it survives replacement, eviction
+ * and clearing while a caller holds the value, goes with the last reference (whichever that is),
+ * before the wipe, exactly once; a second attach keeps the first. */
+static void test_attachment_lifetime(void **state)
+{
+    struct cache *c;
+    struct answer one = {200, "one-" MARKER, 0};
+    struct answer two = {200, "two-" MARKER, 0};
+    struct answer other = {200, "other", 0};
+    struct cache_ref h1;
+    struct cache_ref h2;
+    struct cache_ref empty = {0};
+    int destroyed = 0;
+    struct probe p1 = {.want = "one-" MARKER, .destroyed = &destroyed};
+    struct probe loser = {.want = "one-" MARKER, .destroyed = &destroyed};
+    struct probe p2 = {.want = "two-" MARKER, .destroyed = &destroyed};
+    struct probe p3 = {.want = "other", .destroyed = &destroyed};
+
+    (void)state;
+    track_start();
+    c = new_cache(1, 0, 0);
+    assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_answer, &one, &h1), FACTS_MISS);
+    assert_null(cache_ref_attachment(&h1));
+    p1.body = h1.body;
+    assert_ptr_equal(cache_ref_attach(&h1, &p1, probe_free), &p1);
+    /* A hit sees it; a second attach returns the first and leaves it in place. */
+    assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_answer, &one, &h2), FACTS_HIT);
+    assert_ptr_equal(cache_ref_attachment(&h2), &p1);
+    assert_ptr_equal(cache_ref_attach(&h2, &loser, probe_free), &p1);
+    cache_ref_release(&h2);
+    /* Nothing attaches to an empty ref, nor without an attachment or a destructor. */
+    assert_null(cache_ref_attachment(&empty));
+    assert_null(cache_ref_attachment(NULL));
+    assert_null(cache_ref_attach(&empty, &loser, probe_free));
+    assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_answer, &one, &h2), FACTS_HIT);
+    assert_null(cache_ref_attach(&h2, NULL, probe_free));
+    assert_null(cache_ref_attach(&h2, &loser, NULL));
+    cache_ref_release(&h2);
+    assert_int_equal(destroyed, 0);
+
+    /* Replaced (refreshNow) while h1 holds the old value: the old attachment stays. */
+    assert_int_equal(cache_get(c, "k", 1, 100, CACHE_REFRESH, fill_answer, &two, &h2), FACTS_MISS);
+    assert_null(cache_ref_attachment(&h2)); /* the new value starts with none */
+    p2.body = h2.body;
+    assert_ptr_equal(cache_ref_attach(&h2, &p2, probe_free), &p2);
+    assert_int_equal(destroyed, 0);
+    assert_ptr_equal(cache_ref_attachment(&h1), &p1);
+    /* The last reference to the old value goes: its attachment first, then the wipe. */
+    assert_int_equal(track_mark("one-" MARKER), 1);
+    cache_ref_release(&h1);
+    assert_int_equal(destroyed, 1);
+    assert_true(p1.intact);
+    assert_int_equal(s_tagged_zeroed, 1);
+    assert_int_equal(s_tagged_dirty, 0);
+
+    /* Evicted while h2 holds the new value: the store's release is not the last. */
+    expect_get(c, "x", 100, 0, &other, FACTS_MISS, 200, "other");
+    expect_stats(c, 1, 1 + strlen("other"), 1);
+    assert_int_equal(destroyed, 1);
+    assert_string_equal(h2.body, "two-" MARKER);
+    cache_ref_release(&h2);
+    assert_int_equal(destroyed, 2);
+    assert_true(p2.intact);
+
+    /* Held by the store alone: cleared, the store's release is the last one. */
+    assert_int_equal(cache_get(c, "x", 1, 100, 0, fill_answer, &other, &h1), FACTS_HIT);
+    p3.body = h1.body;
+    assert_ptr_equal(cache_ref_attach(&h1, &p3, probe_free), &p3);
+    cache_ref_release(&h1);
+    assert_int_equal(destroyed, 2);
+    cache_clear(c);
+    assert_int_equal(destroyed, 3);
+    assert_true(p3.intact);
+    cache_free(c);
+    assert_int_equal(destroyed, 3); /* the loser was never attached, so never destroyed */
+    assert_int_equal(s_marker_frees, 0);
+    track_stop();
+}
+
+/* A value freed with the store destroys its attachment then. */
+static void test_attachment_freed_with_store(void **state)
+{
+    struct cache *c = new_cache(4, 0, 0);
+    struct answer one = {200, "one", 0};
+    struct cache_ref h;
+    int destroyed = 0;
+    struct probe p = {.want = "one", .destroyed = &destroyed};
+
+    (void)state;
+    assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_answer, &one, &h), FACTS_MISS);
+    p.body = h.body;
+    assert_ptr_equal(cache_ref_attach(&h, &p, probe_free), &p);
+    cache_ref_release(&h);
+    assert_int_equal(destroyed, 0);
+    cache_free(c);
+    assert_int_equal(destroyed, 1);
+    assert_true(p.intact);
+}
+
+#define ATTACHERS 16
+
+struct attacher {
+    pthread_t thread;
+    struct gate *start; /* every attacher waits here, so they race */
+    struct cache_ref v; /* its own reference */
+    struct probe mine;
+    void *got; /* what cache_ref_attach returned */
+};
+
+static void *attacher_run(void *arg)
+{
+    struct attacher *t = arg;
+
+    pthread_mutex_lock(&t->start->mu);
+    while (!t->start->open) {
+        pthread_cond_wait(&t->start->cv, &t->start->mu);
+    }
+    pthread_mutex_unlock(&t->start->mu);
+    t->got = cache_ref_attachment(&t->v);
+    if (!t->got) {
+        t->got = cache_ref_attach(&t->v, &t->mine, probe_free);
+    }
+    cache_ref_release(&t->v);
+    return NULL;
+}
+
+/* Threads holding one value race to attach: one attachment wins, every thread gets it, the
+ * losers keep their own, and the winner is destroyed once, with the last reference. */
+static void test_attachment_race(void **state)
+{
+    struct cache *c = new_cache(4, 0, 0);
+    struct answer one = {200, "raced", 0};
+    struct attacher t[ATTACHERS];
+    struct gate g;
+    int destroyed = 0;
+    struct probe *winner;
+    int i;
+
+    (void)state;
+    gate_init(&g, 200, "unused");
+    for (i = 0; i < ATTACHERS; i++) {
+        memset(&t[i], 0, sizeof(t[i]));
+        t[i].start = &g;
+        assert_int_equal(cache_get(c, "k", 1, 100, 0, fill_answer, &one, &t[i].v),
+                         i ? FACTS_HIT : FACTS_MISS);
+        t[i].mine.body = t[i].v.body;
+        t[i].mine.want = "raced";
+        t[i].mine.destroyed = &destroyed;
+        assert_int_equal(pthread_create(&t[i].thread, NULL, attacher_run, &t[i]), 0);
+    }
+    gate_open(&g);
+    for (i = 0; i < ATTACHERS; i++) {
+        assert_int_equal(pthread_join(t[i].thread, NULL), 0);
+    }
+    winner = t[0].got;
+    assert_non_null(winner);
+    for (i = 0; i < ATTACHERS; i++) {
+        assert_ptr_equal(t[i].got, winner);
+    }
+    assert_int_equal(destroyed, 0); /* the store still holds the value */
+    cache_free(c);
+    assert_int_equal(destroyed, 1);
+    assert_true(winner->intact);
+    gate_destroy(&g);
+}
+
 /* ---- fills led from outside cache_get (cache_lead / cache_complete) ---- */
 
 static void complete_with(struct cache *c, struct cache_flight *lead, int status, const char *body,
@@ -1893,6 +2078,9 @@ int main(void)
         cmocka_unit_test(test_wipe_on_evict_replace_clear_free),
         cmocka_unit_test(test_wipe_flight_results),
         cmocka_unit_test(test_refs_outlive_entries),
+        cmocka_unit_test(test_attachment_lifetime),
+        cmocka_unit_test(test_attachment_freed_with_store),
+        cmocka_unit_test(test_attachment_race),
         cmocka_unit_test(test_lead_complete),
         cmocka_unit_test(test_lead_serves_stale),
         cmocka_unit_test(test_lead_followers_wait),
