@@ -1275,42 +1275,37 @@ static void batch_call(struct aws_client *c, struct call *k, int with_decryption
     b->next_token = NULL;
 }
 
-void aws_batch_get_secret_value(struct aws_client *c, struct upstream_item *items, size_t n,
-                                struct upstream_result *out, struct facts *facts)
+/* One batch call of op (target its X-Amz-Target, at most max items) to the items' region. */
+static void batch_of(struct aws_client *c, enum upstream_op op, const char *target, size_t max,
+                     struct upstream_item *items, size_t n, int with_decryption,
+                     struct upstream_result *out, struct facts *facts)
 {
     struct batch b = {items, n, NULL, ""};
-    struct call k = {
-        c, NULL, UPSTREAM_BATCH_GET_SECRET_VALUE, "secretsmanager.BatchGetSecretValue", NULL,
-        0, &b};
+    struct call k = {c, NULL, op, target, NULL, 0, &b};
     const char *why = NULL;
     struct aws_region *r;
 
     upstream_batch_start(k.op, items, n);
-    r = batch_region(c, items, n, AWS_BATCH_SECRETS_MAX, &why);
+    r = batch_region(c, items, n, max, &why);
     if (!r) {
         bad_request(out, why);
         items_fail(items, n, out);
         return;
     }
-    k.s = &r->sm;
-    batch_call(c, &k, 0, out, facts);
+    k.s = op == UPSTREAM_GET_PARAMETERS ? &r->ssm : &r->sm;
+    batch_call(c, &k, with_decryption, out, facts);
+}
+
+void aws_batch_get_secret_value(struct aws_client *c, struct upstream_item *items, size_t n,
+                                struct upstream_result *out, struct facts *facts)
+{
+    batch_of(c, UPSTREAM_BATCH_GET_SECRET_VALUE, "secretsmanager.BatchGetSecretValue",
+             AWS_BATCH_SECRETS_MAX, items, n, 0, out, facts);
 }
 
 void aws_get_parameters(struct aws_client *c, struct upstream_item *items, size_t n,
                         int with_decryption, struct upstream_result *out, struct facts *facts)
 {
-    struct batch b = {items, n, NULL, ""};
-    struct call k = {c, NULL, UPSTREAM_GET_PARAMETERS, "AmazonSSM.GetParameters", NULL, 0, &b};
-    const char *why = NULL;
-    struct aws_region *r;
-
-    upstream_batch_start(k.op, items, n);
-    r = batch_region(c, items, n, AWS_BATCH_PARAMETERS_MAX, &why);
-    if (!r) {
-        bad_request(out, why);
-        items_fail(items, n, out);
-        return;
-    }
-    k.s = &r->ssm;
-    batch_call(c, &k, with_decryption, out, facts);
+    batch_of(c, UPSTREAM_GET_PARAMETERS, "AmazonSSM.GetParameters", AWS_BATCH_PARAMETERS_MAX, items,
+             n, with_decryption, out, facts);
 }
