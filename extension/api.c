@@ -445,10 +445,9 @@ struct fill_ctx {
     struct facts *facts;
 };
 
-static void fill_upstream(void *ctx, struct cache_value *out)
+void api_upstream(const struct api_opts *o, const struct api_route *r, struct facts *facts,
+                  struct cache_value *out)
 {
-    struct fill_ctx *f = ctx;
-    const struct api_route *r = f->route;
     struct upstream_result res;
 
     if (r->kind == API_ROUTE_SECRET) {
@@ -458,7 +457,7 @@ static void fill_upstream(void *ctx, struct cache_value *out)
             .version_stage = r->version_stage,
         };
 
-        aws_get_secret_value(f->opts->aws, &q, &res, f->facts);
+        aws_get_secret_value(o->aws, &q, &res, facts);
     } else {
         struct aws_ssm_request q = {
             .name = r->id,
@@ -467,10 +466,17 @@ static void fill_upstream(void *ctx, struct cache_value *out)
             .with_decryption = r->with_decryption,
         };
 
-        aws_get_parameter(f->opts->aws, &q, &res, f->facts);
+        aws_get_parameter(o->aws, &q, &res, facts);
     }
     answer_from_upstream(&res, out);
     upstream_result_release(&res);
+}
+
+static void fill_upstream(void *ctx, struct cache_value *out)
+{
+    struct fill_ctx *f = ctx;
+
+    api_upstream(f->opts, f->route, f->facts, out);
 }
 
 void api_fetch(const struct api_opts *o, const struct api_route *r, struct facts *facts,

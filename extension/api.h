@@ -152,6 +152,12 @@ struct api;
  * the host has IPv6 loopback).  Returns STASH_OK and *out, or an error and *out NULL. */
 enum stash_err api_start(const struct api_opts *opts, struct api **out);
 
+/* Fetches a routed secret or parameter (API_ROUTE_SECRET or API_ROUTE_PARAMETER) upstream, with
+ * no cache, into the local answer (extension/answer.h); its calls are counted in facts.  Blocks
+ * for upstream.  The cache's fill for a request, and a batch's single-call fallback. */
+void api_upstream(const struct api_opts *o, const struct api_route *r, struct facts *facts,
+                  struct cache_value *out);
+
 /* Gets a routed secret or parameter (API_ROUTE_SECRET or API_ROUTE_PARAMETER) through the cache
  * as a request does: the route's key, the service's TTL, bypass when the cache is off, refresh
  * for refreshNow, and flags in extra (CACHE_PEEK: only a fresh value, out->blob NULL when there

@@ -285,39 +285,26 @@ static int refused(const struct upstream_result *call)
     return call->outcome == UP_AWS_ERROR && call->http_status >= 400 && call->http_status < 500;
 }
 
-/* Answers slot s (LEAD or BYPASS) with an upstream result. */
-static void answer_slot(const struct batch_get *g, struct slot *s, size_t i,
-                        struct upstream_result *res)
+/* Answers slot s (LEAD or BYPASS) with v (taken): stored as a fill's result, or handed out. */
+static void answer_slot(const struct batch_get *g, struct slot *s, size_t i, struct cache_value *v)
 {
-    struct cache_value v = {0};
-
-    answer_from_upstream(res, &v);
     if (s->state == SLOT_LEAD) {
-        g->facts[i].outcome = cache_complete(g->opts->cache, s->flight, ttl_of(g), &v, &g->refs[i]);
+        g->facts[i].outcome = cache_complete(g->opts->cache, s->flight, ttl_of(g), v, &g->refs[i]);
         s->flight = NULL;
         share_plain(g, s, &g->refs[i]);
     } else {
-        cache_ref_adopt(&v, &g->refs[i]);
+        cache_ref_adopt(v, &g->refs[i]);
     }
     s->state = SLOT_DONE;
 }
 
-/* One single call for slot s (the batch was refused). */
+/* One single call for slot s (the batch was refused, or the id's region is not one). */
 static void single_slot(const struct batch_get *g, struct slot *s, size_t i)
 {
-    struct upstream_result res = {0};
+    struct cache_value v = {0};
 
-    if (g->ssm) {
-        struct aws_ssm_request q = {.name = g->ids[i], .with_decryption = g->with_decryption};
-
-        aws_get_parameter(g->opts->aws, &q, &res, &g->facts[i]);
-    } else {
-        struct aws_sm_request q = {.secret_id = g->ids[i]};
-
-        aws_get_secret_value(g->opts->aws, &q, &res, &g->facts[i]);
-    }
-    answer_slot(g, s, i, &res);
-    upstream_result_release(&res);
+    api_upstream(g->opts, &s->route, &g->facts[i], &v);
+    answer_slot(g, s, i, &v);
 }
 
 /* One batch call for the pending slots of one region (at most the operation's limit). */
@@ -348,7 +335,10 @@ static void batch_call(const struct batch_get *g, struct slot *s, const size_t *
         }
     } else {
         for (size_t j = 0; j < k; j++) {
-            answer_slot(g, &s[idx[j]], idx[j], &items[j].r);
+            struct cache_value v = {0};
+
+            answer_from_upstream(&items[j].r, &v);
+            answer_slot(g, &s[idx[j]], idx[j], &v);
         }
     }
     for (size_t j = 0; j < k; j++) {
