@@ -29,12 +29,14 @@ if [ "$QUICK" = 1 ]; then
   REPEATS=1 N_HIT=300 N_NODE=100 WRK_SECS=1 N_SCALE=200 N_MISS=100 N_LOAD=24 COLD_RUNS=1
   CONCS="1 8 64" KEYS_SCALE="10 1000" FLOOR_MODES=thread WRK_CONNS="1 8 64"
   HIT_ROUNDS=1 TP_ROUNDS=1 FP_ROUNDS=1 COST_ROUNDS=0 RA_ROUNDS=1 RA_TTLS=2
+  AB_ROUNDS=1 AB_SECS=1
 else
   OUT=${BENCH_OUT:-$ROOT/bench/results}
   REPEATS=5 N_HIT=20000 N_NODE=2000 WRK_SECS=2 N_SCALE=4000 N_MISS=2000 N_LOAD=400 COLD_RUNS=3
   CONCS="1 2 4 8 16 32 64" KEYS_SCALE="10 100 1000" WRK_CONNS="1 8 64"
   HIT_ROUNDS=${HIT_ROUNDS:-11} TP_ROUNDS=${TP_ROUNDS:-7} FP_ROUNDS=${FP_ROUNDS:-9}
   COST_ROUNDS=${COST_ROUNDS:-5} RA_ROUNDS=${RA_ROUNDS:-5} RA_TTLS=${RA_TTLS:-5}
+  AB_ROUNDS=${AB_ROUNDS:-6} AB_SECS=${AB_SECS:-10}
 fi
 # What `make` builds (static, musl: what ships; the system build under DEPS=system), and the
 # build linked against Debian's shared libraries (`make DEPS=system`), measured beside it.  Runs
@@ -45,6 +47,7 @@ LAYER_DIR=$BUILD/layer
 FAKE=$BUILD/bin/fake-aws
 SIM=$BUILD/bin/lambda-sim
 HIT=$BUILD/bench/bench_hit
+AB=$BUILD/bench/bench_ab
 FLOOR=$BUILD/bench/floor
 NODE_DIR=$ROOT/tests/node
 FUNCS=$ROOT/sim/functions
@@ -502,6 +505,54 @@ sec_throughput() {
   return 0
 }
 
+# The shipped build against the system build under the same load at the same time: one client
+# (bench/bench_ab.c) with C kept-alive connections to each, loading one build at a time and
+# switching every AB_SLICE_MS in a balanced order (A B B A, B A A B, ...), so the machine's other
+# work falls on both alike.  Run one after the other, two wrk runs a second apart differ by more
+# than the builds do on this shared VM.  AB_ROUNDS rounds of AB_SECS seconds at 1, 8 and 64
+# connections; which build is "A" alternates by round.  Each round records, per build, the
+# requests per second it served while it had the load and the p50/p99 of its answers, and the
+# median of the per-group ratios (shipped/system) with its 95 % interval.
+AB_SLICE_MS=${AB_SLICE_MS:-10}
+ab_round() {  # ROUND CONNS
+  local a=$STASH_PORT b=$SYS_PORT flip=0 t=$(($2 < 2 ? 1 : 2))
+  if (($1 % 2 == 1)); then a=$SYS_PORT b=$STASH_PORT flip=1; fi
+  "$AB" --port-a "$a" --port-b "$b" --path "$HOT_PATH" -H "$TOKEN_H" -c "$2" -t "$t" \
+    --secs "$AB_SECS" --slice-ms "$AB_SLICE_MS" --warm-ms 500 >"$W/ab.json" 2>"$W/ab.err" ||
+    { WHY="bench_ab failed: $(tail -1 "$W/ab.err")"; return 1; }
+  $PY - "$W/ab.json" "$flip" >"$W/ab.split" <<'PY' || { WHY="bench_ab printed no result"; return 1; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+flip = sys.argv[2] == "1"
+ship, system = (d["b"], d["a"]) if flip else (d["a"], d["b"])
+g = d["group_ratio"]
+# The per-group ratio is A/B; as shipped/system it is inverted when the system build was A.
+gr = {k: round(1 / v, 4) for k, v in g.items()} if flip else g
+ship = dict(ship, group_ratio=gr["median"], group_ratio_lo95=min(gr["lo95"], gr["hi95"]),
+            group_ratio_hi95=max(gr["lo95"], gr["hi95"]), groups=d["groups"])
+print(json.dumps(ship))
+print(json.dumps(system))
+PY
+  record paired "ab_c$2" "$(sed -n 1p "$W/ab.split")" &&
+    record paired "ab_c$2_system" "$(sed -n 2p "$W/ab.split")"
+}
+
+sec_paired() {
+  local r c
+  [ -x "$AB" ] || { WHY="$AB is not built"; return 1; }
+  STASH_BIN=$SYSTEM_STASH start_stash stash-system || { WHY="the system build did not start"; return 1; }
+  SYS_PID=$STASH_PID SYS_PORT=$STASH_PORT
+  start_stash stash || { WHY="stash did not start"; return 1; }
+  curl -s -o /dev/null -H "$TOKEN_H" "http://127.0.0.1:$SYS_PORT$HOT_PATH"
+  curl -s -o /dev/null -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH"
+  for ((r = 0; r < AB_ROUNDS; r++)); do
+    for c in $WRK_CONNS; do ab_round "$r" "$c" || return 1; done
+  done
+  stop "$STASH_PID"
+  stop "$SYS_PID"
+  return 0
+}
+
 # Refresh-ahead: one secret read steadily across TTL boundaries, by a stash with refresh-ahead
 # (STASH_REFRESH_AHEAD=1) and one without, against their own fake-aws adding RA_LATENCY_MS to
 # every call.  TTL RA_TTL_S; RA_READERS callers read the key every RA_PERIOD_MS for RA_TTLS
@@ -924,6 +975,7 @@ main() {
   [ "$STASH_OK" = 1 ] || say "stash is not functional here: stash sections are skipped"
   section hit_latency have_fake stash_ok
   section throughput have_fake stash_ok
+  section paired have_fake stash_ok have_system
   section miss_path have_fake stash_ok
   section footprint have_fake stash_ok
   section scaling have_fake stash_ok

@@ -60,6 +60,28 @@ for t in rows:
 res = doc["sections"]["footprint"]["results"]
 assert res["binary"]["static"]["median"] == 1 and res["binary_system"]["static"]["median"] == 0
 PY
+  # The throughput and latency verdicts come from the paired section (bench/bench_ab.c): both
+  # builds loaded in turns within each round, every request answered.
+  check "the paired section measured both builds at 1, 8 and 64 connections" \
+    python3 - "$OUT/bench.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+sec = doc["sections"]["paired"]
+assert sec["status"] == "ok", sec
+res = sec["results"]
+for c in (1, 8, 64):
+    s, y = res[f"ab_c{c}"], res[f"ab_c{c}_system"]
+    for r in (s, y):
+        assert r["requests"]["median"] > 0 and r["errors"]["median"] == 0, (c, r)
+        assert 0 < r["p50_us"]["median"] <= r["p99_us"]["median"], (c, r)
+    assert s["groups"]["median"] >= 10, s
+    lo, mid, hi = (s[k]["median"] for k in ("group_ratio_lo95", "group_ratio",
+                                             "group_ratio_hi95"))
+    assert 0 < lo <= mid <= hi, s
+rows = {t["id"]: t for t in doc["vs_system"]}
+for tid in ("throughput_c1", "throughput_c8", "throughput_c64", "hit_p50", "hit_p99"):
+    assert "(paired)" in rows[tid]["what"], rows[tid]
+PY
   check "bench.md shows the shipped build beside the system build" \
     bash -c "[ \$(grep -c '^| .* | shipped/system ' '$OUT/bench.md') -ge 5 ]"
 else
@@ -67,6 +89,7 @@ else
     python3 - "$OUT/bench.json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
+assert doc["sections"]["paired"]["status"] == "skipped", doc["sections"]["paired"]
 rows = doc["vs_system"]
 assert rows and not any("system" in t or "ratio" in t for t in rows), rows
 assert all(t["status"] == "not measured" for t in rows if t["goal"].startswith("shipped/")), rows
