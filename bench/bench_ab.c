@@ -41,10 +41,10 @@
 
 #include <arpa/inet.h>
 
-#define AB_MAX_CONNS 512
+#define AB_MAX_CONNS   512
 #define AB_MAX_THREADS 8
 #define AB_MAX_HEADERS 8
-#define AB_MAX_ANSWER (1024 * 1024) /* ceiling on one answer, head and body */
+#define AB_MAX_ANSWER  (1024 * 1024)       /* ceiling on one answer, head and body */
 #define AB_MAX_SAMPLES (64L * 1024 * 1024) /* latencies kept per side and thread */
 
 struct ab_cfg {
@@ -63,10 +63,10 @@ struct ab_cfg {
 struct ab_conn {
     int fd;
     int side;
-    int busy;          /* a request is in flight */
-    int polled;        /* fd is in the thread's epoll set */
+    int busy;   /* a request is in flight */
+    int polled; /* fd is in the thread's epoll set */
     uint64_t sent_ns;
-    long slice;        /* the slice it was sent in */
+    long slice; /* the slice it was sent in */
     char *buf;
     size_t have;
 };
@@ -83,11 +83,11 @@ struct ab_thread {
     size_t req_len;
     uint64_t t0;
     long nslices;
-    int count;         /* connection pairs it drives */
-    long *done;        /* per slice: requests completed that were sent in it */
+    int count;  /* connection pairs it drives */
+    long *done; /* per slice: requests completed that were sent in it */
     struct ab_lat lat[2];
     long errors[2];
-    int status;        /* an unexpected status seen, or 0 */
+    int status; /* an unexpected status seen, or 0 */
     int failed;
 };
 
@@ -418,12 +418,11 @@ static int ab_parse(int argc, char **argv, struct ab_cfg *cfg)
         }
         i++;
     }
-    if (cfg->port[0] == 0 || cfg->port[0] > 65535 || cfg->port[1] == 0 ||
-        cfg->port[1] > 65535 || cfg->path == NULL || cfg->path[0] != '/' ||
-        strlen(cfg->path) > 2048 || cfg->conns < 1 || cfg->conns > AB_MAX_CONNS ||
-        cfg->threads < 1 || cfg->threads > AB_MAX_THREADS || cfg->threads > cfg->conns ||
-        cfg->secs < 1 || cfg->secs > 600 || cfg->slice_ms < 1 || cfg->slice_ms > 10000 ||
-        cfg->warm_ms < 0 || cfg->warm_ms > 60000) {
+    if (cfg->port[0] == 0 || cfg->port[0] > 65535 || cfg->port[1] == 0 || cfg->port[1] > 65535 ||
+        cfg->path == NULL || cfg->path[0] != '/' || strlen(cfg->path) > 2048 || cfg->conns < 1 ||
+        cfg->conns > AB_MAX_CONNS || cfg->threads < 1 || cfg->threads > AB_MAX_THREADS ||
+        cfg->threads > cfg->conns || cfg->secs < 1 || cfg->secs > 600 || cfg->slice_ms < 1 ||
+        cfg->slice_ms > 10000 || cfg->warm_ms < 0 || cfg->warm_ms > 60000) {
         return -1;
     }
     return 0;
@@ -496,8 +495,8 @@ static int ab_report(const struct ab_cfg *cfg, struct ab_thread *th, long nslice
     }
     qsort(ratio, (size_t)nr, sizeof(double), ab_cmp_dbl);
     ab_median_ci(ratio, nr, &lo, &hi);
-    printf("{\"conns\":%d,\"threads\":%d,\"slice_ms\":%ld,\"secs\":%ld,\"groups\":%ld,",
-           cfg->conns, cfg->threads, cfg->slice_ms, cfg->secs, nr);
+    printf("{\"conns\":%d,\"threads\":%d,\"slice_ms\":%ld,\"secs\":%ld,\"groups\":%ld,", cfg->conns,
+           cfg->threads, cfg->slice_ms, cfg->secs, nr);
     /* Each side had the load for half of the counted groups' time. */
     ab_print_side("a", &all[0], errors[0], (double)(ngroups * 2 * cfg->slice_ms) / 1000.0);
     putchar(',');
@@ -529,9 +528,10 @@ int main(int argc, char **argv)
     int failed = 0;
 
     if (ab_parse(argc, argv, &cfg) != 0 || (req_len = ab_request(&cfg, req, sizeof(req))) < 0) {
-        fprintf(stderr, "usage: bench_ab --port-a A --port-b B --path /PATH [-H 'K: V']... "
-                        "[-c 1..%d] [-t 1..%d] [--secs 1..600] [--slice-ms MS] [--warm-ms MS] "
-                        "[--expect STATUS]\n",
+        fprintf(stderr,
+                "usage: bench_ab --port-a A --port-b B --path /PATH [-H 'K: V']... "
+                "[-c 1..%d] [-t 1..%d] [--secs 1..600] [--slice-ms MS] [--warm-ms MS] "
+                "[--expect STATUS]\n",
                 AB_MAX_CONNS, AB_MAX_THREADS);
         return 2;
     }
