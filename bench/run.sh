@@ -36,7 +36,7 @@ else
   CONCS="1 2 4 8 16 32 64" KEYS_SCALE="10 100 1000" WRK_CONNS="1 8 64"
   HIT_ROUNDS=${HIT_ROUNDS:-11} TP_ROUNDS=${TP_ROUNDS:-7} FP_ROUNDS=${FP_ROUNDS:-9}
   COST_ROUNDS=${COST_ROUNDS:-5} RA_ROUNDS=${RA_ROUNDS:-5} RA_TTLS=${RA_TTLS:-5}
-  AB_ROUNDS=${AB_ROUNDS:-6} AB_SECS=${AB_SECS:-10}
+  AB_ROUNDS=${AB_ROUNDS:-8} AB_SECS=${AB_SECS:-10}
 fi
 # What `make` builds (static, musl: what ships; the system build under DEPS=system), and the
 # build linked against Debian's shared libraries (`make DEPS=system`), measured beside it.  Runs
@@ -162,7 +162,8 @@ start_fake() {  # starts fake-aws on a free port; sets FAKE_PID, FAKE_PORT, FAKE
   FAKE_URL=http://127.0.0.1:$FAKE_PORT
 }
 
-# start_stash NAME [VAR=VALUE...]: stash against fake-aws; sets STASH_PID, STASH_PORT.  Starts
+# start_stash NAME [VAR=VALUE...] [WRAPPER...]: stash against fake-aws (run through WRAPPER,
+# e.g. taskset -c 0, when given); sets STASH_PID, STASH_PORT.  Starts
 # $STASH_BIN when set (the system build, or a previous design), else $STASH.
 # Every agent-mode stash here runs with STASH_METRICS_MODE=off: the cache alone is measured (as
 # under Lambda, where the metrics are the lambda section's), and no EMF line mixes with the JSON
@@ -513,14 +514,23 @@ sec_throughput() {
 # connections; which build is "A" alternates by round.  Each round records, per build, the
 # requests per second it served while it had the load and the p50/p99 of its answers, and the
 # median of the per-group ratios (shipped/system) with its 95 % interval.
+#
+# With 8 and 64 connections the client and the server compete for the two CPUs, and how the
+# scheduler shares them out drifts from round to round by more than the builds differ.  So
+# there, when the machine has two CPUs or more, both builds are started on CPU 0 (their threads
+# stay there) and the client runs on CPU 1: the figure is what a build serves on one CPU.  With
+# one connection (a function's own pattern: one request at a time) nothing is pinned, and those
+# rounds run first, on builds that have never been pinned.
 AB_SLICE_MS=${AB_SLICE_MS:-10}
-ab_round() {  # ROUND CONNS
-  local a=$STASH_PORT b=$SYS_PORT flip=0 t=$(($2 < 2 ? 1 : 2))
-  if (($1 % 2 == 1)); then a=$SYS_PORT b=$STASH_PORT flip=1; fi
-  "$AB" --port-a "$a" --port-b "$b" --path "$HOT_PATH" -H "$TOKEN_H" -c "$2" -t "$t" \
+ab_round() {  # ROUND CONNS [CLIENT-WRAPPER...]
+  local r=$1 c=$2 a=$STASH_PORT b=$SYS_PORT flip=0 pinned=0
+  shift 2
+  (($# > 0)) && pinned=1
+  if ((r % 2 == 1)); then a=$SYS_PORT b=$STASH_PORT flip=1; fi
+  "$@" "$AB" --port-a "$a" --port-b "$b" --path "$HOT_PATH" -H "$TOKEN_H" -c "$c" -t 1 \
     --secs "$AB_SECS" --slice-ms "$AB_SLICE_MS" --warm-ms 500 >"$W/ab.json" 2>"$W/ab.err" ||
     { WHY="bench_ab failed: $(tail -1 "$W/ab.err")"; return 1; }
-  $PY - "$W/ab.json" "$flip" >"$W/ab.split" <<'PY' || { WHY="bench_ab printed no result"; return 1; }
+  $PY - "$W/ab.json" "$flip" "$pinned" >"$W/ab.split" <<'PY' || { WHY="no result"; return 1; }
 import json, sys
 d = json.load(open(sys.argv[1]))
 flip = sys.argv[2] == "1"
@@ -529,24 +539,41 @@ g = d["group_ratio"]
 # The per-group ratio is A/B; as shipped/system it is inverted when the system build was A.
 gr = {k: round(1 / v, 4) for k, v in g.items()} if flip else g
 ship = dict(ship, group_ratio=gr["median"], group_ratio_lo95=min(gr["lo95"], gr["hi95"]),
-            group_ratio_hi95=max(gr["lo95"], gr["hi95"]), groups=d["groups"])
+            group_ratio_hi95=max(gr["lo95"], gr["hi95"]), groups=d["groups"],
+            pinned=int(sys.argv[3]))
 print(json.dumps(ship))
 print(json.dumps(system))
 PY
-  record paired "ab_c$2" "$(sed -n 1p "$W/ab.split")" &&
-    record paired "ab_c$2_system" "$(sed -n 2p "$W/ab.split")"
+  record paired "ab_c$c" "$(sed -n 1p "$W/ab.split")" &&
+    record paired "ab_c${c}_system" "$(sed -n 2p "$W/ab.split")"
+}
+
+# ab_builds [WRAPPER...]: starts both builds (through WRAPPER, e.g. taskset -c 0) and warms the
+# hot key in each; sets STASH_PID/STASH_PORT and SYS_PID/SYS_PORT.
+ab_builds() {
+  STASH_BIN=$SYSTEM_STASH start_stash stash-system "$@" ||
+    { WHY="the system build did not start"; return 1; }
+  SYS_PID=$STASH_PID SYS_PORT=$STASH_PORT
+  start_stash stash "$@" || { WHY="stash did not start"; return 1; }
+  curl -s -o /dev/null -H "$TOKEN_H" "http://127.0.0.1:$SYS_PORT$HOT_PATH"
+  curl -s -o /dev/null -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH"
 }
 
 sec_paired() {
-  local r c
+  local r c pin=() cpin=()
   [ -x "$AB" ] || { WHY="$AB is not built"; return 1; }
-  STASH_BIN=$SYSTEM_STASH start_stash stash-system || { WHY="the system build did not start"; return 1; }
-  SYS_PID=$STASH_PID SYS_PORT=$STASH_PORT
-  start_stash stash || { WHY="stash did not start"; return 1; }
-  curl -s -o /dev/null -H "$TOKEN_H" "http://127.0.0.1:$SYS_PORT$HOT_PATH"
-  curl -s -o /dev/null -H "$TOKEN_H" "http://127.0.0.1:$STASH_PORT$HOT_PATH"
+  if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+    pin=(taskset -c 0) cpin=(taskset -c 1)
+  fi
+  ab_builds || return 1
+  for ((r = 0; r < AB_ROUNDS; r++)); do ab_round "$r" 1 || return 1; done
+  stop "$STASH_PID"
+  stop "$SYS_PID"
+  ab_builds "${pin[@]}" || return 1
   for ((r = 0; r < AB_ROUNDS; r++)); do
-    for c in $WRK_CONNS; do ab_round "$r" "$c" || return 1; done
+    for c in $WRK_CONNS; do
+      [ "$c" = 1 ] || ab_round "$r" "$c" "${cpin[@]}" || return 1
+    done
   done
   stop "$STASH_PID"
   stop "$SYS_PID"
