@@ -89,7 +89,8 @@ $(EXT): $(if $(filter system,$(DEPS)),$(SYS_EXT),$(LEAN_EXT_x86_64))
 
 # The lean build, per architecture: its own objects, compiled by gcc (or the aarch64 cross gcc)
 # against musl through the specs file lean-deps.sh writes, and linked static.  The link is redone
-# when LEAN_PIE changes (link-flags holds the last one).  scripts/check-static.sh refuses a
+# when LEAN_PIE changes (link-flags holds the last one) and when the libraries are rebuilt (a
+# new cache folder, so a new manifest).  scripts/check-static.sh refuses a
 # result that needs any shared library, naming what it needs.
 define lean_rules
 $$(LEAN_P_$(1))/manifest.txt:
@@ -102,7 +103,8 @@ $$(BUILD)/lean/$(1)/obj/%.o: %.c | $$(LEAN_P_$(1))/manifest.txt
 $$(BUILD)/lean/$(1)/link-flags: FORCE
 	@mkdir -p $$(@D)
 	@echo '$$(LEAN_PIE)' | cmp -s - $$@ || echo '$$(LEAN_PIE)' >$$@
-$$(LEAN_EXT_$(1)): $$(patsubst %.c,$$(BUILD)/lean/$(1)/obj/%.o,$$(LEAN_SRC)) $$(BUILD)/lean/$(1)/link-flags
+$$(LEAN_EXT_$(1)): $$(patsubst %.c,$$(BUILD)/lean/$(1)/obj/%.o,$$(LEAN_SRC)) $$(BUILD)/lean/$(1)/link-flags \
+                   $$(LEAN_P_$(1))/manifest.txt
 	@mkdir -p $$(@D)
 	$$(Q)$$(LEAN_CROSS_$(1))gcc -specs=$$(LEAN_P_$(1))/musl.specs $$(LEAN_PIE) -Wl,--gc-sections \
 	  -Wl,-z,relro,-z,now $$(filter %.o,$$^) -o $$@ -L$$(LEAN_P_$(1))/lib -lcurl -lmicrohttpd -lcjson -lssl \

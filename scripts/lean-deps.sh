@@ -7,7 +7,8 @@
 #   scripts/lean-deps.sh build ARCH    build it unless the cache has it; print progress
 #
 # The cache folder is keyed by architecture and by a hash of this script (which holds every
-# version and every configure flag), so changing either builds a new folder beside the old one.
+# version and every configure flag) and of the patches in scripts/patches/, so changing any of
+# them builds a new folder beside the old one.
 # It holds include/, lib/ (libssl.a libcrypto.a libcurl.a libmicrohttpd.a libcjson.a),
 # musl.specs (the compiler driver's view of the musl sysroot) and manifest.txt.
 #
@@ -61,7 +62,9 @@ CURL_OPTS=(--disable-shared --enable-static --with-openssl="@PREFIX@" --without-
   --enable-symbol-hiding --disable-verbose --disable-dependency-tracking)
 
 # libmicrohttpd: plain HTTP on loopback; no TLS (and so no GnuTLS), no form parsing, no auth,
-# no upgrade.
+# no upgrade.  One patch of stash's own (scripts/patches/, its header says why): the per-request
+# reset of a connection's memory pool no longer zeroes the whole pool.
+MHD_PATCHES=(libmicrohttpd-pool-reset-no-zero.patch)
 MHD_OPTS=(--disable-shared --enable-static --disable-https --without-gnutls --disable-doc
   --disable-examples --disable-curl --disable-postprocessor --disable-dauth --disable-bauth
   --disable-httpupgrade --disable-nls --disable-dependency-tracking)
@@ -79,8 +82,9 @@ case $ARCH in
 esac
 
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+PATCHES="$(dirname "$SELF")/patches"
 CACHE=${STASH_DEPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stash}
-KEY=$(sha256sum "$SELF" | cut -c1-12)
+KEY=$(cat "$SELF" "${MHD_PATCHES[@]/#/$PATCHES/}" | sha256sum | cut -c1-12)
 PREFIX="$CACHE/deps/$ARCH-$KEY"
 
 case $CMD in
@@ -255,6 +259,10 @@ say "curl: done"
 # libmicrohttpd
 say "libmicrohttpd $V_MHD: unpack"
 S=$(unpack libmicrohttpd "$V_MHD")
+for p in "${MHD_PATCHES[@]}"; do
+  say "libmicrohttpd: patch $p"
+  run patch -p1 -d "$S" -i "$PATCHES/$p"
+done
 mkdir -p "$WORK/mhd" && cd "$WORK/mhd"
 say "libmicrohttpd: configure"
 CC="$CC_LEAN" CFLAGS="$CFLAGS_LEAN" run "$S/configure" --host="$HOST" --prefix="$OUT" "${MHD_OPTS[@]}"
@@ -283,7 +291,7 @@ rm -rf "$OUT/bin" "$OUT/share" "$OUT/lib/pkgconfig" "$OUT/lib"/*.la
   echo "arch $ARCH ($TRIPLE)"
   echo "openssl $V_OPENSSL: ${OPENSSL_OPTS[*]}"
   echo "curl $V_CURL: ${CURL_OPTS[*]}"
-  echo "libmicrohttpd $V_MHD: ${MHD_OPTS[*]}"
+  echo "libmicrohttpd $V_MHD: ${MHD_OPTS[*]}; patches: ${MHD_PATCHES[*]}"
   echo "cjson $V_CJSON"
   echo "musl $V_MUSL"
   echo "cflags $DEP_CFLAGS"
