@@ -11,12 +11,17 @@
  * flight when its side's turn ends finishes at the start of the next slice, the same for both.
  *
  *   bench_ab --port-a A --port-b B --path PATH [-H 'Name: value']... [-c C] [-t T]
- *            [--secs S] [--slice-ms MS] [--warm-ms MS] [--expect STATUS]
+ *            [--secs S] [--slice-ms MS] [--warm-ms MS] [--reconnect-ms MS] [--expect STATUS]
  *
  * C connections to each server (1..512), spread over T threads (1..8), each thread driving its
- * connections with epoll; S seconds measured (1..600) after MS of warm-up (not counted).  Prints
+ * connections with epoll; S seconds measured (1..600) after MS of warm-up (not counted).
+ * --reconnect-ms replaces each connection by a new one at the start of its side's first slice
+ * after it has been open that long (0, the default: never).  A server with several threads that
+ * each accept connections (libmicrohttpd's thread pool) splits a few connections between its
+ * threads at random, and how they are split changes its rate; new connections now and then
+ * measure it over many splits instead of the one a run happened to get.  Prints
  * one JSON object on stdout:
- *   {"conns":..,"threads":..,"slice_ms":..,"secs":..,"groups":..,
+ *   {"conns":..,"threads":..,"slice_ms":..,"secs":..,"groups":..,"empty_groups":..,
  *    "a":{"requests":..,"errors":..,"rps":..,"p50_us":..,"p90_us":..,"p99_us":..},
  *    "b":{...},
  *    "group_ratio":{"median":..,"lo95":..,"hi95":..}}
@@ -57,14 +62,16 @@ struct ab_cfg {
     long secs;
     long slice_ms;
     long warm_ms;
+    long reconnect_ms;
     int expect;
 };
 
 struct ab_conn {
     int fd;
     int side;
-    int busy;   /* a request is in flight */
-    int polled; /* fd is in the thread's epoll set */
+    int busy;         /* a request is in flight */
+    int polled;       /* fd is in the thread's epoll set */
+    uint64_t born_ns; /* when fd was connected */
     uint64_t sent_ns;
     long slice; /* the slice it was sent in */
     char *buf;
@@ -83,8 +90,9 @@ struct ab_thread {
     size_t req_len;
     uint64_t t0;
     long nslices;
-    int count;  /* connection pairs it drives */
-    long *done; /* per slice: requests completed that were sent in it */
+    long first_slice; /* the first slice counted: warm-up ends on a group's boundary */
+    int count;        /* connection pairs it drives */
+    long *done;       /* per slice: requests completed that were sent in it */
     struct ab_lat lat[2];
     long errors[2];
     int status; /* an unexpected status seen, or 0 */
@@ -207,7 +215,7 @@ static void ab_drop(struct ab_conn *c, int ep)
 }
 
 /* Reads what c has; on a whole answer, counts it and returns 1. */
-static int ab_read(struct ab_thread *t, struct ab_conn *c, int ep, uint64_t warm_end)
+static int ab_read(struct ab_thread *t, struct ab_conn *c, int ep)
 {
     for (;;) {
         ssize_t r = recv(c->fd, c->buf + c->have, AB_MAX_ANSWER - c->have, MSG_DONTWAIT);
@@ -238,10 +246,11 @@ static int ab_read(struct ab_thread *t, struct ab_conn *c, int ep, uint64_t warm
             ab_drop(c, ep);
             return 0;
         }
-        if (t->t0 + (uint64_t)c->slice * (uint64_t)t->cfg->slice_ms * 1000000ULL >= warm_end &&
-            c->slice < t->nslices) {
+        if (c->slice >= t->first_slice && c->slice < t->nslices) {
             t->done[c->slice]++;
             if (ab_keep(&t->lat[c->side], ab_now() - c->sent_ns) != 0) {
+                fprintf(stderr, "bench_ab: more than %ld answers on one side of a thread\n",
+                        AB_MAX_SAMPLES);
                 t->failed = 1;
             }
         }
@@ -249,13 +258,30 @@ static int ab_read(struct ab_thread *t, struct ab_conn *c, int ep, uint64_t warm
     }
 }
 
+/* An event on a connection with no request in flight: the server closed it (its idle
+ * timeout), or sent what was not asked for.  Either way it is dropped; its side's next turn
+ * opens a new one.  Left in the epoll set, a closed socket would wake every epoll_wait. */
+static void ab_idle_event(struct ab_thread *t, struct ab_conn *c, int ep)
+{
+    char b;
+    ssize_t r = recv(c->fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
+
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return;
+    }
+    if (r > 0) {
+        t->errors[c->side]++;
+    }
+    ab_drop(c, ep);
+}
+
 static void *ab_run(void *arg)
 {
     struct ab_thread *t = arg;
     const struct ab_cfg *cfg = t->cfg;
     uint64_t slice_ns = (uint64_t)cfg->slice_ms * 1000000ULL;
-    uint64_t warm_end = t->t0 + (uint64_t)cfg->warm_ms * 1000000ULL;
     uint64_t stop = t->t0 + (uint64_t)t->nslices * slice_ns;
+    uint64_t renew_ns = (uint64_t)cfg->reconnect_ms * 1000000ULL;
     struct ab_conn *c = calloc((size_t)t->count * 2, sizeof(*c));
     struct epoll_event ev[64];
     int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -266,10 +292,19 @@ static void *ab_run(void *arg)
         goto out;
     }
     for (i = 0; i < t->count * 2; i++) {
+        c[i].fd = -1;
+    }
+    for (i = 0; i < t->count * 2; i++) {
         c[i].side = i % 2;
-        c[i].fd = ab_connect(cfg->port[c[i].side]);
         c[i].buf = malloc(AB_MAX_ANSWER + 1);
-        if (c[i].fd < 0 || c[i].buf == NULL) {
+        if (c[i].buf == NULL) {
+            fprintf(stderr, "bench_ab: out of memory\n");
+            t->failed = 1;
+            goto out;
+        }
+        c[i].fd = ab_connect(cfg->port[c[i].side]);
+        c[i].born_ns = ab_now();
+        if (c[i].fd < 0) {
             fprintf(stderr, "bench_ab: cannot connect to port %u\n", cfg->port[c[i].side]);
             t->failed = 1;
             goto out;
@@ -293,9 +328,16 @@ static void *ab_run(void *arg)
             if (c[i].side != side || c[i].busy) {
                 continue;
             }
-            if (c[i].fd < 0 && (c[i].fd = ab_connect(cfg->port[side])) < 0) {
-                t->errors[side]++;
-                continue;
+            if (renew_ns > 0 && c[i].fd >= 0 && now - c[i].born_ns >= renew_ns) {
+                ab_drop(&c[i], ep);
+            }
+            if (c[i].fd < 0) {
+                c[i].fd = ab_connect(cfg->port[side]);
+                c[i].born_ns = ab_now();
+                if (c[i].fd < 0) {
+                    t->errors[side]++;
+                    continue;
+                }
             }
             if (!c[i].polled && epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &e) != 0) {
                 t->failed = 1;
@@ -308,12 +350,19 @@ static void *ab_run(void *arg)
             }
         }
         /* Wake at the next slice boundary at the latest (rounded up to a millisecond). */
-        timeout = (int)((t->t0 + (uint64_t)(k + 1) * slice_ns - now + 999999) / 1000000);
+        now = ab_now();
+        timeout = now >= t->t0 + (uint64_t)(k + 1) * slice_ns
+                      ? 0
+                      : (int)((t->t0 + (uint64_t)(k + 1) * slice_ns - now + 999999) / 1000000);
         n = epoll_wait(ep, ev, 64, timeout);
         for (i = 0; i < n; i++) {
             struct ab_conn *x = &c[ev[i].data.u32];
 
-            if (x->fd >= 0 && x->busy && ab_read(t, x, ep, warm_end) && !t->failed) {
+            if (x->fd >= 0 && !x->busy) {
+                ab_idle_event(t, x, ep); /* the server closed an idle connection */
+                continue;
+            }
+            if (x->fd >= 0 && x->busy && ab_read(t, x, ep) && !t->failed) {
                 uint64_t at = ab_now();
                 long kk = (long)((at - t->t0) / slice_ns);
 
@@ -327,6 +376,27 @@ static void *ab_run(void *arg)
         }
         if (t->failed) {
             break;
+        }
+    }
+    /* Requests sent in the last slices are answered after the end: collect them, so the last
+     * slice counts as fully as every other (a bounded wait: four slices). */
+    while (!t->failed && ab_now() < stop + 4 * slice_ns) {
+        int busy = 0;
+        int n;
+
+        for (i = 0; i < t->count * 2; i++) {
+            busy |= c[i].fd >= 0 && c[i].busy;
+        }
+        if (!busy) {
+            break;
+        }
+        n = epoll_wait(ep, ev, 64, (int)cfg->slice_ms);
+        for (i = 0; i < n; i++) {
+            struct ab_conn *x = &c[ev[i].data.u32];
+
+            if (x->fd >= 0 && x->busy) {
+                ab_read(t, x, ep);
+            }
         }
     }
 out:
@@ -370,11 +440,11 @@ static double ab_pct_us(const uint64_t *v, long n, double p)
  * approximation of the binomial: ranks n/2 -+ 0.98 sqrt(n)), clamped to the sample. */
 static void ab_median_ci(const double *v, long n, double *lo, double *hi)
 {
-    long j = (long)floor((double)n / 2.0 - 0.98 * sqrt((double)n));
-    long k = (long)ceil((double)n / 2.0 + 0.98 * sqrt((double)n));
+    long j = (long)floor((double)n / 2.0 - 0.98 * sqrt((double)n)) - 1; /* 0-based rank */
 
-    *lo = v[j < 0 ? 0 : j];
-    *hi = v[k > n - 1 ? n - 1 : k];
+    j = j < 0 ? 0 : j;
+    *lo = v[j];
+    *hi = v[n - 1 - j]; /* the same rank from the top */
 }
 
 static int ab_parse(int argc, char **argv, struct ab_cfg *cfg)
@@ -411,6 +481,8 @@ static int ab_parse(int argc, char **argv, struct ab_cfg *cfg)
             cfg->slice_ms = atol(v);
         } else if (strcmp(a, "--warm-ms") == 0) {
             cfg->warm_ms = atol(v);
+        } else if (strcmp(a, "--reconnect-ms") == 0) {
+            cfg->reconnect_ms = atol(v);
         } else if (strcmp(a, "--expect") == 0) {
             cfg->expect = atoi(v);
         } else {
@@ -422,7 +494,8 @@ static int ab_parse(int argc, char **argv, struct ab_cfg *cfg)
         cfg->path == NULL || cfg->path[0] != '/' || strlen(cfg->path) > 2048 || cfg->conns < 1 ||
         cfg->conns > AB_MAX_CONNS || cfg->threads < 1 || cfg->threads > AB_MAX_THREADS ||
         cfg->threads > cfg->conns || cfg->secs < 1 || cfg->secs > 600 || cfg->slice_ms < 1 ||
-        cfg->slice_ms > 10000 || cfg->warm_ms < 0 || cfg->warm_ms > 60000) {
+        cfg->slice_ms > 10000 || cfg->warm_ms < 0 || cfg->warm_ms > 60000 ||
+        cfg->reconnect_ms < 0 || cfg->reconnect_ms > 600000) {
         return -1;
     }
     return 0;
@@ -453,9 +526,9 @@ static void ab_print_side(const char *name, struct ab_lat *l, long errors, doubl
 /* Joins the threads' counts; prints the result.  Returns 0 when both sides were measured. */
 static int ab_report(const struct ab_cfg *cfg, struct ab_thread *th, long nslices)
 {
-    long warm_slices = (cfg->warm_ms + cfg->slice_ms - 1) / cfg->slice_ms;
-    long first_group = (warm_slices + 3) / 4;
+    long first_group = th[0].first_slice / 4;
     long ngroups = nslices / 4 - first_group;
+    long empty = 0;
     double *ratio = calloc((size_t)(ngroups > 0 ? ngroups : 1), sizeof(double));
     struct ab_lat all[2] = {{0}};
     long errors[2] = {0, 0};
@@ -469,6 +542,7 @@ static int ab_report(const struct ab_cfg *cfg, struct ab_thread *th, long nslice
         for (int i = 0; i < cfg->threads; i++) {
             for (long j = 0; j < th[i].lat[s].n; j++) {
                 if (ab_keep(&all[s], th[i].lat[s].v[j]) != 0) {
+                    fprintf(stderr, "bench_ab: out of memory\n");
                     goto out;
                 }
             }
@@ -484,8 +558,12 @@ static int ab_report(const struct ab_cfg *cfg, struct ab_thread *th, long nslice
                 n[ab_side(k)] += th[i].done[k];
             }
         }
-        if (n[1] > 0) {
+        /* A group in which one side served nothing (a stall) has no ratio; it is counted
+         * as empty and reported, not left out silently. */
+        if (n[0] > 0 && n[1] > 0) {
             ratio[nr++] = (double)n[0] / (double)n[1];
+        } else {
+            empty++;
         }
     }
     if (ratio == NULL || nr == 0 || all[0].n == 0 || all[1].n == 0) {
@@ -495,14 +573,17 @@ static int ab_report(const struct ab_cfg *cfg, struct ab_thread *th, long nslice
     }
     qsort(ratio, (size_t)nr, sizeof(double), ab_cmp_dbl);
     ab_median_ci(ratio, nr, &lo, &hi);
-    printf("{\"conns\":%d,\"threads\":%d,\"slice_ms\":%ld,\"secs\":%ld,\"groups\":%ld,", cfg->conns,
-           cfg->threads, cfg->slice_ms, cfg->secs, nr);
+    printf("{\"conns\":%d,\"threads\":%d,\"slice_ms\":%ld,\"secs\":%ld,\"groups\":%ld,"
+           "\"empty_groups\":%ld,",
+           cfg->conns, cfg->threads, cfg->slice_ms, cfg->secs, nr, empty);
     /* Each side had the load for half of the counted groups' time. */
     ab_print_side("a", &all[0], errors[0], (double)(ngroups * 2 * cfg->slice_ms) / 1000.0);
     putchar(',');
     ab_print_side("b", &all[1], errors[1], (double)(ngroups * 2 * cfg->slice_ms) / 1000.0);
+    /* With an even count, the geometric mean of the middle two: 1/median is then exactly the
+     * median of the inverted ratios. */
     printf(",\"group_ratio\":{\"median\":%.4f,\"lo95\":%.4f,\"hi95\":%.4f}}\n",
-           nr % 2 ? ratio[nr / 2] : (ratio[nr / 2 - 1] + ratio[nr / 2]) / 2.0, lo, hi);
+           nr % 2 ? ratio[nr / 2] : sqrt(ratio[nr / 2 - 1] * ratio[nr / 2]), lo, hi);
     rc = errors[0] + errors[1] > 0 ? 1 : 0;
     if (rc != 0) {
         fprintf(stderr, "bench_ab: %ld failed requests on A, %ld on B (last status %d)\n",
@@ -523,6 +604,7 @@ int main(int argc, char **argv)
     char req[4096];
     int req_len;
     long nslices;
+    long first_slice;
     uint64_t t0;
     int rc = 1;
     int failed = 0;
@@ -531,13 +613,14 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "usage: bench_ab --port-a A --port-b B --path /PATH [-H 'K: V']... "
                 "[-c 1..%d] [-t 1..%d] [--secs 1..600] [--slice-ms MS] [--warm-ms MS] "
-                "[--expect STATUS]\n",
+                "[--reconnect-ms MS] [--expect STATUS]\n",
                 AB_MAX_CONNS, AB_MAX_THREADS);
         return 2;
     }
-    /* Whole groups of four slices, warm-up included. */
-    nslices = (cfg.warm_ms + cfg.secs * 1000 + cfg.slice_ms - 1) / cfg.slice_ms;
-    nslices = (nslices + 3) / 4 * 4 + 4;
+    /* Whole groups of four slices: the warm-up rounded up to a group, then the measured time
+     * rounded up to a group. */
+    first_slice = (cfg.warm_ms + 4 * cfg.slice_ms - 1) / (4 * cfg.slice_ms) * 4;
+    nslices = first_slice + (cfg.secs * 1000 + 4 * cfg.slice_ms - 1) / (4 * cfg.slice_ms) * 4;
     t0 = ab_now();
     memset(th, 0, sizeof(th));
     for (int i = 0; i < cfg.threads; i++) {
@@ -546,6 +629,7 @@ int main(int argc, char **argv)
         th[i].req_len = (size_t)req_len;
         th[i].t0 = t0;
         th[i].nslices = nslices;
+        th[i].first_slice = first_slice;
         th[i].count = (i + 1) * cfg.conns / cfg.threads - i * cfg.conns / cfg.threads;
         th[i].done = calloc((size_t)nslices, sizeof(long));
         if (th[i].done == NULL || pthread_create(&tid[i], NULL, ab_run, &th[i]) != 0) {

@@ -10,7 +10,8 @@ its repeats with min and max; every comparison is a ratio of two things measured
 run, taken per repeat (the i-th stash run against the i-th baseline run) and then its median.
 Each target is reported met or missed, and by how much.  The shipped build is also set
 against the system build (runs named "..._system", measured in the same rounds, the two back to
-back), each of those figures met or missed too, and by how much.  In --quick mode the
+back), each of those figures met or missed too, and by how much (throughput and latency from the
+"paired" section, where the two take turns every 10 ms under one client).  In --quick mode the
 exit status says whether every section produced numbers (values are not judged)."""
 import argparse
 import datetime
@@ -51,18 +52,24 @@ SECTIONS = [
      "memcpy/memset, kernel, the rest; top symbols in profile-c8*.txt)."),
     ("paired", "The shipped build against the system build, under the same load at once",
      "One client (bench/bench_ab.c) holds C kept-alive connections to each build and loads one "
-     "build at a time, switching every 10 ms in a balanced order (A B B A, B A A B, ...), so "
+     "build at a time, switching every 10 ms (AB_SLICE_MS) in a balanced order (A B B A, "
+     "B A A B, ...), so "
      "whatever else the shared machine does falls on both alike; which build is A alternates "
-     "by round. With 8 and 64 connections both builds are started on CPU 0 and the client runs "
-     "on CPU 1 (`pinned`: 1), so the figure is what a build serves on one CPU and the "
+     "by round. With 8 and 64 connections, on a machine with two CPUs or more and taskset, both "
+     "builds are started on CPU 0 and the client runs on CPU 1 (`pinned`: 1), so the figure is what a build serves on one CPU and the "
      "scheduler's sharing of the CPUs between client and server cannot drift between rounds; "
-     "the one-connection rounds run first, on builds that were never pinned. Run one after the other (the wrk runs above), the two builds see different "
+     "the one-connection rounds run first, on builds that were never pinned. Each connection is "
+     "replaced every 500 ms (kept alive for thousands of requests; connecting is not timed), so "
+     "a round sees many of the random ways libmicrohttpd's two threads split the connections "
+     "between them. Run one after the other (the wrk runs above), the two builds see different "
      "moments of the machine, and single rounds differ by more than the builds do. `ab_c<N>` "
      "is the shipped build with N connections, `ab_c<N>_system` the system build in the same "
      "rounds: requests per second while it had the load, and the p50/p99 of its answers. "
      "`group_ratio` is the median over the round's groups of four slices of the requests "
-     "served, shipped/system, with its 95 % interval (`group_ratio_lo95`, `_hi95`). The "
-     "verdicts of the table at the top come from this section."),
+     "served, shipped/system, with its 95 % interval (`group_ratio_lo95`, `_hi95`); "
+     "`empty_groups`: groups in which one build served nothing. The throughput and latency "
+     "verdicts of the table at the top are the medians of the per-round ratios of `rps`, "
+     "`p50_us` and `p99_us` here."),
     ("miss_path", "Miss path",
      "stash with SECRETS_MANAGER_TTL=0 (every read goes upstream) against the direct call: the "
      "same GetSecretValue signed once by botocore and replayed by the same C client over one "
