@@ -7,8 +7,8 @@
 #   scripts/lean-deps.sh build ARCH    build it unless the cache has it; print progress
 #
 # The cache folder is keyed by architecture and by a hash of this script (which holds every
-# version and every configure flag) and of the patches in scripts/patches/, so changing any of
-# them builds a new folder beside the old one.
+# version and every configure flag) and of the patches it applies (MHD_PATCHES, read from
+# scripts/patches/), so changing any of them builds a new folder beside the old one.
 # It holds include/, lib/ (libssl.a libcrypto.a libcurl.a libmicrohttpd.a libcjson.a),
 # musl.specs (the compiler driver's view of the musl sysroot) and manifest.txt.
 #
