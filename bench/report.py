@@ -179,9 +179,10 @@ TARGETS = [
 # The shipped build against the system build, both measured in the same
 # rounds.  Absolute figures: (id, what, section, run, metric, scale, unit, op, goal); the system
 # build's value is shown beside the shipped one's.  Ratios: (id, what, section, run, metric,
-# unit, better): "no worse than the system build", judged on the median of the per-round
-# ratios shipped/system (1.0 is the goal), with the rounds the shipped build was at least as
-# good in.
+# unit, better): "no worse than the system build", judged on the per-round ratios
+# shipped/system: met unless the 95 % interval of their median lies wholly on the worse side of
+# 1 (then the shipped build is worse beyond the measurement's noise); a median on the worse side
+# with an interval that holds 1 is reported as "no difference measurable", with the interval.
 VS_SYSTEM_ABS = [
     ("rss_idle", "peak RSS idle (VmHWM)", "footprint", "rss", "idle_kb", 1 / 1024, "MB", "<=",
      4.0),
@@ -204,6 +205,16 @@ VS_SYSTEM_RATIO = [
     ("hit_p99", "hit latency p99, one kept-alive connection (paired)", "paired", "ab_c1",
      "p99_us", "us", "lower"),
 ]
+
+
+def median_interval(xs):
+    """A distribution-free 95 % interval for the median of xs: the order statistics at ranks
+    n/2 -+ 0.98 sqrt(n) (the normal approximation of the binomial), the same rank from each
+    end; for a handful of values it is their whole range."""
+    v = sorted(xs)
+    n = len(v)
+    j = max(0, int(n / 2 - 0.98 * n ** 0.5) - 1)
+    return v[j], v[n - 1 - j]
 
 
 def _stat(xs):
@@ -253,15 +264,23 @@ def vs_system(sections):
         t["system"] = _stat([y for _, y in pairs])
         t["ratio"] = _stat(rs)
         med = t["ratio"]["median"]
-        t["met"] = med >= 1 if better == "higher" else med <= 1
+        lo, hi = median_interval(rs)
+        t["ratio"]["lo95"], t["ratio"]["hi95"] = round(lo, 3), round(hi, 3)
+        good = med >= 1 if better == "higher" else med <= 1
+        # The interval's worse end: past 1 there, the shipped build is worse beyond doubt.
+        clear_worse = hi < 1 if better == "higher" else lo > 1
+        t["met"] = not clear_worse
         t["status"] = "met" if t["met"] else "missed"
         ahead = sum(1 for r in rs if (r >= 1 if better == "higher" else r <= 1))
         t["rounds_shipped_as_good"] = ahead
         worse = (1 - med) if better == "higher" else (med - 1)
         word = ("slower" if better == "higher" else "higher") if worse > 0 else \
             ("faster" if better == "higher" else "lower")
-        t["by"] = (f"{abs(worse) * 100:.0f}% {word} (median of {len(rs)} per-round ratios); "
-                   f"as good or better in {ahead} of {len(rs)} rounds")
+        t["by"] = (f"{abs(worse) * 100:.1f}% {word} (median of {len(rs)} per-round ratios, 95 % "
+                   f"interval [{lo:.3f}, {hi:.3f}]); as good or better in {ahead} of "
+                   f"{len(rs)} rounds")
+        if not good and t["met"]:
+            t["by"] = "no difference measurable: " + t["by"]
         out.append(t)
     return out
 

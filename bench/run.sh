@@ -29,14 +29,14 @@ if [ "$QUICK" = 1 ]; then
   REPEATS=1 N_HIT=300 N_NODE=100 WRK_SECS=1 N_SCALE=200 N_MISS=100 N_LOAD=24 COLD_RUNS=1
   CONCS="1 8 64" KEYS_SCALE="10 1000" FLOOR_MODES=thread WRK_CONNS="1 8 64"
   HIT_ROUNDS=1 TP_ROUNDS=1 FP_ROUNDS=1 COST_ROUNDS=0 RA_ROUNDS=1 RA_TTLS=2
-  AB_ROUNDS=2 AB_SECS=1
+  AB_ROUNDS=2 AB_C1_ROUNDS=2 AB_SECS=1
 else
   OUT=${BENCH_OUT:-$ROOT/bench/results}
   REPEATS=5 N_HIT=20000 N_NODE=2000 WRK_SECS=2 N_SCALE=4000 N_MISS=2000 N_LOAD=400 COLD_RUNS=3
   CONCS="1 2 4 8 16 32 64" KEYS_SCALE="10 100 1000" WRK_CONNS="1 8 64"
   HIT_ROUNDS=${HIT_ROUNDS:-11} TP_ROUNDS=${TP_ROUNDS:-7} FP_ROUNDS=${FP_ROUNDS:-9}
   COST_ROUNDS=${COST_ROUNDS:-5} RA_ROUNDS=${RA_ROUNDS:-5} RA_TTLS=${RA_TTLS:-5}
-  AB_ROUNDS=${AB_ROUNDS:-8} AB_SECS=${AB_SECS:-10}
+  AB_ROUNDS=${AB_ROUNDS:-8} AB_C1_ROUNDS=${AB_C1_ROUNDS:-20} AB_SECS=${AB_SECS:-8}
 fi
 # What `make` builds (static, musl: what ships; the system build under DEPS=system), and the
 # build linked against Debian's shared libraries (`make DEPS=system`), measured beside it.  Runs
@@ -520,7 +520,9 @@ sec_throughput() {
 # there, when the machine has two CPUs or more, both builds are started on CPU 0 (their threads
 # stay there) and the client runs on CPU 1: the figure is what a build serves on one CPU.  With
 # one connection (a function's own pattern: one request at a time) nothing is pinned, and those
-# rounds run first, on builds that have never been pinned.  libmicrohttpd's two threads each
+# rounds run first, on builds that have never been pinned; there are AB_C1_ROUNDS of them: at one
+# connection the builds are within a few percent of each other and single rounds spread by
+# +-5 %, so it takes more rounds to bound the median closely.  libmicrohttpd's two threads each
 # accept connections, so connections are split between them (and so between CPUs) at random,
 # and the split sets the rate (8 connections, 6 rounds of one split each: 0.90 to 1.21 x); each
 # connection is replaced by a new one every AB_RECONNECT_MS, so a round sees many splits.  A
@@ -573,7 +575,7 @@ sec_paired() {
     pin=(taskset -c 0) cpin=(taskset -c 1)
   fi
   ab_builds || return 1
-  for ((r = 0; r < AB_ROUNDS; r++)); do ab_round "$r" 1 || return 1; done
+  for ((r = 0; r < AB_C1_ROUNDS; r++)); do ab_round "$r" 1 || return 1; done
   stop "$STASH_PID"
   stop "$SYS_PID"
   ab_builds "${pin[@]}" || return 1
