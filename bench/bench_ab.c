@@ -46,6 +46,8 @@
 
 #include <arpa/inet.h>
 
+#include "bench_net.h"
+
 #define AB_MAX_CONNS   512
 #define AB_MAX_THREADS 8
 #define AB_MAX_HEADERS 8
@@ -99,41 +101,12 @@ struct ab_thread {
     int failed;
 };
 
-static uint64_t ab_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* The side slice k belongs to: the parity of k's set bits (the Thue-Morse sequence), so
  * A B B A, B A A B, B A A B, A B B A, ...: each group of four is balanced, and so is each
  * group of eight with either side first, which cancels a load that drifts steadily or bends. */
 static int ab_side(long k)
 {
     return __builtin_parityl((unsigned long)k);
-}
-
-static int ab_connect(unsigned port)
-{
-    struct sockaddr_in sa;
-    int one = 1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0) {
-        return -1;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
 }
 
 /* The answer in c->buf: 0 while incomplete, its status when whole (the connection may be used
@@ -197,7 +170,7 @@ static int ab_send(struct ab_thread *t, struct ab_conn *c, long slice)
     c->have = 0;
     c->busy = 1;
     c->slice = slice;
-    c->sent_ns = ab_now();
+    c->sent_ns = bench_now_ns();
     /* The request is a few hundred bytes on an idle connection: the socket takes it whole. */
     w = send(c->fd, t->req, t->req_len, MSG_NOSIGNAL);
     return w == (ssize_t)t->req_len ? 0 : -1;
@@ -248,7 +221,7 @@ static int ab_read(struct ab_thread *t, struct ab_conn *c, int ep)
         }
         if (c->slice >= t->first_slice && c->slice < t->nslices) {
             t->done[c->slice]++;
-            if (ab_keep(&t->lat[c->side], ab_now() - c->sent_ns) != 0) {
+            if (ab_keep(&t->lat[c->side], bench_now_ns() - c->sent_ns) != 0) {
                 fprintf(stderr, "bench_ab: more than %ld answers on one side of a thread\n",
                         AB_MAX_SAMPLES);
                 t->failed = 1;
@@ -302,8 +275,8 @@ static void *ab_run(void *arg)
             t->failed = 1;
             goto out;
         }
-        c[i].fd = ab_connect(cfg->port[c[i].side]);
-        c[i].born_ns = ab_now();
+        c[i].fd = bench_connect(cfg->port[c[i].side]);
+        c[i].born_ns = bench_now_ns();
         if (c[i].fd < 0) {
             fprintf(stderr, "bench_ab: cannot connect to port %u\n", cfg->port[c[i].side]);
             t->failed = 1;
@@ -311,7 +284,7 @@ static void *ab_run(void *arg)
         }
     }
     for (;;) {
-        uint64_t now = ab_now();
+        uint64_t now = bench_now_ns();
         long k;
         int side;
         int n;
@@ -332,8 +305,8 @@ static void *ab_run(void *arg)
                 ab_drop(&c[i], ep);
             }
             if (c[i].fd < 0) {
-                c[i].fd = ab_connect(cfg->port[side]);
-                c[i].born_ns = ab_now();
+                c[i].fd = bench_connect(cfg->port[side]);
+                c[i].born_ns = bench_now_ns();
                 if (c[i].fd < 0) {
                     t->errors[side]++;
                     continue;
@@ -350,7 +323,7 @@ static void *ab_run(void *arg)
             }
         }
         /* Wake at the next slice boundary at the latest (rounded up to a millisecond). */
-        now = ab_now();
+        now = bench_now_ns();
         timeout = now >= t->t0 + (uint64_t)(k + 1) * slice_ns
                       ? 0
                       : (int)((t->t0 + (uint64_t)(k + 1) * slice_ns - now + 999999) / 1000000);
@@ -363,7 +336,7 @@ static void *ab_run(void *arg)
                 continue;
             }
             if (x->fd >= 0 && x->busy && ab_read(t, x, ep) && !t->failed) {
-                uint64_t at = ab_now();
+                uint64_t at = bench_now_ns();
                 long kk = (long)((at - t->t0) / slice_ns);
 
                 /* Its side still has the load: the next request goes now, not at the top of
@@ -380,7 +353,7 @@ static void *ab_run(void *arg)
     }
     /* Requests sent in the last slices are answered after the end: collect them, so the last
      * slice counts as fully as every other (a bounded wait: four slices). */
-    while (!t->failed && ab_now() < stop + 4 * slice_ns) {
+    while (!t->failed && bench_now_ns() < stop + 4 * slice_ns) {
         int busy = 0;
         int n;
 
@@ -413,14 +386,6 @@ out:
     }
     free(c);
     return NULL;
-}
-
-static int ab_cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-
-    return (x > y) - (x < y);
 }
 
 static int ab_cmp_dbl(const void *a, const void *b)
@@ -516,7 +481,7 @@ static int ab_request(const struct ab_cfg *cfg, char *buf, size_t cap)
 
 static void ab_print_side(const char *name, struct ab_lat *l, long errors, double secs)
 {
-    qsort(l->v, (size_t)l->n, sizeof(uint64_t), ab_cmp_u64);
+    qsort(l->v, (size_t)l->n, sizeof(uint64_t), bench_cmp_u64);
     printf("\"%s\":{\"requests\":%ld,\"errors\":%ld,\"rps\":%.0f,\"p50_us\":%.1f,"
            "\"p90_us\":%.1f,\"p99_us\":%.1f}",
            name, l->n, errors, secs > 0 ? (double)l->n / secs : 0.0, ab_pct_us(l->v, l->n, 0.5),
@@ -621,7 +586,7 @@ int main(int argc, char **argv)
      * rounded up to a group. */
     first_slice = (cfg.warm_ms + 4 * cfg.slice_ms - 1) / (4 * cfg.slice_ms) * 4;
     nslices = first_slice + (cfg.secs * 1000 + 4 * cfg.slice_ms - 1) / (4 * cfg.slice_ms) * 4;
-    t0 = ab_now();
+    t0 = bench_now_ns();
     memset(th, 0, sizeof(th));
     for (int i = 0; i < cfg.threads; i++) {
         th[i].cfg = &cfg;

@@ -43,10 +43,12 @@
 
 #include <arpa/inet.h>
 
-#define HIT_MAX_HEADERS 8
-#define HIT_MAX_CONNS 256
-#define HIT_MAX_N 10000000L
-#define HIT_MAX_ANSWER (4 * 1024 * 1024) /* ceiling on one answer, head and body */
+#include "bench_net.h"
+
+#define HIT_MAX_HEADERS  8
+#define HIT_MAX_CONNS    256
+#define HIT_MAX_N        10000000L
+#define HIT_MAX_ANSWER   (4 * 1024 * 1024) /* ceiling on one answer, head and body */
 #define HIT_MAX_REQ_BODY (1024 * 1024)
 
 struct hit_cfg {
@@ -78,36 +80,6 @@ struct hit_worker {
     int status;
     size_t body_bytes;
 };
-
-static uint64_t hit_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int hit_connect(unsigned port)
-{
-    struct sockaddr_in sa;
-    int one = 1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0) {
-        return -1;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    /* Requests are small and sent whole: no Nagle delay, as any HTTP client does. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
 
 /* Builds one request for key index k into buf; returns its length or -1 if it does not fit. */
 static int hit_request(const struct hit_cfg *cfg, long k, char *buf, size_t cap)
@@ -266,7 +238,7 @@ static void *hit_worker_run(void *arg)
         int closed;
         size_t body = 0;
 
-        if (hit_now_ns() > w->deadline_ns) {
+        if (bench_now_ns() > w->deadline_ns) {
             break;
         }
         if (cfg->gap_us > 0 && i > 0) {
@@ -275,7 +247,7 @@ static void *hit_worker_run(void *arg)
             nanosleep(&gap, NULL);
         }
         if (fd < 0) {
-            fd = hit_connect(cfg->port);
+            fd = bench_connect(cfg->port);
             if (fd < 0) {
                 w->errors++;
                 continue;
@@ -287,13 +259,13 @@ static void *hit_worker_run(void *arg)
             w->errors++;
             break;
         }
-        t0 = hit_now_ns();
+        t0 = bench_now_ns();
         if (hit_write_all(fd, req, (size_t)len) != 0) {
             status = -1;
         } else {
             status = hit_read_answer(fd, ans, HIT_MAX_ANSWER + 1, &body, &closed);
         }
-        t1 = hit_now_ns();
+        t1 = bench_now_ns();
         if (status < 0 || closed) {
             close(fd);
             fd = -1;
@@ -318,14 +290,6 @@ out:
     free(req);
     free(ans);
     return NULL;
-}
-
-static int hit_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-
-    return (x > y) - (x < y);
 }
 
 static double hit_pct(const uint64_t *v, long n, double p)
@@ -354,12 +318,12 @@ static int hit_latency(const struct hit_cfg *cfg)
     if (w == NULL || th == NULL) {
         goto out;
     }
-    start = hit_now_ns();
+    start = bench_now_ns();
     for (i = 0; i < cfg->conns; i++) {
         w[i].cfg = cfg;
         w[i].index = i;
-        w[i].deadline_ns = cfg->max_ms > 0 ? start + (uint64_t)cfg->max_ms * 1000000ULL
-                                           : UINT64_MAX;
+        w[i].deadline_ns =
+            cfg->max_ms > 0 ? start + (uint64_t)cfg->max_ms * 1000000ULL : UINT64_MAX;
         w[i].lat_ns = calloc((size_t)cfg->n, sizeof(uint64_t));
         if (w[i].lat_ns == NULL || pthread_create(&th[i], NULL, hit_worker_run, &w[i]) != 0) {
             fprintf(stderr, "bench_hit: cannot start worker %d\n", i);
@@ -377,7 +341,7 @@ static int hit_latency(const struct hit_cfg *cfg)
             body_bytes = w[i].body_bytes;
         }
     }
-    elapsed = hit_now_ns() - start;
+    elapsed = bench_now_ns() - start;
     all = malloc((size_t)(total > 0 ? total : 1) * sizeof(uint64_t));
     if (all == NULL) {
         goto out;
@@ -389,7 +353,7 @@ static int hit_latency(const struct hit_cfg *cfg)
             sum += (double)w[i].lat_ns[j];
         }
     }
-    qsort(all, (size_t)total, sizeof(uint64_t), hit_cmp);
+    qsort(all, (size_t)total, sizeof(uint64_t), bench_cmp_u64);
     printf("{\"requests\":%ld,\"errors\":%ld,\"conns\":%d,\"p50_us\":%.1f,\"p90_us\":%.1f,"
            "\"p99_us\":%.1f,\"min_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,\"rps\":%.0f,"
            "\"status\":%d,\"body_bytes\":%zu}\n",
@@ -476,7 +440,7 @@ static int hit_exec_first(const struct hit_cfg *cfg)
     if (len < 0) {
         goto out;
     }
-    t0 = hit_now_ns();
+    t0 = bench_now_ns();
     deadline = t0 + (uint64_t)(cfg->max_ms > 0 ? cfg->max_ms : 5000) * 1000000ULL;
     pid = fork();
     if (pid < 0) {
@@ -486,11 +450,11 @@ static int hit_exec_first(const struct hit_cfg *cfg)
         execvp(cfg->cmd[0], cfg->cmd);
         _exit(127);
     }
-    while (hit_now_ns() < deadline) {
+    while (bench_now_ns() < deadline) {
         struct timespec pause = {0, 50000}; /* 50 us between attempts */
         size_t body;
         int closed;
-        int fd = hit_connect(cfg->port);
+        int fd = bench_connect(cfg->port);
 
         attempts++;
         if (fd >= 0) {
@@ -499,7 +463,7 @@ static int hit_exec_first(const struct hit_cfg *cfg)
             }
             close(fd);
             if (status == cfg->expect) {
-                double ms = (double)(hit_now_ns() - t0) / 1e6;
+                double ms = (double)(bench_now_ns() - t0) / 1e6;
 
                 printf("{\"exec_to_first_ms\":%.3f,\"status\":%d,\"attempts\":%ld,"
                        "\"minflt\":%ld,\"hwm_kb\":%ld}\n",
@@ -612,11 +576,11 @@ static int hit_parse(int argc, char **argv, struct hit_cfg *cfg)
     if (cfg->port == 0 || cfg->port > 65535 || cfg->path == NULL || cfg->path[0] != '/' ||
         cfg->n < 1 || cfg->n > HIT_MAX_N || cfg->warmup < 0 || cfg->warmup > HIT_MAX_N ||
         cfg->conns < 1 || cfg->conns > HIT_MAX_CONNS || cfg->keys < 0 || cfg->gap_us < 0 ||
-        cfg->gap_us > 10000000 ||
-        (cfg->exec_first && (cfg->cmd == NULL || cfg->cmd[0] == NULL))) {
-        fprintf(stderr, "usage: bench_hit --port P --path /PATH [-H 'K: V']... [-n N] [-w W] "
-                        "[-c 1..%d] [--keys K] [--method M] [--body-file F] [--max-ms MS] "
-                        "[--expect STATUS] [--gap-us US] [--exec-first -- CMD ARGS...]\n",
+        cfg->gap_us > 10000000 || (cfg->exec_first && (cfg->cmd == NULL || cfg->cmd[0] == NULL))) {
+        fprintf(stderr,
+                "usage: bench_hit --port P --path /PATH [-H 'K: V']... [-n N] [-w W] "
+                "[-c 1..%d] [--keys K] [--method M] [--body-file F] [--max-ms MS] "
+                "[--expect STATUS] [--gap-us US] [--exec-first -- CMD ARGS...]\n",
                 HIT_MAX_CONNS);
         return -1;
     }
