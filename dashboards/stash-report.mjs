@@ -711,10 +711,10 @@ export function report(t, opts = {}) {
   const bucket = bucketFor(t.lastMs === null ? 0 : t.lastMs - t.firstMs);
   const names = r.byFunction.map((f) => f.functionName);
   const bz = bucketize(t, bucket.ms, names);
-  const four = (b) => ({ startMs: b.startMs, cacheHits: b.cacheHits, cacheMisses: b.cacheMisses,
-    upstreamCalls: b.upstreamCalls });
-  r.series = { bucketMs: bucket.ms, bucket: bucket.label, overall: bz.all.map(four),
-    byFunction: names.map((n) => ({ functionName: n, buckets: bz.byFn.get(n).map(four) })) };
+  const cols = (b) => ({ startMs: b.startMs, cacheHits: b.cacheHits, cacheMisses: b.cacheMisses,
+    upstreamCalls: b.upstreamCalls, cacheRefreshes: b.cacheRefreshes });
+  r.series = { bucketMs: bucket.ms, bucket: bucket.label, overall: bz.all.map(cols),
+    byFunction: names.map((n) => ({ functionName: n, buckets: bz.byFn.get(n).map(cols) })) };
 
   const ssmCalls = r._ssmCalls;
   delete r._ssmCalls;

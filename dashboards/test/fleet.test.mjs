@@ -104,7 +104,8 @@ test('byFunction matches the hand-computed fleet, most calls avoided first', () 
 test('series: one-minute buckets of the hand-computed fleet, overall and per function', () => {
   const r = report(summarize(TEXT), parseArgs(GIVEN));
   assert.equal(r.series.bucketMs, 60000);
-  const b = (i, h, m, u) => ({ startMs: T0 + i * 60000, cacheHits: h, cacheMisses: m, upstreamCalls: u });
+  const b = (i, h, m, u) => ({ startMs: T0 + i * 60000, cacheHits: h, cacheMisses: m, upstreamCalls: u,
+    cacheRefreshes: 0 });
   assert.deepEqual(r.series.overall, [b(0, 3, 5, 5), b(1, 5, 0, 0), b(2, 10, 1, 1)]);
   assert.deepEqual(r.series.byFunction, [
     { functionName: 'alpha', buckets: [b(0, 3, 3, 3), b(1, 5, 0, 0), b(2, 4, 1, 1)] },
@@ -219,4 +220,25 @@ test('input: filter-log-events and get-log-events JSON, pages one after another,
   const flag = spawnSync(process.execPath, [REPORT, '--baseline', 'per-month'], { input: TEXT.join('\n'), encoding: 'utf8' });
   assert.equal(flag.status, 2);
   assert.match(flag.stderr, /--baseline/);
+});
+
+test('series: background refreshes are counted in the bucket and function they were started in', () => {
+  // alpha's a2 (minute 1) started 2 refreshes, beta's b2 (minute 2) 1: each refresh made its call.
+  const withRefreshes = (l, n) => {
+    const d = JSON.parse(l);
+    d._aws.CloudWatchMetrics[0].Metrics.push({ Name: 'CacheRefreshes', Unit: 'Count' });
+    d.CacheRefreshes = n;
+    d.UpstreamCalls += n;
+    d.SecretsManagerCalls += n;
+    return JSON.stringify(d);
+  };
+  const text = TEXT.map((l, i) => (i === 3 ? withRefreshes(l, 2) : i === 5 ? withRefreshes(l, 1) : l));
+  const r = report(summarize(text), parseArgs(GIVEN));
+  assert.equal(r.cacheRefreshes, 3);
+  assert.deepEqual(r.series.overall.map((x) => x.cacheRefreshes), [0, 2, 1]);
+  assert.deepEqual(r.series.byFunction.map((f) => [f.functionName, f.buckets.map((x) => x.cacheRefreshes)]),
+    [['alpha', [0, 2, 0]], ['beta', [0, 0, 1]]]);
+  const j = spawnSync(process.execPath, [REPORT, '--json', ...GIVEN], { input: text.join('\n'), encoding: 'utf8' });
+  assert.equal(j.status, 0, j.stderr);
+  assert.deepEqual(JSON.parse(j.stdout).series.overall.map((x) => x.cacheRefreshes), [0, 2, 1]);
 });
