@@ -2,7 +2,14 @@
  *
  * Input: 3 bytes of configuration (max_items 0..5, max_bytes 0 or 1..64, stale_max_ms), then
  * operations until the input ends:
- *   op % 4 == 0 or 1  get:     [op][key:3 flags:2 ahead:1 run:1][ttl:3 status:3][value length]
+ *   op % 4 == 0       get:     [op][key:3 flags:2 ahead:1 run:1][ttl:3 status:3][value length]
+ *   op % 4 == 1       lead:    [op][key:3 flags:2 twice:1][ttl:3 status:3][value length]
+ *                     cache_lead, and when it leads, the same fill's answer through
+ *                     cache_complete: the store must end as a get with that fill would leave it
+ *                     (same outcome, same answer).  twice: a second cache_lead of the key,
+ *                     with the same flags, while the first leads: it must find the fill
+ *                     running and do nothing (with the same flags no fresh entry can answer it:
+ *                     the first found none, or was asked to refresh).
  *   op % 4 == 2       advance: [op][ms]  the injected clock moves forward
  *   op % 4 == 3       clear
  * The fill answers a body unique to its call (so a served value names the fill that made it) and
@@ -237,8 +244,8 @@ static enum facts_outcome model_get(struct run *r, int k, uint64_t ttl, unsigned
 static void do_get(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t len)
 {
     int k = a & 7;
-    unsigned flags = ((a >> 3) & 3) | ((a & 0x20) ? CACHE_AHEAD : 0) |
-                     ((a & 0x40) ? CACHE_AHEAD_RUN : 0);
+    unsigned flags =
+        ((a >> 3) & 3) | ((a & 0x20) ? CACHE_AHEAD : 0) | ((a & 0x40) ? CACHE_AHEAD_RUN : 0);
     uint64_t ttl = s_ttls[b & 7];
     struct cache_ref v;
     enum facts_outcome got;
@@ -279,6 +286,80 @@ static void do_get(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t
     if (v.status != status || v.len != body_len || memcmp(v.body, body, body_len) != 0 ||
         v.body[v.len] != '\0') {
         mismatch("value served");
+    }
+    cache_ref_release(&v);
+}
+
+/* cache_lead / cache_complete against the same model as a get: a lead is a get whose fill runs
+ * outside the cache (no refresh-ahead; a TTL of 0 comes as CACHE_BYPASS, as cache.h asks). */
+static void do_lead(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t len)
+{
+    int k = a & 7;
+    unsigned flags = (a >> 3) & (CACHE_REFRESH | CACHE_BYPASS);
+    uint64_t ttl = s_ttls[b & 7];
+    struct cache_flight *lead = NULL;
+    struct cache_ref v;
+    struct cache_value result;
+    struct cache_stats st;
+    enum facts_outcome got;
+    enum facts_outcome want;
+    int fill_runs;
+    int status;
+    const char *body;
+    size_t body_len = 0;
+    int due_ok;
+    int empty;
+
+    if (ttl == 0) {
+        flags |= CACHE_BYPASS;
+    }
+    r->status = s_statuses[(b >> 3) & 7];
+    r->len = len % BODY_MAX;
+    r->called = 0;
+    memset(&v, 0, sizeof(v));
+    got = cache_lead(c, s_keys[k], strlen(s_keys[k]), flags, &lead, &v);
+    if (got == FACTS_MISS) {
+        if (lead == NULL) {
+            mismatch("a lead without its flight");
+        }
+        if (a & 0x20) {
+            struct cache_flight *second = NULL;
+            struct cache_ref w;
+
+            memset(&w, 0, sizeof(w));
+            if (cache_lead(c, s_keys[k], strlen(s_keys[k]), flags, &second, &w) != FACTS_WAITED ||
+                second != NULL || w.blob != NULL) {
+                mismatch("a second lead while the first runs");
+            }
+            cache_stats(c, &st);
+            if (st.flights != 1) {
+                mismatch("flights while a lead runs");
+            }
+        }
+        memset(&result, 0, sizeof(result));
+        fill(r, &result);
+        got = cache_complete(c, lead, ttl, &result, &v);
+    }
+    want = model_get(r, k, ttl, flags, &fill_runs, &status, &body, &body_len, 0, &due_ok, &empty);
+    if (!body) {
+        body = r->body;
+        body_len = r->len;
+    }
+    if (got != want) {
+        mismatch("lead outcome");
+    }
+    if (r->called != fill_runs && want != FACTS_BYPASS) {
+        mismatch("whether the lead led");
+    }
+    if (want == FACTS_BYPASS) {
+        if (r->called || v.blob || v.body) {
+            mismatch("a bypassing lead did something");
+        }
+        return;
+    }
+    if (v.status != status || v.len != body_len || memcmp(v.body, body, body_len) != 0 ||
+        v.body[v.len] != '\0') {
+        mismatch("value a lead served");
     }
     cache_ref_release(&v);
 }
@@ -329,7 +410,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 i = size;
                 break;
             }
-            do_get(c, r, data[i], data[i + 1], data[i + 2]);
+            if (op % 4 == 0) {
+                do_get(c, r, data[i], data[i + 1], data[i + 2]);
+            } else {
+                do_lead(c, r, data[i], data[i + 1], data[i + 2]);
+            }
             i += 3;
             break;
         case 2:
