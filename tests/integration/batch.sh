@@ -16,6 +16,8 @@ secrets[4]["Versions"] = [{"SecretBinary": "AAEC/w=="}]
 secrets.append({"Name": "denied", "AccessDenied": True, "Versions": [{"SecretString": "x"}]})
 types = ["String", "SecureString", "StringList"]
 params = [{"Name": "/p/%02d" % i, "Type": types[i % 3], "Value": "pv-%02d,\u00fc" % i} for i in range(12)]
+params.append({"Name": "/p/v", "Type": "String", "Versions": [
+    {"Version": 1, "Value": "one", "Labels": ["old"]}, {"Version": 2, "Value": "two"}]})
 json.dump({"AccountId": "123456789012", "Secrets": secrets, "Parameters": params},
           open(sys.argv[1], "w"), ensure_ascii=False)
 EOF
@@ -173,6 +175,20 @@ expect_eq "InvalidParameters" "['/p/missing']" "$(j 'd["InvalidParameters"]')"
 expect_eq "the single path reads its entries: 200" 200 \
   "$(get "$U/systemsmanager/parameters/get?name=%2Fp%2F01&withDecryption=true")"
 expect_eq "... as a hit" "1 0" "$(calls GetParameters GetParameter)"
+# A selector in a batch name ("/p/v:1") is the same GetParameter(s) Name as the single path's
+# name=/p/v&version=1 (or name=/p/v:1, or a label): one cache entry for all of them.
+expect_eq "a batch of /p/v:1 and /p/v:old: 200" 200 "$(get "$P?name=%2Fp%2Fv%3A1&name=%2Fp%2Fv%3Aold")"
+expect_eq "... one more GetParameters" "2 0" "$(calls GetParameters GetParameter)"
+expect_eq "... the two versions' values" "['one', 'one']" "$(j '[p["Value"] for p in d["Parameters"]]')"
+expect_eq "name=/p/v&version=1 after it: 200" 200 "$(get "$U/systemsmanager/parameters/get?name=%2Fp%2Fv&version=1")"
+expect_eq "... its value" "one" "$(j 'd["Parameter"]["Value"]')"
+expect_eq "... a hit of the batch's entry" "2 0" "$(calls GetParameters GetParameter)"
+expect_eq "name=/p/v&label=old and name=/p/v:1: 200 200" "200 200" \
+  "$(get "$U/systemsmanager/parameters/get?name=%2Fp%2Fv&label=old") $(get "$U/systemsmanager/parameters/get?name=%2Fp%2Fv%3A1")"
+expect_eq "... hits too" "2 0" "$(calls GetParameters GetParameter)"
+expect_eq "name=/p/v&version=2 is another entry: 200" 200 "$(get "$U/systemsmanager/parameters/get?name=%2Fp%2Fv&version=2")"
+expect_eq "... one GetParameter" "2 1" "$(calls GetParameters GetParameter)"
+expect_eq "... with version 2's value" "two" "$(j 'd["Parameter"]["Value"]')"
 q=$(python3 -c 'print("&".join("name=/x%d" % i for i in range(11)))')
 expect_eq "11 names: 400" 400 "$(get "$P?$q")"
 finish

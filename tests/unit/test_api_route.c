@@ -510,7 +510,7 @@ static void test_cache_keys(void **state)
         {"/systemsmanager/parameters/get", "name=a"},
         {"/systemsmanager/parameters/get", "name=a&withDecryption=true"},
         {"/systemsmanager/parameters/get", "name=a&version=1"},
-        {"/systemsmanager/parameters/get", "name=a&label=1"},
+        {"/systemsmanager/parameters/get", "name=a&label=x"},
     };
     char keys[9][256];
     size_t lens[9];
@@ -532,6 +532,22 @@ static void test_cache_keys(void **state)
     assert_memory_equal(again, keys[0], lens[0]);
     /* A buffer too small gives 0, never a truncated key. */
     assert_int_equal(api_cache_key(&r, again, 4), 0);
+    /* A parameter's key is the Name stash sends to AWS: a selector in the name, as version or
+     * as label is one request ("a:1"; a label cannot start with a digit, so AWS reads it as
+     * the version), and so one entry; the batch path's ids carry selectors in the name. */
+    route("GET", "/systemsmanager/parameters/get", "name=a:1", s_auth, &r);
+    assert_int_equal(api_cache_key(&r, again, sizeof(again)), lens[7]);
+    assert_memory_equal(again, keys[7], lens[7]);
+    route("GET", "/systemsmanager/parameters/get", "name=a&label=1", s_auth, &r);
+    assert_int_equal(api_cache_key(&r, again, sizeof(again)), lens[7]);
+    assert_memory_equal(again, keys[7], lens[7]);
+    route("GET", "/systemsmanager/parameters/get", "name=a:x", s_auth, &r);
+    assert_int_equal(api_cache_key(&r, again, sizeof(again)), lens[8]);
+    assert_memory_equal(again, keys[8], lens[8]);
+    /* An empty selector is no selector (as for the request sent). */
+    route("GET", "/systemsmanager/parameters/get", "name=a&version=", s_auth, &r);
+    assert_int_equal(api_cache_key(&r, again, sizeof(again)), lens[5]);
+    assert_memory_equal(again, keys[5], lens[5]);
 }
 
 /* stash's shaping parameters: parsed into r.shape, checked against each other and the route,
