@@ -391,20 +391,22 @@ static size_t key_put(char *out, size_t outlen, size_t at, const char *s, size_t
 
 size_t api_cache_key(const struct api_route *r, char *out, size_t outlen)
 {
-    const char *sel = NULL;
-    char head[3] = {0, 0, 0};
+    const char *sel;
     size_t at;
 
     if (r->kind == API_ROUTE_SECRET) {
-        head[0] = 'S';
-        head[1] = (char)(r->version_id ? 'i' : r->version_stage ? 's' : '-');
+        const char head[2] = {'S', (char)(r->version_id ? 'i' : r->version_stage ? 's' : '-')};
+
         sel = r->version_id ? r->version_id : r->version_stage;
+        at = key_put(out, outlen, 0, head, 2);
+        at = key_put(out, outlen, at, r->id, strlen(r->id));
+        at = key_put(out, outlen, at, sel ? sel : "", sel ? strlen(sel) : 0);
     } else if (r->kind == API_ROUTE_PARAMETER) {
         /* The key holds the Name sent to AWS (cache/aws.c): the name, then ':' and the version
          * or label when one is given.  name=/x&version=3, name=/x:3 and the batch path's "/x:3"
          * are one GetParameter(s) request, so they read one entry. */
-        head[0] = r->with_decryption ? 'D' : 'P';
-        head[1] = ':';
+        const char head[2] = {r->with_decryption ? 'D' : 'P', ':'};
+
         sel = r->version && *r->version ? r->version : r->label && *r->label ? r->label : NULL;
         at = key_put(out, outlen, 0, head, 2);
         at = key_put(out, outlen, at, r->id, strlen(r->id));
@@ -412,13 +414,9 @@ size_t api_cache_key(const struct api_route *r, char *out, size_t outlen)
             out[at - 1] = ':'; /* the name's separator becomes the selector's colon */
             at = key_put(out, outlen, at, sel, strlen(sel));
         }
-        return at == SIZE_MAX ? 0 : at;
     } else {
         return 0;
     }
-    at = key_put(out, outlen, 0, head, 2);
-    at = key_put(out, outlen, at, r->id, strlen(r->id));
-    at = key_put(out, outlen, at, sel ? sel : "", sel ? strlen(sel) : 0);
     return at == SIZE_MAX ? 0 : at;
 }
 
