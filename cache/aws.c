@@ -1144,11 +1144,6 @@ void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
         bad_request(out, "name is required");
         return;
     }
-    r = region_for(c, req->name, &why);
-    if (!r) {
-        bad_request(out, why);
-        return;
-    }
     if (req->version && *req->version) {
         sel = req->version;
     } else if (req->label && *req->label) {
@@ -1157,6 +1152,14 @@ void aws_get_parameter(struct aws_client *c, const struct aws_ssm_request *req,
     (void)buf_puts(&name, req->name);
     if (sel) {
         (void)buf_printf(&name, ":%s", sel);
+    }
+    /* The Region comes from the Name as sent (as for GetParameters), which is also what the
+     * local cache keys the answer by: one Name, one Region, one entry. */
+    r = buf_error(&name) ? NULL : region_for(c, name.data, &why);
+    if (!r) {
+        bad_request(out, why ? why : "request too large");
+        buf_release(&name);
+        return;
     }
     k.s = &r->ssm;
     k.name = name.data;

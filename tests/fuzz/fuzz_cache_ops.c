@@ -322,13 +322,16 @@ static void do_lead(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_
         if (lead == NULL) {
             mismatch("a lead without its flight");
         }
+        if (v.blob || v.body || v.len) {
+            mismatch("a lead's miss answered something");
+        }
         if (a & 0x20) {
             struct cache_flight *second = NULL;
             struct cache_ref w;
 
             memset(&w, 0, sizeof(w));
             if (cache_lead(c, s_keys[k], strlen(s_keys[k]), flags, &second, &w) != FACTS_WAITED ||
-                second != NULL || w.blob != NULL) {
+                second != NULL || w.blob != NULL || w.body != NULL || w.len != 0) {
                 mismatch("a second lead while the first runs");
             }
             cache_stats(c, &st);

@@ -81,6 +81,14 @@ expect_eq "an eu-west-1 parameter ARN: 200" 200 "$(get $SSM "name=$EU_PARAM")"
 expect_eq "its value is the eu-west-1 fake-aws's" eu-param "$(j 'd["Parameter"]["Value"]')"
 expect_eq "it went to eu-west-1's endpoint only" "0 1" \
   "$(stat "$US" GetParameter calls) $(stat "$EU" GetParameter calls)"
+# The Region comes from the Name sent (name, then ":" and the label), as the cache key does: an
+# ARN split across name and label is the same ARN, so it goes to eu-west-1 too.
+split=$(curl -s -o "$T/body" -w '%{http_code}' -H "$H" -G --data-urlencode "name=arn:aws:ssm:eu-west-1" \
+  --data-urlencode "label=$ACCOUNT:parameter/eu/p" --data-urlencode "refreshNow=true" "$U$SSM")
+expect_eq "an ARN split across name and label: 200, eu-west-1's value" "200 eu-param" \
+  "$split $(j 'd["Parameter"]["Value"]')"
+expect_eq "  it went to eu-west-1's endpoint" "0 2" \
+  "$(stat "$US" GetParameter calls) $(stat "$EU" GetParameter calls)"
 expect_eq "the ARN again: 200, from the cache" 200 "$(get $SM "secretId=$EU_SECRET")"
 expect_eq "no second call" 1 "$(stat "$EU" GetSecretValue calls)"
 expect_eq "every signature was right for the Region it reached" "0 0" \
