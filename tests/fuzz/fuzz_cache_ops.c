@@ -241,6 +241,22 @@ static enum facts_outcome model_get(struct run *r, int k, uint64_t ttl, unsigned
     return FACTS_MISS;
 }
 
+/* The answer v must be the model's: status and body (NULL: the fill's own answer), NUL-ended;
+ * then v is released.  what names the operation in a mismatch. */
+static void expect_served(const struct run *r, struct cache_ref *v, int status, const char *body,
+                          size_t body_len, const char *what)
+{
+    if (!body) {
+        body = r->body;
+        body_len = r->len;
+    }
+    if (v->status != status || v->len != body_len || memcmp(v->body, body, body_len) != 0 ||
+        v->body[v->len] != '\0') {
+        mismatch(what);
+    }
+    cache_ref_release(v);
+}
+
 static void do_get(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t len)
 {
     int k = a & 7;
@@ -264,10 +280,6 @@ static void do_get(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t
     /* The model runs second: it needs the answer the fill just gave. */
     want = model_get(r, k, ttl, flags, &fill_runs, &status, &body, &body_len, v.refresh_due,
                      &due_ok, &empty);
-    if (!body) {
-        body = r->body;
-        body_len = r->len;
-    }
     if (got != want) {
         mismatch("outcome");
     }
@@ -283,11 +295,7 @@ static void do_get(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_t
         }
         return;
     }
-    if (v.status != status || v.len != body_len || memcmp(v.body, body, body_len) != 0 ||
-        v.body[v.len] != '\0') {
-        mismatch("value served");
-    }
-    cache_ref_release(&v);
+    expect_served(r, &v, status, body, body_len, "value served");
 }
 
 /* cache_lead / cache_complete against the same model as a get: a lead is a get whose fill runs
@@ -344,10 +352,6 @@ static void do_lead(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_
         got = cache_complete(c, lead, ttl, &result, &v);
     }
     want = model_get(r, k, ttl, flags, &fill_runs, &status, &body, &body_len, 0, &due_ok, &empty);
-    if (!body) {
-        body = r->body;
-        body_len = r->len;
-    }
     if (got != want) {
         mismatch("lead outcome");
     }
@@ -360,11 +364,7 @@ static void do_lead(struct cache *c, struct run *r, uint8_t a, uint8_t b, uint8_
         }
         return;
     }
-    if (v.status != status || v.len != body_len || memcmp(v.body, body, body_len) != 0 ||
-        v.body[v.len] != '\0') {
-        mismatch("value a lead served");
-    }
-    cache_ref_release(&v);
+    expect_served(r, &v, status, body, body_len, "value a lead served");
 }
 
 static void check(struct cache *c, const struct run *r)
