@@ -86,12 +86,14 @@ void batch_error_type(const char *body, size_t len, char *type, size_t typelen)
     cJSON_Delete(root);
 }
 
-enum stash_err batch_render_secrets(const struct batch_item *items, size_t n, struct buf *out)
+/* Appends the object `object` reads from each item answered 200, each followed by close,
+ * comma-separated; 0 when an answer is not the shape `object` reads. */
+static int put_values(const struct batch_item *items, size_t n,
+                      int (*object)(const struct batch_item *, const char **, size_t *),
+                      const char *close, struct buf *out)
 {
     const char *sep = "";
-    char type[128];
 
-    (void)buf_puts(out, "{\"SecretValues\":[");
     for (size_t i = 0; i < n; i++) {
         const char *p;
         size_t len;
@@ -99,16 +101,28 @@ enum stash_err batch_render_secrets(const struct batch_item *items, size_t n, st
         if (items[i].status != 200) {
             continue;
         }
-        if (!secret_object(&items[i], &p, &len)) {
-            return STASH_EINVAL;
+        if (!object(&items[i], &p, &len)) {
+            return 0;
         }
         (void)buf_puts(out, sep);
         (void)buf_append(out, p, len);
-        (void)buf_putc(out, '}');
+        (void)buf_puts(out, close);
         sep = ",";
     }
+    return 1;
+}
+
+enum stash_err batch_render_secrets(const struct batch_item *items, size_t n, struct buf *out)
+{
+    const char *sep = "";
+    char type[128];
+
+    (void)buf_puts(out, "{\"SecretValues\":[");
+    /* secret_object leaves out the closing brace with "ResultMetadata". */
+    if (!put_values(items, n, secret_object, "}", out)) {
+        return STASH_EINVAL;
+    }
     (void)buf_puts(out, "],\"Errors\":[");
-    sep = "";
     for (size_t i = 0; i < n; i++) {
         if (items[i].status == 200) {
             continue;
@@ -146,22 +160,10 @@ enum stash_err batch_render_parameters(const struct batch_item *items, size_t n,
         }
     }
     (void)buf_puts(out, "{\"Parameters\":[");
-    for (size_t i = 0; i < n; i++) {
-        const char *p;
-        size_t len;
-
-        if (items[i].status != 200) {
-            continue;
-        }
-        if (!parameter_object(&items[i], &p, &len)) {
-            return STASH_EINVAL;
-        }
-        (void)buf_puts(out, sep);
-        (void)buf_append(out, p, len);
-        sep = ",";
+    if (!put_values(items, n, parameter_object, "", out)) {
+        return STASH_EINVAL;
     }
     (void)buf_puts(out, "],\"InvalidParameters\":[");
-    sep = "";
     for (size_t i = 0; i < n; i++) {
         if (items[i].status != 200) {
             (void)buf_puts(out, sep);
